@@ -1,0 +1,54 @@
+# CMake helpers shared by every module.
+#
+#   budstikke_module(NAME SOURCES ... [DEPS ...])
+#       a static library for one module; include paths are rooted at the repository,
+#       so a module is included as "engine/bus/bus.hpp".
+#   budstikke_test(NAME SOURCES ... [DEPS ...] [LABEL unit|integration|bench] [TIMEOUT s]
+#                  [ENVIRONMENT ...])
+#       a GoogleTest executable registered with CTest under a label.
+
+set(BUDSTIKKE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
+    -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+if(BUDSTIKKE_WERROR)
+  list(APPEND BUDSTIKKE_WARNINGS -Werror)
+endif()
+
+function(budstikke_compile_options target)
+  target_compile_options(${target} PRIVATE ${BUDSTIKKE_WARNINGS})
+  if(BUDSTIKKE_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
+                                             -fno-sanitize-recover=undefined)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+function(budstikke_module name)
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${M_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)
+  target_link_libraries(${name} PUBLIC ${M_DEPS})
+  budstikke_compile_options(${name})
+endfunction()
+
+function(budstikke_executable name)
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${M_SOURCES})
+  target_link_libraries(${name} PRIVATE ${M_DEPS})
+  budstikke_compile_options(${name})
+endfunction()
+
+function(budstikke_test name)
+  cmake_parse_arguments(T "" "LABEL;TIMEOUT" "SOURCES;DEPS;ENVIRONMENT" ${ARGN})
+  if(NOT T_LABEL)
+    set(T_LABEL unit)
+  endif()
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main)
+  budstikke_compile_options(${name})
+  add_test(NAME ${name} COMMAND ${name} --gtest_color=no)
+  set_tests_properties(${name} PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT}
+    ENVIRONMENT "BUDSTIKKE_SOURCE_DIR=${PROJECT_SOURCE_DIR};BUDSTIKKE_BINARY_DIR=${PROJECT_BINARY_DIR};${T_ENVIRONMENT}")
+endfunction()

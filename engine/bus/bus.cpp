@@ -1,0 +1,709 @@
+#include "engine/bus/bus.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <set>
+
+#include "engine/core/log.hpp"
+
+namespace budstikke::bus {
+namespace {
+
+constexpr std::string_view kModule = "bus";
+
+struct ConfDeleter {
+  void operator()(rd_kafka_conf_t* c) const {
+    if (c) rd_kafka_conf_destroy(c);
+  }
+};
+using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
+
+struct TplDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* p) const {
+    if (p) rd_kafka_topic_partition_list_destroy(p);
+  }
+};
+using TplPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, TplDeleter>;
+
+Result<ConfPtr> make_conf(const KafkaSettings& s,
+                          const std::map<std::string, std::string>& overrides) {
+  ConfPtr conf(rd_kafka_conf_new());
+  char err[512];
+  auto set = [&](const std::string& k, const std::string& v) -> Status {
+    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+      return Error::permanent(ErrorDomain::kConfig, "kafka property " + k + ": " + err);
+    return {};
+  };
+  for (const auto& [k, v] : s.properties)
+    if (auto st = set(k, v); !st) return st.error();
+  for (const auto& [k, v] : overrides)
+    if (auto st = set(k, v); !st) return st.error();
+  rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t*, int level, const char* fac,
+                                          const char* buf) {
+    const auto l = level <= 3 ? log::Level::kError
+                              : (level <= 4 ? log::Level::kWarn
+                                            : (level <= 6 ? log::Level::kInfo : log::Level::kDebug));
+    log::write(l, "librdkafka", buf, {{"facility", fac}});
+  });
+  return conf;
+}
+
+// Error callback: librdkafka reports connection trouble here and retries by itself. Only
+// fatal errors matter to the owner; they are logged loudly.
+void error_cb(rd_kafka_t* rk, int err, const char* reason, void*) {
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char buf[512];
+    const auto orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+    log::error(kModule, "fatal kafka error", {{"error", rd_kafka_err2name(orig)}, {"reason", buf}});
+    return;
+  }
+  log::warn(kModule, "kafka client error",
+            {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))},
+             {"reason", reason}});
+}
+
+Error from_error_t(rd_kafka_error_t* e, std::string_view context) {
+  Error out;
+  out.domain = ErrorDomain::kKafka;
+  out.code = rd_kafka_error_code(e);
+  out.retriable = !rd_kafka_error_is_fatal(e) &&
+                  (rd_kafka_error_is_retriable(e) || rd_kafka_error_txn_requires_abort(e));
+  out.message = std::string(context) + ": " + rd_kafka_error_string(e);
+  if (rd_kafka_error_txn_requires_abort(e)) out.message += " (abort the transaction and retry)";
+  rd_kafka_error_destroy(e);
+  return out;
+}
+
+std::vector<rd_kafka_vu_t> build_vu(const Record& r, rd_kafka_headers_t*& hdrs) {
+  std::vector<rd_kafka_vu_t> vu;
+  vu.reserve(6);
+  rd_kafka_vu_t v{};
+  v.vtype = RD_KAFKA_VTYPE_TOPIC;
+  v.u.cstr = r.topic.c_str();
+  vu.push_back(v);
+  v = {};
+  v.vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  v.u.i = RD_KAFKA_MSG_F_COPY;
+  vu.push_back(v);
+  if (!r.key.empty()) {
+    v = {};
+    v.vtype = RD_KAFKA_VTYPE_KEY;
+    v.u.mem.ptr = const_cast<char*>(r.key.data());
+    v.u.mem.size = r.key.size();
+    vu.push_back(v);
+  }
+  v = {};
+  v.vtype = RD_KAFKA_VTYPE_VALUE;
+  v.u.mem.ptr = const_cast<char*>(r.value.data());
+  v.u.mem.size = r.value.size();
+  vu.push_back(v);
+  if (r.partition >= 0) {
+    v = {};
+    v.vtype = RD_KAFKA_VTYPE_PARTITION;
+    v.u.i32 = r.partition;
+    vu.push_back(v);
+  }
+  hdrs = nullptr;
+  if (!r.headers.empty()) {
+    hdrs = rd_kafka_headers_new(r.headers.size());
+    for (const auto& h : r.headers)
+      rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()), h.value.data(),
+                          static_cast<ssize_t>(h.value.size()));
+    v = {};
+    v.vtype = RD_KAFKA_VTYPE_HEADERS;
+    v.u.headers = hdrs;
+    vu.push_back(v);
+  }
+  return vu;
+}
+
+struct Pending {
+  DeliveryCallback cb;
+};
+
+void producer_dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+  auto* in_flight = static_cast<std::atomic<int64_t>*>(opaque);
+  std::unique_ptr<Pending> p(static_cast<Pending*>(m->_private));
+  if (p && p->cb) {
+    if (m->err) {
+      p->cb(kafka_error(m->err, std::string("delivery to ") + rd_kafka_topic_name(m->rkt)));
+    } else {
+      p->cb(Delivery{rd_kafka_topic_name(m->rkt), m->partition, m->offset});
+    }
+  }
+  in_flight->fetch_sub(1, std::memory_order_acq_rel);
+}
+
+}  // namespace
+
+std::string KafkaSettings::bootstrap() const {
+  const auto it = properties.find("bootstrap.servers");
+  return it == properties.end() ? std::string() : it->second;
+}
+
+bool is_retriable_code(int code) {
+  switch (static_cast<rd_kafka_resp_err_t>(code)) {
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+    case RD_KAFKA_RESP_ERR__WAIT_COORD:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__PREV_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR__IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS:
+    case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
+    case RD_KAFKA_RESP_ERR_FETCH_SESSION_ID_NOT_FOUND:
+    case RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_PREFERRED_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Error kafka_error(int code, std::string_view context) {
+  Error e;
+  e.domain = ErrorDomain::kKafka;
+  e.code = code;
+  e.retriable = is_retriable_code(code);
+  e.message = std::string(context) + ": " +
+              rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code)) + " (" +
+              rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(code)) + ")";
+  return e;
+}
+
+// ---------------------------------------------------------------- Producer
+
+Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings,
+                                                   const ProducerOptions& opts) {
+  auto conf = make_conf(settings, {{"enable.idempotence", "true"},
+                                   {"acks", "all"},
+                                   {"linger.ms", std::to_string(opts.linger_ms)},
+                                   {"queue.buffering.max.messages",
+                                    std::to_string(opts.max_in_flight_messages)},
+                                   {"queue.buffering.max.kbytes", "1048576"},
+                                   {"message.timeout.ms", std::to_string(opts.message_timeout_ms)},
+                                   {"compression.codec", opts.compression}});
+  if (!conf) return conf.error();
+  std::unique_ptr<Producer> p(new Producer());
+  rd_kafka_conf_set_opaque(conf->get(), &p->in_flight_);
+  rd_kafka_conf_set_dr_msg_cb(conf->get(), producer_dr_cb);
+  rd_kafka_conf_set_error_cb(conf->get(), error_cb);
+  char err[512];
+  p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof err);
+  if (!p->rk_) return Error::permanent(ErrorDomain::kKafka, std::string("producer: ") + err);
+  (void)conf->release();  // owned by rk_ now
+  p->poller_ = std::thread([raw = p.get()] { raw->poll_loop(); });
+  return p;
+}
+
+void Producer::poll_loop() {
+  while (!stop_.load(std::memory_order_acquire)) rd_kafka_poll(rk_, 100);
+}
+
+Producer::~Producer() {
+  if (!rk_) return;
+  if (auto st = flush(Millis(30000)); !st)
+    log::error(kModule, "producer closed with undelivered records",
+               {{"count", std::to_string(in_flight())}, {"error", st.error().message}});
+  stop_.store(true, std::memory_order_release);
+  if (poller_.joinable()) poller_.join();
+  rd_kafka_poll(rk_, 0);  // run any last callbacks on this thread
+  rd_kafka_destroy(rk_);
+}
+
+Status Producer::send(const Record& r, DeliveryCallback cb) {
+  rd_kafka_headers_t* hdrs = nullptr;
+  auto vu = build_vu(r, hdrs);
+  auto pending = std::make_unique<Pending>(Pending{std::move(cb)});
+  rd_kafka_vu_t op{};
+  op.vtype = RD_KAFKA_VTYPE_OPAQUE;
+  op.u.ptr = pending.get();
+  vu.push_back(op);
+  in_flight_.fetch_add(1, std::memory_order_acq_rel);
+  for (int attempt = 0;; ++attempt) {
+    rd_kafka_error_t* e = rd_kafka_produceva(rk_, vu.data(), vu.size());
+    if (!e) {
+      (void)pending.release();  // freed by the delivery report
+      return {};
+    }
+    const auto code = rd_kafka_error_code(e);
+    if (code == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < 300000) {
+      rd_kafka_error_destroy(e);
+      // Backpressure: the poll thread drains delivery reports; wait for room.
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      continue;
+    }
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    if (hdrs) rd_kafka_headers_destroy(hdrs);  // not taken over on failure
+    return from_error_t(e, "produce to " + r.topic);
+  }
+}
+
+Result<Delivery> Producer::send_sync(const Record& r, Millis timeout) {
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result<Delivery>> result;
+  };
+  auto st = std::make_shared<State>();
+  auto sent = send(r, [st](Result<Delivery> d) {
+    const std::lock_guard lock(st->mu);
+    st->result.emplace(std::move(d));
+    st->cv.notify_all();
+  });
+  if (!sent) return sent.error();
+  std::unique_lock lock(st->mu);
+  if (!st->cv.wait_for(lock, timeout, [&] { return st->result.has_value(); }))
+    return Error::transient(ErrorDomain::kKafka, "no delivery report for " + r.topic + " within " +
+                                                     std::to_string(timeout.count()) + " ms");
+  return std::move(*st->result);
+}
+
+Status Producer::flush(Millis timeout) {
+  const auto err = rd_kafka_flush(rk_, static_cast<int>(timeout.count()));
+  // rd_kafka_flush serves callbacks itself; the poll thread may still be running the last ones.
+  const auto deadline = std::chrono::steady_clock::now() + Millis(1000);
+  while (in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(Millis(1));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR || in_flight() > 0)
+    return kafka_error(err ? err : RD_KAFKA_RESP_ERR__TIMED_OUT,
+                       "flush (" + std::to_string(in_flight()) + " records in flight)");
+  return {};
+}
+
+int64_t Producer::in_flight() const { return in_flight_.load(std::memory_order_acquire); }
+
+// ---------------------------------------------------------------- Message
+
+Message::Message(rd_kafka_message_s* m) : m_(m) {}
+Message::~Message() {
+  if (m_) rd_kafka_message_destroy(m_);
+}
+Message::Message(Message&& o) noexcept : m_(o.m_) { o.m_ = nullptr; }
+Message& Message::operator=(Message&& o) noexcept {
+  if (this != &o) {
+    if (m_) rd_kafka_message_destroy(m_);
+    m_ = o.m_;
+    o.m_ = nullptr;
+  }
+  return *this;
+}
+std::string_view Message::topic() const { return rd_kafka_topic_name(m_->rkt); }
+int32_t Message::partition() const { return m_->partition; }
+int64_t Message::offset() const { return m_->offset; }
+std::string_view Message::key() const {
+  return m_->key ? std::string_view(static_cast<const char*>(m_->key), m_->key_len)
+                 : std::string_view();
+}
+std::string_view Message::value() const {
+  return m_->payload ? std::string_view(static_cast<const char*>(m_->payload), m_->len)
+                     : std::string_view();
+}
+int64_t Message::timestamp_ms() const { return rd_kafka_message_timestamp(m_, nullptr); }
+std::optional<std::string> Message::header(std::string_view name) const {
+  rd_kafka_headers_t* h = nullptr;
+  if (rd_kafka_message_headers(m_, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  const void* v = nullptr;
+  size_t n = 0;
+  const std::string key(name);
+  if (rd_kafka_header_get_last(h, key.c_str(), &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::nullopt;
+  return v ? std::string(static_cast<const char*>(v), n) : std::string();
+}
+std::vector<Header> Message::headers() const {
+  std::vector<Header> out;
+  rd_kafka_headers_t* h = nullptr;
+  if (rd_kafka_message_headers(m_, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  const char* name = nullptr;
+  const void* v = nullptr;
+  size_t n = 0;
+  for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i)
+    out.push_back(Header{name, v ? std::string(static_cast<const char*>(v), n) : std::string()});
+  return out;
+}
+
+// ---------------------------------------------------------------- Consumer
+
+namespace {
+
+// On revoke, commit what was processed before the partitions move to another member.
+void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                  rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  auto* self = static_cast<Consumer*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    log::info(kModule, "partitions assigned",
+              {{"group", self->group_id()}, {"count", std::to_string(parts->cnt)}});
+    rd_kafka_assign(rk, parts);
+  } else {
+    if (self->transactional()) {
+      self->clear_stored();
+    } else if (auto st = self->commit(true); !st) {
+      log::warn(kModule, "commit on revoke failed", {{"error", st.error().message}});
+    }
+    self->clear_stored();
+    rd_kafka_assign(rk, nullptr);
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Consumer>> Consumer::create(const KafkaSettings& settings,
+                                                   const std::string& group_id,
+                                                   const std::vector<std::string>& topics,
+                                                   const ConsumerOptions& opts) {
+  auto conf = make_conf(settings,
+                        {{"group.id", group_id},
+                         {"enable.auto.commit", "false"},
+                         {"enable.auto.offset.store", "false"},
+                         {"auto.offset.reset", opts.auto_offset_reset},
+                         {"isolation.level", opts.read_committed ? "read_committed"
+                                                                 : "read_uncommitted"},
+                         {"session.timeout.ms", std::to_string(opts.session_timeout_ms)},
+                         {"max.poll.interval.ms", std::to_string(opts.max_poll_interval_ms)},
+                         {"enable.partition.eof", "false"}});
+  if (!conf) return conf.error();
+  std::unique_ptr<Consumer> c(new Consumer());
+  c->group_ = group_id;
+  c->transactional_ = opts.transactional;
+  rd_kafka_conf_set_opaque(conf->get(), c.get());
+  rd_kafka_conf_set_rebalance_cb(conf->get(), rebalance_cb);
+  rd_kafka_conf_set_error_cb(conf->get(), error_cb);
+  char err[512];
+  c->rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err, sizeof err);
+  if (!c->rk_) return Error::permanent(ErrorDomain::kKafka, std::string("consumer: ") + err);
+  (void)conf->release();
+  rd_kafka_poll_set_consumer(c->rk_);
+  TplPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+  for (const auto& t : topics)
+    rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  if (const auto e = rd_kafka_subscribe(c->rk_, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return kafka_error(e, "subscribe");
+  return c;
+}
+
+Consumer::~Consumer() {
+  if (!rk_) return;
+  if (!closed_) (void)close();
+  rd_kafka_destroy(rk_);
+}
+
+Result<std::optional<Message>> Consumer::poll(Millis timeout) {
+  rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, static_cast<int>(timeout.count()));
+  if (!m) return std::optional<Message>();
+  Message msg(m);
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return std::optional<Message>(std::move(msg));
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<Message>();
+  const Error e = kafka_error(m->err, "consume");
+  if (e.retriable) {
+    log::warn(kModule, "transient consume error", {{"error", e.message}});
+    return std::optional<Message>();
+  }
+  return e;
+}
+
+Status Consumer::store(const Message& m) {
+  auto& slot = stored_[{std::string(m.topic()), m.partition()}];
+  slot = std::max(slot, m.offset() + 1);
+  return {};
+}
+
+std::vector<TopicPartitionOffset> Consumer::stored_offsets() const {
+  std::vector<TopicPartitionOffset> out;
+  out.reserve(stored_.size());
+  for (const auto& [tp, off] : stored_) out.push_back({tp.first, tp.second, off});
+  return out;
+}
+
+void Consumer::clear_stored() { stored_.clear(); }
+
+Status Consumer::commit(bool sync) {
+  if (stored_.empty()) return {};
+  TplPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(stored_.size())));
+  for (const auto& [tp, off] : stored_)
+    rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second)->offset = off;
+  const auto e = rd_kafka_commit(rk_, list.get(), sync ? 0 : 1);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(e, "commit");
+  if (sync) {
+    for (int i = 0; i < list->cnt; ++i)
+      if (list->elems[i].err)
+        return kafka_error(list->elems[i].err,
+                           std::string("commit ") + list->elems[i].topic + "[" +
+                               std::to_string(list->elems[i].partition) + "]");
+  }
+  stored_.clear();
+  return {};
+}
+
+Status Consumer::close() {
+  if (closed_) return {};
+  closed_ = true;
+  Status st = transactional_ ? Status() : commit(true);
+  rd_kafka_consumer_close(rk_);
+  return st;
+}
+
+// ---------------------------------------------------------------- TransactionalProducer
+
+void txn_dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+  if (!m->err) return;
+  auto* self = static_cast<TransactionalProducer*>(opaque);
+  self->failed_.fetch_add(1);
+  log::warn(kModule, "transactional delivery failed",
+            {{"topic", rd_kafka_topic_name(m->rkt)}, {"error", rd_kafka_err2name(m->err)}});
+}
+
+Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
+    const KafkaSettings& settings, const std::string& transactional_id, Millis init_timeout) {
+  auto conf = make_conf(settings, {{"transactional.id", transactional_id},
+                                   {"enable.idempotence", "true"},
+                                   {"acks", "all"},
+                                   {"linger.ms", "5"},
+                                   {"transaction.timeout.ms", "60000"}});
+  if (!conf) return conf.error();
+  std::unique_ptr<TransactionalProducer> p(new TransactionalProducer());
+  rd_kafka_conf_set_opaque(conf->get(), p.get());
+  rd_kafka_conf_set_dr_msg_cb(conf->get(), txn_dr_cb);
+  rd_kafka_conf_set_error_cb(conf->get(), error_cb);
+  char err[512];
+  p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof err);
+  if (!p->rk_)
+    return Error::permanent(ErrorDomain::kKafka, std::string("transactional producer: ") + err);
+  (void)conf->release();
+  if (auto* e = rd_kafka_init_transactions(p->rk_, static_cast<int>(init_timeout.count())))
+    return from_error_t(e, "init transactions");
+  return p;
+}
+
+TransactionalProducer::~TransactionalProducer() {
+  if (rk_) rd_kafka_destroy(rk_);
+}
+
+Status TransactionalProducer::begin() {
+  failed_.store(0);
+  if (auto* e = rd_kafka_begin_transaction(rk_)) return from_error_t(e, "begin transaction");
+  return {};
+}
+
+Status TransactionalProducer::send(const Record& r) {
+  rd_kafka_headers_t* hdrs = nullptr;
+  auto vu = build_vu(r, hdrs);
+  for (int attempt = 0;; ++attempt) {
+    rd_kafka_error_t* e = rd_kafka_produceva(rk_, vu.data(), vu.size());
+    if (!e) return {};
+    if (rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < 100000) {
+      rd_kafka_error_destroy(e);
+      rd_kafka_poll(rk_, 1);
+      continue;
+    }
+    if (hdrs) rd_kafka_headers_destroy(hdrs);
+    return from_error_t(e, "transactional produce to " + r.topic);
+  }
+}
+
+Status TransactionalProducer::send_offsets(Consumer& consumer, Millis timeout) {
+  const auto offs = consumer.stored_offsets();
+  if (offs.empty()) return {};
+  TplPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offs.size())));
+  for (const auto& o : offs)
+    rd_kafka_topic_partition_list_add(list.get(), o.topic.c_str(), o.partition)->offset = o.offset;
+  rd_kafka_consumer_group_metadata_t* md = rd_kafka_consumer_group_metadata(consumer.handle());
+  rd_kafka_error_t* e = rd_kafka_send_offsets_to_transaction(rk_, list.get(), md,
+                                                             static_cast<int>(timeout.count()));
+  rd_kafka_consumer_group_metadata_destroy(md);
+  if (e) return from_error_t(e, "send offsets to transaction");
+  return {};
+}
+
+Status TransactionalProducer::commit(Millis timeout) {
+  if (auto* e = rd_kafka_commit_transaction(rk_, static_cast<int>(timeout.count())))
+    return from_error_t(e, "commit transaction");
+  if (failed_.load() > 0)  // cannot happen after a successful commit, kept as a guard
+    return Error::transient(ErrorDomain::kKafka, "commit transaction: records failed");
+  return {};
+}
+
+Status TransactionalProducer::abort(Millis timeout) {
+  if (auto* e = rd_kafka_abort_transaction(rk_, static_cast<int>(timeout.count())))
+    return from_error_t(e, "abort transaction");
+  return {};
+}
+
+// ---------------------------------------------------------------- Admin
+
+namespace {
+
+struct Handle {
+  rd_kafka_t* rk = nullptr;
+  ~Handle() {
+    if (rk) rd_kafka_destroy(rk);
+  }
+};
+
+Status admin_handle(const KafkaSettings& s, Handle& h) {
+  auto conf = make_conf(s, {});
+  if (!conf) return conf.error();
+  rd_kafka_conf_set_error_cb(conf->get(), [](rd_kafka_t*, int, const char*, void*) {});
+  char err[512];
+  h.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof err);
+  if (!h.rk) return Error::permanent(ErrorDomain::kKafka, std::string("admin client: ") + err);
+  (void)conf->release();
+  return {};
+}
+
+}  // namespace
+
+Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>& topics,
+                     Millis timeout) {
+  if (topics.empty()) return {};
+  Handle h;
+  if (auto st = admin_handle(settings, h); !st) return st;
+  std::vector<rd_kafka_NewTopic_t*> nts;
+  char err[512];
+  for (const auto& t : topics) {
+    auto* nt = rd_kafka_NewTopic_new(
+        t.name.c_str(), t.partitions > 0 ? t.partitions : settings.default_partitions,
+        t.replication > 0 ? t.replication : settings.default_replication, err, sizeof err);
+    if (!nt) {
+      for (auto* x : nts) rd_kafka_NewTopic_destroy(x);
+      return Error::permanent(ErrorDomain::kKafka, "topic " + t.name + ": " + err);
+    }
+    for (const auto& [k, v] : t.config) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+    nts.push_back(nt);
+  }
+  rd_kafka_queue_t* q = rd_kafka_queue_new(h.rk);
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(h.rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(opts, static_cast<int>(timeout.count()), err,
+                                              sizeof err);
+  rd_kafka_AdminOptions_set_request_timeout(opts, static_cast<int>(timeout.count()), err,
+                                            sizeof err);
+  rd_kafka_CreateTopics(h.rk, nts.data(), nts.size(), opts, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()) + 5000);
+  Status result;
+  if (!ev) {
+    result = Error::transient(ErrorDomain::kKafka, "create topics: no answer from the cluster");
+  } else if (rd_kafka_event_error(ev)) {
+    result = kafka_error(rd_kafka_event_error(ev),
+                         std::string("create topics: ") + rd_kafka_event_error_string(ev));
+  } else {
+    const auto* res = rd_kafka_event_CreateTopics_result(ev);
+    size_t n = 0;
+    const rd_kafka_topic_result_t** trs = rd_kafka_CreateTopics_result_topics(res, &n);
+    for (size_t i = 0; i < n; ++i) {
+      const auto e = rd_kafka_topic_result_error(trs[i]);
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        const char* es = rd_kafka_topic_result_error_string(trs[i]);
+        result = kafka_error(e, std::string("create topic ") + rd_kafka_topic_result_name(trs[i]) +
+                                    (es ? std::string(": ") + es : std::string()));
+        break;
+      }
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_AdminOptions_destroy(opts);
+  rd_kafka_queue_destroy(q);
+  for (auto* x : nts) rd_kafka_NewTopic_destroy(x);
+  return result;
+}
+
+Status delete_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
+                     Millis timeout) {
+  if (topics.empty()) return {};
+  Handle h;
+  if (auto st = admin_handle(settings, h); !st) return st;
+  std::vector<rd_kafka_DeleteTopic_t*> dts;
+  for (const auto& t : topics) dts.push_back(rd_kafka_DeleteTopic_new(t.c_str()));
+  rd_kafka_queue_t* q = rd_kafka_queue_new(h.rk);
+  rd_kafka_DeleteTopics(h.rk, dts.data(), dts.size(), nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()));
+  Status result;
+  if (!ev) {
+    result = Error::transient(ErrorDomain::kKafka, "delete topics: no answer from the cluster");
+  } else {
+    const auto* res = rd_kafka_event_DeleteTopics_result(ev);
+    size_t n = 0;
+    const rd_kafka_topic_result_t** trs = res ? rd_kafka_DeleteTopics_result_topics(res, &n)
+                                              : nullptr;
+    for (size_t i = 0; i < n; ++i) {
+      const auto e = rd_kafka_topic_result_error(trs[i]);
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        result = kafka_error(e, std::string("delete topic ") + rd_kafka_topic_result_name(trs[i]));
+        break;
+      }
+    }
+    rd_kafka_event_destroy(ev);
+  }
+  rd_kafka_queue_destroy(q);
+  for (auto* x : dts) rd_kafka_DeleteTopic_destroy(x);
+  return result;
+}
+
+Result<std::vector<std::string>> list_topics(const KafkaSettings& settings, Millis timeout) {
+  Handle h;
+  if (auto st = admin_handle(settings, h); !st) return st.error();
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto e = rd_kafka_metadata(h.rk, 1, nullptr, &md, static_cast<int>(timeout.count()));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return kafka_error(e, "metadata from " + settings.bootstrap());
+  std::vector<std::string> out;
+  for (int i = 0; i < md->topic_cnt; ++i) out.emplace_back(md->topics[i].topic);
+  rd_kafka_metadata_destroy(md);
+  return out;
+}
+
+Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::string& topic,
+                                    Millis timeout) {
+  Handle h;
+  if (auto st = admin_handle(settings, h); !st) return st.error();
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(h.rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto e = rd_kafka_metadata(h.rk, 0, rkt, &md, static_cast<int>(timeout.count()));
+  rd_kafka_topic_destroy(rkt);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(e, "metadata for " + topic);
+  int64_t total = 0;
+  Status st;
+  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
+      int64_t lo = 0;
+      int64_t hi = 0;
+      const auto we = rd_kafka_query_watermark_offsets(h.rk, topic.c_str(),
+                                                       md->topics[0].partitions[p].id, &lo, &hi,
+                                                       static_cast<int>(timeout.count()));
+      if (we != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        st = kafka_error(we, "watermarks of " + topic);
+        break;
+      }
+      total += hi - lo;
+    }
+  } else {
+    st = kafka_error(md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
+                     "metadata for " + topic);
+  }
+  rd_kafka_metadata_destroy(md);
+  if (!st) return st.error();
+  return total;
+}
+
+}  // namespace budstikke::bus

@@ -1,0 +1,228 @@
+#pragma once
+// The engine bus: Budstikke's only way to Kafka, over librdkafka's C API.
+//
+// Guarantees:
+//  - Producer::send() completes (its callback runs) only on Kafka's delivery report; the
+//    producer is idempotent (acks=all, enable.idempotence) so retries never duplicate.
+//  - Consumer never commits by itself: the caller stores an offset after it has processed
+//    the message, and commit() writes what was stored. A crash redelivers, never skips.
+//  - TransactionalProducer produces and commits consumer offsets in one Kafka transaction.
+//  - Every failure is an Error value classified retriable or permanent.
+//
+// Threading: Producer is thread-safe; callbacks run on its poll thread and must not block.
+// Consumer is used from one thread. Lifetime: destroy a Producer only after flush() (the
+// destructor flushes for up to 30 s and logs what it could not deliver).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "engine/core/result.hpp"
+
+struct rd_kafka_s;
+struct rd_kafka_message_s;
+struct rd_kafka_consumer_group_metadata_s;
+
+namespace budstikke::bus {
+
+using Millis = std::chrono::milliseconds;
+
+// librdkafka properties for every client: bootstrap.servers, security.protocol, ssl.*,
+// sasl.*, client.id, ... Filled from engine.yaml's kafka section.
+struct KafkaSettings {
+  std::map<std::string, std::string> properties;
+  int default_partitions = 4;
+  int default_replication = 1;
+  std::string bootstrap() const;
+};
+
+// Classifies a librdkafka error code.
+Error kafka_error(int code, std::string_view context);
+bool is_retriable_code(int code);
+
+struct Header {
+  std::string key;
+  std::string value;
+};
+
+struct Record {
+  std::string topic;
+  std::string key;
+  std::string value;
+  std::vector<Header> headers;
+  int32_t partition = -1;  // -1: partitioner chooses by key
+};
+
+struct Delivery {
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;
+};
+
+using DeliveryCallback = std::function<void(Result<Delivery>)>;
+
+struct ProducerOptions {
+  int linger_ms = 5;
+  int max_in_flight_messages = 1000000;
+  int message_timeout_ms = 300000;  // how long librdkafka retries before a delivery fails
+  std::string compression = "none";
+};
+
+class Producer {
+ public:
+  static Result<std::unique_ptr<Producer>> create(const KafkaSettings& settings,
+                                                  const ProducerOptions& opts = {});
+  ~Producer();
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+
+  // Enqueues the record. On success the callback runs exactly once, from the poll thread,
+  // with Kafka's verdict. On error (e.g. record too large, producer closed) the callback is
+  // not called and the error is returned. Blocks while the local queue is full (backpressure).
+  Status send(const Record& r, DeliveryCallback cb);
+  // Same, without copying the callback machinery for every message: counts outcomes.
+  Result<Delivery> send_sync(const Record& r, Millis timeout = Millis(30000));
+  // Waits until every enqueued record has its delivery report.
+  Status flush(Millis timeout);
+  // Records enqueued but not yet reported.
+  int64_t in_flight() const;
+
+ private:
+  Producer() = default;
+  void poll_loop();
+  rd_kafka_s* rk_ = nullptr;
+  std::thread poller_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> in_flight_{0};
+};
+
+// A consumed message; owns librdkafka's buffer (no copy of key or value).
+class Message {
+ public:
+  explicit Message(rd_kafka_message_s* m);
+  ~Message();
+  Message(Message&& o) noexcept;
+  Message& operator=(Message&& o) noexcept;
+  Message(const Message&) = delete;
+  Message& operator=(const Message&) = delete;
+
+  std::string_view topic() const;
+  int32_t partition() const;
+  int64_t offset() const;
+  std::string_view key() const;
+  std::string_view value() const;
+  int64_t timestamp_ms() const;
+  std::optional<std::string> header(std::string_view name) const;
+  std::vector<Header> headers() const;
+
+ private:
+  rd_kafka_message_s* m_ = nullptr;
+};
+
+struct ConsumerOptions {
+  std::string auto_offset_reset = "earliest";
+  bool read_committed = true;
+  int session_timeout_ms = 10000;
+  int max_poll_interval_ms = 300000;
+  // Transactional consumers commit offsets through TransactionalProducer::send_offsets only;
+  // on a rebalance their uncommitted stored offsets are dropped, never committed directly.
+  bool transactional = false;
+};
+
+struct TopicPartitionOffset {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;  // the next offset to read (last processed + 1)
+};
+
+class Consumer {
+ public:
+  static Result<std::unique_ptr<Consumer>> create(const KafkaSettings& settings,
+                                                  const std::string& group_id,
+                                                  const std::vector<std::string>& topics,
+                                                  const ConsumerOptions& opts = {});
+  ~Consumer();
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  // The next message, or nullopt when none arrived within the timeout. Partition EOF and
+  // transient broker errors are absorbed (logged); a fatal error is returned.
+  Result<std::optional<Message>> poll(Millis timeout);
+  // Marks the message processed: its offset + 1 will be committed by the next commit().
+  Status store(const Message& m);
+  // Commits every stored offset. sync waits for the broker's answer.
+  Status commit(bool sync = true);
+  // Offsets stored since the last commit, per partition (what a transaction must commit).
+  std::vector<TopicPartitionOffset> stored_offsets() const;
+  void clear_stored();
+  // Commits stored offsets and leaves the group.
+  Status close();
+
+  rd_kafka_s* handle() const { return rk_; }
+  const std::string& group_id() const { return group_; }
+  bool transactional() const { return transactional_; }
+
+ private:
+  Consumer() = default;
+  rd_kafka_s* rk_ = nullptr;
+  std::string group_;
+  bool transactional_ = false;
+  std::map<std::pair<std::string, int32_t>, int64_t> stored_;
+  bool closed_ = false;
+};
+
+// Consume-transform-produce: records and the consumer's offsets in one transaction.
+class TransactionalProducer {
+ public:
+  static Result<std::unique_ptr<TransactionalProducer>> create(const KafkaSettings& settings,
+                                                               const std::string& transactional_id,
+                                                               Millis init_timeout = Millis(60000));
+  ~TransactionalProducer();
+  TransactionalProducer(const TransactionalProducer&) = delete;
+  TransactionalProducer& operator=(const TransactionalProducer&) = delete;
+
+  Status begin();
+  Status send(const Record& r);
+  // Adds the consumer's stored offsets to the transaction.
+  Status send_offsets(Consumer& consumer, Millis timeout = Millis(30000));
+  // Commits. A retriable error means: abort() and redo the batch; a permanent one means the
+  // producer is fenced or broken and must be recreated.
+  Status commit(Millis timeout = Millis(60000));
+  Status abort(Millis timeout = Millis(60000));
+
+ private:
+  TransactionalProducer() = default;
+  rd_kafka_s* rk_ = nullptr;
+  std::string delivery_error_;
+  std::atomic<int> failed_{0};
+  friend void txn_dr_cb(rd_kafka_s*, const rd_kafka_message_s*, void*);
+};
+
+struct TopicSpec {
+  std::string name;
+  int partitions = -1;   // -1: settings default
+  int replication = -1;  // -1: settings default
+  std::map<std::string, std::string> config;  // e.g. cleanup.policy=compact
+};
+
+// Creates topics that do not exist yet; existing ones are left as they are.
+Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>& topics,
+                     Millis timeout = Millis(30000));
+Status delete_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
+                     Millis timeout = Millis(30000));
+// Names of all topics, or an error when the cluster cannot be reached in time.
+Result<std::vector<std::string>> list_topics(const KafkaSettings& settings,
+                                             Millis timeout = Millis(10000));
+// Sum over partitions of (high watermark - low watermark).
+Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::string& topic,
+                                    Millis timeout = Millis(10000));
+
+}  // namespace budstikke::bus

@@ -1,0 +1,208 @@
+#include "engine/config/engine_config.hpp"
+
+#include <filesystem>
+
+namespace budstikke::config {
+namespace {
+
+std::shared_ptr<const Spec> make(Spec s) { return std::make_shared<const Spec>(std::move(s)); }
+
+Field str(std::string name, std::string desc, std::optional<std::string> def = std::nullopt) {
+  Field f;
+  f.name = std::move(name);
+  f.kind = Kind::kString;
+  f.description = std::move(desc);
+  f.default_value = std::move(def);
+  return f;
+}
+
+Field integer(std::string name, std::string desc, int64_t def, int64_t min, int64_t max) {
+  Field f;
+  f.name = std::move(name);
+  f.kind = Kind::kInt;
+  f.description = std::move(desc);
+  f.default_value = std::to_string(def);
+  f.min = min;
+  f.max = max;
+  return f;
+}
+
+Field object(std::string name, std::string desc, std::shared_ptr<const Spec> spec,
+             Kind kind = Kind::kObject) {
+  Field f;
+  f.name = std::move(name);
+  f.kind = kind;
+  f.description = std::move(desc);
+  f.object = std::move(spec);
+  return f;
+}
+
+Field secret(Field f) {
+  f.secret = true;
+  return f;
+}
+
+Field one_of(Field f, std::vector<std::string> allowed) {
+  f.allowed = std::move(allowed);
+  return f;
+}
+
+Spec build_engine_spec() {
+  auto tls = make(Spec{"kafka.tls", "TLS towards the Kafka cluster (security_protocol ssl or sasl_ssl).",
+                       {str("ca_file", "PEM file with the CA certificates to trust."),
+                        str("cert_file", "PEM client certificate (mutual TLS)."),
+                        str("key_file", "PEM private key of the client certificate."),
+                        secret(str("key_password", "Password of the private key.")),
+                        one_of(str("verify_hostname", "Check the broker's host name against its certificate.", "true"),
+                               {"true", "false"})}});
+  auto sasl = make(Spec{"kafka.sasl", "SASL authentication towards the Kafka cluster.",
+                        {one_of(str("mechanism", "SASL mechanism.", "SCRAM-SHA-512"),
+                                {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}),
+                         str("username", "SASL user name."),
+                         secret(str("password", "SASL password."))}});
+  Field props;
+  props.name = "properties";
+  props.kind = Kind::kStringMap;
+  props.description = "Any other librdkafka client property, passed through as is.";
+  auto kafka = make(Spec{
+      "kafka",
+      "The Kafka cluster. The default is the local broker `scripts/kafka start` runs.",
+      {str("bootstrap_servers", "Comma-separated host:port list of brokers.", "127.0.0.1:19092"),
+       str("client_id", "Client id reported to the brokers.", "budstikke"),
+       one_of(str("security_protocol", "Transport security.", "plaintext"),
+              {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"}),
+       object("tls", "TLS settings.", tls), object("sasl", "SASL settings.", sasl),
+       integer("partitions", "Partitions of topics the engine creates.", 4, 1, 1024),
+       integer("replication_factor", "Replication factor of topics the engine creates.", 1, 1, 7),
+       str("topic_prefix", "Prefix for every topic name (several environments on one cluster).", ""),
+       props}});
+  auto privacy = make(Spec{
+      "privacy",
+      "Pseudonymisation. Kafka keys are HMAC-SHA-256 of the patient identity under this key.",
+      {secret(str("key_secret",
+                  "The HMAC key. Use ${ENV_VAR} to keep it out of the file. Changing it changes "
+                  "every key (and so partitioning) from then on.")),
+       str("claim_check_dir", "Where bodies and attachments over the threshold are stored.",
+           "var/claim-check"),
+       integer("claim_check_threshold", "Bytes above which a body travels as a claim check.",
+               1048576, 1024, 1LL << 32)}});
+  Field modules;
+  modules.name = "modules";
+  modules.kind = Kind::kStringMap;
+  modules.description = "Level per module, e.g. `bus: debug`.";
+  auto logs = make(Spec{"log", "Structured JSON logs on stderr; identity numbers are redacted.",
+                        {one_of(str("level", "Default level.", "info"),
+                                {"debug", "info", "warn", "error", "off"}),
+                         modules}});
+  auto schemas = make(Spec{
+      "schemas", "The official KITH/e-helse XSDs used to validate e-meldinger.",
+      {str("directory",
+           "Folder with the XSDs (Sarepta layout: felleskomponenter/, dialogmelding/, ...). "
+           "Empty or missing: XSD validation is off and the engine says so at start.",
+           "")}});
+  Field sources;
+  sources.name = "sources";
+  sources.kind = Kind::kObjectList;
+  sources.description = "Inbound sources (folder, http, mllp); each entry is validated by its "
+                        "own declared spec.";
+  auto engine = Spec{
+      "engine.yaml",
+      "Engine configuration.",
+      {object("kafka", "Kafka cluster connection.", kafka),
+       object("privacy", "Pseudonymisation and claim-check store.", privacy),
+       object("log", "Logging.", logs), object("schemas", "XSD directory.", schemas),
+       str("routes", "Folder with route definitions (*.yaml).", "routes"),
+       str("systems", "The registry of connected systems.", "systems.yaml"), sources}};
+  engine.fields[1].required = true;
+  return engine;
+}
+
+std::string map_protocol(const std::string& p) {
+  if (p == "ssl") return "ssl";
+  if (p == "sasl_plaintext") return "sasl_plaintext";
+  if (p == "sasl_ssl") return "sasl_ssl";
+  return "plaintext";
+}
+
+}  // namespace
+
+const Spec& engine_spec() {
+  static const Spec spec = build_engine_spec();
+  return spec;
+}
+
+std::string resolve_path(const EngineConfig& c, const std::string& p) {
+  if (p.empty()) return p;
+  const std::filesystem::path path(p);
+  if (path.is_absolute()) return p;
+  return (std::filesystem::path(c.base_dir) / path).lexically_normal().string();
+}
+
+EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
+  EngineConfig c;
+  c.file = file;
+  c.base_dir = std::filesystem::absolute(file).parent_path().string();
+  YAML::Node root = load_yaml_file(file, d);
+  if (!root) return c;
+  expand_environment(root, file, "", d);
+  const Spec& spec = engine_spec();
+  validate(root, spec, file, "", d);
+  if (d.has_errors()) return c;
+
+  const YAML::Node kafka = root["kafka"];
+  const Spec& ks = *spec.find("kafka")->object;
+  auto& props = c.kafka.properties;
+  props["bootstrap.servers"] = get_string(kafka, ks, "bootstrap_servers");
+  props["client.id"] = get_string(kafka, ks, "client_id");
+  props["security.protocol"] = map_protocol(get_string(kafka, ks, "security_protocol"));
+  if (kafka && kafka["tls"]) {
+    const auto& ts = *ks.find("tls")->object;
+    const YAML::Node t = kafka["tls"];
+    if (auto v = get_string(t, ts, "ca_file"); !v.empty()) props["ssl.ca.location"] = v;
+    if (auto v = get_string(t, ts, "cert_file"); !v.empty()) props["ssl.certificate.location"] = v;
+    if (auto v = get_string(t, ts, "key_file"); !v.empty()) props["ssl.key.location"] = v;
+    if (auto v = get_string(t, ts, "key_password"); !v.empty()) props["ssl.key.password"] = v;
+    props["ssl.endpoint.identification.algorithm"] =
+        get_string(t, ts, "verify_hostname") == "true" ? "https" : "none";
+  }
+  if (kafka && kafka["sasl"]) {
+    const auto& ss = *ks.find("sasl")->object;
+    const YAML::Node s = kafka["sasl"];
+    props["sasl.mechanisms"] = get_string(s, ss, "mechanism");
+    if (auto v = get_string(s, ss, "username"); !v.empty()) props["sasl.username"] = v;
+    if (auto v = get_string(s, ss, "password"); !v.empty()) props["sasl.password"] = v;
+  }
+  if (kafka && kafka["properties"])
+    for (const auto& kv : kafka["properties"]) props[kv.first.Scalar()] = kv.second.Scalar();
+  c.kafka.default_partitions = static_cast<int>(get_int(kafka, ks, "partitions"));
+  c.kafka.default_replication = static_cast<int>(get_int(kafka, ks, "replication_factor"));
+  c.topic_prefix = get_string(kafka, ks, "topic_prefix");
+
+  const YAML::Node privacy = root["privacy"];
+  const Spec& ps = *spec.find("privacy")->object;
+  c.key_secret = get_string(privacy, ps, "key_secret");
+  if (c.key_secret.size() < 16)
+    d.error(file, privacy["key_secret"] ? privacy["key_secret"].Mark() : privacy.Mark(),
+            "privacy.key_secret", "must be at least 16 characters (it keys the patient hash)");
+  c.claim_check_dir = resolve_path(c, get_string(privacy, ps, "claim_check_dir"));
+  c.claim_check_threshold = get_int(privacy, ps, "claim_check_threshold");
+
+  const Spec& ls = *spec.find("log")->object;
+  c.log_level = get_string(root["log"], ls, "level");
+  if (root["log"] && root["log"]["modules"])
+    for (const auto& kv : root["log"]["modules"]) {
+      const std::string lvl = kv.second.Scalar();
+      if (lvl != "debug" && lvl != "info" && lvl != "warn" && lvl != "error" && lvl != "off")
+        d.error(file, kv.second.Mark(), "log.modules." + kv.first.Scalar(),
+                "'" + lvl + "' is not one of: debug, info, warn, error, off");
+      c.log_modules[kv.first.Scalar()] = lvl;
+    }
+  c.schema_dir = resolve_path(c, get_string(root["schemas"], *spec.find("schemas")->object,
+                                            "directory"));
+  c.routes_dir = resolve_path(c, get_string(root, spec, "routes"));
+  c.systems_file = resolve_path(c, get_string(root, spec, "systems"));
+  c.sources = root["sources"];
+  return c;
+}
+
+}  // namespace budstikke::config

@@ -1,0 +1,40 @@
+#pragma once
+// engine.yaml: how the engine reaches Kafka, its privacy key, schema directory, logging
+// and the sources it runs. Declared once in engine_spec(); loaded by load_engine_config().
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/bus/bus.hpp"
+#include "engine/config/spec.hpp"
+
+namespace budstikke::config {
+
+const Spec& engine_spec();
+
+struct EngineConfig {
+  std::string file;       // the engine.yaml this came from
+  std::string base_dir;   // its directory: relative paths resolve against it
+  bus::KafkaSettings kafka;
+  std::string topic_prefix;
+  std::string key_secret;  // HMAC key for Kafka keys; never logged
+  std::string schema_dir;  // KITH XSDs; empty: validation off (with a warning)
+  std::string log_level = "info";
+  std::map<std::string, std::string> log_modules;
+  std::string routes_dir;
+  std::string systems_file;
+  std::string claim_check_dir;
+  int64_t claim_check_threshold = 1 << 20;
+  YAML::Node sources;  // validated against source specs by the source registry
+};
+
+// Loads, expands ${ENV} references, validates against engine_spec() and returns the config.
+// Every problem is added to diags; the result is meaningful only without errors.
+EngineConfig load_engine_config(const std::string& file, Diagnostics& diags);
+
+// Resolves a path relative to the config file's directory (absolute paths unchanged).
+std::string resolve_path(const EngineConfig& c, const std::string& p);
+
+}  // namespace budstikke::config

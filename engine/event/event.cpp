@@ -1,0 +1,359 @@
+#include "engine/event/event.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "engine/core/crypto.hpp"
+#include "engine/core/redact.hpp"
+#include "engine/core/time.hpp"
+
+namespace budstikke {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::array<std::pair<EventType, std::string_view>, 14> kTypeNames = {{
+    {EventType::kReferral, "referral"},
+    {EventType::kDischargeSummary, "discharge_summary"},
+    {EventType::kLabRequisition, "lab_requisition"},
+    {EventType::kLabResult, "lab_result"},
+    {EventType::kDialog, "dialog"},
+    {EventType::kAdmission, "admission"},
+    {EventType::kDischarge, "discharge"},
+    {EventType::kTransfer, "transfer"},
+    {EventType::kPatientUpdate, "patient_update"},
+    {EventType::kMerge, "merge"},
+    {EventType::kDocument, "document"},
+    {EventType::kAppRec, "apprec"},
+    {EventType::kPlo, "plo"},
+    {EventType::kOther, "other"},
+}};
+
+void put(json& j, const char* k, const std::string& v) {
+  if (!v.empty()) j[k] = v;
+}
+
+json org_json(const Organisation& o) {
+  json j = json::object();
+  put(j, "name", o.name);
+  put(j, "her_id", o.her_id);
+  put(j, "org_number", o.org_number);
+  if (!o.ids.empty()) {
+    json a = json::array();
+    for (const auto& id : o.ids) {
+      json x = {{"value", id.value}};
+      put(x, "type", id.type);
+      a.push_back(std::move(x));
+    }
+    j["ids"] = std::move(a);
+  }
+  return j;
+}
+
+json party_json(const Party& p) {
+  json j = json::object();
+  if (!p.organisation.empty()) j["organisation"] = org_json(p.organisation);
+  if (!p.department.empty()) j["department"] = org_json(p.department);
+  if (!p.person.empty()) {
+    json x = json::object();
+    put(x, "name", p.person.name);
+    put(x, "her_id", p.person.her_id);
+    put(x, "hpr_number", p.person.hpr_number);
+    put(x, "role", p.person.role);
+    j["person"] = std::move(x);
+  }
+  put(j, "system", p.system);
+  return j;
+}
+
+json blob_json(const Blob& b, bool with_meta) {
+  json j = json::object();
+  if (with_meta) {
+    put(j, "id", b.id);
+    put(j, "mime", b.mime);
+    put(j, "description", b.description);
+  } else {
+    put(j, "content_type", b.mime);
+  }
+  j["size"] = b.size;
+  j["sha256"] = b.sha256;
+  if (b.data) j["data_base64"] = base64_encode(*b.data);
+  if (!b.claim_check.empty()) j["claim_check"] = b.claim_check;
+  return j;
+}
+
+// A tiny reader that records the first problem with its JSON path.
+struct Reader {
+  std::string error;
+
+  bool fail(const std::string& path, const std::string& why) {
+    if (error.empty()) error = path + ": " + why;
+    return false;
+  }
+  bool str(const json& j, const char* k, std::string& out, const std::string& path,
+           bool required = false) {
+    const auto it = j.find(k);
+    if (it == j.end()) return required ? fail(path + "/" + k, "is required") : true;
+    if (!it->is_string()) return fail(path + "/" + k, "must be a string");
+    out = it->get<std::string>();
+    return true;
+  }
+  bool object(const json& j, const std::string& path) {
+    return j.is_object() ? true : fail(path, "must be an object");
+  }
+  bool org(const json& j, Organisation& o, const std::string& path) {
+    if (!object(j, path)) return false;
+    if (!str(j, "name", o.name, path) || !str(j, "her_id", o.her_id, path) ||
+        !str(j, "org_number", o.org_number, path))
+      return false;
+    if (const auto it = j.find("ids"); it != j.end()) {
+      if (!it->is_array()) return fail(path + "/ids", "must be an array");
+      for (size_t i = 0; i < it->size(); ++i) {
+        const std::string p = path + "/ids/" + std::to_string(i);
+        Identifier id;
+        if (!object((*it)[i], p) || !str((*it)[i], "value", id.value, p, true) ||
+            !str((*it)[i], "type", id.type, p))
+          return false;
+        o.ids.push_back(std::move(id));
+      }
+    }
+    return true;
+  }
+  bool party(const json& j, Party& p, const std::string& path) {
+    if (!object(j, path)) return false;
+    if (const auto it = j.find("organisation"); it != j.end())
+      if (!org(*it, p.organisation, path + "/organisation")) return false;
+    if (const auto it = j.find("department"); it != j.end())
+      if (!org(*it, p.department, path + "/department")) return false;
+    if (const auto it = j.find("person"); it != j.end()) {
+      const std::string pp = path + "/person";
+      if (!object(*it, pp) || !str(*it, "name", p.person.name, pp) ||
+          !str(*it, "her_id", p.person.her_id, pp) ||
+          !str(*it, "hpr_number", p.person.hpr_number, pp) || !str(*it, "role", p.person.role, pp))
+        return false;
+    }
+    return str(j, "system", p.system, path);
+  }
+  bool blob(const json& j, Blob& b, const std::string& path, bool with_meta) {
+    if (!object(j, path)) return false;
+    if (with_meta) {
+      if (!str(j, "id", b.id, path) || !str(j, "mime", b.mime, path, true) ||
+          !str(j, "description", b.description, path))
+        return false;
+    } else if (!str(j, "content_type", b.mime, path)) {
+      return false;
+    }
+    const auto size = j.find("size");
+    if (size == j.end() || !size->is_number_unsigned())
+      return fail(path + "/size", "must be a non-negative integer");
+    b.size = size->get<uint64_t>();
+    if (!str(j, "sha256", b.sha256, path, true)) return false;
+    std::string data;
+    if (j.contains("data_base64")) {
+      if (!str(j, "data_base64", data, path)) return false;
+      auto raw = base64_decode(data);
+      if (!raw) return fail(path + "/data_base64", "is not valid base64");
+      b.data = std::move(*raw);
+    }
+    if (!str(j, "claim_check", b.claim_check, path)) return false;
+    if (!b.data && b.claim_check.empty())
+      return fail(path, "needs data_base64 or claim_check");
+    return true;
+  }
+};
+
+}  // namespace
+
+std::string_view to_string(EventType t) {
+  for (const auto& [k, v] : kTypeNames)
+    if (k == t) return v;
+  return "other";
+}
+
+std::optional<EventType> event_type_from_string(std::string_view s) {
+  for (const auto& [k, v] : kTypeNames)
+    if (v == s) return k;
+  return std::nullopt;
+}
+
+json to_json(const Event& e) {
+  json j = json::object();
+  j["schema_version"] = kCanonicalSchemaVersion;
+  j["event_id"] = e.event_id;
+  j["type"] = std::string(to_string(e.type));
+  put(j, "occurred_at", e.occurred_at);
+  j["received_at"] = e.received_at;
+  json s = {{"format", e.source.format}, {"message_id", e.source.message_id}};
+  put(s, "version", e.source.version);
+  put(s, "message_type", e.source.message_type);
+  put(s, "channel", e.source.channel);
+  if (e.source.validated) s["validated"] = *e.source.validated;
+  j["source"] = std::move(s);
+  if (!e.sender.empty()) j["sender"] = party_json(e.sender);
+  if (!e.receiver.empty()) j["receiver"] = party_json(e.receiver);
+  j["key"] = e.key;
+  if (!e.conversation.empty()) {
+    json c = json::object();
+    put(c, "conversation_ref", e.conversation.conversation_ref);
+    put(c, "parent_ref", e.conversation.parent_ref);
+    put(c, "in_reply_to", e.conversation.in_reply_to);
+    j["conversation"] = std::move(c);
+  }
+  j["body"] = e.body;
+  if (!e.attachments.empty()) {
+    json a = json::array();
+    for (const auto& b : e.attachments) a.push_back(blob_json(b, true));
+    j["attachments"] = std::move(a);
+  }
+  if (e.original) j["original"] = blob_json(*e.original, false);
+  return j;
+}
+
+std::string to_json_string(const Event& e) {
+  return to_json(e).dump(-1, ' ', false, json::error_handler_t::strict);
+}
+
+Result<Event> event_from_json(const json& j) {
+  Reader r;
+  Event e;
+  auto bad = [&] {
+    return Error::permanent(ErrorDomain::kCodec, "canonical event: " + r.error);
+  };
+  if (!r.object(j, "")) return bad();
+  const auto ver = j.find("schema_version");
+  if (ver == j.end() || !ver->is_number_integer() || ver->get<int>() != kCanonicalSchemaVersion)
+    return Error::permanent(ErrorDomain::kCodec, "canonical event: /schema_version: must be " +
+                                                     std::to_string(kCanonicalSchemaVersion));
+  std::string type;
+  if (!r.str(j, "event_id", e.event_id, "", true) || !r.str(j, "type", type, "", true) ||
+      !r.str(j, "occurred_at", e.occurred_at, "") ||
+      !r.str(j, "received_at", e.received_at, "", true) || !r.str(j, "key", e.key, "", true))
+    return bad();
+  const auto t = event_type_from_string(type);
+  if (!t) return Error::permanent(ErrorDomain::kCodec, "canonical event: /type: unknown type '" + type + "'");
+  e.type = *t;
+  const auto src = j.find("source");
+  if (src == j.end()) {
+    r.fail("/source", "is required");
+    return bad();
+  }
+  if (!r.object(*src, "/source") || !r.str(*src, "format", e.source.format, "/source", true) ||
+      !r.str(*src, "message_id", e.source.message_id, "/source", true) ||
+      !r.str(*src, "version", e.source.version, "/source") ||
+      !r.str(*src, "message_type", e.source.message_type, "/source") ||
+      !r.str(*src, "channel", e.source.channel, "/source"))
+    return bad();
+  if (const auto v = src->find("validated"); v != src->end()) {
+    if (!v->is_boolean()) {
+      r.fail("/source/validated", "must be a boolean");
+      return bad();
+    }
+    e.source.validated = v->get<bool>();
+  }
+  if (const auto it = j.find("sender"); it != j.end() && !r.party(*it, e.sender, "/sender"))
+    return bad();
+  if (const auto it = j.find("receiver"); it != j.end() && !r.party(*it, e.receiver, "/receiver"))
+    return bad();
+  if (const auto it = j.find("conversation"); it != j.end()) {
+    if (!r.object(*it, "/conversation") ||
+        !r.str(*it, "conversation_ref", e.conversation.conversation_ref, "/conversation") ||
+        !r.str(*it, "parent_ref", e.conversation.parent_ref, "/conversation") ||
+        !r.str(*it, "in_reply_to", e.conversation.in_reply_to, "/conversation"))
+      return bad();
+  }
+  const auto body = j.find("body");
+  if (body == j.end() || !body->is_object()) {
+    r.fail("/body", "is required and must be an object");
+    return bad();
+  }
+  e.body = *body;
+  if (const auto it = j.find("attachments"); it != j.end()) {
+    if (!it->is_array()) {
+      r.fail("/attachments", "must be an array");
+      return bad();
+    }
+    for (size_t i = 0; i < it->size(); ++i) {
+      Blob b;
+      if (!r.blob((*it)[i], b, "/attachments/" + std::to_string(i), true)) return bad();
+      e.attachments.push_back(std::move(b));
+    }
+  }
+  if (const auto it = j.find("original"); it != j.end()) {
+    Blob b;
+    if (!r.blob(*it, b, "/original", false)) return bad();
+    e.original = std::move(b);
+  }
+  return e;
+}
+
+Result<Event> event_from_json_string(std::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded())
+    return Error::permanent(ErrorDomain::kCodec, "canonical event: not valid JSON");
+  return event_from_json(j);
+}
+
+std::optional<std::string> patient_identity(const Event& e) {
+  const auto p = e.body.find("patient");
+  if (p == e.body.end() || !p->is_object()) return std::nullopt;
+  const auto ids = p->find("ids");
+  if (ids == p->end() || !ids->is_array()) return std::nullopt;
+  for (const auto& id : *ids) {
+    if (!id.is_object()) continue;
+    const auto v = id.find("value");
+    if (v == id.end() || !v->is_string()) continue;
+    std::string value;
+    for (const char c : v->get_ref<const std::string&>())
+      if (c != ' ') value.push_back(c);
+    if (value.empty()) continue;
+    std::string type = "ID";
+    if (const auto t = id.find("type"); t != id.end() && t->is_string()) {
+      type = t->get<std::string>();
+      std::transform(type.begin(), type.end(), type.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    }
+    return type + ":" + value;
+  }
+  return std::nullopt;
+}
+
+std::string kafka_key(const Event& e, std::string_view secret) {
+  if (auto id = patient_identity(e)) return "p:" + hmac_sha256_hex(secret, "patient|" + *id);
+  if (!e.conversation.conversation_ref.empty())
+    return "c:" + hmac_sha256_hex(secret, "conversation|" + e.conversation.conversation_ref);
+  return "e:" + hmac_sha256_hex(secret, "event|" + e.event_id);
+}
+
+std::vector<std::pair<std::string, std::string>> kafka_headers(const Event& e) {
+  std::vector<std::pair<std::string, std::string>> h;
+  h.emplace_back("bs-schema", std::to_string(kCanonicalSchemaVersion));
+  h.emplace_back("bs-event-id", e.event_id);
+  h.emplace_back("bs-type", std::string(to_string(e.type)));
+  h.emplace_back("bs-source-format", e.source.format);
+  h.emplace_back("bs-message-id", e.source.message_id);
+  if (!e.sender.organisation.her_id.empty())
+    h.emplace_back("bs-sender-her", e.sender.organisation.her_id);
+  if (!e.receiver.organisation.her_id.empty())
+    h.emplace_back("bs-receiver-her", e.receiver.organisation.her_id);
+  // Defence in depth: header values come from senders' own ids; never let an 11-digit
+  // identity number through even if a sender put one in its message id.
+  for (auto& kv : h) kv.second = redact_identity_numbers(kv.second);
+  return h;
+}
+
+std::string canonical_topic(EventType t) { return "canonical." + std::string(to_string(t)); }
+
+
+Blob make_inline_blob(std::string bytes, std::string mime) {
+  Blob b;
+  b.mime = std::move(mime);
+  b.size = bytes.size();
+  b.sha256 = sha256_hex(bytes);
+  b.data = std::move(bytes);
+  return b;
+}
+
+}  // namespace budstikke

@@ -1,0 +1,155 @@
+#pragma once
+// The canonical event: what every inbound message becomes and what routes consume.
+// Schema: schemas/canonical-event.schema.json (schema_version 1).
+//
+// Routing metadata (type, parties, conversation, source) is typed; the type-specific
+// clinical content is JSON in `body`, with the patient in `body.patient`. The Kafka key
+// is a keyed hash: see kafka_key().
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/core/result.hpp"
+#include "engine/core/time.hpp"
+
+namespace budstikke {
+
+inline constexpr int kCanonicalSchemaVersion = 1;
+
+enum class EventType {
+  kReferral,
+  kDischargeSummary,
+  kLabRequisition,
+  kLabResult,
+  kDialog,
+  kAdmission,
+  kDischarge,
+  kTransfer,
+  kPatientUpdate,
+  kMerge,
+  kDocument,
+  kAppRec,
+  kPlo,
+  kOther,
+};
+
+std::string_view to_string(EventType t);
+std::optional<EventType> event_type_from_string(std::string_view s);
+
+struct Identifier {
+  std::string value;
+  std::string type;  // e.g. HER, ENH (organisation number), HPR, FNR, DNR, local
+  bool operator==(const Identifier&) const = default;
+};
+
+struct Organisation {
+  std::string name;
+  std::string her_id;
+  std::string org_number;
+  std::vector<Identifier> ids;  // other identifiers
+  bool empty() const { return name.empty() && her_id.empty() && org_number.empty() && ids.empty(); }
+  bool operator==(const Organisation&) const = default;
+};
+
+struct Person {
+  std::string name;
+  std::string her_id;
+  std::string hpr_number;
+  std::string role;
+  bool empty() const {
+    return name.empty() && her_id.empty() && hpr_number.empty() && role.empty();
+  }
+  bool operator==(const Person&) const = default;
+};
+
+struct Party {
+  Organisation organisation;
+  Organisation department;
+  Person person;
+  std::string system;  // registry id of the connected system, when known
+  bool empty() const {
+    return organisation.empty() && department.empty() && person.empty() && system.empty();
+  }
+  bool operator==(const Party&) const = default;
+};
+
+struct Source {
+  std::string format;  // kith | hl7v2 | json
+  std::string version;
+  std::string message_type;
+  std::string message_id;
+  std::string channel;
+  std::optional<bool> validated;
+  bool operator==(const Source&) const = default;
+};
+
+struct Conversation {
+  std::string conversation_ref;
+  std::string parent_ref;
+  std::string in_reply_to;
+  bool empty() const {
+    return conversation_ref.empty() && parent_ref.empty() && in_reply_to.empty();
+  }
+  bool operator==(const Conversation&) const = default;
+};
+
+// Bytes that travel either inline or as a claim-check reference with their sha256.
+struct Blob {
+  std::string id;
+  std::string mime;
+  std::string description;
+  uint64_t size = 0;
+  std::string sha256;
+  std::optional<std::string> data;  // raw bytes when inline
+  std::string claim_check;          // reference into the claim-check store otherwise
+  bool operator==(const Blob&) const = default;
+};
+
+struct Event {
+  std::string event_id;
+  EventType type = EventType::kOther;
+  std::string occurred_at;  // RFC 3339, may be empty when unknown
+  std::string received_at;  // RFC 3339
+  Source source;
+  Party sender;
+  Party receiver;
+  std::string key;  // "p:<hmac>", "c:<hmac>" or "e:<hmac>"; see assign_key()
+  Conversation conversation;
+  nlohmann::json body = nlohmann::json::object();
+  std::vector<Blob> attachments;
+  std::optional<Blob> original;
+
+  bool operator==(const Event&) const = default;
+};
+
+// Serialisation: lossless in both directions.
+nlohmann::json to_json(const Event& e);
+std::string to_json_string(const Event& e);
+Result<Event> event_from_json(const nlohmann::json& j);
+Result<Event> event_from_json_string(std::string_view text);
+
+// The patient identity used for the key: the first identifier in body.patient.ids,
+// normalised as "<TYPE>:<value>" (type upper-cased, spaces removed from the value).
+std::optional<std::string> patient_identity(const Event& e);
+
+// The Kafka key: HMAC-SHA-256 under `secret` of the patient identity ("p:"), else of the
+// conversation ref ("c:"), else of the event id ("e:"). Never contains the identity itself.
+std::string kafka_key(const Event& e, std::string_view secret);
+inline void assign_key(Event& e, std::string_view secret) { e.key = kafka_key(e, secret); }
+
+// Kafka headers: routing metadata only, never patient data.
+std::vector<std::pair<std::string, std::string>> kafka_headers(const Event& e);
+
+// The topic a canonical event of this type goes to: "canonical.<type>".
+std::string canonical_topic(EventType t);
+
+// A Blob holding `bytes` inline with size and sha256 filled in.
+Blob make_inline_blob(std::string bytes, std::string mime = {});
+
+}  // namespace budstikke

@@ -1,0 +1,21 @@
+#include "engine/runtime/topics.hpp"
+
+#include "engine/event/event.hpp"
+
+namespace budstikke::runtime {
+
+std::vector<bus::TopicSpec> core_topics(const std::string& prefix) {
+  std::vector<bus::TopicSpec> out;
+  for (int t = 0; t <= static_cast<int>(EventType::kOther); ++t)
+    out.push_back({prefix + canonical_topic(static_cast<EventType>(t)), -1, -1, {}});
+  out.push_back({prefix + kRejectedTopic, -1, -1, {{"retention.ms", "2592000000"}}});
+  // One record per message id: the latest state wins; history is kept in the value.
+  out.push_back({prefix + kTrackingTopic,
+                 -1,
+                 -1,
+                 {{"cleanup.policy", "compact"}, {"min.compaction.lag.ms", "86400000"}}});
+  out.push_back({prefix + kAuditTopic, 1, -1, {{"retention.ms", "-1"}}});
+  return out;
+}
+
+}  // namespace budstikke::runtime
