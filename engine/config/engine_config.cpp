@@ -47,7 +47,7 @@ Field one_of(Field f, std::vector<std::string> allowed) {
   return f;
 }
 
-Spec build_engine_spec() {
+Spec build_engine_spec_fields() {
   auto tls = make(Spec{"kafka.tls", "TLS towards the Kafka cluster (security_protocol ssl or sasl_ssl).",
                        {str("ca_file", "PEM file with the CA certificates to trust."),
                         str("cert_file", "PEM client certificate (mutual TLS)."),
@@ -117,6 +117,16 @@ Spec build_engine_spec() {
   return engine;
 }
 
+Spec build_engine_spec() {
+  Spec engine = build_engine_spec_fields();
+  // privacy.key_secret: required, at least 16 characters (it keys the patient hash).
+  auto privacy = std::make_shared<Spec>(*engine.fields[1].object);
+  privacy->fields[0].required = true;
+  privacy->fields[0].min_length = 16;
+  engine.fields[1].object = privacy;
+  return engine;
+}
+
 std::string map_protocol(const std::string& p) {
   if (p == "ssl") return "ssl";
   if (p == "sasl_plaintext") return "sasl_plaintext";
@@ -181,9 +191,6 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
   const YAML::Node privacy = root["privacy"];
   const Spec& ps = *spec.find("privacy")->object;
   c.key_secret = get_string(privacy, ps, "key_secret");
-  if (c.key_secret.size() < 16)
-    d.error(file, privacy["key_secret"] ? privacy["key_secret"].Mark() : privacy.Mark(),
-            "privacy.key_secret", "must be at least 16 characters (it keys the patient hash)");
   c.claim_check_dir = resolve_path(c, get_string(privacy, ps, "claim_check_dir"));
   c.claim_check_threshold = get_int(privacy, ps, "claim_check_threshold");
 

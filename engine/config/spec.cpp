@@ -87,6 +87,9 @@ void validate_value(const YAML::Node& v, const Field& f, const std::string& file
         }
       }
       if (f.required && s.empty()) d.error(file, mark, path, "must not be empty");
+      if (s.size() < f.min_length)
+        d.error(file, mark, path,
+                "must be at least " + std::to_string(f.min_length) + " characters");
       return;
     }
     case Kind::kInt: {

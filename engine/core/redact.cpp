@@ -7,18 +7,46 @@ namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+bool is_alnum(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool is_hex_letter(char c) { return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// Calls f(pos) for each run of exactly 11 digits. A run inside a hexadecimal token (a UUID
+// group, a hash: only 0-9a-f with at least one letter) is an identifier, not a person.
 template <typename F>
 void for_each_11(std::string_view text, F&& f) {
   size_t i = 0;
   while (i < text.size()) {
-    if (!is_digit(text[i])) {
+    if (!is_alnum(text[i])) {
       ++i;
       continue;
     }
-    size_t j = i;
-    while (j < text.size() && is_digit(text[j])) ++j;
-    if (j - i == 11) f(i);
-    i = j;
+    size_t end = i;
+    bool all_hex = true;
+    bool has_letter = false;
+    while (end < text.size() && is_alnum(text[end])) {
+      if (!is_digit(text[end])) {
+        has_letter = true;
+        all_hex = all_hex && is_hex_letter(text[end]);
+      }
+      ++end;
+    }
+    if (!(all_hex && has_letter)) {
+      size_t j = i;
+      while (j < end) {
+        if (!is_digit(text[j])) {
+          ++j;
+          continue;
+        }
+        size_t k = j;
+        while (k < end && is_digit(text[k])) ++k;
+        if (k - j == 11) f(j);
+        j = k;
+      }
+    }
+    i = end;
   }
 }
 

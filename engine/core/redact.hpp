@@ -9,7 +9,8 @@ namespace budstikke {
 
 // Replaces every run of exactly 11 digits (not part of a longer digit run) with
 // "***********". Longer runs (e.g. organisation or account numbers glued together) and
-// shorter ones (HER-ids, 9-digit organisation numbers) are kept.
+// shorter ones (HER-ids, 9-digit organisation numbers) are kept, and so are digit runs inside
+// hexadecimal tokens (UUIDs, hashes), which are identifiers of messages, not of people.
 std::string redact_identity_numbers(std::string_view text);
 
 // True when the text contains an 11-digit run as above.

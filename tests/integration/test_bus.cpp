@@ -1,0 +1,353 @@
+// The bus against a real Kafka broker (scripts/kafka, started by the CTest fixture).
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "engine/bus/bus.hpp"
+#include "engine/core/crypto.hpp"
+#include "engine/event/event.hpp"
+#include "tests/support/test_env.hpp"
+
+using namespace budstikke;
+using namespace std::chrono_literals;
+
+namespace {
+
+bus::KafkaSettings settings() {
+  bus::KafkaSettings s;
+  s.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+  s.default_partitions = 4;
+  return s;
+}
+
+std::string fresh_topic(const std::string& base) {
+  return "test." + base + "." + testenv::unique_suffix();
+}
+
+Event make_event(int i) {
+  Event e;
+  e.event_id = uuid_v4();
+  e.type = EventType::kLabResult;
+  e.received_at = now_rfc3339();
+  e.source = {"hl7v2", "2.5", "ORU^R01", "MSG" + std::to_string(i), "test", true};
+  e.body = {{"patient", {{"ids", {{{"type", "FNR"}, {"value", "131169" + std::to_string(10000 + i % 90000)}}}}}},
+            {"seq", i},
+            {"text", std::string(static_cast<size_t>(600 + i % 400), static_cast<char>('a' + i % 26))}};
+  assign_key(e, "integration-test-secret-000");
+  return e;
+}
+
+pid_t spawn(const std::vector<std::string>& argv) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> a;
+    for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    execv(a[0], a.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+size_t count_lines(const std::string& path) {
+  std::ifstream in(path);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Bus, HundredThousandEventsNoneLostNoneCorrupted) {
+  constexpr int kCount = 100'000;
+  const auto s = settings();
+  const std::string topic = fresh_topic("bus100k");
+  ASSERT_TRUE(bus::ensure_topics(s, {{topic, 4, 1, {}}}).ok());
+
+  // Produce: every send completes on its delivery report.
+  std::unordered_map<std::string, std::string> sha_by_id;
+  sha_by_id.reserve(kCount);
+  std::atomic<int> delivered{0};
+  std::atomic<int> failed{0};
+  {
+    auto p = bus::Producer::create(s);
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    for (int i = 0; i < kCount; ++i) {
+      const Event e = make_event(i);
+      bus::Record r;
+      r.topic = topic;
+      r.key = e.key;
+      r.value = to_json_string(e);
+      for (auto& [k, v] : kafka_headers(e)) r.headers.push_back({k, v});
+      sha_by_id[e.event_id] = sha256_hex(r.value);
+      ASSERT_TRUE((*p)->send(r, [&](Result<bus::Delivery> d) {
+                        (d.ok() ? delivered : failed).fetch_add(1);
+                      }).ok());
+    }
+    ASSERT_TRUE((*p)->flush(60s).ok());
+  }
+  EXPECT_EQ(delivered.load(), kCount);
+  EXPECT_EQ(failed.load(), 0);
+
+  // Consume: check each event by id and content.
+  auto c = bus::Consumer::create(s, "g-" + topic, {topic});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  std::unordered_set<std::string> seen;
+  int corrupted = 0;
+  int duplicates = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 180s;
+  while (seen.size() < static_cast<size_t>(kCount) && std::chrono::steady_clock::now() < deadline) {
+    auto m = (*c)->poll(200ms);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    if (!m->has_value()) continue;
+    const auto& msg = **m;
+    auto e = event_from_json_string(msg.value());
+    const auto id = msg.header("bs-event-id").value_or("");
+    if (!e.ok() || e->event_id != id || sha_by_id[id] != sha256_hex(msg.value()) ||
+        e->key != msg.key()) {
+      ++corrupted;
+    } else if (!seen.insert(id).second) {
+      ++duplicates;
+    }
+    (void)(*c)->store(msg);
+    if (seen.size() % 5000 == 0) {
+      ASSERT_TRUE((*c)->commit(false).ok());
+    }
+  }
+  ASSERT_TRUE((*c)->close().ok());
+  const size_t lost = kCount - seen.size();
+  std::printf("bus: produced %d, consumed %zu distinct, lost %zu, corrupted %d, duplicates %d\n",
+              kCount, seen.size(), lost, corrupted, duplicates);
+  EXPECT_EQ(lost, 0u);
+  EXPECT_EQ(corrupted, 0);
+  (void)bus::delete_topics(s, {topic});
+}
+
+TEST(Bus, ConsumerKilledMidStreamResumesFromLastCommit) {
+  constexpr int kCount = 100'000;
+  const auto s = settings();
+  const std::string topic = fresh_topic("bus-kill");
+  const std::string group = "g-" + topic;
+  ASSERT_TRUE(bus::ensure_topics(s, {{topic, 4, 1, {}}}).ok());
+  {
+    auto p = bus::Producer::create(s);
+    ASSERT_TRUE(p.ok());
+    for (int i = 0; i < kCount; ++i) {
+      bus::Record r{topic, "k" + std::to_string(i), std::string(1000, 'x'), {}, -1};
+      ASSERT_TRUE((*p)->send(r, nullptr).ok());
+    }
+    ASSERT_TRUE((*p)->flush(60s).ok());
+  }
+  testenv::TempDir dir;
+  const std::string out = (dir.path() / "processed.txt").string();
+  const std::string proc = (testenv::binary_dir() / "bin/bus_consumer_proc").string();
+  ASSERT_TRUE(std::filesystem::exists(proc)) << proc << " (run through ctest)";
+  const std::vector<std::string> argv = {proc, testenv::kafka_bootstrap(), topic, group, out,
+                                         std::to_string(kCount), "25000"};
+  const pid_t first = spawn(argv);
+  ASSERT_GT(first, 0);
+  // Kill it with SIGKILL once it has processed a good part, mid-stream.
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (count_lines(out) < 30'000 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(kill(first, SIGKILL), 0);
+  int status = 0;
+  waitpid(first, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  const size_t before_kill = count_lines(out);
+  ASSERT_LT(before_kill, static_cast<size_t>(kCount)) << "the consumer finished before the kill";
+
+  // Restart: it must resume from its last commit and finish.
+  const pid_t second = spawn({proc, testenv::kafka_bootstrap(), topic, group, out,
+                              std::to_string(kCount)});
+  waitpid(second, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+
+  std::map<std::string, int> times;
+  {
+    std::ifstream in(out);
+    for (std::string line; std::getline(in, line);) ++times[line];
+  }
+  size_t lost = 0;
+  for (int i = 0; i < kCount; ++i)
+    if (!times.count("k" + std::to_string(i))) ++lost;
+  size_t redelivered = 0;
+  for (const auto& [k, n] : times) redelivered += static_cast<size_t>(n - 1);
+  std::printf("bus kill -9: processed %zu before SIGKILL, %zu records in all, lost %zu, "
+              "redelivered after restart %zu\n",
+              before_kill, count_lines(out), lost, redelivered);
+  EXPECT_EQ(lost, 0u);
+  EXPECT_EQ(times.size(), static_cast<size_t>(kCount));
+  (void)bus::delete_topics(s, {topic});
+}
+
+TEST(Bus, TransactionCommitsRecordsAndOffsetsTogether) {
+  const auto s = settings();
+  const std::string in = fresh_topic("txn-in");
+  const std::string out = fresh_topic("txn-out");
+  ASSERT_TRUE(bus::ensure_topics(s, {{in, 2, 1, {}}, {out, 2, 1, {}}}).ok());
+  {
+    auto p = bus::Producer::create(s);
+    ASSERT_TRUE(p.ok());
+    for (int i = 0; i < 100; ++i)
+      ASSERT_TRUE((*p)->send_sync({in, "k" + std::to_string(i), "v" + std::to_string(i), {}, -1}).ok());
+  }
+  const std::string group = "g-" + in;
+  bus::ConsumerOptions co;
+  co.transactional = true;
+  auto c = bus::Consumer::create(s, group, {in}, co);
+  ASSERT_TRUE(c.ok());
+  auto t = bus::TransactionalProducer::create(s, "txn-" + in);
+  ASSERT_TRUE(t.ok()) << t.error().message;
+
+  // First batch: 50 records transformed, then ABORTED: nothing visible, offsets not committed.
+  auto consume_n = [&](int n) {
+    int got = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (got < n && std::chrono::steady_clock::now() < deadline) {
+      auto m = (*c)->poll(200ms);
+      if (!m.ok() || !m->has_value()) continue;
+      EXPECT_TRUE((*t)->send({out, std::string((**m).key()), "T:" + std::string((**m).value()), {}, -1}).ok());
+      (void)(*c)->store(**m);
+      ++got;
+    }
+    return got;
+  };
+  ASSERT_TRUE((*t)->begin().ok());
+  ASSERT_EQ(consume_n(50), 50);
+  ASSERT_TRUE((*t)->send_offsets(**c).ok());
+  ASSERT_TRUE((*t)->abort().ok());
+  (*c)->clear_stored();
+  c->reset();  // leave the group without committing
+
+  // A new member of the group starts from the committed offsets (none): it sees all 100.
+  c = bus::Consumer::create(s, group, {in}, co);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*t)->begin().ok());
+  ASSERT_EQ(consume_n(100), 100);
+  ASSERT_TRUE((*t)->send_offsets(**c).ok());
+  ASSERT_TRUE((*t)->commit().ok());
+  (*c)->clear_stored();
+  c->reset();
+
+  // Output as a read_committed consumer sees it: exactly 100, none of the aborted 50.
+  auto r = bus::Consumer::create(s, "reader-" + out, {out});
+  ASSERT_TRUE(r.ok());
+  std::map<std::string, int> seen;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto m = (*r)->poll(500ms);
+    ASSERT_TRUE(m.ok());
+    if (!m->has_value()) {
+      if (seen.size() == 100) break;
+      continue;
+    }
+    ++seen[std::string((**m).key())];
+  }
+  EXPECT_EQ(seen.size(), 100u);
+  for (const auto& [k, n] : seen) EXPECT_EQ(n, 1) << k;
+
+  // The group's offsets were committed by the transaction: a new member gets nothing.
+  auto again = bus::Consumer::create(s, group, {in}, co);
+  ASSERT_TRUE(again.ok());
+  int leftover = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto m = (*again)->poll(250ms);
+    if (m.ok() && m->has_value()) ++leftover;
+  }
+  EXPECT_EQ(leftover, 0);
+  (void)bus::delete_topics(s, {in, out});
+}
+
+TEST(Bus, GracefulShutdownDeliversEverythingInFlight) {
+  const auto s = settings();
+  const std::string topic = fresh_topic("shutdown");
+  ASSERT_TRUE(bus::ensure_topics(s, {{topic, 2, 1, {}}}).ok());
+  std::atomic<int> ok{0};
+  {
+    auto p = bus::Producer::create(s);
+    ASSERT_TRUE(p.ok());
+    for (int i = 0; i < 20'000; ++i)
+      ASSERT_TRUE((*p)->send({topic, "", std::string(500, 'y'), {}, -1},
+                             [&](Result<bus::Delivery> d) {
+                               if (d.ok()) ok.fetch_add(1);
+                             })
+                      .ok());
+    // Destroyed right away: the destructor flushes before it closes.
+  }
+  EXPECT_EQ(ok.load(), 20'000);
+  auto n = bus::topic_message_count(s, topic);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 20'000);
+  (void)bus::delete_topics(s, {topic});
+}
+
+TEST(Bus, TopicProvisioningIsIdempotentAndHonoursPartitions) {
+  const auto s = settings();
+  const std::string a = fresh_topic("prov-a");
+  const std::string b = fresh_topic("prov-b");
+  const std::vector<bus::TopicSpec> specs = {
+      {a, 3, 1, {}}, {b, 1, 1, {{"cleanup.policy", "compact"}}}};
+  ASSERT_TRUE(bus::ensure_topics(s, specs).ok());
+  ASSERT_TRUE(bus::ensure_topics(s, specs).ok());  // again: no error
+  auto topics = bus::list_topics(s);
+  ASSERT_TRUE(topics.ok());
+  EXPECT_NE(std::find(topics->begin(), topics->end(), a), topics->end());
+  EXPECT_NE(std::find(topics->begin(), topics->end(), b), topics->end());
+  // Partitions: a record sent to partition 2 of a lands; partition 3 does not exist.
+  auto p = bus::Producer::create(s);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE((*p)->send_sync({a, "k", "v", {}, 2}).ok());
+  auto bad = (*p)->send_sync({a, "k", "v", {}, 3}, 10s);
+  EXPECT_FALSE(bad.ok());
+  // An invalid topic config is a permanent error with the broker's reason.
+  auto st = bus::ensure_topics(s, {{fresh_topic("prov-c"), 1, 1, {{"cleanup.policy", "shred"}}}});
+  ASSERT_FALSE(st.ok());
+  EXPECT_FALSE(st.error().retriable);
+  (void)bus::delete_topics(s, {a, b});
+}
+
+TEST(Bus, ErrorsAreClassified) {
+  // An unreachable cluster: retriable, with the address in the message.
+  bus::KafkaSettings down;
+  down.properties["bootstrap.servers"] = "127.0.0.1:1";
+  auto t = bus::list_topics(down, 1500ms);
+  ASSERT_FALSE(t.ok());
+  EXPECT_TRUE(t.error().retriable) << t.error().message;
+  EXPECT_NE(t.error().message.find("127.0.0.1:1"), std::string::npos);
+
+  bus::ProducerOptions po;
+  po.message_timeout_ms = 1500;
+  auto p = bus::Producer::create(down, po);
+  ASSERT_TRUE(p.ok());
+  auto d = (*p)->send_sync({"x", "k", "v", {}, -1}, 10s);
+  ASSERT_FALSE(d.ok());
+  EXPECT_TRUE(d.error().retriable) << d.error().message;
+
+  // A record larger than the broker accepts: permanent.
+  const auto s = settings();
+  const std::string topic = fresh_topic("big");
+  ASSERT_TRUE(bus::ensure_topics(s, {{topic, 1, 1, {{"max.message.bytes", "10000"}}}}).ok());
+  auto p2 = bus::Producer::create(s);
+  ASSERT_TRUE(p2.ok());
+  auto big = (*p2)->send_sync({topic, "k", std::string(200'000, 'z'), {}, -1});
+  ASSERT_FALSE(big.ok());
+  EXPECT_FALSE(big.error().retriable) << big.error().message;
+  // A bad client property is a permanent config error.
+  bus::KafkaSettings bad = s;
+  bad.properties["no.such.property"] = "1";
+  auto p3 = bus::Producer::create(bad);
+  ASSERT_FALSE(p3.ok());
+  EXPECT_EQ(p3.error().domain, ErrorDomain::kConfig);
+  (void)bus::delete_topics(s, {topic});
+}

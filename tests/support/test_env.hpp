@@ -1,0 +1,62 @@
+#pragma once
+// Helpers shared by tests: repository paths, the shared standards folder, temp dirs.
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace budstikke::testenv {
+
+inline std::filesystem::path source_dir() {
+  const char* s = std::getenv("BUDSTIKKE_SOURCE_DIR");
+  return s ? std::filesystem::path(s) : std::filesystem::current_path();
+}
+
+inline std::filesystem::path binary_dir() {
+  const char* s = std::getenv("BUDSTIKKE_BINARY_DIR");
+  return s ? std::filesystem::path(s) : std::filesystem::current_path();
+}
+
+// ../shared/standards beside the checkout, or $BUDSTIKKE_STANDARDS.
+inline std::filesystem::path standards_dir() {
+  if (const char* s = std::getenv("BUDSTIKKE_STANDARDS")) return s;
+  return source_dir().parent_path() / "shared" / "standards";
+}
+
+inline std::filesystem::path corpora_dir() {
+  if (const char* s = std::getenv("BUDSTIKKE_CORPORA")) return s;
+  return source_dir().parent_path() / "shared" / "corpora";
+}
+
+// Bootstrap address of the local test broker (scripts/kafka), or $BUDSTIKKE_KAFKA.
+inline std::string kafka_bootstrap() {
+  if (const char* s = std::getenv("BUDSTIKKE_KAFKA")) return s;
+  return "127.0.0.1:19092";
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / ("budstikke-test-" + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::string unique_suffix() {
+  std::random_device rd;
+  return std::to_string(rd()) + std::to_string(rd());
+}
+
+}  // namespace budstikke::testenv

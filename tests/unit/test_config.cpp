@@ -1,0 +1,153 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "engine/config/engine_config.hpp"
+#include "tests/support/test_env.hpp"
+
+using namespace budstikke;
+using namespace budstikke::config;
+
+namespace {
+
+std::string write(const testenv::TempDir& dir, const std::string& name, const std::string& text) {
+  const auto p = dir.path() / name;
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+bool has(const Diagnostics& d, const std::string& needle) {
+  return d.format_all().find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+TEST(EngineConfig, ShippedConfigIsValid) {
+  Diagnostics d;
+  const auto cfg = load_engine_config((testenv::source_dir() / "config/engine.yaml").string(), d);
+  EXPECT_FALSE(d.has_errors()) << d.format_all();
+  EXPECT_FALSE(cfg.kafka.bootstrap().empty());
+  EXPECT_GE(cfg.key_secret.size(), 16u);
+}
+
+TEST(EngineConfig, ValidCaseMapsToKafkaProperties) {
+  testenv::TempDir dir;
+  const auto f = write(dir, "engine.yaml", R"(kafka:
+  bootstrap_servers: kafka-1.region.local:9093,kafka-2.region.local:9093
+  security_protocol: sasl_ssl
+  tls:
+    ca_file: /etc/budstikke/ca.pem
+  sasl:
+    mechanism: SCRAM-SHA-512
+    username: budstikke
+    password: s3cret
+  properties:
+    socket.keepalive.enable: "true"
+privacy:
+  key_secret: 0123456789abcdef0123
+)");
+  Diagnostics d;
+  const auto cfg = load_engine_config(f, d);
+  ASSERT_FALSE(d.has_errors()) << d.format_all();
+  auto& p = cfg.kafka.properties;
+  EXPECT_EQ(p.at("bootstrap.servers"), "kafka-1.region.local:9093,kafka-2.region.local:9093");
+  EXPECT_EQ(p.at("security.protocol"), "sasl_ssl");
+  EXPECT_EQ(p.at("ssl.ca.location"), "/etc/budstikke/ca.pem");
+  EXPECT_EQ(p.at("sasl.mechanisms"), "SCRAM-SHA-512");
+  EXPECT_EQ(p.at("sasl.password"), "s3cret");
+  EXPECT_EQ(p.at("socket.keepalive.enable"), "true");
+  EXPECT_EQ(cfg.kafka.default_partitions, 4);
+}
+
+TEST(EngineConfig, EveryProblemReportedAtOnceWithPosition) {
+  testenv::TempDir dir;
+  const auto f = write(dir, "engine.yaml", R"(kafka:
+  bootstrap_server: 127.0.0.1:9092
+  partitions: lots
+  replication_factor: 99
+  security_protocol: carrier-pigeon
+privacy:
+  key_secret: short
+log:
+  level: loud
+colour: blue
+)");
+  Diagnostics d;
+  (void)load_engine_config(f, d);
+  ASSERT_TRUE(d.has_errors());
+  const std::string out = d.format_all();
+  EXPECT_TRUE(has(d, f + ":2:3: error: kafka.bootstrap_server: unknown key; did you mean "
+                         "'bootstrap_servers'?"))
+      << out;
+  EXPECT_TRUE(has(d, f + ":3:15: error: kafka.partitions: expected an integer")) << out;
+  EXPECT_TRUE(has(d, f + ":4:23: error: kafka.replication_factor: must be at most 7")) << out;
+  EXPECT_TRUE(has(d, f + ":7:15: error: privacy.key_secret: must be at least 16")) << out;
+  EXPECT_TRUE(has(d, f + ":5:22: error: kafka.security_protocol: 'carrier-pigeon' is not one of"))
+      << out;
+  EXPECT_TRUE(has(d, f + ":9:10: error: log.level: 'loud' is not one of")) << out;
+  EXPECT_TRUE(has(d, f + ":10:1: error: colour: unknown key")) << out;
+}
+
+TEST(EngineConfig, MissingRequiredSection) {
+  testenv::TempDir dir;
+  const auto f = write(dir, "engine.yaml", "kafka:\n  client_id: x\n");
+  Diagnostics d;
+  (void)load_engine_config(f, d);
+  EXPECT_TRUE(has(d, "privacy: is required")) << d.format_all();
+}
+
+TEST(EngineConfig, ShortSecretIsRejected) {
+  testenv::TempDir dir;
+  const auto f = write(dir, "engine.yaml", "privacy:\n  key_secret: short\n");
+  Diagnostics d;
+  (void)load_engine_config(f, d);
+  EXPECT_TRUE(has(d, f + ":2:15: error: privacy.key_secret: must be at least 16 characters"))
+      << d.format_all();
+}
+
+TEST(EngineConfig, YamlSyntaxErrorHasPosition) {
+  testenv::TempDir dir;
+  const auto f = write(dir, "engine.yaml", "kafka:\n  bootstrap_servers: [unclosed\nprivacy: {}\n");
+  Diagnostics d;
+  (void)load_engine_config(f, d);
+  ASSERT_TRUE(d.has_errors());
+  EXPECT_TRUE(has(d, f + ":")) << d.format_all();
+  EXPECT_TRUE(has(d, "YAML syntax")) << d.format_all();
+  EXPECT_EQ(d.items()[0].line > 0, true);
+}
+
+TEST(EngineConfig, MissingFile) {
+  Diagnostics d;
+  (void)load_engine_config("/nonexistent/engine.yaml", d);
+  EXPECT_TRUE(has(d, "/nonexistent/engine.yaml:0:0: error: cannot open file")) << d.format_all();
+}
+
+TEST(EngineConfig, EnvironmentExpansion) {
+  testenv::TempDir dir;
+  ::setenv("BS_TEST_SECRET", "from-the-environment-123", 1);
+  ::unsetenv("BS_TEST_UNSET");
+  const auto f = write(dir, "engine.yaml",
+                       "kafka:\n  bootstrap_servers: ${BS_TEST_UNSET:-localhost:1}\n"
+                       "privacy:\n  key_secret: ${BS_TEST_SECRET}\n");
+  Diagnostics d;
+  const auto cfg = load_engine_config(f, d);
+  ASSERT_FALSE(d.has_errors()) << d.format_all();
+  EXPECT_EQ(cfg.key_secret, "from-the-environment-123");
+  EXPECT_EQ(cfg.kafka.bootstrap(), "localhost:1");
+
+  const auto g = write(dir, "g.yaml", "privacy:\n  key_secret: ${BS_TEST_UNSET}\n");
+  Diagnostics d2;
+  (void)load_engine_config(g, d2);
+  EXPECT_TRUE(has(d2, g + ":2:15: error: privacy.key_secret: environment variable BS_TEST_UNSET "
+                          "is not set"))
+      << d2.format_all();
+}
+
+TEST(EngineConfig, ReferenceDocumentsEveryField) {
+  const std::string md = reference_markdown(engine_spec());
+  for (const char* key : {"bootstrap_servers", "security_protocol", "key_secret", "ca_file",
+                          "mechanism", "claim_check_threshold", "directory"})
+    EXPECT_NE(md.find(std::string("`") + key + "`"), std::string::npos) << key;
+  EXPECT_NE(md.find("secret"), std::string::npos);
+}

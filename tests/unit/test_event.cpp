@@ -1,0 +1,186 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "engine/core/redact.hpp"
+#include "engine/event/event.hpp"
+#include "tests/support/test_env.hpp"
+
+using namespace budstikke;
+
+namespace {
+
+constexpr const char* kFnr = "13116900216";  // fictional test person
+constexpr const char* kSecret = "unit-test-secret-0123456789";
+
+Event sample_event() {
+  Event e;
+  e.event_id = "1b4e28ba-2fa1-41d2-883f-0016d3cca427";
+  e.type = EventType::kReferral;
+  e.occurred_at = "2026-11-20T10:15:00Z";
+  e.received_at = "2026-11-21T08:00:00.123Z";
+  e.source = {"kith", "2.0", "REFERRAL", "a5a2b9d4-0d1c-4d0c-9f8e-1c7a6c2b0e11", "file:inbox",
+              true};
+  e.sender.organisation = {"Legekontoret Fiktivby", "9999001", "999999001", {{"42", "local"}}};
+  e.sender.person = {"Kari Lege", "9999002", "1234567", "GP"};
+  e.receiver.organisation = {"Fiktiv sykehus HF", "9999100", "999999100", {}};
+  e.receiver.department = {"Ortopedisk avdeling", "9999101", "", {}};
+  e.receiver.system = "fiktiv-dips";
+  e.conversation = {"conv-123", "parent-9", ""};
+  e.body = nlohmann::json::parse(R"({
+    "patient": {"ids": [{"type": "FNR", "value": "13116900216"}],
+                "name": {"family": "Nordmann", "given": "Ola"}, "birth_date": "1969-11-13"},
+    "reason": "Smerter i kne",
+    "diagnoses": [{"system": "ICPC-2", "code": "L15", "text": "Knesymptomer"}],
+    "unicode": "æøå ÆØÅ \u00e9 \u2603",
+    "numbers": [1, 2.5, -3, 1e300]
+  })");
+  e.attachments.push_back(make_inline_blob(std::string("%PDF-1.4\x00\x01\xff", 11), "application/pdf"));
+  e.attachments.back().id = "att-1";
+  e.attachments.back().description = "Røntgenbilde";
+  Blob cc;
+  cc.mime = "image/jpeg";
+  cc.size = 5'000'000;
+  cc.sha256 = std::string(64, 'a');
+  cc.claim_check = "claim-check:sha256/" + std::string(64, 'a');
+  e.attachments.push_back(cc);
+  e.original = make_inline_blob("<MsgHead>...</MsgHead>", "application/xml");
+  assign_key(e, kSecret);
+  return e;
+}
+
+}  // namespace
+
+TEST(Event, JsonRoundTripIsLossless) {
+  const Event e = sample_event();
+  const std::string text = to_json_string(e);
+  auto back = event_from_json_string(text);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, e);
+  EXPECT_EQ(to_json_string(*back), text);
+}
+
+TEST(Event, MinimalEventRoundTrips) {
+  Event e;
+  e.event_id = "00000000-0000-4000-8000-000000000000";
+  e.received_at = "2026-01-01T00:00:00Z";
+  e.source.format = "hl7v2";
+  e.source.message_id = "MSG1";
+  assign_key(e, kSecret);
+  auto back = event_from_json_string(to_json_string(e));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, e);
+}
+
+TEST(Event, EveryTypeNameRoundTrips) {
+  for (int t = 0; t <= static_cast<int>(EventType::kOther); ++t) {
+    const auto type = static_cast<EventType>(t);
+    EXPECT_EQ(event_type_from_string(to_string(type)), type);
+    EXPECT_EQ(canonical_topic(type), "canonical." + std::string(to_string(type)));
+  }
+  EXPECT_FALSE(event_type_from_string("nonsense").has_value());
+}
+
+TEST(Event, ParseErrorsNameThePath) {
+  auto j = to_json(sample_event());
+  j["source"].erase("message_id");
+  auto r = event_from_json(j);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("/source/message_id: is required"), std::string::npos)
+      << r.error().message;
+
+  j = to_json(sample_event());
+  j["attachments"][0]["data_base64"] = "!!!";
+  r = event_from_json(j);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("/attachments/0/data_base64"), std::string::npos);
+
+  j = to_json(sample_event());
+  j["type"] = "telegram";
+  EXPECT_FALSE(event_from_json(j).ok());
+  j = to_json(sample_event());
+  j["schema_version"] = 2;
+  EXPECT_FALSE(event_from_json(j).ok());
+  EXPECT_FALSE(event_from_json_string("{not json").ok());
+}
+
+TEST(Event, KeyIsKeyedHashOfPatient) {
+  Event a = sample_event();
+  Event b = sample_event();
+  b.event_id = "2b4e28ba-2fa1-41d2-883f-0016d3cca427";
+  b.conversation.conversation_ref = "other";
+  b.body["patient"]["ids"][0]["value"] = "131169 00216";  // same person, formatted
+  EXPECT_EQ(kafka_key(a, kSecret), kafka_key(b, kSecret));
+  EXPECT_EQ(a.key.substr(0, 2), "p:");
+  EXPECT_EQ(a.key.size(), 2u + 64u);
+  // A different secret gives an unrelated key: the key cannot be recomputed without it.
+  EXPECT_NE(kafka_key(a, "another-secret-abcdefgh"), kafka_key(a, kSecret));
+  // A different person, a different key.
+  b.body["patient"]["ids"][0]["value"] = "01010112345";
+  EXPECT_NE(kafka_key(a, kSecret), kafka_key(b, kSecret));
+}
+
+TEST(Event, KeyFallsBackToConversationThenEvent) {
+  Event e = sample_event();
+  e.body.erase("patient");
+  EXPECT_EQ(kafka_key(e, kSecret).substr(0, 2), "c:");
+  e.conversation.conversation_ref.clear();
+  EXPECT_EQ(kafka_key(e, kSecret).substr(0, 2), "e:");
+}
+
+TEST(Event, NoIdentityNumberInKeyOrHeaders) {
+  Event e = sample_event();
+  e.source.message_id = std::string("msg-") + kFnr;  // a careless sender
+  assign_key(e, kSecret);
+  EXPECT_EQ(e.key.find(kFnr), std::string::npos);
+  EXPECT_FALSE(contains_identity_number(e.key.substr(2)) &&
+               e.key.find(kFnr) != std::string::npos);
+  for (const auto& [k, v] : kafka_headers(e)) {
+    EXPECT_EQ(k.find(kFnr), std::string::npos) << k;
+    EXPECT_EQ(v.find(kFnr), std::string::npos) << k << "=" << v;
+  }
+  // The identity lives only inside the body.
+  const std::string text = to_json_string(e);
+  const auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["body"]["patient"]["ids"][0]["value"], kFnr);
+  auto top = j;
+  top.erase("body");
+  top.erase("original");
+  top["source"].erase("message_id");
+  EXPECT_EQ(top.dump().find(kFnr), std::string::npos);
+}
+
+TEST(Event, SerializedEventsValidateAgainstTheSchema) {
+  testenv::TempDir dir;
+  std::vector<Event> events;
+  events.push_back(sample_event());
+  Event minimal;
+  minimal.event_id = "00000000-0000-4000-8000-000000000000";
+  minimal.received_at = "2026-01-01T00:00:00Z";
+  minimal.source = {"hl7v2", "2.5", "ADT^A01", "MSG00001", "mllp:6661", std::nullopt};
+  assign_key(minimal, kSecret);
+  events.push_back(minimal);
+  for (int t = 0; t <= static_cast<int>(EventType::kOther); ++t) {
+    Event e = sample_event();
+    e.type = static_cast<EventType>(t);
+    events.push_back(e);
+  }
+  std::string args;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const auto p = dir.path() / ("event-" + std::to_string(i) + ".json");
+    std::ofstream(p) << to_json_string(events[i]);
+    args += " '" + p.string() + "'";
+  }
+  // A broken one must be caught, or the check proves nothing.
+  auto broken = to_json(sample_event());
+  broken["key"] = std::string("p:") + kFnr;
+  const auto bad = dir.path() / "broken.json";
+  std::ofstream(bad) << broken.dump();
+
+  const auto tool = testenv::source_dir() / "tests/tools/validate_json_schema.py";
+  const auto schema = testenv::source_dir() / "schemas/canonical-event.schema.json";
+  const std::string cmd = "/usr/bin/python3 '" + tool.string() + "' '" + schema.string() + "'";
+  EXPECT_EQ(std::system((cmd + args).c_str()), 0);
+  EXPECT_NE(std::system((cmd + " '" + bad.string() + "' >/dev/null").c_str()), 0);
+}
