@@ -42,7 +42,7 @@ include(GoogleTest)
 # Every GoogleTest case becomes its own CTest test (so counts are per case), discovered when
 # the tests run (PRE_TEST), labelled, with the repository paths in its environment.
 function(budstikke_test name)
-  cmake_parse_arguments(T "" "LABEL;TIMEOUT" "SOURCES;DEPS;ENVIRONMENT;PROPERTIES" ${ARGN})
+  cmake_parse_arguments(T "" "LABEL;TIMEOUT" "SOURCES;DEPS;PROPERTIES" ${ARGN})
   if(NOT T_LABEL)
     set(T_LABEL unit)
   endif()
@@ -52,10 +52,12 @@ function(budstikke_test name)
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main)
   budstikke_compile_options(${name})
+  # Repository paths are compiled in (tests may still override them by environment).
+  target_compile_definitions(${name} PRIVATE
+    BUDSTIKKE_SOURCE_DIR_DEFAULT="${PROJECT_SOURCE_DIR}"
+    BUDSTIKKE_BINARY_DIR_DEFAULT="${PROJECT_BINARY_DIR}")
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
     EXTRA_ARGS --gtest_color=no
-    PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT}
-      ENVIRONMENT "BUDSTIKKE_SOURCE_DIR=${PROJECT_SOURCE_DIR};BUDSTIKKE_BINARY_DIR=${PROJECT_BINARY_DIR};${T_ENVIRONMENT}"
-      ${T_PROPERTIES})
+    PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT} ${T_PROPERTIES})
 endfunction()

@@ -9,13 +9,21 @@
 namespace budstikke::testenv {
 
 inline std::filesystem::path source_dir() {
-  const char* s = std::getenv("BUDSTIKKE_SOURCE_DIR");
-  return s ? std::filesystem::path(s) : std::filesystem::current_path();
+  if (const char* s = std::getenv("BUDSTIKKE_SOURCE_DIR")) return s;
+#ifdef BUDSTIKKE_SOURCE_DIR_DEFAULT
+  return BUDSTIKKE_SOURCE_DIR_DEFAULT;
+#else
+  return std::filesystem::current_path();
+#endif
 }
 
 inline std::filesystem::path binary_dir() {
-  const char* s = std::getenv("BUDSTIKKE_BINARY_DIR");
-  return s ? std::filesystem::path(s) : std::filesystem::current_path();
+  if (const char* s = std::getenv("BUDSTIKKE_BINARY_DIR")) return s;
+#ifdef BUDSTIKKE_BINARY_DIR_DEFAULT
+  return BUDSTIKKE_BINARY_DIR_DEFAULT;
+#else
+  return std::filesystem::current_path();
+#endif
 }
 
 // ../shared/standards beside the checkout, or $BUDSTIKKE_STANDARDS.
