@@ -54,6 +54,12 @@ class Resolver final : public x::XMLEntityResolver {
     const std::string sys = xml::utf8(ri->getSystemId());
     const std::string base = xml::utf8(ri->getBaseURI());
     const auto type = ri->getResourceIdentifierType();
+    if (sys.size() > 4 && sys.compare(sys.size() - 4, 4, ".dtd") == 0) {
+      // DTDs referenced by schema documents (e.g. XMLSchema.dtd): an empty external subset.
+      static const char kEmpty[] = "";
+      return new x::MemBufInputSource(reinterpret_cast<const XMLByte*>(kEmpty), 0,
+                                      ri->getSystemId(), false);
+    }
     if (type == x::XMLResourceIdentifier::SchemaImport ||
         type == x::XMLResourceIdentifier::SchemaGrammar) {
       if (const auto it = files_->find(ns); it != files_->end()) return local(it->second);

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <xercesc/util/XercesDefs.hpp>
+
 #include "engine/core/result.hpp"
 
 namespace XERCES_CPP_NAMESPACE {

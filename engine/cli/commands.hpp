@@ -24,5 +24,6 @@ int cmd_version(const Args& args);
 int cmd_lint(const Args& args);
 int cmd_config_reference(const Args& args);
 int cmd_topics(const Args& args);
+int cmd_decode(const Args& args);
 
 }  // namespace budstikke::cli
