@@ -58,7 +58,8 @@ struct Rejection {
   int column = 0;
   MessageInfo info;  // whatever could be read
   bool sender_known() const {
-    return !info.sender.organisation.her_id.empty() && !info.msg_id.empty();
+    const auto& o = info.sender.organisation;
+    return (!o.her_id.empty() || !o.org_number.empty()) && !o.name.empty() && !info.msg_id.empty();
   }
 };
 
