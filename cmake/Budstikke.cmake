@@ -8,7 +8,7 @@
 #       a GoogleTest executable registered with CTest under a label.
 
 set(BUDSTIKKE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
-    -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+    -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough)
 if(BUDSTIKKE_WERROR)
   list(APPEND BUDSTIKKE_WARNINGS -Werror)
 endif()

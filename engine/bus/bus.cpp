@@ -204,7 +204,8 @@ Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings
                                     std::to_string(opts.max_in_flight_messages)},
                                    {"queue.buffering.max.kbytes", "1048576"},
                                    {"message.timeout.ms", std::to_string(opts.message_timeout_ms)},
-                                   {"compression.codec", opts.compression}});
+                                   {"compression.codec", opts.compression},
+                                   {"message.max.bytes", "16777216"}});
   if (!conf) return conf.error();
   std::unique_ptr<Producer> p(new Producer());
   rd_kafka_conf_set_opaque(conf->get(), &p->in_flight_);

@@ -25,5 +25,6 @@ int cmd_lint(const Args& args);
 int cmd_config_reference(const Args& args);
 int cmd_topics(const Args& args);
 int cmd_decode(const Args& args);
+int cmd_consume(const Args& args);
 
 }  // namespace budstikke::cli

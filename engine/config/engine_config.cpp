@@ -85,7 +85,7 @@ Spec build_engine_spec_fields() {
        str("claim_check_dir", "Where bodies and attachments over the threshold are stored.",
            "var/claim-check"),
        integer("claim_check_threshold", "Bytes above which a body travels as a claim check.",
-               1048576, 1024, 1LL << 32)}});
+               262144, 1024, 1LL << 32)}});
   Field modules;
   modules.name = "modules";
   modules.kind = Kind::kStringMap;

@@ -26,7 +26,7 @@ struct EngineConfig {
   std::string routes_dir;
   std::string systems_file;
   std::string claim_check_dir;
-  int64_t claim_check_threshold = 1 << 20;
+  int64_t claim_check_threshold = 256 * 1024;
   YAML::Node sources;  // validated against source specs by the source registry
 };
 

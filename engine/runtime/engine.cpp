@@ -28,14 +28,9 @@ void apply_logging(const config::EngineConfig& cfg) {
     if (log::parse_level(lvl, l)) log::set_module_level(m, l);
 }
 
-int run_engine(const config::EngineConfig& cfg) {
+int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
+               const SourceRegistry& sources) {
   apply_logging(cfg);
-  if (cfg.schema_dir.empty() || !std::filesystem::is_directory(cfg.schema_dir)) {
-    log::warn(kModule,
-              "XSD validation is OFF: no schema directory (schemas.directory). e-meldinger are "
-              "checked for well-formedness and structure only. See README, 'Official schemas'.",
-              {{"schemas.directory", cfg.schema_dir}});
-  }
   auto topics = bus::list_topics(cfg.kafka);
   if (!topics) {
     std::fprintf(stderr, "budstikke run: Kafka at %s is not reachable: %s\n",
@@ -46,12 +41,59 @@ int run_engine(const config::EngineConfig& cfg) {
     std::fprintf(stderr, "budstikke run: cannot create topics: %s\n", st.error().message.c_str());
     return 1;
   }
+  auto producer = bus::Producer::create(cfg.kafka);
+  if (!producer) {
+    std::fprintf(stderr, "budstikke run: %s\n", producer.error().message.c_str());
+    return 1;
+  }
+  IngestSettings is;
+  is.topic_prefix = cfg.topic_prefix;
+  is.key_secret = cfg.key_secret;
+  is.claim_check_dir = cfg.claim_check_dir;
+  is.claim_check_threshold = static_cast<size_t>(cfg.claim_check_threshold);
+  Ingest ingest(**producer, codecs, is);
+  SourceContext ctx{ingest, cfg};
+  auto created = sources.create_all(cfg.sources, ctx);
+  if (!created) {
+    std::fprintf(stderr, "budstikke run: %s\n", created.error().message.c_str());
+    return 2;
+  }
+  std::vector<Source*> started;
+  int rc = 0;
+  for (auto& s : *created) {
+    if (auto st = s->start(); !st) {
+      std::fprintf(stderr, "budstikke run: %s\n", st.error().message.c_str());
+      rc = 1;
+      break;
+    }
+    started.push_back(s.get());
+  }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  log::info(kModule, "engine running", {{"kafka", cfg.kafka.bootstrap()}});
-  while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  log::info(kModule, "stopping", {{"signal", std::to_string(g_signal.load())}});
-  return 0;
+  if (rc == 0) {
+    std::string names;
+    for (auto* s : started) names += (names.empty() ? "" : ", ") + s->name();
+    log::info(kModule, "engine running",
+              {{"kafka", cfg.kafka.bootstrap()}, {"sources", names}});
+    std::printf("budstikke: running on %s with sources: %s\n", cfg.kafka.bootstrap().c_str(),
+                names.empty() ? "(none)" : names.c_str());
+    std::fflush(stdout);
+    while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    log::info(kModule, "stopping", {{"signal", std::to_string(g_signal.load())}});
+  }
+  // Graceful: sources stop taking input and finish what is in flight; then flush.
+  for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->stop();
+  if (auto st = (*producer)->flush(std::chrono::seconds(30)); !st) {
+    log::error(kModule, "records not confirmed by Kafka at shutdown", {{"error", st.error().message}});
+    rc = rc ? rc : 1;
+  }
+  const auto& c = ingest.counters();
+  log::info(kModule, "stopped",
+            {{"received", std::to_string(c.received.load())},
+             {"accepted", std::to_string(c.accepted.load())},
+             {"rejected", std::to_string(c.rejected.load())},
+             {"failed", std::to_string(c.failed.load())}});
+  return rc;
 }
 
 }  // namespace budstikke::runtime

@@ -15,6 +15,8 @@ std::vector<bus::TopicSpec> core_topics(const std::string& prefix) {
                  -1,
                  {{"cleanup.policy", "compact"}, {"min.compaction.lag.ms", "86400000"}}});
   out.push_back({prefix + kAuditTopic, 1, -1, {{"retention.ms", "-1"}}});
+  // Receipts waiting to go back to senders, keyed by (original message, receiver): one each.
+  out.push_back({prefix + "apprec.outbound", -1, -1, {}});
   return out;
 }
 

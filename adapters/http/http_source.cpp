@@ -1,0 +1,279 @@
+#include "adapters/http/http_source.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/core/log.hpp"
+
+namespace budstikke::adapters {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using nlohmann::json;
+
+namespace {
+constexpr std::string_view kModule = "source.http";
+}
+
+struct HttpSource::Impl : std::enable_shared_from_this<HttpSource::Impl> {
+  HttpSourceSettings s;
+  runtime::Ingest& ingest;
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  tcp::acceptor acceptor{io};
+  std::vector<std::thread> threads;
+  std::atomic<int> in_flight{0};
+  std::atomic<uint64_t> request_seq{0};
+  std::mutex mu;
+  std::condition_variable cv;
+
+  Impl(HttpSourceSettings settings, runtime::Ingest& in) : s(std::move(settings)), ingest(in) {}
+
+  void accept();
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<HttpSource::Impl> impl)
+      : stream_(std::move(socket)), impl_(std::move(impl)) {}
+
+  void start() { read(); }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(static_cast<uint64_t>(impl_->s.max_body_bytes));
+    stream_.expires_after(std::chrono::milliseconds(impl_->s.read_timeout_ms));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+        ec == beast::error::timeout || ec == asio::error::operation_aborted) {
+      close();
+      return;
+    }
+    if (ec == http::error::body_limit) {
+      respond(http::status::payload_too_large,
+              json{{"status", "rejected"},
+                   {"reason", "the body is larger than max_body_bytes (" +
+                                  std::to_string(impl_->s.max_body_bytes) + " bytes)"}},
+              false);
+      return;
+    }
+    if (ec) {
+      respond(http::status::bad_request,
+              json{{"status", "rejected"}, {"reason", "malformed HTTP request: " + ec.message()}},
+              false);
+      return;
+    }
+    auto& req = parser_->get();
+    const std::string target(req.target());
+    const std::string path = target.substr(0, target.find('?'));
+    if (path != impl_->s.path) {
+      respond(http::status::not_found,
+              json{{"status", "error"}, {"reason", "no such path; POST messages to " + impl_->s.path}},
+              req.keep_alive());
+      return;
+    }
+    if (req.method() != http::verb::post) {
+      respond(http::status::method_not_allowed,
+              json{{"status", "error"}, {"reason", "use POST"}}, req.keep_alive());
+      return;
+    }
+    runtime::Inbound in;
+    in.bytes = std::move(req.body());
+    in.channel = "http:" + impl_->s.name;
+    in.name = "request-" + std::to_string(impl_->request_seq.fetch_add(1) + 1);
+    in.validate = impl_->s.validate;
+    const bool keep_alive = req.keep_alive();
+    impl_->in_flight.fetch_add(1);
+    auto self = shared_from_this();
+    impl_->ingest.submit(std::move(in), [self, keep_alive](runtime::IngestResult r) {
+      asio::post(self->stream_.get_executor(), [self, keep_alive, r = std::move(r)]() {
+        self->answer(r, keep_alive);
+        if (self->impl_->in_flight.fetch_sub(1) == 1) self->impl_->cv.notify_all();
+      });
+    });
+  }
+
+  void answer(const runtime::IngestResult& r, bool keep_alive) {
+    switch (r.outcome) {
+      case runtime::Outcome::kAccepted:
+        respond(http::status::accepted,
+                json{{"status", "accepted"}, {"event_ids", r.event_ids}, {"message_id", r.message_id}},
+                keep_alive);
+        return;
+      case runtime::Outcome::kRejected:
+        respond(r.rejection.code == "T01" ? http::status::bad_request
+                                          : http::status::unprocessable_entity,
+                json{{"status", "rejected"},
+                     {"code", r.rejection.code},
+                     {"code_text", r.rejection.code_text},
+                     {"reason", r.rejection.reason},
+                     {"message_id", r.rejection.message_id},
+                     {"apprec_queued", r.receipt_produced}},
+                keep_alive);
+        return;
+      case runtime::Outcome::kRetry:
+        respond(http::status::service_unavailable,
+                json{{"status", "retry"}, {"reason", "not stored, try again: " + r.error}},
+                keep_alive, "5");
+        return;
+    }
+  }
+
+  void respond(http::status status, const json& body, bool keep_alive,
+               const char* retry_after = nullptr) {
+    auto res = std::make_shared<http::response<http::string_body>>(status, 11);
+    res->set(http::field::server, "budstikke");
+    res->set(http::field::content_type, "application/json");
+    if (retry_after) res->set(http::field::retry_after, retry_after);
+    res->keep_alive(keep_alive);
+    res->body() = body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    res->prepare_payload();
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+                        if (ec || !keep_alive) {
+                          self->close();
+                          return;
+                        }
+                        self->read();
+                      });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<HttpSource::Impl> impl_;
+};
+
+}  // namespace
+
+void HttpSource::Impl::accept() {
+  acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec,
+                                                                           tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+    if (!ec) std::make_shared<Session>(std::move(socket), self)->start();
+    self->accept();
+  });
+}
+
+HttpSource::HttpSource(HttpSourceSettings s, runtime::Ingest& ingest)
+    : s_(std::move(s)), ingest_(ingest) {}
+
+HttpSource::~HttpSource() { stop(); }
+
+Status HttpSource::start() {
+  impl_ = std::make_shared<Impl>(s_, ingest_);
+  beast::error_code ec;
+  const auto addr = asio::ip::make_address(s_.host, ec);
+  if (ec) return Error::permanent(ErrorDomain::kConfig, "source " + s_.name + ": bad host '" + s_.host + "'");
+  const tcp::endpoint ep(addr, static_cast<unsigned short>(s_.port));
+  impl_->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->acceptor.bind(ep, ec);
+  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Error::permanent(ErrorDomain::kTransport, "source " + s_.name + ": cannot listen on " +
+                                                         s_.host + ":" + std::to_string(s_.port) +
+                                                         ": " + ec.message());
+  bound_port_ = impl_->acceptor.local_endpoint().port();
+  impl_->work.emplace(impl_->io.get_executor());
+  impl_->accept();
+  for (int i = 0; i < std::max(1, s_.threads); ++i)
+    impl_->threads.emplace_back([impl = impl_] { impl->io.run(); });
+  log::info(kModule, "listening",
+            {{"source", s_.name}, {"address", s_.host + ":" + std::to_string(bound_port_.load())},
+             {"path", s_.path}});
+  return {};
+}
+
+void HttpSource::stop() {
+  if (!impl_) return;
+  asio::post(impl_->io, [impl = impl_] {
+    beast::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  {
+    std::unique_lock lock(impl_->mu);
+    impl_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return impl_->in_flight.load() == 0; });
+  }
+  impl_->work.reset();
+  impl_->io.stop();
+  for (auto& t : impl_->threads)
+    if (t.joinable()) t.join();
+  impl_.reset();
+}
+
+runtime::SourceFactory http_source_factory() {
+  using config::Field;
+  using config::Kind;
+  auto spec = std::make_shared<config::Spec>();
+  spec->name = "sources[] (type: http)";
+  spec->description = "Receives messages by HTTP POST; answers 202 only after Kafka has them.";
+  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def, bool req = false) {
+    Field x;
+    x.name = std::move(n);
+    x.kind = k;
+    x.description = std::move(d);
+    x.default_value = std::move(def);
+    x.required = req;
+    return x;
+  };
+  spec->fields = {
+      f("name", Kind::kString, "Unique name of the source (channel http:<name>).", std::nullopt, true),
+      f("type", Kind::kString, "http", std::nullopt, true),
+      f("host", Kind::kString, "Address to listen on.", "127.0.0.1"),
+      f("port", Kind::kInt, "Port to listen on (0: any free port).", "8080"),
+      f("path", Kind::kString, "Path that takes POSTed messages.", "/ingest"),
+      f("max_body_bytes", Kind::kInt, "Largest body accepted (413 above).", "20971520"),
+      f("validate", Kind::kBool, "Validate e-meldinger against the XSDs.", "true"),
+      f("threads", Kind::kInt, "I/O threads.", "2"),
+      f("read_timeout_ms", Kind::kInt, "Time allowed to read one request.", "30000"),
+  };
+  spec->fields[3].min = 0;
+  spec->fields[3].max = 65535;
+  spec->fields[5].min = 1;
+  spec->fields[7].min = 1;
+  spec->fields[7].max = 64;
+  spec->fields[8].min = 100;
+  runtime::SourceFactory fac;
+  fac.type = "http";
+  fac.description = spec->description;
+  fac.spec = spec;
+  fac.create = [spec](const YAML::Node& n,
+                      runtime::SourceContext& ctx) -> Result<std::unique_ptr<runtime::Source>> {
+    HttpSourceSettings s;
+    s.name = config::get_string(n, *spec, "name");
+    s.host = config::get_string(n, *spec, "host");
+    s.port = static_cast<int>(config::get_int(n, *spec, "port"));
+    s.path = config::get_string(n, *spec, "path");
+    s.max_body_bytes = config::get_int(n, *spec, "max_body_bytes");
+    s.validate = config::get_bool(n, *spec, "validate");
+    s.threads = static_cast<int>(config::get_int(n, *spec, "threads"));
+    s.read_timeout_ms = static_cast<int>(config::get_int(n, *spec, "read_timeout_ms"));
+    return std::unique_ptr<runtime::Source>(new HttpSource(s, ctx.ingest));
+  };
+  return fac;
+}
+
+}  // namespace budstikke::adapters

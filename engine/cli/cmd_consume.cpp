@@ -1,0 +1,144 @@
+// budstikke consume: read a topic and print one line per record (for operators and the demo).
+// Prints routing metadata only (type, message id, sender, receiver), never patient data.
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/bus/bus.hpp"
+#include "engine/cli/commands.hpp"
+#include "engine/cli/components.hpp"
+#include "engine/core/crypto.hpp"
+#include "engine/core/log.hpp"
+#include "engine/core/redact.hpp"
+
+namespace budstikke::cli {
+
+namespace {
+
+std::string party(const nlohmann::json& p) {
+  if (!p.is_object()) return "?";
+  std::string s;
+  if (p.contains("organisation")) {
+    const auto& o = p["organisation"];
+    s = o.value("name", std::string("?"));
+    if (o.contains("her_id")) s += " (HER " + o["her_id"].get<std::string>() + ")";
+  }
+  if (p.contains("department")) s += " / " + p["department"].value("name", std::string("?"));
+  return s.empty() ? "?" : s;
+}
+
+}  // namespace
+
+int cmd_consume(const Args& args) {
+  std::string file = "config/engine.yaml";
+  std::vector<std::string> topics;
+  long max = -1;
+  long idle_ms = 3000;
+  bool raw = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto need = [&](const char* what) -> const std::string* {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "budstikke consume: %s needs %s\n", a.c_str(), what);
+        return nullptr;
+      }
+      return &args[++i];
+    };
+    if (a == "-c" || a == "--config") {
+      auto v = need("a file");
+      if (!v) return 2;
+      file = *v;
+    } else if (a == "--max") {
+      auto v = need("a number");
+      if (!v) return 2;
+      max = std::atol(v->c_str());
+    } else if (a == "--idle-ms") {
+      auto v = need("milliseconds");
+      if (!v) return 2;
+      idle_ms = std::atol(v->c_str());
+    } else if (a == "--raw") {
+      raw = true;
+    } else if (!a.empty() && a[0] == '-') {
+      std::fprintf(stderr, "budstikke consume: unknown option %s\n", a.c_str());
+      return 2;
+    } else {
+      topics.push_back(a);
+    }
+  }
+  if (topics.empty()) {
+    std::fprintf(stderr, "budstikke consume: name at least one topic\n");
+    return 2;
+  }
+  config::EngineConfig cfg;
+  config::Diagnostics d;
+  if (!load_config(file, cfg, d)) return 2;
+  log::set_level(log::Level::kWarn);
+  auto existing = bus::list_topics(cfg.kafka, std::chrono::milliseconds(5000));
+  if (!existing) {
+    std::fprintf(stderr, "budstikke consume: Kafka at %s is not reachable: %s\n",
+                 cfg.kafka.bootstrap().c_str(), existing.error().message.c_str());
+    return 1;
+  }
+  for (auto& t : topics) {
+    t = cfg.topic_prefix + t;
+    if (std::find(existing->begin(), existing->end(), t) == existing->end()) {
+      std::fprintf(stderr, "budstikke consume: no topic '%s'\n", t.c_str());
+      return 1;
+    }
+  }
+  // A throw-away group: reads from the beginning, commits nothing that matters.
+  auto c = bus::Consumer::create(cfg.kafka, "budstikke-consume-" + uuid_v4(), topics);
+  if (!c) {
+    std::fprintf(stderr, "budstikke consume: %s\n", c.error().message.c_str());
+    return 1;
+  }
+  long n = 0;
+  auto last = std::chrono::steady_clock::now();
+  while (max < 0 || n < max) {
+    auto m = (*c)->poll(std::chrono::milliseconds(200));
+    if (!m) {
+      std::fprintf(stderr, "budstikke consume: %s\n", m.error().message.c_str());
+      return 1;
+    }
+    if (!m->has_value()) {
+      if (std::chrono::steady_clock::now() - last > std::chrono::milliseconds(idle_ms)) break;
+      continue;
+    }
+    last = std::chrono::steady_clock::now();
+    const auto& msg = **m;
+    ++n;
+    if (raw) {
+      std::printf("%s\n", redact_identity_numbers(msg.value()).c_str());
+      continue;
+    }
+    const auto j = nlohmann::json::parse(msg.value(), nullptr, false);
+    std::string line = std::string(msg.topic()) + "[" + std::to_string(msg.partition()) + "@" +
+                       std::to_string(msg.offset()) + "] ";
+    if (j.is_object() && j.contains("event_id")) {
+      line += j.value("type", std::string("?")) + " " +
+              j["source"].value("message_type", std::string("")) + " msg " +
+              j["source"].value("message_id", std::string("?")) + " from " +
+              party(j.value("sender", nlohmann::json())) + " to " +
+              party(j.value("receiver", nlohmann::json()));
+    } else if (j.is_object() && j.contains("reason")) {
+      line += j.value("code", std::string("?")) + " " + j.value("name", std::string("")) + ": " +
+              j.value("reason", std::string(""));
+    } else if (j.is_object() && j.contains("state")) {
+      line += j.value("state", std::string("?")) + " msg " + j.value("message_id", std::string("?"));
+    } else {
+      line += "receipt for msg " + msg.header("bs-original-message-id").value_or("?") +
+              " to HER " + msg.header("bs-receiver-her").value_or("?") + " (" +
+              msg.header("bs-format").value_or("?") + ", " + std::to_string(msg.value().size()) +
+              " bytes)";
+    }
+    std::printf("%s\n", redact_identity_numbers(line).c_str());
+  }
+  (void)(*c)->close();
+  std::fprintf(stderr, "%ld record(s)\n", n);
+  return 0;
+}
+
+}  // namespace budstikke::cli

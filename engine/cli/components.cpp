@@ -1,0 +1,50 @@
+#include "engine/cli/components.hpp"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "adapters/emelding/emelding_codec.hpp"
+#include "adapters/file/folder_source.hpp"
+#include "adapters/http/http_source.hpp"
+
+namespace budstikke::cli {
+
+runtime::SourceRegistry source_registry() {
+  runtime::SourceRegistry r;
+  r.add(adapters::folder_source_factory());
+  r.add(adapters::http_source_factory());
+  return r;
+}
+
+std::shared_ptr<const emelding::SchemaSet> load_schemas(const std::string& dir) {
+  if (dir.empty() || !std::filesystem::is_directory(dir)) {
+    std::fprintf(stderr,
+                 "budstikke: WARNING: XSD validation is OFF: schema directory '%s' not found. "
+                 "e-meldinger are checked for well-formedness and structure only. See README, "
+                 "'Official schemas'.\n",
+                 dir.c_str());
+    return nullptr;
+  }
+  auto set = emelding::SchemaSet::load(dir);
+  if (!set) {
+    std::fprintf(stderr, "budstikke: WARNING: XSD validation is OFF: %s\n",
+                 set.error().message.c_str());
+    return nullptr;
+  }
+  return *set;
+}
+
+runtime::CodecRegistry codec_registry(std::shared_ptr<const emelding::SchemaSet> schemas) {
+  runtime::CodecRegistry r;
+  r.add(std::make_shared<emelding::EmeldingCodec>(std::move(schemas)));
+  return r;
+}
+
+bool load_config(const std::string& file, config::EngineConfig& out, config::Diagnostics& d) {
+  out = config::load_engine_config(file, d);
+  if (!d.has_errors()) source_registry().validate(out.sources, file, d);
+  std::fputs(d.format_all().c_str(), stderr);
+  return !d.has_errors();
+}
+
+}  // namespace budstikke::cli

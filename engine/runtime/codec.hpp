@@ -1,0 +1,76 @@
+#pragma once
+// The codec interface the engine sees: bytes -> canonical events, or a precise rejection
+// with the receipt (negative AppRec or HL7 NAK) the sender should get. Codecs are pure (no
+// I/O) and thread-safe. Adapters implement it; the CLI registers them in a CodecRegistry.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "engine/event/event.hpp"
+
+namespace budstikke::runtime {
+
+struct DecodeContext {
+  std::string channel;     // e.g. file:inbox, http:/ingest
+  std::string name;        // file name or request id, used in reasons
+  bool validate = true;    // per-source schema validation switch
+  std::string key_secret;  // HMAC key for event keys
+};
+
+struct CodecRejection {
+  std::string code;       // e.g. T02 (AppRec 8221) or AR/AE (HL7)
+  std::string code_text;  // e.g. "XML validerer ikke"
+  std::string reason;     // which message, where, why
+  int line = 0;
+  int column = 0;
+  std::string message_id;  // when it could be read
+  Party sender;            // when it could be read
+  std::string receipt;         // negative receipt for the sender; empty when none can be made
+  std::string receipt_format;  // e.g. kith/apprec/1.0
+};
+
+struct CodecOutput {
+  std::vector<Event> events;
+  std::vector<std::string> warnings;
+};
+
+using DecodeResult = std::variant<CodecOutput, CodecRejection>;
+
+class Codec {
+ public:
+  virtual ~Codec() = default;
+  virtual std::string_view name() const = 0;  // kith, hl7v2
+  // Whether these bytes look like this codec's format (cheap sniffing).
+  virtual bool detect(std::string_view bytes) const = 0;
+  virtual DecodeResult decode(std::string_view bytes, const DecodeContext& ctx) const = 0;
+};
+
+// The codecs known to the engine, tried in registration order by detect().
+class CodecRegistry {
+ public:
+  void add(std::shared_ptr<const Codec> c) { codecs_.push_back(std::move(c)); }
+  const Codec* find(std::string_view name) const {
+    for (const auto& c : codecs_)
+      if (c->name() == name) return c.get();
+    return nullptr;
+  }
+  const Codec* detect(std::string_view bytes) const {
+    for (const auto& c : codecs_)
+      if (c->detect(bytes)) return c.get();
+    return nullptr;
+  }
+  std::vector<std::string> names() const {
+    std::vector<std::string> n;
+    for (const auto& c : codecs_) n.emplace_back(c->name());
+    return n;
+  }
+
+ private:
+  std::vector<std::shared_ptr<const Codec>> codecs_;
+};
+
+}  // namespace budstikke::runtime

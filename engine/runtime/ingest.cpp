@@ -1,0 +1,230 @@
+#include "engine/runtime/ingest.hpp"
+
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
+
+#include "engine/core/crypto.hpp"
+#include "engine/core/log.hpp"
+#include "engine/core/redact.hpp"
+#include "engine/runtime/topics.hpp"
+
+namespace budstikke::runtime {
+namespace {
+
+constexpr std::string_view kModule = "ingest";
+using nlohmann::json;
+
+json party_summary(const Party& p) {
+  json j = json::object();
+  if (!p.organisation.name.empty()) j["name"] = p.organisation.name;
+  if (!p.organisation.her_id.empty()) j["her_id"] = p.organisation.her_id;
+  if (!p.organisation.org_number.empty()) j["org_number"] = p.organisation.org_number;
+  return j;
+}
+
+// Collects delivery reports for the records of one message and reports once.
+struct Pending {
+  std::mutex mu;
+  int outstanding = 0;
+  std::string first_error;
+  IngestResult result;
+  std::function<void(IngestResult)> done;
+  IngestCounters* counters = nullptr;
+
+  void report(const Result<bus::Delivery>& d) {
+    std::function<void(IngestResult)> cb;
+    {
+      const std::lock_guard lock(mu);
+      if (!d.ok() && first_error.empty()) first_error = d.error().message;
+      if (--outstanding > 0) return;
+      if (!first_error.empty()) {
+        result.outcome = Outcome::kRetry;
+        result.error = first_error;
+        counters->failed.fetch_add(1);
+      } else if (result.outcome == Outcome::kAccepted) {
+        counters->accepted.fetch_add(1);
+      } else {
+        counters->rejected.fetch_add(1);
+      }
+      cb = std::move(done);
+    }
+    if (cb) cb(std::move(result));
+  }
+};
+
+}  // namespace
+
+std::string uuid_from_seed(std::string_view seed) {
+  std::string h = sha256_hex(seed).substr(0, 32);
+  h[12] = '4';
+  static constexpr char kVariant[] = "89ab";
+  h[16] = kVariant[std::stoi(h.substr(16, 1), nullptr, 16) & 3];
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20, 12);
+}
+
+std::string tracking_key(const std::string& message_id, const std::string& secret) {
+  if (message_id.empty() || contains_identity_number(message_id) || message_id.size() > 200)
+    return "h:" + hmac_sha256_hex(secret, "message|" + message_id);
+  return message_id;
+}
+
+Ingest::Ingest(bus::Producer& producer, const CodecRegistry& codecs, IngestSettings settings)
+    : producer_(producer),
+      codecs_(codecs),
+      settings_(std::move(settings)),
+      claims_(settings_.claim_check_dir) {}
+
+void Ingest::submit(Inbound in, std::function<void(IngestResult)> done) {
+  counters_.received.fetch_add(1);
+  DecodeContext ctx{in.channel, in.name, in.validate, settings_.key_secret};
+  DecodeResult decoded;
+  const Codec* codec = codecs_.detect(in.bytes);
+  if (codec) {
+    decoded = codec->decode(in.bytes, ctx);
+  } else {
+    CodecRejection r;
+    r.code = "T10";
+    r.code_text = "Støtter ikke meldingsformatet";
+    std::string head = in.bytes.substr(0, 16);
+    for (auto& c : head)
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '.';
+    r.reason = (in.name.empty() ? std::string("message") : in.name) +
+               ": not a format Budstikke reads (" + std::to_string(in.bytes.size()) +
+               " bytes starting with '" + head + "'); supported: " +
+               [&] {
+                 std::string s;
+                 for (const auto& n : codecs_.names()) s += (s.empty() ? "" : ", ") + n;
+                 return s;
+               }();
+    decoded = r;
+  }
+  publish(in, codec, std::move(decoded), std::move(done));
+}
+
+void Ingest::reject(Inbound in, CodecRejection rejection, std::function<void(IngestResult)> done) {
+  counters_.received.fetch_add(1);
+  publish(in, nullptr, DecodeResult(std::move(rejection)), std::move(done));
+}
+
+void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
+                     std::function<void(IngestResult)> done) {
+  const std::string& prefix = settings_.topic_prefix;
+  auto pending = std::make_shared<Pending>();
+  pending->done = std::move(done);
+  pending->counters = &counters_;
+  std::vector<bus::Record> records;
+  const std::string now = now_rfc3339();
+
+  if (auto* out = std::get_if<CodecOutput>(&decoded)) {
+    pending->result.outcome = Outcome::kAccepted;
+    pending->result.codec = codec ? std::string(codec->name()) : "";
+    for (size_t i = 0; i < out->events.size(); ++i) {
+      Event& e = out->events[i];
+      if (!in.source_key.empty()) {
+        e.event_id = uuid_from_seed(in.source_key + "#" + std::to_string(i));
+        if (e.key.rfind("e:", 0) == 0) assign_key(e, settings_.key_secret);
+      }
+      if (!settings_.claim_check_dir.empty()) {
+        if (auto st = claims_.offload(e, settings_.claim_check_threshold); !st) {
+          IngestResult r;
+          r.outcome = Outcome::kRetry;
+          r.error = st.error().message;
+          counters_.failed.fetch_add(1);
+          if (pending->done) pending->done(std::move(r));
+          return;
+        }
+      }
+      pending->result.event_ids.push_back(e.event_id);
+      pending->result.message_id = e.source.message_id;
+      bus::Record rec;
+      rec.topic = prefix + canonical_topic(e.type);
+      rec.key = e.key;
+      rec.value = to_json_string(e);
+      for (auto& [k, v] : kafka_headers(e)) rec.headers.push_back({k, v});
+      records.push_back(std::move(rec));
+      json t = {{"message_id", e.source.message_id}, {"event_id", e.event_id},
+                {"state", "received"}, {"at", now}, {"channel", in.channel},
+                {"type", std::string(to_string(e.type))}, {"validated", e.source.validated.value_or(false)}};
+      records.push_back({prefix + kTrackingTopic, tracking_key(e.source.message_id, settings_.key_secret),
+                         t.dump(), {{"bs-state", "received"}}, -1});
+    }
+  } else {
+    auto& rej = std::get<CodecRejection>(decoded);
+    pending->result.outcome = Outcome::kRejected;
+    pending->result.codec = codec ? std::string(codec->name()) : "";
+    pending->result.message_id = rej.message_id;
+    json j = {{"received_at", now},
+              {"channel", in.channel},
+              {"name", in.name},
+              {"codec", pending->result.codec},
+              {"code", rej.code},
+              {"code_text", rej.code_text},
+              {"reason", rej.reason},
+              {"line", rej.line},
+              {"column", rej.column},
+              {"message_id", rej.message_id},
+              {"sender", party_summary(rej.sender)},
+              {"raw_size", in.bytes.size()},
+              {"raw_sha256", sha256_hex(in.bytes)}};
+    if (!settings_.claim_check_dir.empty() && in.bytes.size() > settings_.claim_check_threshold) {
+      auto ref = claims_.put(in.bytes);
+      if (!ref) {
+        IngestResult r;
+        r.outcome = Outcome::kRetry;
+        r.error = ref.error().message;
+        counters_.failed.fetch_add(1);
+        if (pending->done) pending->done(std::move(r));
+        return;
+      }
+      j["raw_claim_check"] = *ref;
+    } else {
+      j["raw_base64"] = base64_encode(in.bytes);
+    }
+    records.push_back({prefix + kRejectedTopic,
+                       "r:" + hmac_sha256_hex(settings_.key_secret, in.channel + "|" + in.name + "|" +
+                                                                        j["raw_sha256"].get<std::string>()),
+                       j.dump(-1, ' ', false, json::error_handler_t::replace),
+                       {{"bs-reason-code", rej.code},
+                        {"bs-channel", redact_identity_numbers(in.channel)},
+                        {"bs-message-id", redact_identity_numbers(rej.message_id)}},
+                       -1});
+    if (!rej.receipt.empty()) {
+      pending->result.receipt_produced = true;
+      const std::string her = rej.sender.organisation.her_id;
+      records.push_back({prefix + kAppRecOutboundTopic,
+                         "a:" + hmac_sha256_hex(settings_.key_secret, rej.message_id + "|" + her),
+                         rej.receipt,
+                         {{"bs-format", rej.receipt_format},
+                          {"bs-original-message-id", redact_identity_numbers(rej.message_id)},
+                          {"bs-receiver-her", her},
+                          {"bs-status", "rejected"}},
+                         -1});
+    }
+    json t = {{"message_id", rej.message_id}, {"state", "rejected"}, {"at", now},
+              {"channel", in.channel}, {"code", rej.code}, {"reason", rej.reason},
+              {"receipt", !rej.receipt.empty()}};
+    records.push_back({prefix + kTrackingTopic, tracking_key(rej.message_id.empty() ? in.name : rej.message_id, settings_.key_secret),
+                       t.dump(-1, ' ', false, json::error_handler_t::replace), {{"bs-state", "rejected"}}, -1});
+    log::info(kModule, "message rejected",
+              {{"channel", in.channel}, {"name", in.name}, {"code", rej.code}, {"reason", rej.reason}});
+    pending->result.rejection = std::move(rej);
+  }
+
+  pending->outstanding = static_cast<int>(records.size());
+  for (auto& rec : records) {
+    auto st = producer_.send(rec, [pending](Result<bus::Delivery> d) { pending->report(d); });
+    if (!st) pending->report(st.error());  // counts as a failed record
+  }
+}
+
+IngestResult Ingest::submit_sync(Inbound in) {
+  std::promise<IngestResult> p;
+  auto f = p.get_future();
+  submit(std::move(in), [&p](IngestResult r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+}  // namespace budstikke::runtime
