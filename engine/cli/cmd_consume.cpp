@@ -104,7 +104,9 @@ int cmd_consume(const Args& args) {
       return 1;
     }
     if (!m->has_value()) {
-      if (std::chrono::steady_clock::now() - last > std::chrono::milliseconds(idle_ms)) break;
+      // Before the first record, allow time for joining the group and fetching.
+      const long wait = n == 0 ? std::max(idle_ms, 10000L) : idle_ms;
+      if (std::chrono::steady_clock::now() - last > std::chrono::milliseconds(wait)) break;
       continue;
     }
     last = std::chrono::steady_clock::now();
@@ -123,11 +125,14 @@ int cmd_consume(const Args& args) {
               j["source"].value("message_id", std::string("?")) + " from " +
               party(j.value("sender", nlohmann::json())) + " to " +
               party(j.value("receiver", nlohmann::json()));
+    } else if (j.is_object() && j.contains("state")) {
+      line += j.value("state", std::string("?")) + " msg " + j.value("message_id", std::string("?")) +
+              " via " + j.value("channel", std::string("?"));
+      if (j.contains("type")) line += " as " + j.value("type", std::string("?"));
+      if (j.contains("code")) line += " (" + j.value("code", std::string("")) + ")";
     } else if (j.is_object() && j.contains("reason")) {
       line += j.value("code", std::string("?")) + " " + j.value("name", std::string("")) + ": " +
               j.value("reason", std::string(""));
-    } else if (j.is_object() && j.contains("state")) {
-      line += j.value("state", std::string("?")) + " msg " + j.value("message_id", std::string("?"));
     } else {
       line += "receipt for msg " + msg.header("bs-original-message-id").value_or("?") +
               " to HER " + msg.header("bs-receiver-her").value_or("?") + " (" +
