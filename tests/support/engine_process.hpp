@@ -1,0 +1,121 @@
+#pragma once
+// Runs `budstikke run` as a child process against the test broker, with its own topic
+// prefix, inbox folder and HTTP port, for end-to-end tests.
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <boost/asio.hpp>
+
+#include "tests/support/test_env.hpp"
+
+namespace budstikke::testenv {
+
+inline int free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+class EngineProcess {
+ public:
+  explicit EngineProcess(const std::filesystem::path& dir)
+      : dir_(dir), prefix_("e2e." + unique_suffix() + "."), port_(free_port()) {
+    std::filesystem::create_directories(dir_ / "inbox");
+    std::ofstream(config()) << "kafka:\n  bootstrap_servers: " << kafka_bootstrap()
+                            << "\n  topic_prefix: \"" << prefix_ << "\"\n"
+                            << "privacy:\n  key_secret: e2e-test-secret-0123456789\n"
+                            << "  claim_check_dir: " << (dir_ / "claims").string() << "\n"
+                            << "schemas:\n  directory: " << (standards_dir() / "xsd").string() << "\n"
+                            << "log:\n  level: info\n"
+                            << "sources:\n"
+                            << "  - name: inbox\n    type: folder\n    path: " << inbox().string()
+                            << "\n    poll_interval_ms: 50\n    retry_interval_ms: 500\n"
+                            << "  - name: http\n    type: http\n    port: " << port_ << "\n";
+  }
+  ~EngineProcess() { stop(SIGKILL); }
+
+  std::filesystem::path config() const { return dir_ / "engine.yaml"; }
+  std::filesystem::path inbox() const { return dir_ / "inbox"; }
+  const std::string& prefix() const { return prefix_; }
+  int port() const { return port_; }
+
+  bool start() {
+    ++starts_;
+    const auto out = dir_ / ("engine-" + std::to_string(starts_) + ".out");
+    const auto err = dir_ / ("engine-" + std::to_string(starts_) + ".log");
+    const std::string bin = (binary_dir() / "bin/budstikke").string();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      freopen(out.c_str(), "w", stdout);
+      freopen(err.c_str(), "w", stderr);
+      execl(bin.c_str(), bin.c_str(), "run", "-c", config().c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 600; ++i) {
+      std::ifstream in(out);
+      std::stringstream s;
+      s << in.rdbuf();
+      if (s.str().find("running on") != std::string::npos) return true;
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+  // SIGTERM: graceful; SIGKILL: a crash. Returns the exit status (or -signal).
+  int stop(int sig = SIGTERM) {
+    if (pid_ <= 0) return 0;
+    kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    if (WIFSIGNALED(status)) return -WTERMSIG(status);
+    return WEXITSTATUS(status);
+  }
+
+  // Drops a file into the inbox the safe way: write to a dotfile, then rename.
+  void drop(const std::string& name, const std::string& bytes) const {
+    const auto tmp = inbox() / ("." + name + ".tmp");
+    {
+      std::ofstream o(tmp, std::ios::binary);
+      o << bytes;
+    }
+    std::filesystem::rename(tmp, inbox() / name);
+  }
+
+  size_t files_in(const std::string& sub) const {
+    size_t n = 0;
+    std::error_code ec;
+    const auto p = sub.empty() ? inbox() : inbox() / sub;
+    for (const auto& e : std::filesystem::directory_iterator(p, ec)) {
+      const auto name = e.path().filename().string();
+      if (e.is_regular_file() && name[0] != '.' && name.find(".reason") == std::string::npos) ++n;
+    }
+    return n;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  std::string prefix_;
+  int port_;
+  pid_t pid_ = -1;
+  int starts_ = 0;
+};
+
+}  // namespace budstikke::testenv

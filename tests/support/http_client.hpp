@@ -1,0 +1,49 @@
+#pragma once
+// A minimal blocking HTTP/1.1 client for tests (Boost.Beast), loopback only.
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <string>
+
+namespace budstikke::testenv {
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+  std::string error;
+};
+
+inline HttpReply http_post(const std::string& host, int port, const std::string& target,
+                           const std::string& body) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  using tcp = boost::asio::ip::tcp;
+  HttpReply out;
+  try {
+    boost::asio::io_context io;
+    tcp::resolver resolver(io);
+    beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::seconds(60));
+    stream.connect(resolver.resolve(host, std::to_string(port)));
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, host);
+    req.set(http::field::content_type, "application/xml");
+    req.body() = body;
+    req.prepare_payload();
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    out.status = static_cast<int>(res.result_int());
+    out.body = res.body();
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  } catch (const std::exception& e) {
+    out.error = e.what();
+  }
+  return out;
+}
+
+}  // namespace budstikke::testenv
