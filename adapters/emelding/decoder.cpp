@@ -1,9 +1,15 @@
 #include <algorithm>
+#include <deque>
 #include <map>
+#include <unordered_map>
 #include <variant>
 
 #include <xercesc/framework/MemBufInputSource.hpp>
-#include <xercesc/parsers/XercesDOMParser.hpp>
+#include <xercesc/sax2/Attributes.hpp>
+#include <xercesc/sax2/DefaultHandler.hpp>
+#include <xercesc/sax2/SAX2XMLReader.hpp>
+#include <xercesc/parsers/SAX2XMLReaderImpl.hpp>
+#include <xercesc/util/XMLUni.hpp>
 #include <xercesc/sax/ErrorHandler.hpp>
 #include <xercesc/sax/SAXParseException.hpp>
 #include <xercesc/util/SecurityManager.hpp>
@@ -11,6 +17,7 @@
 
 #include "adapters/emelding/codec.hpp"
 #include "adapters/emelding/standards.hpp"
+#include "adapters/emelding/tree.hpp"
 #include "adapters/emelding/xml.hpp"
 #include "engine/core/crypto.hpp"
 
@@ -26,22 +33,6 @@ struct ParseError {
   int column = 0;
   bool fatal = false;
   std::string message;
-};
-
-class ErrorCollector final : public x::ErrorHandler {
- public:
-  void warning(const x::SAXParseException&) override {}
-  void error(const x::SAXParseException& e) override { add(e, false); }
-  void fatalError(const x::SAXParseException& e) override { add(e, true); }
-  void resetErrors() override { errors.clear(); }
-  std::vector<ParseError> errors;
-
- private:
-  void add(const x::SAXParseException& e, bool fatal) {
-    if (errors.size() >= 20) return;
-    errors.push_back({static_cast<int>(e.getLineNumber()), static_cast<int>(e.getColumnNumber()),
-                      fatal, xml::utf8(e.getMessage())});
-  }
 };
 
 // Refuses every external entity and DTD: messages are self-contained.
@@ -64,13 +55,13 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 }
 
 // <X V="code" S="oid" DN="text"/> -> {"code","system","oid","text"}
-json coded(const x::DOMElement* e) {
+json coded(const tree::Node* e) {
   json j = json::object();
   if (!e) return j;
-  const std::string v = xml::attr(e, "V");
-  const std::string s = xml::attr(e, "S");
-  const std::string dn = xml::attr(e, "DN");
-  const std::string ot = xml::attr(e, "OT");
+  const std::string v = tree::attr(e, "V");
+  const std::string s = tree::attr(e, "S");
+  const std::string dn = tree::attr(e, "DN");
+  const std::string ot = tree::attr(e, "OT");
   if (!v.empty()) j["code"] = v;
   if (!s.empty()) {
     j["system"] = code_system_name(s);
@@ -84,46 +75,27 @@ json coded(const x::DOMElement* e) {
 // Generic, lossless-enough XML -> JSON for the payload: attributes as "@name", repeated
 // children as arrays, text as "#text" (or the value itself for text-only elements).
 // Base64Container content is left out: attachments carry it.
-json to_json_tree(const x::DOMElement* e) {
+json to_json_tree(const tree::Node* e) {
   json obj = json::object();
-  if (const x::DOMNamedNodeMap* attrs = e->getAttributes()) {
-    for (XMLSize_t i = 0; i < attrs->getLength(); ++i) {
-      const x::DOMNode* a = attrs->item(i);
-      const std::string name = xml::utf8(a->getNodeName());
-      if (name.rfind("xmlns", 0) == 0 || name.rfind("xsi:", 0) == 0) continue;
-      obj["@" + xml::local_name(a)] = xml::utf8(a->getNodeValue());
+  for (const auto& [k, v] : e->attrs) obj["@" + std::string(k)] = v;
+  if (!e->kids.empty()) {
+    std::map<std::string_view, int> counts;
+    for (const tree::Node* k : e->kids) ++counts[k->name];
+    for (const tree::Node* k : e->kids) {
+      json value = k->name == "Base64Container" ? json("(attachment)") : to_json_tree(k);
+      const std::string key(k->name);
+      if (counts[k->name] > 1)
+        obj[key].push_back(std::move(value));
+      else
+        obj[key] = std::move(value);
     }
   }
-  bool has_elements = false;
-  std::string text;
-  std::vector<std::pair<std::string, json>> kids;
-  std::map<std::string, int> counts;
-  for (x::DOMNode* c = e->getFirstChild(); c; c = c->getNextSibling()) {
-    if (c->getNodeType() == x::DOMNode::ELEMENT_NODE) {
-      has_elements = true;
-      const auto* ce = static_cast<x::DOMElement*>(c);
-      std::string name = xml::local_name(ce);
-      ++counts[name];
-      kids.emplace_back(std::move(name),
-                        xml::local_name(ce) == "Base64Container" ? json("(attachment)")
-                                                                  : to_json_tree(ce));
-    } else if (c->getNodeType() == x::DOMNode::TEXT_NODE ||
-               c->getNodeType() == x::DOMNode::CDATA_SECTION_NODE) {
-      text += xml::utf8(c->getNodeValue());
-    }
-  }
-  for (auto& [n, v] : kids) {
-    if (counts[n] > 1)
-      obj[n].push_back(std::move(v));
-    else
-      obj[n] = std::move(v);
-  }
-  const auto b = text.find_first_not_of(" \t\r\n");
+  const auto b = e->text.find_first_not_of(" \t\r\n");
   if (b != std::string::npos) {
-    const auto en = text.find_last_not_of(" \t\r\n");
-    text = text.substr(b, en - b + 1);
-    if (obj.empty() && !has_elements) return text;
-    obj["#text"] = text;
+    const auto en = e->text.find_last_not_of(" \t\r\n");
+    std::string text = e->text.substr(b, en - b + 1);
+    if (obj.empty() && e->kids.empty()) return text;
+    obj["#text"] = std::move(text);
   }
   if (obj.empty()) return "";
   return obj;
@@ -142,98 +114,98 @@ void add_ident(Organisation& o, const std::string& id, const std::string& type) 
 }
 
 // MsgHead: <Organisation><OrganisationName/><Ident><Id/><TypeId V/></Ident>...
-void msghead_org(const x::DOMElement* e, Organisation& o) {
-  o.name = xml::text_at(e, "OrganisationName");
-  for (const auto* ident : xml::children(e, "Ident"))
-    add_ident(o, xml::text_at(ident, "Id"), xml::v_at(ident, "TypeId"));
+void msghead_org(const tree::Node* e, Organisation& o) {
+  o.name = tree::text_at(e, "OrganisationName");
+  for (const auto* ident : tree::children(e, "Ident"))
+    add_ident(o, tree::text_at(ident, "Id"), tree::v_at(ident, "TypeId"));
 }
 
-void msghead_person(const x::DOMElement* e, Person& p) {
-  p.name = join({xml::text_at(e, "GivenName"), xml::text_at(e, "MiddleName"),
-                 xml::text_at(e, "FamilyName")},
+void msghead_person(const tree::Node* e, Person& p) {
+  p.name = join({tree::text_at(e, "GivenName"), tree::text_at(e, "MiddleName"),
+                 tree::text_at(e, "FamilyName")},
                 " ");
-  for (const auto* ident : xml::children(e, "Ident")) {
-    const std::string id = xml::text_at(ident, "Id");
-    const std::string type = xml::v_at(ident, "TypeId");
+  for (const auto* ident : tree::children(e, "Ident")) {
+    const std::string id = tree::text_at(ident, "Id");
+    const std::string type = tree::v_at(ident, "TypeId");
     if (type == "HER" && p.her_id.empty()) p.her_id = id;
     if (type == "HPR" && p.hpr_number.empty()) p.hpr_number = id;
   }
-  p.role = xml::attr(xml::child(e, "RoleToPatient"), "DN");
+  p.role = tree::attr(tree::child(e, "RoleToPatient"), "DN");
 }
 
-Party msghead_party(const x::DOMElement* e) {
+Party msghead_party(const tree::Node* e) {
   Party p;
-  const auto* org = xml::child(e, "Organisation");
+  const auto* org = tree::child(e, "Organisation");
   if (!org) return p;
   msghead_org(org, p.organisation);
-  if (const auto* dept = xml::child(org, "Organisation")) {
+  if (const auto* dept = tree::child(org, "Organisation")) {
     msghead_org(dept, p.department);
-    if (const auto* hp = xml::child(dept, "HealthcareProfessional")) msghead_person(hp, p.person);
+    if (const auto* hp = tree::child(dept, "HealthcareProfessional")) msghead_person(hp, p.person);
   }
-  if (const auto* hp = xml::child(org, "HealthcareProfessional")) msghead_person(hp, p.person);
+  if (const auto* hp = tree::child(org, "HealthcareProfessional")) msghead_person(hp, p.person);
   return p;
 }
 
 // Message family and AppRec: <HCP><Inst><Name/><Id/><TypeId V/><Dept/><HCPerson/>...
-void hcp_unit(const x::DOMElement* e, Organisation& o) {
-  o.name = xml::text_at(e, "Name");
-  add_ident(o, xml::text_at(e, "Id"), xml::v_at(e, "TypeId"));
-  for (const auto* a : xml::children(e, "AdditionalId"))
-    add_ident(o, xml::text_at(a, "Id"), xml::v_at(a, "Type"));
+void hcp_unit(const tree::Node* e, Organisation& o) {
+  o.name = tree::text_at(e, "Name");
+  add_ident(o, tree::text_at(e, "Id"), tree::v_at(e, "TypeId"));
+  for (const auto* a : tree::children(e, "AdditionalId"))
+    add_ident(o, tree::text_at(a, "Id"), tree::v_at(a, "Type"));
 }
 
-void hcp_person(const x::DOMElement* e, Person& p) {
-  p.name = xml::text_at(e, "Name");
-  const std::string id = xml::text_at(e, "Id");
-  const std::string type = xml::v_at(e, "TypeId");
+void hcp_person(const tree::Node* e, Person& p) {
+  p.name = tree::text_at(e, "Name");
+  const std::string id = tree::text_at(e, "Id");
+  const std::string type = tree::v_at(e, "TypeId");
   if (type == "HER") p.her_id = id;
   if (type == "HPR") p.hpr_number = id;
-  for (const auto* a : xml::children(e, "AdditionalId")) {
-    const std::string t = xml::v_at(a, "Type");
-    if (t == "HER" && p.her_id.empty()) p.her_id = xml::text_at(a, "Id");
-    if (t == "HPR" && p.hpr_number.empty()) p.hpr_number = xml::text_at(a, "Id");
+  for (const auto* a : tree::children(e, "AdditionalId")) {
+    const std::string t = tree::v_at(a, "Type");
+    if (t == "HER" && p.her_id.empty()) p.her_id = tree::text_at(a, "Id");
+    if (t == "HPR" && p.hpr_number.empty()) p.hpr_number = tree::text_at(a, "Id");
   }
-  p.role = xml::attr(xml::child(e, "Type"), "DN");
+  p.role = tree::attr(tree::child(e, "Type"), "DN");
 }
 
-Party hcp_party(const x::DOMElement* holder) {
+Party hcp_party(const tree::Node* holder) {
   Party p;
-  const auto* hcp = xml::child(holder, "HCP");
+  const auto* hcp = tree::child(holder, "HCP");
   if (!hcp) return p;
-  if (const auto* inst = xml::child(hcp, "Inst")) {
+  if (const auto* inst = tree::child(hcp, "Inst")) {
     hcp_unit(inst, p.organisation);
-    if (const auto* dept = xml::child(inst, "Dept")) hcp_unit(dept, p.department);
-    if (const auto* per = xml::child(inst, "HCPerson")) hcp_person(per, p.person);
+    if (const auto* dept = tree::child(inst, "Dept")) hcp_unit(dept, p.department);
+    if (const auto* per = tree::child(inst, "HCPerson")) hcp_person(per, p.person);
   }
-  if (const auto* prof = xml::child(hcp, "HCProf")) hcp_person(prof, p.person);
+  if (const auto* prof = tree::child(hcp, "HCProf")) hcp_person(prof, p.person);
   return p;
 }
 
 // ---- patient
 
-json msghead_patient(const x::DOMElement* e) {
+json msghead_patient(const tree::Node* e) {
   json p = json::object();
   if (!e) return p;
   json name = json::object();
-  if (auto v = xml::text_at(e, "FamilyName"); !v.empty()) name["family"] = v;
-  if (auto v = xml::text_at(e, "MiddleName"); !v.empty()) name["middle"] = v;
-  if (auto v = xml::text_at(e, "GivenName"); !v.empty()) name["given"] = v;
+  if (auto v = tree::text_at(e, "FamilyName"); !v.empty()) name["family"] = v;
+  if (auto v = tree::text_at(e, "MiddleName"); !v.empty()) name["middle"] = v;
+  if (auto v = tree::text_at(e, "GivenName"); !v.empty()) name["given"] = v;
   if (!name.empty()) p["name"] = name;
-  if (auto v = xml::text_at(e, "DateOfBirth"); !v.empty()) p["birth_date"] = v;
-  if (auto v = xml::v_at(e, "Sex"); !v.empty()) p["sex"] = v;
+  if (auto v = tree::text_at(e, "DateOfBirth"); !v.empty()) p["birth_date"] = v;
+  if (auto v = tree::v_at(e, "Sex"); !v.empty()) p["sex"] = v;
   json ids = json::array();
-  for (const auto* ident : xml::children(e, "Ident")) {
-    const std::string id = xml::text_at(ident, "Id");
-    if (!id.empty()) ids.push_back({{"value", id}, {"type", xml::v_at(ident, "TypeId")}});
+  for (const auto* ident : tree::children(e, "Ident")) {
+    const std::string id = tree::text_at(ident, "Id");
+    if (!id.empty()) ids.push_back({{"value", id}, {"type", tree::v_at(ident, "TypeId")}});
   }
   if (!ids.empty()) p["ids"] = ids;
   return p;
 }
 
-json message_patient(const x::DOMElement* e) {
+json message_patient(const tree::Node* e) {
   json p = json::object();
   if (!e) return p;
-  if (auto v = xml::text_at(e, "Name"); !v.empty()) {
+  if (auto v = tree::text_at(e, "Name"); !v.empty()) {
     json name = json::object();
     const auto comma = v.find(',');
     if (comma != std::string::npos) {
@@ -246,16 +218,16 @@ json message_patient(const x::DOMElement* e) {
     }
     p["name"] = name;
   }
-  if (auto v = xml::v_at(e, "DateOfBirth"); !v.empty()) p["birth_date"] = v;
-  if (auto v = xml::v_at(e, "Sex"); !v.empty()) p["sex"] = v;
+  if (auto v = tree::v_at(e, "DateOfBirth"); !v.empty()) p["birth_date"] = v;
+  if (auto v = tree::v_at(e, "Sex"); !v.empty()) p["sex"] = v;
   json ids = json::array();
-  if (auto id = xml::text_at(e, "OffId"); !id.empty()) {
-    std::string type = xml::v_at(e, "TypeOffId");
+  if (auto id = tree::text_at(e, "OffId"); !id.empty()) {
+    std::string type = tree::v_at(e, "TypeOffId");
     if (type.empty()) type = "FNR";
     ids.push_back({{"value", id}, {"type", type}});
   }
   for (const char* local : {"IdByServProvider", "IdByRequester"})
-    if (auto id = xml::text_at(e, local); !id.empty())
+    if (auto id = tree::text_at(e, local); !id.empty())
       ids.push_back({{"value", id}, {"type", std::string("local:") + local}});
   if (!ids.empty()) p["ids"] = ids;
   return p;
@@ -263,91 +235,81 @@ json message_patient(const x::DOMElement* e) {
 
 // ---- clinical content common to the standards
 
-void collect(const x::DOMNode* n, std::string_view name, std::vector<x::DOMElement*>& out,
-             size_t limit = 500) {
-  for (x::DOMNode* c = n->getFirstChild(); c && out.size() < limit; c = c->getNextSibling()) {
-    if (c->getNodeType() != x::DOMNode::ELEMENT_NODE) continue;
-    auto* e = static_cast<x::DOMElement*>(c);
-    if (xml::local_name(e) == name)
-      out.push_back(e);
-    else
-      collect(e, name, out, limit);
-  }
-}
+using tree::collect;
 
-json diagnoses(const x::DOMElement* root) {
+json diagnoses(const tree::Node* root) {
   json out = json::array();
-  std::vector<x::DOMElement*> found;
+  std::vector<const tree::Node*> found;
   collect(root, "Diagnosis", found);
   for (const auto* d : found) {
-    const x::DOMElement* cpt = xml::child(d, "Concept");
+    const tree::Node* cpt = tree::child(d, "Concept");
     json c = coded(cpt ? cpt : d);
     if (c.contains("code")) out.push_back(std::move(c));
   }
   return out;
 }
 
-json lab_results(const x::DOMElement* root) {
+json lab_results(const tree::Node* root) {
   json out = json::array();
-  std::vector<x::DOMElement*> items;
+  std::vector<const tree::Node*> items;
   collect(root, "ResultItem", items);
   for (const auto* it : items) {
     json r = json::object();
-    if (const auto* inv = xml::path(it, "Investigation/Id")) r["analysis"] = coded(inv);
-    if (const auto* num = xml::path(it, "NumResult/NumResultValue")) {
-      r["value"] = xml::attr(num, "V");
-      if (auto u = xml::attr(num, "U"); !u.empty()) r["unit"] = u;
-    } else if (auto t = xml::text_at(it, "TextResult/Result"); !t.empty()) {
+    if (const auto* inv = tree::path(it, "Investigation/Id")) r["analysis"] = coded(inv);
+    if (const auto* num = tree::path(it, "NumResult/NumResultValue")) {
+      r["value"] = tree::attr(num, "V");
+      if (auto u = tree::attr(num, "U"); !u.empty()) r["unit"] = u;
+    } else if (auto t = tree::text_at(it, "TextResult/Result"); !t.empty()) {
       r["value"] = t;
     }
-    if (auto ref = xml::text_at(it, "RefInterval/Descr"); !ref.empty()) r["reference_range"] = ref;
-    if (const auto* flag = xml::child(it, "DevResultInd")) r["flag"] = coded(flag);
-    if (const auto* st = xml::child(it, "StatusInvestigation")) r["status"] = coded(st);
-    if (const auto* st = xml::child(it, "ServType")) r["change"] = coded(st);
-    if (auto c = xml::text_at(it, "Comment"); !c.empty()) r["comment"] = c;
+    if (auto ref = tree::text_at(it, "RefInterval/Descr"); !ref.empty()) r["reference_range"] = ref;
+    if (const auto* flag = tree::child(it, "DevResultInd")) r["flag"] = coded(flag);
+    if (const auto* st = tree::child(it, "StatusInvestigation")) r["status"] = coded(st);
+    if (const auto* st = tree::child(it, "ServType")) r["change"] = coded(st);
+    if (auto c = tree::text_at(it, "Comment"); !c.empty()) r["comment"] = c;
     if (!r.empty()) out.push_back(std::move(r));
   }
   return out;
 }
 
-json requested_analyses(const x::DOMElement* root) {
+json requested_analyses(const tree::Node* root) {
   json out = json::array();
-  std::vector<x::DOMElement*> items;
+  std::vector<const tree::Node*> items;
   collect(root, "AnalysedSubject", items);
   for (const auto* s : items) {
-    std::vector<x::DOMElement*> ids;
+    std::vector<const tree::Node*> ids;
     collect(s, "Investigation", ids);
     for (const auto* inv : ids)
-      if (const auto* id = xml::child(inv, "Id")) out.push_back(coded(id));
+      if (const auto* id = tree::child(inv, "Id")) out.push_back(coded(id));
   }
   return out;
 }
 
-json reasons(const x::DOMElement* root) {
+json reasons(const tree::Node* root) {
   json out = json::array();
-  std::vector<x::DOMElement*> items;
+  std::vector<const tree::Node*> items;
   collect(root, "ReasonAsText", items);
   for (const auto* r : items) {
     json j = json::object();
-    if (auto h = xml::text_at(r, "Heading"); !h.empty()) j["heading"] = h;
-    if (const auto* hd = xml::child(r, "Heading"); hd && !xml::attr(hd, "DN").empty())
-      j["heading"] = xml::attr(hd, "DN");
-    if (auto t = xml::text_at(r, "TextResultValue"); !t.empty()) j["text"] = t;
+    if (auto h = tree::text_at(r, "Heading"); !h.empty()) j["heading"] = h;
+    if (const auto* hd = tree::child(r, "Heading"); hd && !tree::attr(hd, "DN").empty())
+      j["heading"] = tree::attr(hd, "DN");
+    if (auto t = tree::text_at(r, "TextResultValue"); !t.empty()) j["text"] = t;
     if (!j.empty()) out.push_back(std::move(j));
   }
   return out;
 }
 
-json dialog_notes(const x::DOMElement* payload) {
+json dialog_notes(const tree::Node* payload) {
   json out = json::array();
   for (const char* kind : {"Notat", "Foresporsel"}) {
-    for (const auto* n : xml::children(payload, kind)) {
+    for (const auto* n : tree::children(payload, kind)) {
       json j = {{"kind", kind}};
-      if (const auto* tema = xml::child(n, "TemaKodet")) j["topic"] = coded(tema);
-      if (auto t = xml::text_at(n, "Tema"); !t.empty()) j["topic_text"] = t;
-      if (auto t = xml::text_at(n, "TekstNotatInnhold"); !t.empty()) j["text"] = t;
-      if (auto t = xml::text_at(n, "Sporsmal"); !t.empty()) j["question"] = t;
-      if (const auto* ty = xml::child(n, "TypeForesp")) j["request_type"] = coded(ty);
+      if (const auto* tema = tree::child(n, "TemaKodet")) j["topic"] = coded(tema);
+      if (auto t = tree::text_at(n, "Tema"); !t.empty()) j["topic_text"] = t;
+      if (auto t = tree::text_at(n, "TekstNotatInnhold"); !t.empty()) j["text"] = t;
+      if (auto t = tree::text_at(n, "Sporsmal"); !t.empty()) j["question"] = t;
+      if (const auto* ty = tree::child(n, "TypeForesp")) j["request_type"] = coded(ty);
       out.push_back(std::move(j));
     }
   }
@@ -355,20 +317,20 @@ json dialog_notes(const x::DOMElement* payload) {
 }
 
 // RefDoc elements with embedded base64 documents.
-void attachments_from(const x::DOMElement* root, std::vector<Blob>& out,
+void attachments_from(const tree::Node* root, std::vector<Blob>& out,
                       std::vector<std::string>& warnings) {
-  std::vector<x::DOMElement*> refdocs;
+  std::vector<const tree::Node*> refdocs;
   collect(root, "RefDoc", refdocs);
   for (const auto* rd : refdocs) {
-    const auto* b64 = xml::descendant(rd, "Base64Container");
+    const auto* b64 = tree::descendant(rd, "Base64Container");
     if (!b64) continue;
-    auto data = base64_decode(xml::text(b64));
+    auto data = base64_decode(tree::text(b64));
     if (!data) {
       warnings.push_back("RefDoc attachment is not valid base64; left out");
       continue;
     }
-    Blob b = make_inline_blob(std::move(*data), xml::text_at(rd, "MimeType"));
-    b.description = xml::text_at(rd, "Description");
+    Blob b = make_inline_blob(std::move(*data), tree::text_at(rd, "MimeType"));
+    b.description = tree::text_at(rd, "Description");
     if (b.mime.empty()) b.mime = "application/octet-stream";
     b.id = "att-" + std::to_string(out.size() + 1);
     out.push_back(std::move(b));
@@ -395,50 +357,165 @@ std::string as_rfc3339(const std::string& s) {
 
 }  // namespace
 
+// Builds a tree::Tree from SAX2 events.
+class TreeBuilder final : public x::DefaultHandler {
+ public:
+  explicit TreeBuilder(tree::Tree& t) : t_(t) {}
+  void reset_tree() {
+    t_.clear();
+    stack_.clear();
+  }
+  void startElement(const XMLCh* uri, const XMLCh* localname, const XMLCh*,
+                    const x::Attributes& attrs) override {
+    tree::Node* n = t_.make();
+    n->name = intern(localname);
+    n->ns = intern(uri);
+    const XMLSize_t count = attrs.getLength();
+    for (XMLSize_t i = 0; i < count; ++i) {
+      const XMLCh* qn = attrs.getQName(i);
+      // xmlns declarations and xsi: attributes are not content.
+      if (qn[0] == 'x' && qn[1] == 'm' && qn[2] == 'l' && qn[3] == 'n' && qn[4] == 's') continue;
+      if (qn[0] == 'x' && qn[1] == 's' && qn[2] == 'i' && qn[3] == ':') continue;
+      n->attrs.emplace_back(intern(attrs.getLocalName(i)), std::string());
+      append_utf8(n->attrs.back().second, attrs.getValue(i), x::XMLString::stringLen(attrs.getValue(i)));
+    }
+    if (stack_.empty()) {
+      if (!t_.root) t_.root = n;
+    } else {
+      n->parent = stack_.back();
+      stack_.back()->kids.push_back(n);
+    }
+    stack_.push_back(n);
+  }
+  void endElement(const XMLCh*, const XMLCh*, const XMLCh*) override {
+    if (!stack_.empty()) stack_.pop_back();
+  }
+  void characters(const XMLCh* chars, const XMLSize_t length) override {
+    if (!stack_.empty()) append_utf8(stack_.back()->text, chars, length);
+  }
+  void ignorableWhitespace(const XMLCh*, const XMLSize_t) override {}
+
+  // ErrorHandler
+  void warning(const x::SAXParseException&) override {}
+  void error(const x::SAXParseException& e) override { add(e, false); }
+  void fatalError(const x::SAXParseException& e) override { add(e, true); }
+  void resetErrors() override { errors.clear(); }
+  std::vector<ParseError> errors;
+
+ private:
+  void add(const x::SAXParseException& e, bool fatal) {
+    if (errors.size() >= 20) return;
+    errors.push_back({static_cast<int>(e.getLineNumber()), static_cast<int>(e.getColumnNumber()),
+                      fatal, xml::utf8(e.getMessage())});
+  }
+  // UTF-16 -> UTF-8, appended, with a fast path for ASCII.
+  static void append_utf8(std::string& out, const XMLCh* s, size_t len) {
+    const size_t start = out.size();
+    out.resize(start + len);
+    char* p = out.data() + start;
+    size_t i = 0;
+    for (; i < len; ++i) {
+      if (s[i] >= 0x80) break;
+      p[i] = static_cast<char>(s[i]);
+    }
+    if (i == len) return;
+    out.resize(start + i);
+    const std::u16string rest(reinterpret_cast<const char16_t*>(s + i), len - i);
+    out += xml::utf8(reinterpret_cast<const XMLCh*>(rest.c_str()));
+  }
+
+  // Element, attribute and namespace names repeat endlessly: convert each once.
+  std::string_view intern(const XMLCh* s) {
+    if (!s || !*s) return {};
+    const size_t len = x::XMLString::stringLen(s);
+    const std::u16string_view key(reinterpret_cast<const char16_t*>(s), len);
+    auto it = names_.find(key);
+    if (it != names_.end()) return it->second;
+    keys_.emplace_back(key);
+    std::string utf;
+    append_utf8(utf, s, len);
+    values_.push_back(std::move(utf));
+    names_.emplace(keys_.back(), values_.back());
+    return values_.back();
+  }
+
+  tree::Tree& t_;
+  std::vector<tree::Node*> stack_;
+  std::deque<std::u16string> keys_;  // stable storage for the interned names
+  std::deque<std::string> values_;
+  std::unordered_map<std::u16string_view, std::string_view> names_;
+};
+
 struct Decoder::Impl {
   std::shared_ptr<const SchemaSet> schemas;
-  std::unique_ptr<x::XercesDOMParser> validating;
-  std::unique_ptr<x::XercesDOMParser> plain;
-  ErrorCollector errors;
+  tree::Tree tree;
+  TreeBuilder builder{tree};
+  std::unique_ptr<x::SAX2XMLReaderImpl> validating;
+  std::unique_ptr<x::SAX2XMLReaderImpl> plain;
   NoExternal no_external;
   x::SecurityManager security;
 
-  x::XercesDOMParser* parser(bool validate) {
+  x::SAX2XMLReaderImpl* reader(bool validate) {
     auto& slot = validate ? validating : plain;
     if (!slot) {
-      slot = std::make_unique<x::XercesDOMParser>(
-          nullptr, x::XMLPlatformUtils::fgMemoryManager,
-          validate ? schemas->pool() : nullptr);
-      auto& p = *slot;
-      p.setErrorHandler(&errors);
-      p.setDoNamespaces(true);
-      p.setCreateEntityReferenceNodes(false);
-      p.setLoadExternalDTD(false);
-      p.setDisableDefaultEntityResolution(true);
-      p.setSecurityManager(&security);
-      p.setCreateCommentNodes(false);
+      slot = std::make_unique<x::SAX2XMLReaderImpl>(x::XMLPlatformUtils::fgMemoryManager,
+                                                    validate ? schemas->pool() : nullptr);
+      auto& r = *slot;
+      r.setContentHandler(&builder);
+      r.setErrorHandler(&builder);
+      r.setFeature(x::XMLUni::fgSAX2CoreNameSpaces, true);
+      r.setFeature(x::XMLUni::fgSAX2CoreNameSpacePrefixes, false);
+      r.setFeature(x::XMLUni::fgXercesLoadExternalDTD, false);
+      r.setFeature(x::XMLUni::fgXercesDisableDefaultEntityResolution, true);
+      r.setProperty(x::XMLUni::fgXercesSecurityManager, &security);
       if (validate) {
-        p.setDoSchema(true);
-        p.setValidationScheme(x::XercesDOMParser::Val_Always);
-        p.useCachedGrammarInParse(true);
-        p.setLoadSchema(false);  // only the pool's grammars; never xsi:schemaLocation
-        p.setHandleMultipleImports(true);
-        p.setValidationConstraintFatal(false);
-        p.setXMLEntityResolver(schemas->resolver());
+        // The schema-only scanner: no DTD machinery, faster for schema validation.
+        r.setProperty(x::XMLUni::fgXercesScannerName,
+                      const_cast<XMLCh*>(x::XMLUni::fgSGXMLScanner));
+        r.setFeature(x::XMLUni::fgXercesIdentityConstraintChecking, false);
+        r.setFeature(x::XMLUni::fgSAX2CoreValidation, true);
+        r.setFeature(x::XMLUni::fgXercesDynamic, false);
+        r.setFeature(x::XMLUni::fgXercesSchema, true);
+        r.setFeature(x::XMLUni::fgXercesSchemaFullChecking, false);
+        r.setFeature(x::XMLUni::fgXercesUseCachedGrammarInParse, true);
+        r.setFeature(x::XMLUni::fgXercesLoadSchema, false);  // only the pool; never xsi hints
+        r.setFeature(x::XMLUni::fgXercesHandleMultipleImports, true);
+        r.setFeature(x::XMLUni::fgXercesValidationErrorAsFatal, false);
+        r.setXMLEntityResolver(schemas->resolver());
       } else {
-        p.setDoSchema(false);
-        p.setValidationScheme(x::XercesDOMParser::Val_Never);
-        p.setXMLEntityResolver(&no_external);
+        r.setFeature(x::XMLUni::fgSAX2CoreValidation, false);
+        r.setFeature(x::XMLUni::fgXercesSchema, false);
+        r.setXMLEntityResolver(&no_external);
       }
     }
     return slot.get();
+  }
+
+  // Parses into `tree`; errors land in builder.errors.
+  void parse(std::string_view bytes, bool validate, const std::string& sys_id) {
+    builder.reset_tree();
+    builder.resetErrors();
+    x::SAX2XMLReaderImpl* r = reader(validate);
+    x::MemBufInputSource src(reinterpret_cast<const XMLByte*>(bytes.data()), bytes.size(),
+                             sys_id.c_str(), false);
+    try {
+      r->parse(src);
+    } catch (const x::XMLException& e) {
+      builder.errors.push_back({0, 0, true, xml::utf8(e.getMessage())});
+    } catch (const x::SAXException& e) {
+      builder.errors.push_back({0, 0, true, xml::utf8(e.getMessage())});
+    } catch (...) {
+      builder.errors.push_back({0, 0, true, "the XML parser failed"});
+    }
   }
 };
 
 Decoder::Decoder(std::shared_ptr<const SchemaSet> schemas) : impl_(std::make_unique<Impl>()) {
   xml::ensure_initialized();
   impl_->schemas = std::move(schemas);
-  impl_->security.setEntityExpansionLimit(100);
+  // Predefined entities (&lt; &amp; ...) count too; a DOCTYPE is refused outright before
+  // parsing, so there are no user-defined entities to expand.
+  impl_->security.setEntityExpansionLimit(10000000);
 }
 
 Decoder::~Decoder() = default;
@@ -470,6 +547,23 @@ std::string element_ending_at(std::string_view bytes, int line, int col) {
   return name;
 }
 
+// Position of a <!DOCTYPE in the prolog (before the root element), or npos.
+size_t doctype_position(std::string_view b) {
+  size_t i = 0;
+  while ((i = b.find('<', i)) != std::string_view::npos) {
+    if (b.compare(i, 9, "<!DOCTYPE") == 0) return i;
+    if (i + 1 < b.size() && b[i + 1] != '?' && b[i + 1] != '!') return std::string_view::npos;
+    if (b.compare(i, 4, "<!--") == 0) {
+      const size_t end = b.find("-->", i + 4);
+      if (end == std::string_view::npos) return std::string_view::npos;
+      i = end + 3;
+    } else {
+      ++i;
+    }
+  }
+  return std::string_view::npos;
+}
+
 std::string where(std::string_view name, int line, int col) {
   std::string s(name.empty() ? "message" : name);
   if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(col);
@@ -477,38 +571,38 @@ std::string where(std::string_view name, int line, int col) {
 }
 
 // Reads what a MsgHead/Message/AppRec says about itself, as far as it can.
-void read_info(const x::DOMElement* root, MessageInfo& info) {
-  const std::string root_name = xml::local_name(root);
+void read_info(const tree::Node* root, MessageInfo& info) {
+  const std::string root_name(root->name);
   if (root_name == "MsgHead") {
     info.family = "msghead";
-    const auto* mi = xml::child(root, "MsgInfo");
-    info.msg_type = xml::v_at(mi, "Type");
-    info.msg_type_dn = xml::attr(xml::child(mi, "Type"), "DN");
-    info.msg_id = xml::text_at(mi, "MsgId");
-    info.gen_date = xml::text_at(mi, "GenDate");
-    if (const auto* s = xml::child(mi, "Sender")) info.sender = msghead_party(s);
-    if (const auto* r = xml::child(mi, "Receiver")) info.receiver = msghead_party(r);
+    const auto* mi = tree::child(root, "MsgInfo");
+    info.msg_type = tree::v_at(mi, "Type");
+    info.msg_type_dn = tree::attr(tree::child(mi, "Type"), "DN");
+    info.msg_id = tree::text_at(mi, "MsgId");
+    info.gen_date = tree::text_at(mi, "GenDate");
+    if (const auto* s = tree::child(mi, "Sender")) info.sender = msghead_party(s);
+    if (const auto* r = tree::child(mi, "Receiver")) info.receiver = msghead_party(r);
   } else if (root_name == "AppRec") {
     info.family = "apprec";
     info.msg_type = "APPREC";
-    info.msg_id = xml::text_at(root, "Id");
-    info.gen_date = xml::text_at(root, "GenDate");
-    if (const auto* s = xml::child(root, "Sender")) info.sender = hcp_party(s);
-    if (const auto* r = xml::child(root, "Receiver")) info.receiver = hcp_party(r);
+    info.msg_id = tree::text_at(root, "Id");
+    info.gen_date = tree::text_at(root, "GenDate");
+    if (const auto* s = tree::child(root, "Sender")) info.sender = hcp_party(s);
+    if (const auto* r = tree::child(root, "Receiver")) info.receiver = hcp_party(r);
   } else if (root_name == "Message") {
     info.family = "message";
-    info.msg_type = xml::v_at(root, "Type");
-    info.msg_type_dn = xml::attr(xml::child(root, "Type"), "DN");
-    info.msg_id = xml::text_at(root, "MsgId");
-    info.gen_date = xml::v_at(root, "GenDate");
-    if (info.gen_date.empty()) info.gen_date = xml::text_at(root, "GenDate");
-    const x::DOMElement* body = nullptr;
+    info.msg_type = tree::v_at(root, "Type");
+    info.msg_type_dn = tree::attr(tree::child(root, "Type"), "DN");
+    info.msg_id = tree::text_at(root, "MsgId");
+    info.gen_date = tree::v_at(root, "GenDate");
+    if (info.gen_date.empty()) info.gen_date = tree::text_at(root, "GenDate");
+    const tree::Node* body = nullptr;
     for (const char* b : {"ServReq", "ServReport", "ServRprt"})
-      if (!body) body = xml::child(root, b);
+      if (!body) body = tree::child(root, b);
     if (body) {
-      const bool report = xml::local_name(body) != "ServReq";
-      const auto* provider = xml::child(body, "ServProvider");
-      const auto* requester = xml::child(body, "Requester");
+      const bool report = body->name != "ServReq";
+      const auto* provider = tree::child(body, "ServProvider");
+      const auto* requester = tree::child(body, "Requester");
       // A report goes from the service provider back to the requester; a request the other way.
       if (provider) (report ? info.sender : info.receiver) = hcp_party(provider);
       if (requester) (report ? info.receiver : info.sender) = hcp_party(requester);
@@ -522,29 +616,27 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
                                                  std::string_view name) {
   Rejection rej;
   const bool validate = opts.validate && impl_->schemas != nullptr;
-  x::XercesDOMParser* p = impl_->parser(validate);
-  impl_->errors.resetErrors();
   const std::string sys_id = name.empty() ? std::string("message") : std::string(name);
   if (bytes.empty()) {
     rej.code = kNotXml;
     rej.reason = where(name, 0, 0) + ": empty message";
     return rej;
   }
-  x::MemBufInputSource src(reinterpret_cast<const XMLByte*>(bytes.data()), bytes.size(),
-                           sys_id.c_str(), false);
-  try {
-    p->parse(src);
-  } catch (const x::XMLException& e) {
-    impl_->errors.errors.push_back({0, 0, true, xml::utf8(e.getMessage())});
-  } catch (const x::DOMException& e) {
-    impl_->errors.errors.push_back({0, 0, true, xml::utf8(e.getMessage())});
-  } catch (...) {
-    impl_->errors.errors.push_back({0, 0, true, "the XML parser failed"});
+  // e-meldinger never carry a DOCTYPE; refusing it closes the door on entity expansion
+  // ("billion laughs") and external entities.
+  if (const size_t doctype = doctype_position(bytes); doctype != std::string_view::npos) {
+    int line = 1;
+    for (size_t i = 0; i < doctype; ++i) line += bytes[i] == '\n' ? 1 : 0;
+    rej.code = kNotXml;
+    rej.line = line;
+    rej.column = 1;
+    rej.reason = where(name, line, 1) + ": a DOCTYPE declaration is not allowed in e-meldinger";
+    return rej;
   }
-  const auto& errs = impl_->errors.errors;
+  impl_->parse(bytes, validate, sys_id);
+  const auto& errs = impl_->builder.errors;
   const auto fatal = std::find_if(errs.begin(), errs.end(), [](const auto& e) { return e.fatal; });
-  x::DOMDocument* doc = p->getDocument();
-  x::DOMElement* root = doc ? doc->getDocumentElement() : nullptr;
+  const tree::Node* root = impl_->tree.root;
   if (fatal != errs.end() || !root) {
     rej.code = kNotXml;
     if (fatal != errs.end()) {
@@ -555,39 +647,34 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
       rej.reason = where(name, 0, 0) + ": no root element";
     }
     if (root) read_info(root, rej.info);
-    p->resetDocumentPool();
     return rej;
   }
 
   // Unwrap NAV's EI_fellesformat: the message is the MsgHead or AppRec inside.
-  x::DOMElement* msg = root;
-  if (xml::local_name(root) == "EI_fellesformat") {
-    msg = xml::child(root, "MsgHead");
-    if (!msg) msg = xml::child(root, "AppRec");
+  const tree::Node* msg = root;
+  if (root->name == "EI_fellesformat") {
+    msg = tree::child(root, "MsgHead");
+    if (!msg) msg = tree::child(root, "AppRec");
     if (!msg) {
       rej.code = kUnsupported;
       rej.reason = where(name, 0, 0) + ": EI_fellesformat without a MsgHead or AppRec";
-      p->resetDocumentPool();
-      return rej;
+        return rej;
     }
   }
   MessageInfo& info = rej.info;
   read_info(msg, info);
-  info.namespace_uri = xml::namespace_uri(msg);
-  const std::string msg_root = xml::local_name(msg);
+  info.namespace_uri = msg->ns;
+  const std::string msg_root(msg->name);
   const StandardInfo* std_info = standard_by_namespace(info.namespace_uri);
-  const x::DOMElement* payload = nullptr;
+  const tree::Node* payload = nullptr;
   if (msg_root == "MsgHead" && std_info) {
     // The business standard is the first document's payload.
-    payload = xml::path(msg, "Document/RefDoc/Content");
-    const x::DOMElement* first = nullptr;
+    payload = tree::path(msg, "Document/RefDoc/Content");
+    const tree::Node* first = nullptr;
     if (payload)
-      for (auto* c : xml::element_children(payload)) {
-        first = c;
-        break;
-      }
+      if (!payload->kids.empty()) first = payload->kids.front();
     payload = first;
-    const StandardInfo* ps = payload ? standard_by_namespace(xml::namespace_uri(payload)) : nullptr;
+    const StandardInfo* ps = payload ? standard_by_namespace(payload->ns) : nullptr;
     if (ps) std_info = ps;
   }
   const bool supported = std_info && (msg_root == "MsgHead" || msg_root == "AppRec" ||
@@ -596,7 +683,6 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
     rej.code = kUnsupported;
     rej.reason = where(name, 0, 0) + ": unsupported message format: root element <" + msg_root +
                  "> in namespace '" + info.namespace_uri + "'";
-    p->resetDocumentPool();
     return rej;
   }
   info.standard = std_info->standard;
@@ -616,13 +702,11 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
     if (errs.size() > 1)
       rej.reason += " (and " + std::to_string(errs.size() - 1) + " more error" +
                     (errs.size() > 2 ? "s" : "") + ")";
-    p->resetDocumentPool();
     return rej;
   }
   if (trim_copy(info.msg_id).empty()) {
     rej.code = kBadMsgId;
     rej.reason = where(name, 0, 0) + ": the message has no message id (MsgId)";
-    p->resetDocumentPool();
     return rej;
   }
 
@@ -651,61 +735,61 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
   if (!info.gen_date.empty()) body["generated"] = info.gen_date;
 
   if (msg_root == "MsgHead") {
-    const auto* mi = xml::child(msg, "MsgInfo");
+    const auto* mi = tree::child(msg, "MsgInfo");
     e.type = type_for_msg_type(info.msg_type, std_info->type);
-    e.conversation.conversation_ref = xml::text_at(mi, "ConversationRef/RefToConversation");
-    e.conversation.parent_ref = xml::text_at(mi, "ConversationRef/RefToParent");
-    if (const auto* pat = xml::child(mi, "Patient")) body["patient"] = msghead_patient(pat);
-    const auto* refdoc = xml::path(msg, "Document/RefDoc");
-    if (auto d = xml::v_at(refdoc, "IssueDate"); !d.empty()) body["issued"] = d;
+    e.conversation.conversation_ref = tree::text_at(mi, "ConversationRef/RefToConversation");
+    e.conversation.parent_ref = tree::text_at(mi, "ConversationRef/RefToParent");
+    if (const auto* pat = tree::child(mi, "Patient")) body["patient"] = msghead_patient(pat);
+    const auto* refdoc = tree::path(msg, "Document/RefDoc");
+    if (auto d = tree::v_at(refdoc, "IssueDate"); !d.empty()) body["issued"] = d;
     if (payload) {
-      body["content"] = {{xml::local_name(payload), to_json_tree(payload)}};
+      body["content"] = {{payload->name, to_json_tree(payload)}};
       if (e.type == EventType::kDialog) body["notes"] = dialog_notes(payload);
       if (e.type == EventType::kReferral) {
         body["reasons"] = reasons(payload);
-        if (const auto* rs = xml::descendant(payload, "ReqServ")) body["requested_service"] = xml::text(rs);
+        if (const auto* rs = tree::descendant(payload, "ReqServ")) body["requested_service"] = tree::text(rs);
       }
       if (auto d = diagnoses(payload); !d.empty()) body["diagnoses"] = d;
     }
     // Documents after the first are attachments.
-    auto docs = xml::children(msg, "Document");
+    auto docs = tree::children(msg, "Document");
     for (size_t i = 1; i < docs.size(); ++i) attachments_from(docs[i], e.attachments, out.warnings);
     if (docs.size() > 0) attachments_from(docs[0], e.attachments, out.warnings);
   } else if (msg_root == "AppRec") {
     e.type = EventType::kAppRec;
-    const auto* orig = xml::child(msg, "OriginalMsgId");
-    e.conversation.in_reply_to = xml::text_at(orig, "Id");
-    body["status"] = coded(xml::child(msg, "Status"));
+    const auto* orig = tree::child(msg, "OriginalMsgId");
+    e.conversation.in_reply_to = tree::text_at(orig, "Id");
+    body["status"] = coded(tree::child(msg, "Status"));
     json errors = json::array();
-    for (const auto* er : xml::children(msg, "Error")) errors.push_back(coded(er));
+    for (const auto* er : tree::children(msg, "Error")) errors.push_back(coded(er));
     if (!errors.empty()) body["errors"] = errors;
-    body["original"] = {{"message_type", coded(xml::child(orig, "MsgType"))},
-                        {"issued", xml::text_at(orig, "IssueDate")},
+    body["original"] = {{"message_type", coded(tree::child(orig, "MsgType"))},
+                        {"issued", tree::text_at(orig, "IssueDate")},
                         {"id", e.conversation.in_reply_to}};
   } else {  // Message
-    const x::DOMElement* sb = nullptr;
+    const tree::Node* sb = nullptr;
     for (const char* b : {"ServReq", "ServReport", "ServRprt"})
-      if (!sb) sb = xml::child(msg, b);
+      if (!sb) sb = tree::child(msg, b);
     if (sb) {
-      if (const auto* pat = xml::child(sb, "Patient")) body["patient"] = message_patient(pat);
-      if (auto d = xml::v_at(sb, "IssueDate"); !d.empty()) body["issued"] = d;
-      if (const auto* st = xml::child(sb, "ServType")) body["service_type"] = coded(st);
-      if (const auto* st = xml::child(sb, "Status")) body["status"] = coded(st);
-      if (const auto* md = xml::child(sb, "MsgDescr")) {
+      if (const auto* pat = tree::child(sb, "Patient")) body["patient"] = message_patient(pat);
+      if (auto d = tree::v_at(sb, "IssueDate"); !d.empty()) body["issued"] = d;
+      if (const auto* st = tree::child(sb, "ServType")) body["service_type"] = coded(st);
+      if (const auto* st = tree::child(sb, "Status")) body["status"] = coded(st);
+      if (const auto* md = tree::child(sb, "MsgDescr")) {
         json c = coded(md);
-        if (c.empty()) c["text"] = xml::text(md);
+        if (c.empty()) c["text"] = tree::text(md);
         body["description"] = c;
       }
-      if (auto id = xml::text_at(sb, "Id"); !id.empty()) body["request_id"] = id;
-      if (auto id = xml::text_at(sb, "ServProvId"); !id.empty()) body["report_id"] = id;
+      if (auto id = tree::text_at(sb, "Id"); !id.empty()) body["request_id"] = id;
+      if (auto id = tree::text_at(sb, "ServProvId"); !id.empty()) body["report_id"] = id;
       if (e.type == EventType::kLabResult) body["results"] = lab_results(sb);
       if (e.type == EventType::kLabRequisition) body["analyses"] = requested_analyses(sb);
       if (e.type == EventType::kReferral) {
         body["reasons"] = reasons(sb);
-        if (const auto* rs = xml::descendant(sb, "ReqServ")) body["requested_service"] = xml::text(rs);
+        if (const auto* rs = tree::descendant(sb, "ReqServ")) body["requested_service"] = tree::text(rs);
       }
       if (auto d = diagnoses(sb); !d.empty()) body["diagnoses"] = d;
-      body["content"] = {{xml::local_name(sb), to_json_tree(sb)}};
+      body["content"] = {{sb->name, to_json_tree(sb)}};
       attachments_from(sb, e.attachments, out.warnings);
     }
   }
@@ -716,25 +800,15 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
   assign_key(e, opts.key_secret);
   out.info = info;
   out.events.push_back(std::move(e));
-  p->resetDocumentPool();
   return out;
 }
 
 std::vector<std::string> Decoder::validate(std::string_view bytes) {
   std::vector<std::string> out;
   if (!impl_->schemas) return {"no schemas loaded"};
-  x::XercesDOMParser* p = impl_->parser(true);
-  impl_->errors.resetErrors();
-  x::MemBufInputSource src(reinterpret_cast<const XMLByte*>(bytes.data()), bytes.size(),
-                           "document", false);
-  try {
-    p->parse(src);
-  } catch (...) {
-    out.emplace_back("the XML parser failed");
-  }
-  for (const auto& e : impl_->errors.errors)
+  impl_->parse(bytes, true, "document");
+  for (const auto& e : impl_->builder.errors)
     out.push_back(std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.message);
-  p->resetDocumentPool();
   return out;
 }
 

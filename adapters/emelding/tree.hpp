@@ -1,0 +1,61 @@
+#pragma once
+// A light element tree built from SAX2 events: UTF-8 strings, local names, attributes and
+// the character data directly inside each element. Much cheaper to build than Xerces' DOM
+// (no virtual node hierarchy, no pooled strings), and all the decoder needs.
+// Nodes live in an arena owned by the Tree and are valid until clear().
+
+#include <deque>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace budstikke::emelding::tree {
+
+struct Node {
+  std::string_view name;  // local name (interned by the builder; lives as long as it)
+  std::string_view ns;    // namespace URI (interned)
+  std::vector<std::pair<std::string_view, std::string>> attrs;  // local name -> value
+  std::string text;  // character data directly inside (not of children)
+  std::vector<Node*> kids;
+  Node* parent = nullptr;
+};
+
+class Tree {
+ public:
+  Node* make() {
+    if (used_ == arena_.size()) arena_.emplace_back();
+    Node* n = &arena_[used_++];
+    n->name = {};
+    n->ns = {};
+    n->attrs.clear();
+    n->text.clear();
+    n->kids.clear();
+    n->parent = nullptr;
+    return n;
+  }
+  void clear() {
+    used_ = 0;
+    root = nullptr;
+  }
+  Node* root = nullptr;
+
+ private:
+  std::deque<Node> arena_;  // reused across documents: no allocation once warm
+  size_t used_ = 0;
+};
+
+const Node* child(const Node* parent, std::string_view name);
+std::vector<const Node*> children(const Node* parent, std::string_view name);
+const Node* path(const Node* from, std::string_view slash_path);
+const Node* descendant(const Node* from, std::string_view name);
+// Text of the element and its descendants, trimmed (like DOM textContent, trimmed).
+std::string text(const Node* n);
+std::string text_at(const Node* from, std::string_view slash_path);
+std::string attr(const Node* n, std::string_view name);
+std::string v_at(const Node* from, std::string_view slash_path);
+// Every descendant named `name`, not descending into matches.
+void collect(const Node* n, std::string_view name, std::vector<const Node*>& out,
+             size_t limit = 1000);
+
+}  // namespace budstikke::emelding::tree
