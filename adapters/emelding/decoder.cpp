@@ -398,7 +398,11 @@ class TreeBuilder final : public x::DefaultHandler {
   // ErrorHandler
   void warning(const x::SAXParseException&) override {}
   void error(const x::SAXParseException& e) override { add(e, false); }
-  void fatalError(const x::SAXParseException& e) override { add(e, true); }
+  void fatalError(const x::SAXParseException& e) override {
+    add(e, true);
+    // Stop right here: letting Xerces carry on after a fatal error leaks its scanner state.
+    throw e;
+  }
   void resetErrors() override { errors.clear(); }
   std::vector<ParseError> errors;
 
@@ -502,6 +506,8 @@ struct Decoder::Impl {
       r->parse(src);
     } catch (const x::XMLException& e) {
       builder.errors.push_back({0, 0, true, xml::utf8(e.getMessage())});
+    } catch (const x::SAXParseException&) {
+      // already recorded by fatalError()
     } catch (const x::SAXException& e) {
       builder.errors.push_back({0, 0, true, xml::utf8(e.getMessage())});
     } catch (...) {

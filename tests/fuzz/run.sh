@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs a libFuzzer target under ASan+UBSan for SECONDS, seeded from the shared corpora.
+# usage: tests/fuzz/run.sh TARGET [SECONDS=600]
+#   fuzz_emelding: seeds are every XML file under ../shared/standards/examples
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$here"
+target=${1:?target}
+secs=${2:-600}
+std=${BUDSTIKKE_STANDARDS:-$(cd .. && pwd)/shared/standards}
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz --target "$target" >/dev/null
+corpus=build/fuzz/corpus/$target
+mkdir -p "$corpus"
+case $target in
+  fuzz_emelding) find "$std/examples" -name '*.xml' -size -64k -exec cp {} "$corpus/" \; ;;
+esac
+export BUDSTIKKE_SCHEMAS=${BUDSTIKKE_SCHEMAS:-$std/xsd}
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
+export LSAN_OPTIONS=suppressions=$here/tests/lsan.supp
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+mkdir -p build/fuzz/artifacts
+exec build/fuzz/bin/"$target" "$corpus" -max_total_time="$secs" -max_len=65536 \
+  -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/artifacts/ -print_final_stats=1
