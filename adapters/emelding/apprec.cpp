@@ -24,8 +24,7 @@ void unit(std::string& o, const char* tag, const Organisation& org, const std::s
   o += indent + "<" + tag + ">";
   if (!org.name.empty()) o += "<Name>" + xml_escape(org.name) + "</Name>";
   if (!org.her_id.empty()) {
-    o += "<Id>" + xml_escape(org.her_id) +
-         "</Id><TypeId V=\"HER\" DN=\"HER-id\"/>";
+    o += "<Id>" + xml_escape(org.her_id) + "</Id><TypeId V=\"HER\" DN=\"HER-id\"/>";
     if (!org.org_number.empty())
       o += "<AdditionalId><Id>" + xml_escape(org.org_number) +
            "</Id><Type V=\"ENH\" DN=\"Organisasjonsnummeret i Enhetsregisteret\"/></AdditionalId>";
@@ -93,7 +92,8 @@ std::string xml_escape(std::string_view s) {
 
 Result<std::string> build_apprec(const AppRecRequest& r) {
   if (r.version != "1.0" && r.version != "1.1")
-    return Error::permanent(ErrorDomain::kCodec, "AppRec version must be 1.0 or 1.1, not " + r.version);
+    return Error::permanent(ErrorDomain::kCodec,
+                            "AppRec version must be 1.0 or 1.1, not " + r.version);
   if (r.status < 1 || r.status > 3)
     return Error::permanent(ErrorDomain::kCodec, "AppRec status must be 1, 2 or 3");
   if (r.sender.organisation.name.empty() || r.receiver.organisation.name.empty())
@@ -124,8 +124,8 @@ Result<std::string> build_apprec(const AppRecRequest& r) {
     o += "/>\n";
   }
   o += "  <OriginalMsgId>\n";
-  o += "    <MsgType V=\"" + xml_escape(r.original_msg_type.empty() ? "UKJENT" : r.original_msg_type) +
-       "\"";
+  o += "    <MsgType V=\"" +
+       xml_escape(r.original_msg_type.empty() ? "UKJENT" : r.original_msg_type) + "\"";
   if (!r.original_msg_type_dn.empty()) o += " DN=\"" + xml_escape(r.original_msg_type_dn) + "\"";
   o += "/>\n";
   std::string issue = r.original_issue_date;

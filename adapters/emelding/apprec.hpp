@@ -11,8 +11,8 @@
 namespace budstikke::emelding {
 
 struct AppRecError {
-  std::string code;  // e.g. T02
-  std::string text;  // e.g. "XML validerer ikke"
+  std::string code;    // e.g. T02
+  std::string text;    // e.g. "XML validerer ikke"
   std::string detail;  // free text: which element, which line
 };
 
@@ -26,8 +26,8 @@ struct AppRecRequest {
   std::string original_issue_date;   // GenDate of the original
   std::string original_msg_id;
   // The AppRec goes from the original's receiver to the original's sender: mirrored.
-  Party sender;    // us: the receiver of the original
-  Party receiver;  // the sender of the original
+  Party sender;          // us: the receiver of the original
+  Party receiver;        // the sender of the original
   std::string id;        // empty: a new UUID
   std::string gen_date;  // empty: now (local time, no zone, as KITH dateTime)
 };

@@ -38,9 +38,10 @@ inline constexpr AppRecCode kOther{"X99", "Annen feil"};
 // What we know about a message even when it is rejected: enough to address a negative
 // AppRec to its sender and to point back at it.
 struct MessageInfo {
-  std::string family;    // msghead | message | apprec | fellesformat
-  std::string standard;  // dialogmelding, henvisning, epikrise, rekvisisjon, svarrapport, plo, apprec
-  std::string version;   // e.g. 1.1
+  std::string family;  // msghead | message | apprec | fellesformat
+  std::string
+      standard;  // dialogmelding, henvisning, epikrise, rekvisisjon, svarrapport, plo, apprec
+  std::string version;  // e.g. 1.1
   std::string namespace_uri;
   std::string msg_type;     // MsgInfo/Type@V or Type@V, e.g. DIALOG_NOTAT, SVAR
   std::string msg_type_dn;  // its display name
@@ -64,11 +65,11 @@ struct Rejection {
 };
 
 struct DecodeOptions {
-  bool validate = true;               // per source: off for partners known to send invalid XML
-  std::string channel;                // e.g. file:inbox
-  std::string key_secret;             // HMAC key for the Kafka key
-  size_t claim_check_threshold = 0;   // 0: everything inline
-  std::string claim_check_dir;        // where large attachments go (empty: inline)
+  bool validate = true;              // per source: off for partners known to send invalid XML
+  std::string channel;               // e.g. file:inbox
+  std::string key_secret;            // HMAC key for the Kafka key
+  size_t claim_check_threshold = 0;  // 0: everything inline
+  std::string claim_check_dir;       // where large attachments go (empty: inline)
 };
 
 struct Decoded {

@@ -5,15 +5,15 @@
 #include <variant>
 
 #include <xercesc/framework/MemBufInputSource.hpp>
+#include <xercesc/parsers/SAX2XMLReaderImpl.hpp>
+#include <xercesc/sax/ErrorHandler.hpp>
+#include <xercesc/sax/SAXParseException.hpp>
 #include <xercesc/sax2/Attributes.hpp>
 #include <xercesc/sax2/DefaultHandler.hpp>
 #include <xercesc/sax2/SAX2XMLReader.hpp>
-#include <xercesc/parsers/SAX2XMLReaderImpl.hpp>
-#include <xercesc/util/XMLUni.hpp>
-#include <xercesc/sax/ErrorHandler.hpp>
-#include <xercesc/sax/SAXParseException.hpp>
 #include <xercesc/util/SecurityManager.hpp>
 #include <xercesc/util/XMLEntityResolver.hpp>
+#include <xercesc/util/XMLUni.hpp>
 
 #include "adapters/emelding/codec.hpp"
 #include "adapters/emelding/standards.hpp"
@@ -377,7 +377,8 @@ class TreeBuilder final : public x::DefaultHandler {
       if (qn[0] == 'x' && qn[1] == 'm' && qn[2] == 'l' && qn[3] == 'n' && qn[4] == 's') continue;
       if (qn[0] == 'x' && qn[1] == 's' && qn[2] == 'i' && qn[3] == ':') continue;
       n->attrs.emplace_back(intern(attrs.getLocalName(i)), std::string());
-      append_utf8(n->attrs.back().second, attrs.getValue(i), x::XMLString::stringLen(attrs.getValue(i)));
+      append_utf8(n->attrs.back().second, attrs.getValue(i),
+                  x::XMLString::stringLen(attrs.getValue(i)));
     }
     if (stack_.empty()) {
       if (!t_.root) t_.root = n;
@@ -648,7 +649,8 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
     if (fatal != errs.end()) {
       rej.line = fatal->line;
       rej.column = fatal->column;
-      rej.reason = where(name, fatal->line, fatal->column) + ": not well-formed XML: " + fatal->message;
+      rej.reason =
+          where(name, fatal->line, fatal->column) + ": not well-formed XML: " + fatal->message;
     } else {
       rej.reason = where(name, 0, 0) + ": no root element";
     }
@@ -664,7 +666,7 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
     if (!msg) {
       rej.code = kUnsupported;
       rej.reason = where(name, 0, 0) + ": EI_fellesformat without a MsgHead or AppRec";
-        return rej;
+      return rej;
     }
   }
   MessageInfo& info = rej.info;
@@ -683,8 +685,8 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
     const StandardInfo* ps = payload ? standard_by_namespace(payload->ns) : nullptr;
     if (ps) std_info = ps;
   }
-  const bool supported = std_info && (msg_root == "MsgHead" || msg_root == "AppRec" ||
-                                      msg_root == "Message");
+  const bool supported =
+      std_info && (msg_root == "MsgHead" || msg_root == "AppRec" || msg_root == "Message");
   if (!supported) {
     rej.code = kUnsupported;
     rej.reason = where(name, 0, 0) + ": unsupported message format: root element <" + msg_root +
@@ -753,7 +755,8 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
       if (e.type == EventType::kDialog) body["notes"] = dialog_notes(payload);
       if (e.type == EventType::kReferral) {
         body["reasons"] = reasons(payload);
-        if (const auto* rs = tree::descendant(payload, "ReqServ")) body["requested_service"] = tree::text(rs);
+        if (const auto* rs = tree::descendant(payload, "ReqServ"))
+          body["requested_service"] = tree::text(rs);
       }
       if (auto d = diagnoses(payload); !d.empty()) body["diagnoses"] = d;
     }
@@ -792,7 +795,8 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
       if (e.type == EventType::kLabRequisition) body["analyses"] = requested_analyses(sb);
       if (e.type == EventType::kReferral) {
         body["reasons"] = reasons(sb);
-        if (const auto* rs = tree::descendant(sb, "ReqServ")) body["requested_service"] = tree::text(rs);
+        if (const auto* rs = tree::descendant(sb, "ReqServ"))
+          body["requested_service"] = tree::text(rs);
       }
       if (auto d = diagnoses(sb); !d.empty()) body["diagnoses"] = d;
       body["content"] = {{sb->name, to_json_tree(sb)}};

@@ -90,8 +90,9 @@ void message_receiver(x::DOMDocument* doc, x::DOMElement* holder, const Party& p
   x::DOMElement* old = xml::child(holder, "HCP");
   const std::string ns = xml::namespace_uri(holder);
   const std::string pre = prefix_of(holder);
-  x::DOMElement* hcp = doc->createElementNS(ns.empty() ? nullptr : xml::xc(xml::utf16(ns)),
-                                            xml::xc(xml::utf16(pre.empty() ? "HCP" : pre + ":HCP")));
+  x::DOMElement* hcp =
+      doc->createElementNS(ns.empty() ? nullptr : xml::xc(xml::utf16(ns)),
+                           xml::xc(xml::utf16(pre.empty() ? "HCP" : pre + ":HCP")));
   if (old) {
     holder->replaceChild(hcp, old)->release();
   } else {
@@ -149,7 +150,8 @@ Result<std::string> encode_readdressed(const Event& e, const Readdress& r) {
   auto orig = encode_original(e);
   if (!orig) return orig.error();
   if (r.receiver.organisation.name.empty() || r.receiver.organisation.her_id.empty())
-    return Error::permanent(ErrorDomain::kCodec, "readdressing needs the new receiver's name and HER-id");
+    return Error::permanent(ErrorDomain::kCodec,
+                            "readdressing needs the new receiver's name and HER-id");
   xml::ensure_initialized();
   x::XercesDOMParser parser;
   parser.setDoNamespaces(true);
@@ -195,8 +197,8 @@ Result<std::string> encode_readdressed(const Event& e, const Readdress& r) {
     const bool report = xml::local_name(body) != "ServReq";
     x::DOMElement* holder = xml::child(body, report ? "Requester" : "ServProvider");
     if (!holder)
-      return Error::permanent(ErrorDomain::kCodec,
-                              std::string("Message has no ") + (report ? "Requester" : "ServProvider"));
+      return Error::permanent(ErrorDomain::kCodec, std::string("Message has no ") +
+                                                       (report ? "Requester" : "ServProvider"));
     message_receiver(doc, holder, r.receiver);
   } else {
     return Error::permanent(ErrorDomain::kCodec, "cannot readdress a <" + name + ">");

@@ -81,8 +81,8 @@ class Resolver final : public x::XMLEntityResolver {
                              "): elements of it will not validate");
       stub_ = "<xs:schema xmlns:xs='http://www.w3.org/2001/XMLSchema'" +
               (ns.empty() ? std::string() : " targetNamespace='" + ns + "'") + "/>";
-      return new x::MemBufInputSource(reinterpret_cast<const XMLByte*>(stub_.data()),
-                                      stub_.size(), ri->getSystemId(), false);
+      return new x::MemBufInputSource(reinterpret_cast<const XMLByte*>(stub_.data()), stub_.size(),
+                                      ri->getSystemId(), false);
     }
     return nullptr;  // a relative local file: Xerces resolves it against the base
   }
@@ -136,8 +136,8 @@ Result<std::shared_ptr<const SchemaSet>> SchemaSet::load(const std::string& dir)
   }
   // 2. Every other .xsd by its targetNamespace (folders starting with '_' are variants).
   std::vector<fs::path> xsds;
-  for (auto it = fs::recursive_directory_iterator(s->dir_); it != fs::recursive_directory_iterator();
-       ++it) {
+  for (auto it = fs::recursive_directory_iterator(s->dir_);
+       it != fs::recursive_directory_iterator(); ++it) {
     if (it->is_directory() && it->path().filename().string().rfind('_', 0) == 0) {
       it.disable_recursion_pending();
       continue;

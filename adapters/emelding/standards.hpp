@@ -11,7 +11,8 @@ namespace budstikke::emelding {
 
 struct StandardInfo {
   const char* namespace_uri;
-  const char* standard;  // dialogmelding, henvisning, epikrise, rekvisisjon, svarrapport, plo, apprec, msghead
+  const char* standard;  // dialogmelding, henvisning, epikrise, rekvisisjon, svarrapport, plo,
+                         // apprec, msghead
   const char* version;
   EventType type;
   const char* apprec_version;

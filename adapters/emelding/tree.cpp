@@ -61,7 +61,9 @@ std::string text(const Node* n) {
   return trim(all);
 }
 
-std::string text_at(const Node* from, std::string_view p) { return text(path(from, p)); }
+std::string text_at(const Node* from, std::string_view p) {
+  return text(path(from, p));
+}
 
 std::string attr(const Node* n, std::string_view name) {
   if (!n) return {};
@@ -70,7 +72,9 @@ std::string attr(const Node* n, std::string_view name) {
   return {};
 }
 
-std::string v_at(const Node* from, std::string_view p) { return attr(path(from, p), "V"); }
+std::string v_at(const Node* from, std::string_view p) {
+  return attr(path(from, p), "V");
+}
 
 void collect(const Node* n, std::string_view name, std::vector<const Node*>& out, size_t limit) {
   if (!n) return;

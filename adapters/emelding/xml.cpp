@@ -107,7 +107,9 @@ std::string local_name(const x::DOMNode* n) {
   return utf8(n->getLocalName() ? n->getLocalName() : n->getNodeName());
 }
 
-std::string namespace_uri(const x::DOMNode* n) { return n ? utf8(n->getNamespaceURI()) : ""; }
+std::string namespace_uri(const x::DOMNode* n) {
+  return n ? utf8(n->getNamespaceURI()) : "";
+}
 
 x::DOMElement* child(const x::DOMNode* parent, std::string_view name) {
   if (!parent) return nullptr;
@@ -157,9 +159,13 @@ x::DOMElement* descendant(const x::DOMNode* from, std::string_view name) {
   return nullptr;
 }
 
-std::string text(const x::DOMNode* n) { return n ? trim(utf8(n->getTextContent())) : ""; }
+std::string text(const x::DOMNode* n) {
+  return n ? trim(utf8(n->getTextContent())) : "";
+}
 
-std::string text_at(const x::DOMNode* from, std::string_view p) { return text(path(from, p)); }
+std::string text_at(const x::DOMNode* from, std::string_view p) {
+  return text(path(from, p));
+}
 
 std::string attr(const x::DOMElement* e, std::string_view name) {
   if (!e) return {};
@@ -167,6 +173,8 @@ std::string attr(const x::DOMElement* e, std::string_view name) {
   return utf8(e->getAttribute(xc(n)));
 }
 
-std::string v_at(const x::DOMNode* from, std::string_view p) { return attr(path(from, p), "V"); }
+std::string v_at(const x::DOMNode* from, std::string_view p) {
+  return attr(path(from, p), "V");
+}
 
 }  // namespace budstikke::emelding::xml

@@ -19,7 +19,9 @@ void ensure_initialized();
 std::string utf8(const XMLCh* s);
 // UTF-8 -> UTF-16, owned.
 std::u16string utf16(std::string_view s);
-inline const XMLCh* xc(const std::u16string& s) { return reinterpret_cast<const XMLCh*>(s.c_str()); }
+inline const XMLCh* xc(const std::u16string& s) {
+  return reinterpret_cast<const XMLCh*>(s.c_str());
+}
 
 std::string local_name(const x::DOMNode* n);
 std::string namespace_uri(const x::DOMNode* n);

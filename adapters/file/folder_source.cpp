@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -43,15 +43,17 @@ void fsync_dir(const fs::path& dir) {
 FolderSource::FolderSource(FolderSourceSettings s, runtime::Ingest& ingest)
     : s_(std::move(s)), ingest_(ingest) {}
 
-FolderSource::~FolderSource() { stop(); }
+FolderSource::~FolderSource() {
+  stop();
+}
 
 Status FolderSource::start() {
   std::error_code ec;
   fs::create_directories(fs::path(s_.path) / "done", ec);
   fs::create_directories(fs::path(s_.path) / "failed", ec);
   if (ec || !fs::is_directory(s_.path))
-    return Error::permanent(ErrorDomain::kConfig,
-                            "source " + s_.name + ": cannot use folder " + s_.path + ": " + ec.message());
+    return Error::permanent(ErrorDomain::kConfig, "source " + s_.name + ": cannot use folder " +
+                                                      s_.path + ": " + ec.message());
   // Load the journal: records Kafka already has for files that were not moved yet.
   const fs::path jp = fs::path(s_.path) / kJournal;
   {
@@ -61,7 +63,8 @@ Status FolderSource::start() {
   }
   journal_fd_ = ::open(jp.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
   if (journal_fd_ < 0)
-    return Error::permanent(ErrorDomain::kIo, "source " + s_.name + ": cannot write " + jp.string());
+    return Error::permanent(ErrorDomain::kIo,
+                            "source " + s_.name + ": cannot write " + jp.string());
   stop_ = false;
   thread_ = std::thread([this] { run(); });
   log::info(kModule, "watching folder", {{"source", s_.name}, {"path", s_.path}});
@@ -89,7 +92,8 @@ void FolderSource::run() {
   while (!stop_) {
     scan();
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, std::chrono::milliseconds(s_.poll_interval_ms), [&] { return stop_.load(); });
+    cv_.wait_for(lock, std::chrono::milliseconds(s_.poll_interval_ms),
+                 [&] { return stop_.load(); });
   }
 }
 
@@ -112,7 +116,9 @@ void FolderSource::scan() {
       if (in_flight_.count(file)) continue;
       if (auto it = retry_after_.find(file); it != retry_after_.end() && it->second > now) continue;
       // Backpressure: bounded number of files in flight.
-      cv_.wait(lock, [&] { return stop_.load() || static_cast<int>(in_flight_.size()) < s_.max_in_flight; });
+      cv_.wait(lock, [&] {
+        return stop_.load() || static_cast<int>(in_flight_.size()) < s_.max_in_flight;
+      });
       if (stop_) return;
     }
     const auto size = e.file_size(ec);
@@ -169,9 +175,8 @@ void FolderSource::scan() {
     inb.name = fname;
     inb.validate = s_.validate;
     inb.source_key = key;
-    ingest_.submit(std::move(inb), [this, file, key_hash](runtime::IngestResult r) {
-      finish(file, key_hash, r);
-    });
+    ingest_.submit(std::move(inb),
+                   [this, file, key_hash](runtime::IngestResult r) { finish(file, key_hash, r); });
   }
 }
 
@@ -187,11 +192,11 @@ void FolderSource::move_to(const std::string& file, const std::string& dir) {
   const fs::path src(file);
   fs::path dst = fs::path(s_.path) / dir / src.filename();
   std::error_code ec;
-  if (fs::exists(dst, ec))
-    dst += "." + std::to_string(now_epoch_ms());
+  if (fs::exists(dst, ec)) dst += "." + std::to_string(now_epoch_ms());
   fs::rename(src, dst, ec);
   if (ec) {
-    log::error(kModule, "cannot move file", {{"file", file}, {"to", dst.string()}, {"error", ec.message()}});
+    log::error(kModule, "cannot move file",
+               {{"file", file}, {"to", dst.string()}, {"error", ec.message()}});
     return;
   }
   fsync_dir(fs::path(s_.path) / dir);
@@ -214,7 +219,8 @@ void FolderSource::finish(const std::string& file, const std::string& key_hash,
       std::ofstream out(reason);
       out << r.rejection.code << " " << r.rejection.code_text << "\n"
           << redact_identity_numbers(r.rejection.reason) << "\n";
-      if (r.receipt_produced) out << "A negative AppRec was queued for the sender (apprec.outbound).\n";
+      if (r.receipt_produced)
+        out << "A negative AppRec was queued for the sender (apprec.outbound).\n";
       out.close();
       move_to(file, "failed");
       ++failed_;
@@ -242,7 +248,8 @@ runtime::SourceFactory folder_source_factory() {
   auto spec = std::make_shared<config::Spec>();
   spec->name = "sources[] (type: folder)";
   spec->description = "Picks up files from a folder; moves them to done/ or failed/.";
-  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def, bool req = false) {
+  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def,
+              bool req = false) {
     Field x;
     x.name = std::move(n);
     x.kind = k;
@@ -252,12 +259,14 @@ runtime::SourceFactory folder_source_factory() {
     return x;
   };
   spec->fields = {
-      f("name", Kind::kString, "Unique name of the source (used in the channel: file:<name>).", std::nullopt, true),
+      f("name", Kind::kString, "Unique name of the source (used in the channel: file:<name>).",
+        std::nullopt, true),
       f("type", Kind::kString, "folder", std::nullopt, true),
       f("path", Kind::kString, "The inbox folder (relative to engine.yaml).", std::nullopt, true),
       f("validate", Kind::kBool, "Validate e-meldinger against the XSDs.", "true"),
       f("poll_interval_ms", Kind::kInt, "How often the folder is scanned.", "250"),
-      f("retry_interval_ms", Kind::kInt, "Wait before offering a file again when Kafka failed.", "2000"),
+      f("retry_interval_ms", Kind::kInt, "Wait before offering a file again when Kafka failed.",
+        "2000"),
       f("max_bytes", Kind::kInt, "Largest file accepted; larger ones are rejected.", "52428800"),
       f("max_in_flight", Kind::kInt, "Files handed to the ingest stage at once.", "256"),
   };

@@ -56,8 +56,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(static_cast<uint64_t>(impl_->s.max_body_bytes));
     stream_.expires_after(std::chrono::milliseconds(impl_->s.read_timeout_ms));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -84,14 +85,15 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::string target(req.target());
     const std::string path = target.substr(0, target.find('?'));
     if (path != impl_->s.path) {
-      respond(http::status::not_found,
-              json{{"status", "error"}, {"reason", "no such path; POST messages to " + impl_->s.path}},
-              req.keep_alive());
+      respond(
+          http::status::not_found,
+          json{{"status", "error"}, {"reason", "no such path; POST messages to " + impl_->s.path}},
+          req.keep_alive());
       return;
     }
     if (req.method() != http::verb::post) {
-      respond(http::status::method_not_allowed,
-              json{{"status", "error"}, {"reason", "use POST"}}, req.keep_alive());
+      respond(http::status::method_not_allowed, json{{"status", "error"}, {"reason", "use POST"}},
+              req.keep_alive());
       return;
     }
     runtime::Inbound in;
@@ -113,9 +115,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void answer(const runtime::IngestResult& r, bool keep_alive) {
     switch (r.outcome) {
       case runtime::Outcome::kAccepted:
-        respond(http::status::accepted,
-                json{{"status", "accepted"}, {"event_ids", r.event_ids}, {"message_id", r.message_id}},
-                keep_alive);
+        respond(
+            http::status::accepted,
+            json{{"status", "accepted"}, {"event_ids", r.event_ids}, {"message_id", r.message_id}},
+            keep_alive);
         return;
       case runtime::Outcome::kRejected:
         respond(r.rejection.code == "T01" ? http::status::bad_request
@@ -169,24 +172,29 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void HttpSource::Impl::accept() {
-  acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec,
-                                                                           tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
-    if (!ec) std::make_shared<Session>(std::move(socket), self)->start();
-    self->accept();
-  });
+  acceptor.async_accept(asio::make_strand(io),
+                        [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+                          if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
+                            return;
+                          if (!ec) std::make_shared<Session>(std::move(socket), self)->start();
+                          self->accept();
+                        });
 }
 
 HttpSource::HttpSource(HttpSourceSettings s, runtime::Ingest& ingest)
     : s_(std::move(s)), ingest_(ingest) {}
 
-HttpSource::~HttpSource() { stop(); }
+HttpSource::~HttpSource() {
+  stop();
+}
 
 Status HttpSource::start() {
   impl_ = std::make_shared<Impl>(s_, ingest_);
   beast::error_code ec;
   const auto addr = asio::ip::make_address(s_.host, ec);
-  if (ec) return Error::permanent(ErrorDomain::kConfig, "source " + s_.name + ": bad host '" + s_.host + "'");
+  if (ec)
+    return Error::permanent(ErrorDomain::kConfig,
+                            "source " + s_.name + ": bad host '" + s_.host + "'");
   const tcp::endpoint ep(addr, static_cast<unsigned short>(s_.port));
   impl_->acceptor.open(ep.protocol(), ec);
   if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -202,7 +210,8 @@ Status HttpSource::start() {
   for (int i = 0; i < std::max(1, s_.threads); ++i)
     impl_->threads.emplace_back([impl = impl_] { impl->io.run(); });
   log::info(kModule, "listening",
-            {{"source", s_.name}, {"address", s_.host + ":" + std::to_string(bound_port_.load())},
+            {{"source", s_.name},
+             {"address", s_.host + ":" + std::to_string(bound_port_.load())},
              {"path", s_.path}});
   return {};
 }
@@ -215,7 +224,8 @@ void HttpSource::stop() {
   });
   {
     std::unique_lock lock(impl_->mu);
-    impl_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return impl_->in_flight.load() == 0; });
+    impl_->cv.wait_for(lock, std::chrono::seconds(30),
+                       [&] { return impl_->in_flight.load() == 0; });
   }
   impl_->work.reset();
   impl_->io.stop();
@@ -230,7 +240,8 @@ runtime::SourceFactory http_source_factory() {
   auto spec = std::make_shared<config::Spec>();
   spec->name = "sources[] (type: http)";
   spec->description = "Receives messages by HTTP POST; answers 202 only after Kafka has them.";
-  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def, bool req = false) {
+  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def,
+              bool req = false) {
     Field x;
     x.name = std::move(n);
     x.kind = k;
@@ -240,7 +251,8 @@ runtime::SourceFactory http_source_factory() {
     return x;
   };
   spec->fields = {
-      f("name", Kind::kString, "Unique name of the source (channel http:<name>).", std::nullopt, true),
+      f("name", Kind::kString, "Unique name of the source (channel http:<name>).", std::nullopt,
+        true),
       f("type", Kind::kString, "http", std::nullopt, true),
       f("host", Kind::kString, "Address to listen on.", "127.0.0.1"),
       f("port", Kind::kInt, "Port to listen on (0: any free port).", "8080"),

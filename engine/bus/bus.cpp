@@ -42,13 +42,14 @@ Result<ConfPtr> make_conf(const KafkaSettings& s,
     if (auto st = set(k, v); !st) return st.error();
   for (const auto& [k, v] : overrides)
     if (auto st = set(k, v); !st) return st.error();
-  rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t*, int level, const char* fac,
-                                          const char* buf) {
-    const auto l = level <= 3 ? log::Level::kError
-                              : (level <= 4 ? log::Level::kWarn
-                                            : (level <= 6 ? log::Level::kInfo : log::Level::kDebug));
-    log::write(l, "librdkafka", buf, {{"facility", fac}});
-  });
+  rd_kafka_conf_set_log_cb(
+      conf.get(), [](const rd_kafka_t*, int level, const char* fac, const char* buf) {
+        const auto l = level <= 3
+                           ? log::Level::kError
+                           : (level <= 4 ? log::Level::kWarn
+                                         : (level <= 6 ? log::Level::kInfo : log::Level::kDebug));
+        log::write(l, "librdkafka", buf, {{"facility", fac}});
+      });
   return conf;
 }
 
@@ -61,9 +62,9 @@ void error_cb(rd_kafka_t* rk, int err, const char* reason, void*) {
     log::error(kModule, "fatal kafka error", {{"error", rd_kafka_err2name(orig)}, {"reason", buf}});
     return;
   }
-  log::warn(kModule, "kafka client error",
-            {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))},
-             {"reason", reason}});
+  log::warn(
+      kModule, "kafka client error",
+      {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))}, {"reason", reason}});
 }
 
 Error from_error_t(rd_kafka_error_t* e, std::string_view context) {
@@ -197,15 +198,15 @@ Error kafka_error(int code, std::string_view context) {
 
 Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings,
                                                    const ProducerOptions& opts) {
-  auto conf = make_conf(settings, {{"enable.idempotence", "true"},
-                                   {"acks", "all"},
-                                   {"linger.ms", std::to_string(opts.linger_ms)},
-                                   {"queue.buffering.max.messages",
-                                    std::to_string(opts.max_in_flight_messages)},
-                                   {"queue.buffering.max.kbytes", "1048576"},
-                                   {"message.timeout.ms", std::to_string(opts.message_timeout_ms)},
-                                   {"compression.codec", opts.compression},
-                                   {"message.max.bytes", "16777216"}});
+  auto conf = make_conf(
+      settings, {{"enable.idempotence", "true"},
+                 {"acks", "all"},
+                 {"linger.ms", std::to_string(opts.linger_ms)},
+                 {"queue.buffering.max.messages", std::to_string(opts.max_in_flight_messages)},
+                 {"queue.buffering.max.kbytes", "1048576"},
+                 {"message.timeout.ms", std::to_string(opts.message_timeout_ms)},
+                 {"compression.codec", opts.compression},
+                 {"message.max.bytes", "16777216"}});
   if (!conf) return conf.error();
   std::unique_ptr<Producer> p(new Producer());
   rd_kafka_conf_set_opaque(conf->get(), &p->in_flight_);
@@ -294,7 +295,9 @@ Status Producer::flush(Millis timeout) {
   return {};
 }
 
-int64_t Producer::in_flight() const { return in_flight_.load(std::memory_order_acquire); }
+int64_t Producer::in_flight() const {
+  return in_flight_.load(std::memory_order_acquire);
+}
 
 // ---------------------------------------------------------------- Message
 
@@ -302,7 +305,9 @@ Message::Message(rd_kafka_message_s* m) : m_(m) {}
 Message::~Message() {
   if (m_) rd_kafka_message_destroy(m_);
 }
-Message::Message(Message&& o) noexcept : m_(o.m_) { o.m_ = nullptr; }
+Message::Message(Message&& o) noexcept : m_(o.m_) {
+  o.m_ = nullptr;
+}
 Message& Message::operator=(Message&& o) noexcept {
   if (this != &o) {
     if (m_) rd_kafka_message_destroy(m_);
@@ -311,9 +316,15 @@ Message& Message::operator=(Message&& o) noexcept {
   }
   return *this;
 }
-std::string_view Message::topic() const { return rd_kafka_topic_name(m_->rkt); }
-int32_t Message::partition() const { return m_->partition; }
-int64_t Message::offset() const { return m_->offset; }
+std::string_view Message::topic() const {
+  return rd_kafka_topic_name(m_->rkt);
+}
+int32_t Message::partition() const {
+  return m_->partition;
+}
+int64_t Message::offset() const {
+  return m_->offset;
+}
 std::string_view Message::key() const {
   return m_->key ? std::string_view(static_cast<const char*>(m_->key), m_->key_len)
                  : std::string_view();
@@ -322,7 +333,9 @@ std::string_view Message::value() const {
   return m_->payload ? std::string_view(static_cast<const char*>(m_->payload), m_->len)
                      : std::string_view();
 }
-int64_t Message::timestamp_ms() const { return rd_kafka_message_timestamp(m_, nullptr); }
+int64_t Message::timestamp_ms() const {
+  return rd_kafka_message_timestamp(m_, nullptr);
+}
 std::optional<std::string> Message::header(std::string_view name) const {
   rd_kafka_headers_t* h = nullptr;
   if (rd_kafka_message_headers(m_, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
@@ -351,8 +364,8 @@ std::vector<Header> Message::headers() const {
 namespace {
 
 // On revoke, commit what was processed before the partitions move to another member.
-void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                  rd_kafka_topic_partition_list_t* parts, void* opaque) {
+void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                  void* opaque) {
   auto* self = static_cast<Consumer*>(opaque);
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     log::info(kModule, "partitions assigned",
@@ -375,16 +388,15 @@ Result<std::unique_ptr<Consumer>> Consumer::create(const KafkaSettings& settings
                                                    const std::string& group_id,
                                                    const std::vector<std::string>& topics,
                                                    const ConsumerOptions& opts) {
-  auto conf = make_conf(settings,
-                        {{"group.id", group_id},
-                         {"enable.auto.commit", "false"},
-                         {"enable.auto.offset.store", "false"},
-                         {"auto.offset.reset", opts.auto_offset_reset},
-                         {"isolation.level", opts.read_committed ? "read_committed"
-                                                                 : "read_uncommitted"},
-                         {"session.timeout.ms", std::to_string(opts.session_timeout_ms)},
-                         {"max.poll.interval.ms", std::to_string(opts.max_poll_interval_ms)},
-                         {"enable.partition.eof", "false"}});
+  auto conf = make_conf(
+      settings, {{"group.id", group_id},
+                 {"enable.auto.commit", "false"},
+                 {"enable.auto.offset.store", "false"},
+                 {"auto.offset.reset", opts.auto_offset_reset},
+                 {"isolation.level", opts.read_committed ? "read_committed" : "read_uncommitted"},
+                 {"session.timeout.ms", std::to_string(opts.session_timeout_ms)},
+                 {"max.poll.interval.ms", std::to_string(opts.max_poll_interval_ms)},
+                 {"enable.partition.eof", "false"}});
   if (!conf) return conf.error();
   std::unique_ptr<Consumer> c(new Consumer());
   c->group_ = group_id;
@@ -438,7 +450,9 @@ std::vector<TopicPartitionOffset> Consumer::stored_offsets() const {
   return out;
 }
 
-void Consumer::clear_stored() { stored_.clear(); }
+void Consumer::clear_stored() {
+  stored_.clear();
+}
 
 Status Consumer::commit(bool sync) {
   if (stored_.empty()) return {};
@@ -450,9 +464,8 @@ Status Consumer::commit(bool sync) {
   if (sync) {
     for (int i = 0; i < list->cnt; ++i)
       if (list->elems[i].err)
-        return kafka_error(list->elems[i].err,
-                           std::string("commit ") + list->elems[i].topic + "[" +
-                               std::to_string(list->elems[i].partition) + "]");
+        return kafka_error(list->elems[i].err, std::string("commit ") + list->elems[i].topic + "[" +
+                                                   std::to_string(list->elems[i].partition) + "]");
   }
   stored_.clear();
   return {};
@@ -531,8 +544,8 @@ Status TransactionalProducer::send_offsets(Consumer& consumer, Millis timeout) {
   for (const auto& o : offs)
     rd_kafka_topic_partition_list_add(list.get(), o.topic.c_str(), o.partition)->offset = o.offset;
   rd_kafka_consumer_group_metadata_t* md = rd_kafka_consumer_group_metadata(consumer.handle());
-  rd_kafka_error_t* e = rd_kafka_send_offsets_to_transaction(rk_, list.get(), md,
-                                                             static_cast<int>(timeout.count()));
+  rd_kafka_error_t* e =
+      rd_kafka_send_offsets_to_transaction(rk_, list.get(), md, static_cast<int>(timeout.count()));
   rd_kafka_consumer_group_metadata_destroy(md);
   if (e) return from_error_t(e, "send offsets to transaction");
   return {};
@@ -645,8 +658,8 @@ Status delete_topics(const KafkaSettings& settings, const std::vector<std::strin
   } else {
     const auto* res = rd_kafka_event_DeleteTopics_result(ev);
     size_t n = 0;
-    const rd_kafka_topic_result_t** trs = res ? rd_kafka_DeleteTopics_result_topics(res, &n)
-                                              : nullptr;
+    const rd_kafka_topic_result_t** trs =
+        res ? rd_kafka_DeleteTopics_result_topics(res, &n) : nullptr;
     for (size_t i = 0; i < n; ++i) {
       const auto e = rd_kafka_topic_result_error(trs[i]);
       if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
@@ -689,9 +702,9 @@ Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::st
     for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
       int64_t lo = 0;
       int64_t hi = 0;
-      const auto we = rd_kafka_query_watermark_offsets(h.rk, topic.c_str(),
-                                                       md->topics[0].partitions[p].id, &lo, &hi,
-                                                       static_cast<int>(timeout.count()));
+      const auto we =
+          rd_kafka_query_watermark_offsets(h.rk, topic.c_str(), md->topics[0].partitions[p].id, &lo,
+                                           &hi, static_cast<int>(timeout.count()));
       if (we != RD_KAFKA_RESP_ERR_NO_ERROR) {
         st = kafka_error(we, "watermarks of " + topic);
         break;

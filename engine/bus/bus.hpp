@@ -13,6 +13,7 @@
 // Consumer is used from one thread. Lifetime: destroy a Producer only after flush() (the
 // destructor flushes for up to 30 s and logs what it could not deliver).
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -21,7 +22,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -208,8 +208,8 @@ class TransactionalProducer {
 
 struct TopicSpec {
   std::string name;
-  int partitions = -1;   // -1: settings default
-  int replication = -1;  // -1: settings default
+  int partitions = -1;                        // -1: settings default
+  int replication = -1;                       // -1: settings default
   std::map<std::string, std::string> config;  // e.g. cleanup.policy=compact
 };
 

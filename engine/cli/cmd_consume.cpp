@@ -126,16 +126,17 @@ int cmd_consume(const Args& args) {
               party(j.value("sender", nlohmann::json())) + " to " +
               party(j.value("receiver", nlohmann::json()));
     } else if (j.is_object() && j.contains("state")) {
-      line += j.value("state", std::string("?")) + " msg " + j.value("message_id", std::string("?")) +
-              " via " + j.value("channel", std::string("?"));
+      line += j.value("state", std::string("?")) + " msg " +
+              j.value("message_id", std::string("?")) + " via " +
+              j.value("channel", std::string("?"));
       if (j.contains("type")) line += " as " + j.value("type", std::string("?"));
       if (j.contains("code")) line += " (" + j.value("code", std::string("")) + ")";
     } else if (j.is_object() && j.contains("reason")) {
       line += j.value("code", std::string("?")) + " " + j.value("name", std::string("")) + ": " +
               j.value("reason", std::string(""));
     } else {
-      line += "receipt for msg " + msg.header("bs-original-message-id").value_or("?") +
-              " to HER " + msg.header("bs-receiver-her").value_or("?") + " (" +
+      line += "receipt for msg " + msg.header("bs-original-message-id").value_or("?") + " to HER " +
+              msg.header("bs-receiver-her").value_or("?") + " (" +
               msg.header("bs-format").value_or("?") + ", " + std::to_string(msg.value().size()) +
               " bytes)";
     }

@@ -79,8 +79,9 @@ int cmd_decode(const Args& args) {
   std::shared_ptr<const emelding::SchemaSet> set;
   if (validate) {
     if (schemas.empty()) {
-      std::fprintf(stderr, "budstikke decode: warning: no schema directory (--schemas DIR); XSD "
-                           "validation is OFF\n");
+      std::fprintf(stderr,
+                   "budstikke decode: warning: no schema directory (--schemas DIR); XSD "
+                   "validation is OFF\n");
     } else {
       auto loaded = emelding::SchemaSet::load(schemas);
       if (!loaded) {
@@ -113,16 +114,20 @@ int cmd_decode(const Args& args) {
     if (auto* ok = std::get_if<emelding::Decoded>(&result)) {
       for (auto& e : ok->events) {
         auto j = to_json(e);
-        if (!with_original && j.contains("original")) j["original"].erase("data_base64"),
-            j["original"]["data_base64"] = "(" + std::to_string(e.original->size) +
-                                           " bytes; --with-original shows them)";
+        if (!with_original && j.contains("original"))
+          j["original"].erase("data_base64"),
+              j["original"]["data_base64"] =
+                  "(" + std::to_string(e.original->size) + " bytes; --with-original shows them)";
         std::printf("%s\n", j.dump(2).c_str());
       }
-      for (const auto& w : ok->warnings) std::fprintf(stderr, "warning: %s: %s\n", f.c_str(), w.c_str());
+      for (const auto& w : ok->warnings)
+        std::fprintf(stderr, "warning: %s: %s\n", f.c_str(), w.c_str());
       if (apprec) {
         auto xml = emelding::build_apprec(emelding::apprec_ok(ok->info));
-        if (xml) std::printf("%s", xml->c_str());
-        else std::fprintf(stderr, "no AppRec: %s\n", xml.error().message.c_str());
+        if (xml)
+          std::printf("%s", xml->c_str());
+        else
+          std::fprintf(stderr, "no AppRec: %s\n", xml.error().message.c_str());
       }
     } else {
       const auto& rej = std::get<emelding::Rejection>(result);
@@ -134,8 +139,10 @@ int cmd_decode(const Args& args) {
           std::printf("(no AppRec: the sender or the message id could not be identified)\n");
         } else {
           auto xml = emelding::build_apprec(emelding::apprec_rejected(rej));
-          if (xml) std::printf("%s", xml->c_str());
-          else std::printf("(no AppRec: %s)\n", xml.error().message.c_str());
+          if (xml)
+            std::printf("%s", xml->c_str());
+          else
+            std::printf("(no AppRec: %s)\n", xml.error().message.c_str());
         }
       }
     }

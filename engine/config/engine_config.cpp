@@ -5,7 +5,9 @@
 namespace budstikke::config {
 namespace {
 
-std::shared_ptr<const Spec> make(Spec s) { return std::make_shared<const Spec>(std::move(s)); }
+std::shared_ptr<const Spec> make(Spec s) {
+  return std::make_shared<const Spec>(std::move(s));
+}
 
 Field str(std::string name, std::string desc, std::optional<std::string> def = std::nullopt) {
   Field f;
@@ -48,18 +50,21 @@ Field one_of(Field f, std::vector<std::string> allowed) {
 }
 
 Spec build_engine_spec_fields() {
-  auto tls = make(Spec{"kafka.tls", "TLS towards the Kafka cluster (security_protocol ssl or sasl_ssl).",
+  auto tls = make(Spec{"kafka.tls",
+                       "TLS towards the Kafka cluster (security_protocol ssl or sasl_ssl).",
                        {str("ca_file", "PEM file with the CA certificates to trust."),
                         str("cert_file", "PEM client certificate (mutual TLS)."),
                         str("key_file", "PEM private key of the client certificate."),
                         secret(str("key_password", "Password of the private key.")),
-                        one_of(str("verify_hostname", "Check the broker's host name against its certificate.", "true"),
+                        one_of(str("verify_hostname",
+                                   "Check the broker's host name against its certificate.", "true"),
                                {"true", "false"})}});
-  auto sasl = make(Spec{"kafka.sasl", "SASL authentication towards the Kafka cluster.",
-                        {one_of(str("mechanism", "SASL mechanism.", "SCRAM-SHA-512"),
-                                {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}),
-                         str("username", "SASL user name."),
-                         secret(str("password", "SASL password."))}});
+  auto sasl =
+      make(Spec{"kafka.sasl",
+                "SASL authentication towards the Kafka cluster.",
+                {one_of(str("mechanism", "SASL mechanism.", "SCRAM-SHA-512"),
+                        {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}),
+                 str("username", "SASL user name."), secret(str("password", "SASL password."))}});
   Field props;
   props.name = "properties";
   props.kind = Kind::kStringMap;
@@ -74,7 +79,8 @@ Spec build_engine_spec_fields() {
        object("tls", "TLS settings.", tls), object("sasl", "SASL settings.", sasl),
        integer("partitions", "Partitions of topics the engine creates.", 4, 1, 1024),
        integer("replication_factor", "Replication factor of topics the engine creates.", 1, 1, 7),
-       str("topic_prefix", "Prefix for every topic name (several environments on one cluster).", ""),
+       str("topic_prefix", "Prefix for every topic name (several environments on one cluster).",
+           ""),
        props}});
   auto privacy = make(Spec{
       "privacy",
@@ -90,29 +96,32 @@ Spec build_engine_spec_fields() {
   modules.name = "modules";
   modules.kind = Kind::kStringMap;
   modules.description = "Level per module, e.g. `bus: debug`.";
-  auto logs = make(Spec{"log", "Structured JSON logs on stderr; identity numbers are redacted.",
-                        {one_of(str("level", "Default level.", "info"),
-                                {"debug", "info", "warn", "error", "off"}),
-                         modules}});
-  auto schemas = make(Spec{
-      "schemas", "The official KITH/e-helse XSDs used to validate e-meldinger.",
-      {str("directory",
-           "Folder with the XSDs (Sarepta layout: felleskomponenter/, dialogmelding/, ...). "
-           "Empty or missing: XSD validation is off and the engine says so at start.",
-           "")}});
+  auto logs = make(Spec{
+      "log",
+      "Structured JSON logs on stderr; identity numbers are redacted.",
+      {one_of(str("level", "Default level.", "info"), {"debug", "info", "warn", "error", "off"}),
+       modules}});
+  auto schemas = make(
+      Spec{"schemas",
+           "The official KITH/e-helse XSDs used to validate e-meldinger.",
+           {str("directory",
+                "Folder with the XSDs (Sarepta layout: felleskomponenter/, dialogmelding/, ...). "
+                "Empty or missing: XSD validation is off and the engine says so at start.",
+                "")}});
   Field sources;
   sources.name = "sources";
   sources.kind = Kind::kObjectList;
-  sources.description = "Inbound sources (folder, http, mllp); each entry is validated by its "
-                        "own declared spec.";
-  auto engine = Spec{
-      "engine.yaml",
-      "Engine configuration.",
-      {object("kafka", "Kafka cluster connection.", kafka),
-       object("privacy", "Pseudonymisation and claim-check store.", privacy),
-       object("log", "Logging.", logs), object("schemas", "XSD directory.", schemas),
-       str("routes", "Folder with route definitions (*.yaml).", "routes"),
-       str("systems", "The registry of connected systems.", "systems.yaml"), sources}};
+  sources.description =
+      "Inbound sources (folder, http, mllp); each entry is validated by its "
+      "own declared spec.";
+  auto engine =
+      Spec{"engine.yaml",
+           "Engine configuration.",
+           {object("kafka", "Kafka cluster connection.", kafka),
+            object("privacy", "Pseudonymisation and claim-check store.", privacy),
+            object("log", "Logging.", logs), object("schemas", "XSD directory.", schemas),
+            str("routes", "Folder with route definitions (*.yaml).", "routes"),
+            str("systems", "The registry of connected systems.", "systems.yaml"), sources}};
   engine.fields[1].required = true;
   return engine;
 }
@@ -204,8 +213,8 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
                 "'" + lvl + "' is not one of: debug, info, warn, error, off");
       c.log_modules[kv.first.Scalar()] = lvl;
     }
-  c.schema_dir = resolve_path(c, get_string(root["schemas"], *spec.find("schemas")->object,
-                                            "directory"));
+  c.schema_dir =
+      resolve_path(c, get_string(root["schemas"], *spec.find("schemas")->object, "directory"));
   c.routes_dir = resolve_path(c, get_string(root, spec, "routes"));
   c.systems_file = resolve_path(c, get_string(root, spec, "systems"));
   c.sources = root["sources"];

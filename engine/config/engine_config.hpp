@@ -15,8 +15,8 @@ namespace budstikke::config {
 const Spec& engine_spec();
 
 struct EngineConfig {
-  std::string file;       // the engine.yaml this came from
-  std::string base_dir;   // its directory: relative paths resolve against it
+  std::string file;      // the engine.yaml this came from
+  std::string base_dir;  // its directory: relative paths resolve against it
   bus::KafkaSettings kafka;
   std::string topic_prefix;
   std::string key_secret;  // HMAC key for Kafka keys; never logged

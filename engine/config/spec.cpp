@@ -61,7 +61,8 @@ size_t distance(const std::string& a, const std::string& b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
     std::swap(prev, cur);
   }
   return prev[b.size()];
@@ -156,8 +157,8 @@ void Diagnostics::error(const std::string& file, const YAML::Mark& mark, const s
                               message});
 }
 
-void Diagnostics::warning(const std::string& file, const YAML::Mark& mark,
-                          const std::string& path, const std::string& message) {
+void Diagnostics::warning(const std::string& file, const YAML::Mark& mark, const std::string& path,
+                          const std::string& message) {
   items_.push_back(Diagnostic{file, mark.line >= 0 ? mark.line + 1 : 0,
                               mark.column >= 0 ? mark.column + 1 : 0, Severity::kWarning, path,
                               message});

@@ -57,9 +57,9 @@ struct Field {
   std::optional<std::string> default_value;  // as written in YAML
   std::optional<int64_t> min;
   std::optional<int64_t> max;
-  std::vector<std::string> allowed;  // enumerated values for strings
-  size_t min_length = 0;             // for strings
-  std::string deprecated;            // non-empty: deprecated, with this hint
+  std::vector<std::string> allowed;    // enumerated values for strings
+  size_t min_length = 0;               // for strings
+  std::string deprecated;              // non-empty: deprecated, with this hint
   std::shared_ptr<const Spec> object;  // for kObject and kObjectList
 };
 

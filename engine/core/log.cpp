@@ -34,7 +34,6 @@ const char* level_name(Level l) {
   return "info";
 }
 
-
 }  // namespace
 
 bool parse_level(std::string_view name, Level& out) {

@@ -5,13 +5,17 @@
 namespace budstikke {
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 bool is_alnum(char c) {
   return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-bool is_hex_letter(char c) { return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool is_hex_letter(char c) {
+  return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 // Calls f(pos) for each run of exactly 11 digits. A run inside a hexadecimal token (a UUID
 // group, a hash: only 0-9a-f with at least one letter) is an identifier, not a person.

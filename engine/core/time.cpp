@@ -23,6 +23,8 @@ std::string rfc3339_from_ms(int64_t epoch_ms) {
   return buf;
 }
 
-std::string now_rfc3339() { return rfc3339_from_ms(now_epoch_ms()); }
+std::string now_rfc3339() {
+  return rfc3339_from_ms(now_epoch_ms());
+}
 
 }  // namespace budstikke

@@ -159,8 +159,7 @@ struct Reader {
       b.data = std::move(*raw);
     }
     if (!str(j, "claim_check", b.claim_check, path)) return false;
-    if (!b.data && b.claim_check.empty())
-      return fail(path, "needs data_base64 or claim_check");
+    if (!b.data && b.claim_check.empty()) return fail(path, "needs data_base64 or claim_check");
     return true;
   }
 };
@@ -219,9 +218,7 @@ std::string to_json_string(const Event& e) {
 Result<Event> event_from_json(const json& j) {
   Reader r;
   Event e;
-  auto bad = [&] {
-    return Error::permanent(ErrorDomain::kCodec, "canonical event: " + r.error);
-  };
+  auto bad = [&] { return Error::permanent(ErrorDomain::kCodec, "canonical event: " + r.error); };
   if (!r.object(j, "")) return bad();
   const auto ver = j.find("schema_version");
   if (ver == j.end() || !ver->is_number_integer() || ver->get<int>() != kCanonicalSchemaVersion)
@@ -233,7 +230,9 @@ Result<Event> event_from_json(const json& j) {
       !r.str(j, "received_at", e.received_at, "", true) || !r.str(j, "key", e.key, "", true))
     return bad();
   const auto t = event_type_from_string(type);
-  if (!t) return Error::permanent(ErrorDomain::kCodec, "canonical event: /type: unknown type '" + type + "'");
+  if (!t)
+    return Error::permanent(ErrorDomain::kCodec,
+                            "canonical event: /type: unknown type '" + type + "'");
   e.type = *t;
   const auto src = j.find("source");
   if (src == j.end()) {
@@ -344,8 +343,9 @@ std::vector<std::pair<std::string, std::string>> kafka_headers(const Event& e) {
   return h;
 }
 
-std::string canonical_topic(EventType t) { return "canonical." + std::string(to_string(t)); }
-
+std::string canonical_topic(EventType t) {
+  return "canonical." + std::string(to_string(t));
+}
 
 Blob make_inline_blob(std::string bytes, std::string mime) {
   Blob b;

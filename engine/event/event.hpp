@@ -141,7 +141,9 @@ std::optional<std::string> patient_identity(const Event& e);
 // The Kafka key: HMAC-SHA-256 under `secret` of the patient identity ("p:"), else of the
 // conversation ref ("c:"), else of the event id ("e:"). Never contains the identity itself.
 std::string kafka_key(const Event& e, std::string_view secret);
-inline void assign_key(Event& e, std::string_view secret) { e.key = kafka_key(e, secret); }
+inline void assign_key(Event& e, std::string_view secret) {
+  e.key = kafka_key(e, secret);
+}
 
 // Kafka headers: routing metadata only, never patient data.
 std::vector<std::pair<std::string, std::string>> kafka_headers(const Event& e);

@@ -27,17 +27,22 @@ Result<std::string> ClaimCheckStore::put(std::string_view bytes) {
   std::error_code ec;
   if (fs::exists(final_path, ec)) return ref;
   fs::create_directories(dir, ec);
-  if (ec) return Error::transient(ErrorDomain::kIo, "claim-check: cannot create " + dir.string() + ": " + ec.message());
+  if (ec)
+    return Error::transient(ErrorDomain::kIo,
+                            "claim-check: cannot create " + dir.string() + ": " + ec.message());
   const fs::path tmp = dir / (sha + ".tmp." + std::to_string(::getpid()));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0640);
-  if (fd < 0) return Error::transient(ErrorDomain::kIo, "claim-check: open " + tmp.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    return Error::transient(ErrorDomain::kIo,
+                            "claim-check: open " + tmp.string() + ": " + std::strerror(errno));
   size_t off = 0;
   while (off < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
     if (n <= 0) {
       ::close(fd);
       ::unlink(tmp.c_str());
-      return Error::transient(ErrorDomain::kIo, "claim-check: write failed: " + std::string(std::strerror(errno)));
+      return Error::transient(ErrorDomain::kIo,
+                              "claim-check: write failed: " + std::string(std::strerror(errno)));
     }
     off += static_cast<size_t>(n);
   }
@@ -65,7 +70,9 @@ Result<std::string> ClaimCheckStore::get(const std::string& reference) const {
       return Error::permanent(ErrorDomain::kIo, "not a claim-check reference: " + reference);
   const fs::path p = fs::path(dir_) / sha.substr(0, 2) / sha;
   std::ifstream in(p, std::ios::binary);
-  if (!in) return Error::permanent(ErrorDomain::kIo, "claim-check: " + reference + " not found in " + dir_);
+  if (!in)
+    return Error::permanent(ErrorDomain::kIo,
+                            "claim-check: " + reference + " not found in " + dir_);
   std::ostringstream o;
   o << in.rdbuf();
   std::string data = o.str();

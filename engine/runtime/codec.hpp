@@ -27,8 +27,8 @@ struct CodecRejection {
   std::string reason;     // which message, where, why
   int line = 0;
   int column = 0;
-  std::string message_id;  // when it could be read
-  Party sender;            // when it could be read
+  std::string message_id;      // when it could be read
+  Party sender;                // when it could be read
   std::string receipt;         // negative receipt for the sender; empty when none can be made
   std::string receipt_format;  // e.g. kith/apprec/1.0
 };

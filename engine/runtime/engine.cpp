@@ -17,7 +17,9 @@ namespace {
 constexpr std::string_view kModule = "engine";
 std::atomic<int> g_signal{0};
 
-void on_signal(int sig) { g_signal.store(sig); }
+void on_signal(int sig) {
+  g_signal.store(sig);
+}
 
 }  // namespace
 
@@ -73,8 +75,7 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
   if (rc == 0) {
     std::string names;
     for (auto* s : started) names += (names.empty() ? "" : ", ") + s->name();
-    log::info(kModule, "engine running",
-              {{"kafka", cfg.kafka.bootstrap()}, {"sources", names}});
+    log::info(kModule, "engine running", {{"kafka", cfg.kafka.bootstrap()}, {"sources", names}});
     std::printf("budstikke: running on %s with sources: %s\n", cfg.kafka.bootstrap().c_str(),
                 names.empty() ? "(none)" : names.c_str());
     std::fflush(stdout);
@@ -84,7 +85,8 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
   // Graceful: sources stop taking input and finish what is in flight; then flush.
   for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->stop();
   if (auto st = (*producer)->flush(std::chrono::seconds(30)); !st) {
-    log::error(kModule, "records not confirmed by Kafka at shutdown", {{"error", st.error().message}});
+    log::error(kModule, "records not confirmed by Kafka at shutdown",
+               {{"error", st.error().message}});
     rc = rc ? rc : 1;
   }
   const auto& c = ingest.counters();

@@ -93,8 +93,7 @@ void Ingest::submit(Inbound in, std::function<void(IngestResult)> done) {
       if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '.';
     r.reason = (in.name.empty() ? std::string("message") : in.name) +
                ": not a format Budstikke reads (" + std::to_string(in.bytes.size()) +
-               " bytes starting with '" + head + "'); supported: " +
-               [&] {
+               " bytes starting with '" + head + "'); supported: " + [&] {
                  std::string s;
                  for (const auto& n : codecs_.names()) s += (s.empty() ? "" : ", ") + n;
                  return s;
@@ -145,11 +144,18 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
       rec.value = to_json_string(e);
       for (auto& [k, v] : kafka_headers(e)) rec.headers.push_back({k, v});
       records.push_back(std::move(rec));
-      json t = {{"message_id", e.source.message_id}, {"event_id", e.event_id},
-                {"state", "received"}, {"at", now}, {"channel", in.channel},
-                {"type", std::string(to_string(e.type))}, {"validated", e.source.validated.value_or(false)}};
-      records.push_back({prefix + kTrackingTopic, tracking_key(e.source.message_id, settings_.key_secret),
-                         t.dump(), {{"bs-state", "received"}}, -1});
+      json t = {{"message_id", e.source.message_id},
+                {"event_id", e.event_id},
+                {"state", "received"},
+                {"at", now},
+                {"channel", in.channel},
+                {"type", std::string(to_string(e.type))},
+                {"validated", e.source.validated.value_or(false)}};
+      records.push_back({prefix + kTrackingTopic,
+                         tracking_key(e.source.message_id, settings_.key_secret),
+                         t.dump(),
+                         {{"bs-state", "received"}},
+                         -1});
     }
   } else {
     auto& rej = std::get<CodecRejection>(decoded);
@@ -183,14 +189,15 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
     } else {
       j["raw_base64"] = base64_encode(in.bytes);
     }
-    records.push_back({prefix + kRejectedTopic,
-                       "r:" + hmac_sha256_hex(settings_.key_secret, in.channel + "|" + in.name + "|" +
-                                                                        j["raw_sha256"].get<std::string>()),
-                       j.dump(-1, ' ', false, json::error_handler_t::replace),
-                       {{"bs-reason-code", rej.code},
-                        {"bs-channel", redact_identity_numbers(in.channel)},
-                        {"bs-message-id", redact_identity_numbers(rej.message_id)}},
-                       -1});
+    records.push_back(
+        {prefix + kRejectedTopic,
+         "r:" + hmac_sha256_hex(settings_.key_secret, in.channel + "|" + in.name + "|" +
+                                                          j["raw_sha256"].get<std::string>()),
+         j.dump(-1, ' ', false, json::error_handler_t::replace),
+         {{"bs-reason-code", rej.code},
+          {"bs-channel", redact_identity_numbers(in.channel)},
+          {"bs-message-id", redact_identity_numbers(rej.message_id)}},
+         -1});
     if (!rej.receipt.empty()) {
       pending->result.receipt_produced = true;
       const std::string her = rej.sender.organisation.her_id;
@@ -203,13 +210,18 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
                           {"bs-status", "rejected"}},
                          -1});
     }
-    json t = {{"message_id", rej.message_id}, {"state", "rejected"}, {"at", now},
-              {"channel", in.channel}, {"code", rej.code}, {"reason", rej.reason},
+    json t = {{"message_id", rej.message_id},   {"state", "rejected"}, {"at", now},
+              {"channel", in.channel},          {"code", rej.code},    {"reason", rej.reason},
               {"receipt", !rej.receipt.empty()}};
-    records.push_back({prefix + kTrackingTopic, tracking_key(rej.message_id.empty() ? in.name : rej.message_id, settings_.key_secret),
-                       t.dump(-1, ' ', false, json::error_handler_t::replace), {{"bs-state", "rejected"}}, -1});
-    log::info(kModule, "message rejected",
-              {{"channel", in.channel}, {"name", in.name}, {"code", rej.code}, {"reason", rej.reason}});
+    records.push_back(
+        {prefix + kTrackingTopic,
+         tracking_key(rej.message_id.empty() ? in.name : rej.message_id, settings_.key_secret),
+         t.dump(-1, ' ', false, json::error_handler_t::replace),
+         {{"bs-state", "rejected"}},
+         -1});
+    log::info(
+        kModule, "message rejected",
+        {{"channel", in.channel}, {"name", in.name}, {"code", rej.code}, {"reason", rej.reason}});
     pending->result.rejection = std::move(rej);
   }
 

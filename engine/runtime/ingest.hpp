@@ -32,8 +32,8 @@ struct IngestSettings {
 
 struct Inbound {
   std::string bytes;
-  std::string channel;     // e.g. file:inbox
-  std::string name;        // file name / request id, for reasons
+  std::string channel;  // e.g. file:inbox
+  std::string name;     // file name / request id, for reasons
   bool validate = true;
   // A stable identity of this input (e.g. path + content hash). When set, event ids are
   // derived from it, so a message offered twice yields the same event ids.

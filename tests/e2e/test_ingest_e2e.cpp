@@ -38,8 +38,10 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 }
 
 struct Messages {
-  std::string valid = slurp(testenv::source_dir() / "examples/messages/dialog-notat-gp-to-hospital.xml");
-  std::string invalid = slurp(testenv::source_dir() / "examples/messages/invalid-dialog-ident-order.xml");
+  std::string valid =
+      slurp(testenv::source_dir() / "examples/messages/dialog-notat-gp-to-hospital.xml");
+  std::string invalid =
+      slurp(testenv::source_dir() / "examples/messages/invalid-dialog-ident-order.xml");
   std::string make_valid(const std::string& id) const {
     return replace_all(valid, "6a0e2f43-5d0b-4a8e-9a55-0b3c2f7e1a01", id);
   }
@@ -108,7 +110,8 @@ TEST(IngestE2E, FilesAndPostsArriveRejectionsGetReasonsAndAppRecs) {
     invalid_ids.insert(id);
     engine.drop("invalid-" + std::to_string(i) + ".xml", msgs.make_invalid(id));
   }
-  for (int i = 0; i < 5; ++i) engine.drop("garbage-" + std::to_string(i) + ".txt", "no message " + std::to_string(i));
+  for (int i = 0; i < 5; ++i)
+    engine.drop("garbage-" + std::to_string(i) + ".txt", "no message " + std::to_string(i));
 
   int accepted = 0;
   int rejected = 0;
@@ -209,14 +212,16 @@ TEST(IngestE2E, KillDashNineDuringIngestLosesNothingLeavesNothing) {
   }
   const size_t total_files = valid_ids.size() + invalid_ids.size();
   ASSERT_TRUE(engine.start());
-  ASSERT_TRUE(wait_for([&] { return engine.files_in("done") + engine.files_in("failed") >= 200; }, 60s));
+  ASSERT_TRUE(
+      wait_for([&] { return engine.files_in("done") + engine.files_in("failed") >= 200; }, 60s));
   EXPECT_EQ(engine.stop(SIGKILL), -SIGKILL);
   const size_t moved_before = engine.files_in("done") + engine.files_in("failed");
   std::printf("kill -9 after %zu of %zu files were moved\n", moved_before, total_files);
   EXPECT_LT(moved_before, total_files) << "the engine finished before it was killed";
 
   ASSERT_TRUE(engine.start());
-  ASSERT_TRUE(wait_for([&] { return engine.files_in("") == 0; }, 180s)) << "files left in the inbox";
+  ASSERT_TRUE(wait_for([&] { return engine.files_in("") == 0; }, 180s))
+      << "files left in the inbox";
   EXPECT_EQ(engine.files_in("done"), valid_ids.size());
   EXPECT_EQ(engine.files_in("failed"), invalid_ids.size());
 
@@ -239,13 +244,15 @@ TEST(IngestE2E, KillDashNineDuringIngestLosesNothingLeavesNothing) {
   }
   const auto rej = read_topic(engine.prefix() + "ingest.rejected", invalid_ids.size(), 60s);
   std::set<std::string> rejected;
-  for (const auto& r : rej) rejected.insert(nlohmann::json::parse(r.value)["message_id"].get<std::string>());
+  for (const auto& r : rej)
+    rejected.insert(nlohmann::json::parse(r.value)["message_id"].get<std::string>());
   size_t rejected_lost = 0;
   for (const auto& id : invalid_ids)
     if (!rejected.count(id)) ++rejected_lost;
-  std::printf("after restart: %zu valid messages, %zu on Kafka, lost %zu, duplicated %zu; "
-              "%zu rejected, lost %zu; inbox empty\n",
-              valid_ids.size(), seen.size(), lost, duplicated, invalid_ids.size(), rejected_lost);
+  std::printf(
+      "after restart: %zu valid messages, %zu on Kafka, lost %zu, duplicated %zu; "
+      "%zu rejected, lost %zu; inbox empty\n",
+      valid_ids.size(), seen.size(), lost, duplicated, invalid_ids.size(), rejected_lost);
   EXPECT_EQ(lost, 0u);
   EXPECT_EQ(rejected_lost, 0u);
   EXPECT_EQ(engine.stop(SIGTERM), 0);

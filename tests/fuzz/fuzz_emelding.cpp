@@ -22,7 +22,8 @@ std::unique_ptr<emelding::Decoder> g_decoder;
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   const char* env = std::getenv("BUDSTIKKE_SCHEMAS");
-  const std::string dir = env ? env : std::string(BUDSTIKKE_SOURCE_DIR) + "/../shared/standards/xsd";
+  const std::string dir =
+      env ? env : std::string(BUDSTIKKE_SOURCE_DIR) + "/../shared/standards/xsd";
   auto set = emelding::SchemaSet::load(dir);
   g_decoder = std::make_unique<emelding::Decoder>(set.ok() ? *set : nullptr);
   return 0;

@@ -39,9 +39,11 @@ Event make_event(int i) {
   e.type = EventType::kLabResult;
   e.received_at = now_rfc3339();
   e.source = {"hl7v2", "2.5", "ORU^R01", "MSG" + std::to_string(i), "test", true};
-  e.body = {{"patient", {{"ids", {{{"type", "FNR"}, {"value", "131169" + std::to_string(10000 + i % 90000)}}}}}},
-            {"seq", i},
-            {"text", std::string(static_cast<size_t>(600 + i % 400), static_cast<char>('a' + i % 26))}};
+  e.body = {
+      {"patient",
+       {{"ids", {{{"type", "FNR"}, {"value", "131169" + std::to_string(10000 + i % 90000)}}}}}},
+      {"seq", i},
+      {"text", std::string(static_cast<size_t>(600 + i % 400), static_cast<char>('a' + i % 26))}};
   assign_key(e, "integration-test-secret-000");
   return e;
 }
@@ -89,9 +91,10 @@ TEST(Bus, HundredThousandEventsNoneLostNoneCorrupted) {
       r.value = to_json_string(e);
       for (auto& [k, v] : kafka_headers(e)) r.headers.push_back({k, v});
       sha_by_id[e.event_id] = sha256_hex(r.value);
-      ASSERT_TRUE((*p)->send(r, [&](Result<bus::Delivery> d) {
-                        (d.ok() ? delivered : failed).fetch_add(1);
-                      }).ok());
+      ASSERT_TRUE(
+          (*p)->send(r,
+                     [&](Result<bus::Delivery> d) { (d.ok() ? delivered : failed).fetch_add(1); })
+              .ok());
     }
     ASSERT_TRUE((*p)->flush(60s).ok());
   }
@@ -151,8 +154,8 @@ TEST(Bus, ConsumerKilledMidStreamResumesFromLastCommit) {
   const std::string out = (dir.path() / "processed.txt").string();
   const std::string proc = (testenv::binary_dir() / "bin/bus_consumer_proc").string();
   ASSERT_TRUE(std::filesystem::exists(proc)) << proc << " (run through ctest)";
-  const std::vector<std::string> argv = {proc, testenv::kafka_bootstrap(), topic, group, out,
-                                         std::to_string(kCount), "25000"};
+  const std::vector<std::string> argv = {proc, testenv::kafka_bootstrap(), topic,  group,
+                                         out,  std::to_string(kCount),     "25000"};
   const pid_t first = spawn(argv);
   ASSERT_GT(first, 0);
   // Kill it with SIGKILL once it has processed a good part, mid-stream.
@@ -167,8 +170,8 @@ TEST(Bus, ConsumerKilledMidStreamResumesFromLastCommit) {
   ASSERT_LT(before_kill, static_cast<size_t>(kCount)) << "the consumer finished before the kill";
 
   // Restart: it must resume from its last commit and finish.
-  const pid_t second = spawn({proc, testenv::kafka_bootstrap(), topic, group, out,
-                              std::to_string(kCount)});
+  const pid_t second =
+      spawn({proc, testenv::kafka_bootstrap(), topic, group, out, std::to_string(kCount)});
   waitpid(second, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0);
@@ -183,9 +186,10 @@ TEST(Bus, ConsumerKilledMidStreamResumesFromLastCommit) {
     if (!times.count("k" + std::to_string(i))) ++lost;
   size_t redelivered = 0;
   for (const auto& [k, n] : times) redelivered += static_cast<size_t>(n - 1);
-  std::printf("bus kill -9: processed %zu before SIGKILL, %zu records in all, lost %zu, "
-              "redelivered after restart %zu\n",
-              before_kill, count_lines(out), lost, redelivered);
+  std::printf(
+      "bus kill -9: processed %zu before SIGKILL, %zu records in all, lost %zu, "
+      "redelivered after restart %zu\n",
+      before_kill, count_lines(out), lost, redelivered);
   EXPECT_EQ(lost, 0u);
   EXPECT_EQ(times.size(), static_cast<size_t>(kCount));
   (void)bus::delete_topics(s, {topic});
@@ -200,7 +204,8 @@ TEST(Bus, TransactionCommitsRecordsAndOffsetsTogether) {
     auto p = bus::Producer::create(s);
     ASSERT_TRUE(p.ok());
     for (int i = 0; i < 100; ++i)
-      ASSERT_TRUE((*p)->send_sync({in, "k" + std::to_string(i), "v" + std::to_string(i), {}, -1}).ok());
+      ASSERT_TRUE(
+          (*p)->send_sync({in, "k" + std::to_string(i), "v" + std::to_string(i), {}, -1}).ok());
   }
   const std::string group = "g-" + in;
   bus::ConsumerOptions co;
@@ -217,7 +222,9 @@ TEST(Bus, TransactionCommitsRecordsAndOffsetsTogether) {
     while (got < n && std::chrono::steady_clock::now() < deadline) {
       auto m = (*c)->poll(200ms);
       if (!m.ok() || !m->has_value()) continue;
-      EXPECT_TRUE((*t)->send({out, std::string((**m).key()), "T:" + std::string((**m).value()), {}, -1}).ok());
+      EXPECT_TRUE(
+          (*t)->send({out, std::string((**m).key()), "T:" + std::string((**m).value()), {}, -1})
+              .ok());
       (void)(*c)->store(**m);
       ++got;
     }
@@ -296,8 +303,8 @@ TEST(Bus, TopicProvisioningIsIdempotentAndHonoursPartitions) {
   const auto s = settings();
   const std::string a = fresh_topic("prov-a");
   const std::string b = fresh_topic("prov-b");
-  const std::vector<bus::TopicSpec> specs = {
-      {a, 3, 1, {}}, {b, 1, 1, {{"cleanup.policy", "compact"}}}};
+  const std::vector<bus::TopicSpec> specs = {{a, 3, 1, {}},
+                                             {b, 1, 1, {{"cleanup.policy", "compact"}}}};
   ASSERT_TRUE(bus::ensure_topics(s, specs).ok());
   ASSERT_TRUE(bus::ensure_topics(s, specs).ok());  // again: no error
   auto topics = bus::list_topics(s);

@@ -35,7 +35,8 @@ class EngineProcess {
                             << "\n  topic_prefix: \"" << prefix_ << "\"\n"
                             << "privacy:\n  key_secret: e2e-test-secret-0123456789\n"
                             << "  claim_check_dir: " << (dir_ / "claims").string() << "\n"
-                            << "schemas:\n  directory: " << (standards_dir() / "xsd").string() << "\n"
+                            << "schemas:\n  directory: " << (standards_dir() / "xsd").string()
+                            << "\n"
                             << "log:\n  level: info\n"
                             << "sources:\n"
                             << "  - name: inbox\n    type: folder\n    path: " << inbox().string()

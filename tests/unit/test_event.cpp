@@ -20,8 +20,8 @@ Event sample_event() {
   e.type = EventType::kReferral;
   e.occurred_at = "2026-11-20T10:15:00Z";
   e.received_at = "2026-11-21T08:00:00.123Z";
-  e.source = {"kith", "2.0", "REFERRAL", "a5a2b9d4-0d1c-4d0c-9f8e-1c7a6c2b0e11", "file:inbox",
-              true};
+  e.source = {"kith",       "2.0", "REFERRAL", "a5a2b9d4-0d1c-4d0c-9f8e-1c7a6c2b0e11",
+              "file:inbox", true};
   e.sender.organisation = {"Legekontoret Fiktivby", "9999001", "999999001", {{"42", "local"}}};
   e.sender.person = {"Kari Lege", "9999002", "1234567", "GP"};
   e.receiver.organisation = {"Fiktiv sykehus HF", "9999100", "999999100", {}};
@@ -36,7 +36,8 @@ Event sample_event() {
     "unicode": "æøå ÆØÅ \u00e9 \u2603",
     "numbers": [1, 2.5, -3, 1e300]
   })");
-  e.attachments.push_back(make_inline_blob(std::string("%PDF-1.4\x00\x01\xff", 11), "application/pdf"));
+  e.attachments.push_back(
+      make_inline_blob(std::string("%PDF-1.4\x00\x01\xff", 11), "application/pdf"));
   e.attachments.back().id = "att-1";
   e.attachments.back().description = "Røntgenbilde";
   Blob cc;
@@ -134,8 +135,7 @@ TEST(Event, NoIdentityNumberInKeyOrHeaders) {
   e.source.message_id = std::string("msg-") + kFnr;  // a careless sender
   assign_key(e, kSecret);
   EXPECT_EQ(e.key.find(kFnr), std::string::npos);
-  EXPECT_FALSE(contains_identity_number(e.key.substr(2)) &&
-               e.key.find(kFnr) != std::string::npos);
+  EXPECT_FALSE(contains_identity_number(e.key.substr(2)) && e.key.find(kFnr) != std::string::npos);
   for (const auto& [k, v] : kafka_headers(e)) {
     EXPECT_EQ(k.find(kFnr), std::string::npos) << k;
     EXPECT_EQ(v.find(kFnr), std::string::npos) << k << "=" << v;

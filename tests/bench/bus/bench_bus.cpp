@@ -68,8 +68,8 @@ double bus_produce(const std::string& topic) {
   const auto t0 = Clock::now();
   for (int i = 0; i < g_records; ++i)
     if (!(*p)->send(r, [&](Result<bus::Delivery> d) {
-            if (d.ok()) ok.fetch_add(1, std::memory_order_relaxed);
-          }))
+          if (d.ok()) ok.fetch_add(1, std::memory_order_relaxed);
+        }))
       std::exit(1);
   if (!(*p)->flush(std::chrono::seconds(120))) std::exit(1);
   const double s = seconds_since(t0);
@@ -103,7 +103,8 @@ double raw_produce(const std::string& topic) {
   rd_kafka_topic_destroy(rkt);
   const double s = seconds_since(t0);
   rd_kafka_destroy(rk);
-  if (g_raw_ok.load() != g_records) std::fprintf(stderr, "raw: only %d delivered\n", g_raw_ok.load());
+  if (g_raw_ok.load() != g_records)
+    std::fprintf(stderr, "raw: only %d delivered\n", g_raw_ok.load());
   return s;
 }
 
@@ -206,9 +207,11 @@ int main(int argc, char** argv) {
     cons[0].push_back(bus_consume(tb));
     cons[1].push_back(raw_consume(tr));
     cons[2].push_back(kcat_consume(tk));
-    std::fprintf(stderr, "run %d: produce bus %.2fs raw %.2fs kcat %.2fs | consume bus %.2fs raw %.2fs kcat %.2fs\n",
-                 r + 1, prod[0].back(), prod[1].back(), prod[2].back(), cons[0].back(),
-                 cons[1].back(), cons[2].back());
+    std::fprintf(
+        stderr,
+        "run %d: produce bus %.2fs raw %.2fs kcat %.2fs | consume bus %.2fs raw %.2fs kcat %.2fs\n",
+        r + 1, prod[0].back(), prod[1].back(), prod[2].back(), cons[0].back(), cons[1].back(),
+        cons[2].back());
     (void)bus::delete_topics(settings(), {tb, tr, tk});
   }
   std::remove(input.c_str());

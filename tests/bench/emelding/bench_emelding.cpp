@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
     }
   }
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("mode=%s files=%zu avg_size=%zu messages=%zu seconds=%.3f msg_per_s=%.0f mb_per_s=%.1f\n",
-              mode.c_str(), files.size(), total_bytes / files.size(), n, s, n / s, bytes / s / 1e6);
+  std::printf(
+      "mode=%s files=%zu avg_size=%zu messages=%zu seconds=%.3f msg_per_s=%.0f mb_per_s=%.1f\n",
+      mode.c_str(), files.size(), total_bytes / files.size(), n, s, n / s, bytes / s / 1e6);
   return ok == n ? 0 : 1;
 }

@@ -13,14 +13,16 @@ struct ManifestRow {
   std::string folder;   // dialogmelding, plo, ...
   std::string verdict;  // valid | INVALID | NOT WELL-FORMED | n/a
   std::string notes;
-  int line = 0;          // xmllint's line for INVALID / NOT WELL-FORMED
-  std::string element;   // xmllint's element for INVALID
+  int line = 0;         // xmllint's line for INVALID / NOT WELL-FORMED
+  std::string element;  // xmllint's element for INVALID
 };
 
 inline std::vector<ManifestRow> read_manifest(const std::string& path) {
   std::vector<ManifestRow> rows;
   std::ifstream in(path);
-  const std::regex verdict_re("xmllint: (valid|INVALID|NOT WELL-FORMED|n/a)(: line ([0-9]+)(: element ([A-Za-z0-9_:.-]+))?)?");
+  const std::regex verdict_re(
+      "xmllint: (valid|INVALID|NOT WELL-FORMED|n/a)(: line ([0-9]+)(: element "
+      "([A-Za-z0-9_:.-]+))?)?");
   for (std::string line; std::getline(in, line);) {
     if (line.rfind("| examples/", 0) != 0) continue;
     // Split on '|' not preceded by a backslash.

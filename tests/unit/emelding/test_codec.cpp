@@ -38,7 +38,9 @@ DecodeOptions opts() {
   return o;
 }
 
-fs::path example(const std::string& rel) { return testenv::standards_dir() / "examples" / rel; }
+fs::path example(const std::string& rel) {
+  return testenv::standards_dir() / "examples" / rel;
+}
 
 Decoded must_decode(Decoder& d, const std::string& bytes) {
   auto r = d.decode(bytes, opts(), "test");
@@ -109,7 +111,8 @@ TEST(EmeldingCodec, EveryValidExampleRoundTripsAndReaddresses) {
 
 TEST(EmeldingCodec, CanonicalContentOfALabResult) {
   Decoder d(schemas());
-  const auto dec = must_decode(d, slurp(example("svarrapport/sarepta/Svarrapport-v-1-3/Svar_biokjemi_v1-3_Endring.xml")));
+  const auto dec = must_decode(
+      d, slurp(example("svarrapport/sarepta/Svarrapport-v-1-3/Svar_biokjemi_v1-3_Endring.xml")));
   ASSERT_EQ(dec.events.size(), 1u);
   const Event& e = dec.events[0];
   EXPECT_EQ(e.type, EventType::kLabResult);
@@ -141,7 +144,8 @@ TEST(EmeldingCodec, CanonicalContentOfALabResult) {
 
 TEST(EmeldingCodec, CanonicalContentOfAReferralAndADialog) {
   Decoder d(schemas());
-  auto ref = must_decode(d, slurp(example("henvisning/sarepta/Henvisning_v1-0/henvisning_strukturert_v1.0_n.xml")));
+  auto ref = must_decode(
+      d, slurp(example("henvisning/sarepta/Henvisning_v1-0/henvisning_strukturert_v1.0_n.xml")));
   const Event& r = ref.events.at(0);
   EXPECT_EQ(r.type, EventType::kReferral);
   ASSERT_FALSE(r.body["diagnoses"].empty());
@@ -149,7 +153,8 @@ TEST(EmeldingCodec, CanonicalContentOfAReferralAndADialog) {
   EXPECT_EQ(r.body["diagnoses"][0]["system"], "ICPC-2");
   EXPECT_FALSE(r.body["reasons"].empty());
 
-  auto dia = must_decode(d, slurp(example("dialogmelding/sarepta/Dialogmelding-v1-0/Dialogmelding_avvik_v1-0.xml")));
+  auto dia = must_decode(
+      d, slurp(example("dialogmelding/sarepta/Dialogmelding-v1-0/Dialogmelding_avvik_v1-0.xml")));
   const Event& m = dia.events.at(0);
   EXPECT_EQ(m.type, EventType::kDialog);
   EXPECT_EQ(m.sender.organisation.her_id, "91096");
@@ -162,7 +167,8 @@ TEST(EmeldingCodec, CanonicalContentOfAReferralAndADialog) {
 TEST(EmeldingCodec, ValidationCanBeTurnedOffPerSource) {
   Decoder d(schemas());
   // Sender's organisation removed: invalid against the XSD, but well-formed.
-  const std::string bytes = slurp(example("dialogmelding/testcases/Testcase-Dialogmeldingen/Case1-16b.xml"));
+  const std::string bytes =
+      slurp(example("dialogmelding/testcases/Testcase-Dialogmeldingen/Case1-16b.xml"));
   auto strict = d.decode(bytes, opts(), "x");
   ASSERT_TRUE(std::holds_alternative<Rejection>(strict));
   EXPECT_STREQ(std::get<Rejection>(strict).code.code, "T02");
@@ -201,8 +207,8 @@ TEST(EmeldingCodec, HostileInputIsRejectedNotFatal) {
 
 namespace {
 
-void expect_valid_apprec(Decoder& d, const std::string& xml, const std::string& version,
-                         int status, const std::string& original_id) {
+void expect_valid_apprec(Decoder& d, const std::string& xml, const std::string& version, int status,
+                         const std::string& original_id) {
   const auto errors = d.validate(xml);
   EXPECT_TRUE(errors.empty()) << (errors.empty() ? "" : errors.front()) << "\n" << xml;
   auto dec = d.decode(xml, opts(), "apprec");
@@ -223,8 +229,9 @@ TEST(EmeldingAppRec, OkForEachVersionValidatesAndMirrorsParties) {
     const char* file;
     const char* version;
   };
-  for (const Case c : {Case{"dialogmelding/sarepta/Dialogmelding-v1-0/Dialogmelding_avvik_v1-0.xml", "1.0"},
-                       Case{"svarrapport/sarepta/Svarrapport-v-1-4/Svar_biokjemi_v1-4_Ny.xml", "1.1"}}) {
+  for (const Case c :
+       {Case{"dialogmelding/sarepta/Dialogmelding-v1-0/Dialogmelding_avvik_v1-0.xml", "1.0"},
+        Case{"svarrapport/sarepta/Svarrapport-v-1-4/Svar_biokjemi_v1-4_Ny.xml", "1.1"}}) {
     const auto path = example(c.file);
     if (!fs::exists(path)) {
       ADD_FAILURE() << "missing " << path;
