@@ -20,6 +20,10 @@ function(budstikke_compile_options target)
                                              -fno-sanitize-recover=undefined)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
+  if(BUDSTIKKE_FUZZ)
+    # Coverage instrumentation for libFuzzer in every library, not only the fuzz targets.
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
 endfunction()
 
 function(budstikke_module name)
