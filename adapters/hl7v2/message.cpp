@@ -96,6 +96,23 @@ void append_hex_bytes(std::string& out, std::string_view hex) {
   }
 }
 
+// Escape sequences unescape() leaves as they are (with Formatting::kKeep).
+bool kept_verbatim(std::string_view seq) {
+  if (seq == "H" || seq == "N") return true;
+  if (seq.size() >= 2 && seq[0] == '.') {
+    for (size_t i = 1; i < seq.size(); ++i)
+      if (!(std::isalnum(static_cast<unsigned char>(seq[i])) || seq[i] == '+' || seq[i] == '-'))
+        return false;
+    return true;
+  }
+  if (seq.size() >= 2 && (seq[0] == 'C' || seq[0] == 'M' || seq[0] == 'Z')) {
+    for (size_t i = 1; i < seq.size(); ++i)
+      if (!std::isalnum(static_cast<unsigned char>(seq[i]))) return false;
+    return true;
+  }
+  return false;
+}
+
 bool same(const Delimiters& a, const Delimiters& b) {
   return a.field == b.field && a.component == b.component && a.repetition == b.repetition &&
          a.escape == b.escape && a.subcomponent == b.subcomponent && a.has_escape == b.has_escape &&
@@ -223,16 +240,13 @@ std::string escape(std::string_view value, const Delimiters& d) {
   for (size_t i = 0; i < value.size(); ++i) {
     const char c = value[i];
     if (d.has_escape && c == d.escape) {
-      // Keep recognised escape sequences (formatting, hex) as they are.
+      // Formatting and character-set escapes survive unescape() verbatim (kKeep), so a value
+      // that carries one passes it through unchanged; anything else is escaped.
       const size_t end = value.find(d.escape, i + 1);
-      if (end != std::string_view::npos) {
-        const std::string_view seq = value.substr(i + 1, end - i - 1);
-        if (!seq.empty() && (seq[0] == '.' || seq == "H" || seq == "N" || seq[0] == 'X' ||
-                             seq[0] == 'C' || seq[0] == 'M' || seq[0] == 'Z')) {
-          out.append(value.substr(i, end - i + 1));
-          i = end;
-          continue;
-        }
+      if (end != std::string_view::npos && kept_verbatim(value.substr(i + 1, end - i - 1))) {
+        out.append(value.substr(i, end - i + 1));
+        i = end;
+        continue;
       }
       out += std::string{d.escape, 'E', d.escape};
     } else if (c == d.field)
