@@ -9,6 +9,7 @@
 
 #include "adapters/emelding/apprec.hpp"
 #include "adapters/emelding/codec.hpp"
+#include "adapters/hl7v2/canonical.hpp"
 #include "engine/cli/commands.hpp"
 #include "engine/config/engine_config.hpp"
 
@@ -33,6 +34,7 @@ int cmd_decode(const Args& args) {
   bool apprec = false;
   bool with_original = false;
   bool schema_info = false;
+  std::vector<std::string> gets;
   std::vector<std::string> files;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -40,6 +42,11 @@ int cmd_decode(const Args& args) {
       (a == "--schemas" ? schemas : config_file) = args[++i];
     } else if (a == "--schemas" || a == "-c" || a == "--config") {
       std::fprintf(stderr, "budstikke decode: %s needs a value\n", a.c_str());
+      return 2;
+    } else if (a == "--get" && i + 1 < args.size()) {
+      gets.push_back(args[++i]);
+    } else if (a == "--get") {
+      std::fprintf(stderr, "budstikke decode: --get needs a path, e.g. PID-5-1\n");
       return 2;
     } else if (a == "--no-validate") {
       validate = false;
@@ -108,6 +115,43 @@ int cmd_decode(const Args& args) {
     if (!read_file(f, bytes)) {
       std::printf("REJECTED %s: cannot read the file\n", f.c_str());
       ++rejected;
+      continue;
+    }
+    if (hl7v2::looks_like_hl7(bytes)) {
+      runtime::DecodeContext ctx{"cli:decode", std::filesystem::path(f).filename().string(), true,
+                                 secret};
+      auto parsed = hl7v2::parse_stream(bytes);
+      if (auto* err = std::get_if<hl7v2::ParseError>(&parsed)) {
+        ++rejected;
+        std::printf("REJECTED %s: AR not a valid HL7 v2 message: %s\n", f.c_str(),
+                    err->to_string().c_str());
+        continue;
+      }
+      const auto& st = std::get<hl7v2::Stream>(parsed);
+      if (!gets.empty()) {
+        for (const auto& m : st.messages)
+          for (const auto& g : gets) std::printf("%s\n", m.get(g).value_or("").c_str());
+        continue;
+      }
+      auto r = hl7v2::Hl7Codec().decode(bytes, ctx);
+      if (auto* rej = std::get_if<runtime::CodecRejection>(&r)) {
+        ++rejected;
+        std::printf("REJECTED %s: %s %s\n", f.c_str(), rej->code.c_str(), rej->reason.c_str());
+        if (apprec && !rej->receipt.empty()) std::printf("%s\n", rej->receipt.c_str());
+        continue;
+      }
+      for (auto& e : std::get<runtime::CodecOutput>(r).events) {
+        auto j = to_json(e);
+        if (!with_original && j.contains("original"))
+          j["original"]["data_base64"] =
+              "(" + std::to_string(e.original->size) + " bytes; --with-original shows them)";
+        std::printf("%s\n", j.dump(2).c_str());
+      }
+      continue;
+    }
+    if (!gets.empty()) {
+      ++rejected;
+      std::printf("REJECTED %s: --get paths apply to HL7 v2 messages only\n", f.c_str());
       continue;
     }
     auto result = decoder.decode(bytes, opts, std::filesystem::path(f).filename().string());

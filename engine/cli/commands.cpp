@@ -132,15 +132,18 @@ const std::vector<Command>& commands() {
        "sources, and stops gracefully on SIGTERM or SIGINT (in-flight messages are finished\n"
        "and flushed to Kafka before exit).\n",
        cmd_run},
-      {"decode", "decode e-meldinger: the canonical event, or the rejection and its reason",
+      {"decode", "decode e-meldinger and HL7 v2: the canonical event, or the rejection and why",
        "usage: budstikke decode [--schemas DIR] [--no-validate] [--apprec] [--with-original]\n"
-       "                        [-c FILE] FILE...\n\n"
+       "                        [--get PATH]... [-c FILE] FILE...\n\n"
        "For each file prints the canonical event as JSON, or 'REJECTED file: code text: reason'\n"
-       "with the AppRec error code (code list 8221) and where the defect is (line:col).\n\n"
+       "with the AppRec error code (code list 8221) and where the defect is (line:col).\n"
+       "HL7 v2 files (also MLLP-framed, batches, several messages) are detected by their MSH.\n\n"
+       "  --get PATH       HL7 v2: print the value at PATH (e.g. PID-5-1, PID-3(2)-1,\n"
+       "                   OBX(2)-5) on its own line, an empty line when absent\n"
        "  --schemas DIR    folder with the official XSDs (default: $BUDSTIKKE_SCHEMAS, else\n"
        "                   schemas.directory of config/engine.yaml when it exists)\n"
        "  --no-validate    skip XSD validation (well-formedness and structure still checked)\n"
-       "  --apprec         also print the AppRec that would be sent back to the sender\n"
+       "  --apprec         also print the AppRec (or HL7 NAK) that would go back to the sender\n"
        "  --with-original  include the original bytes (base64) in the event\n"
        "  -c FILE          engine configuration to take the schema folder and key from\n\n"
        "Exit 0 when every file was accepted, 1 when any was rejected, 2 on usage errors.\n",

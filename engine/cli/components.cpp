@@ -5,6 +5,7 @@
 
 #include "adapters/emelding/emelding_codec.hpp"
 #include "adapters/file/folder_source.hpp"
+#include "adapters/hl7v2/canonical.hpp"
 #include "adapters/http/http_source.hpp"
 
 namespace budstikke::cli {
@@ -36,6 +37,7 @@ std::shared_ptr<const emelding::SchemaSet> load_schemas(const std::string& dir) 
 
 runtime::CodecRegistry codec_registry(std::shared_ptr<const emelding::SchemaSet> schemas) {
   runtime::CodecRegistry r;
+  r.add(std::make_shared<hl7v2::Hl7Codec>());
   r.add(std::make_shared<emelding::EmeldingCodec>(std::move(schemas)));
   return r;
 }

@@ -1,0 +1,99 @@
+#include "adapters/hl7v2/ack.hpp"
+
+#include <chrono>
+#include <ctime>
+
+namespace budstikke::hl7v2 {
+
+namespace {
+
+std::string hl7_now() {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d%H%M%S", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::optional<std::string> make_ack(const Message& m, const AckRequest& r,
+                                    const std::string& control_id) {
+  const Delimiters& d = m.delimiters();
+  const std::string accept_type = m.get("MSH-15").value_or("");
+  const std::string app_type = m.get("MSH-16").value_or("");
+  const bool enhanced = !accept_type.empty() || !app_type.empty();
+  if (enhanced) {
+    if (accept_type == "NE") return std::nullopt;
+    if (accept_type == "ER" && r.code == AckCode::kAccept) return std::nullopt;
+    if (accept_type == "SU" && r.code != AckCode::kAccept) return std::nullopt;
+  }
+  const char* code = nullptr;
+  switch (r.code) {
+    case AckCode::kAccept:
+      code = enhanced ? "CA" : "AA";
+      break;
+    case AckCode::kError:
+      code = enhanced ? "CE" : "AE";
+      break;
+    case AckCode::kReject:
+      code = enhanced ? "CR" : "AR";
+      break;
+  }
+  const std::string f(1, d.field);
+  const std::string original_id = m.get("MSH-10").value_or("");
+  auto raw = [&](const char* path) { return std::string(m.get_raw(path).value_or("")); };
+  std::string ack = "MSH" + f + d.encoding_characters() + f + raw("MSH-5") + f + raw("MSH-6") + f +
+                    raw("MSH-3") + f + raw("MSH-4") + f + hl7_now() + f + f + "ACK" +
+                    std::string(1, d.component) + m.get("MSH-9-2").value_or("") +
+                    std::string(1, d.component) + "ACK" + f +
+                    escape(control_id.empty() ? "ACK" + original_id : control_id, d) + f +
+                    raw("MSH-11") + f + raw("MSH-12");
+  ack += "\rMSA" + f + code + f + escape(original_id, d);
+  if (!r.text.empty()) ack += f + escape(r.text.substr(0, 500), d);
+  if (r.code != AckCode::kAccept) {
+    const std::string c(1, d.component);
+    // ERR (v2.5): ERR-2 location, ERR-3 HL7 error code (table 0357), ERR-4 severity,
+    // ERR-8 user message.
+    ack += "\rERR" + f + f + escape(r.error_location, d) + f +
+           escape(r.error_code.empty() ? "207" : r.error_code, d) + c +
+           escape(r.error_code == "100"   ? "Segment sequence error"
+                  : r.error_code == "102" ? "Data type error"
+                  : r.error_code == "200" ? "Unsupported message type"
+                  : r.error_code == "203" ? "Unsupported version id"
+                                          : "Application internal error",
+                  d) +
+           c + "HL70357" + f + "E" + f + f + f + f + escape(r.text.substr(0, 500), d);
+  }
+  return ack + "\r";
+}
+
+std::string make_nak_for_unparsable(std::string_view bytes, const std::string& reason) {
+  // What can be read of MSH-10 with the standard field separator, if anything.
+  std::string control;
+  if (bytes.substr(0, 3) == "MSH" && bytes.size() > 4) {
+    const char fs = bytes[3];
+    size_t pos = 0;
+    for (int i = 0; i < 9 && pos != std::string_view::npos; ++i) pos = bytes.find(fs, pos + 1);
+    if (pos != std::string_view::npos) {
+      const size_t end = bytes.find_first_of(std::string(1, fs) + "\r\n", pos + 1);
+      control =
+          std::string(bytes.substr(pos + 1, end == std::string_view::npos ? 32 : end - pos - 1));
+      if (control.size() > 64) control.resize(64);
+    }
+  }
+  Delimiters d;
+  return "MSH|^~\\&|||||" + hl7_now() + "||ACK|NAK" + escape(control, d) + "|P|2.5\rMSA|AR|" +
+         escape(control, d) + "|" + escape(reason.substr(0, 500), d) +
+         "\rERR|||100^Segment sequence error^HL70357|E||||" + escape(reason.substr(0, 500), d) +
+         "\r";
+}
+
+std::optional<AckInfo> read_ack(const Message& ack) {
+  auto code = ack.get("MSA-1");
+  if (!code || code->empty()) return std::nullopt;
+  return AckInfo{*code, ack.get("MSA-2").value_or(""), ack.get("MSA-3").value_or("")};
+}
+
+}  // namespace budstikke::hl7v2

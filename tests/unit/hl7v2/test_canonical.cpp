@@ -1,0 +1,176 @@
+// HL7 v2 -> canonical events, acknowledgements in original and enhanced mode.
+
+#include <gtest/gtest.h>
+
+#include "adapters/hl7v2/ack.hpp"
+#include "adapters/hl7v2/canonical.hpp"
+#include "engine/core/crypto.hpp"
+#include "engine/core/redact.hpp"
+
+using namespace budstikke;
+using namespace budstikke::hl7v2;
+
+namespace {
+
+runtime::DecodeContext ctx() {
+  return {"test", "msg", true, "hl7-test-secret-012345"};
+}
+
+Event one(const std::string& text) {
+  auto r = Hl7Codec().decode(text, ctx());
+  if (auto* rej = std::get_if<runtime::CodecRejection>(&r)) {
+    ADD_FAILURE() << rej->reason;
+    return {};
+  }
+  auto& out = std::get<runtime::CodecOutput>(r);
+  EXPECT_EQ(out.events.size(), 1u);
+  return out.events.at(0);
+}
+
+const std::string kMsh =
+    "MSH|^~\\&|DIPS|NORDVIK^8200001^HER|LABSYS|FJORDLAB^8300001^HER|20261120101500+0100||";
+
+}  // namespace
+
+TEST(Hl7Canonical, AdmissionTransferDischargeUpdateMerge) {
+  const std::string pid =
+      "\rEVN|A01|20261120101500+0100\rPID|1||A55^^^NORDVIK^PI~12837512393^^^NOR^FNR||Fjellheim^"
+      "Kari||19750312|F\r"
+      "PV1|1|I|MED^201^1^NORDVIK||||8100011^Lindqvist^Mari|||MED|||||||||V123||||||||||||||||||||||"
+      "|||20261120100000\r";
+  struct Case {
+    const char* trigger;
+    EventType type;
+    bool cancelled;
+  };
+  for (const Case c :
+       {Case{"A01", EventType::kAdmission, false}, Case{"A02", EventType::kTransfer, false},
+        Case{"A03", EventType::kDischarge, false}, Case{"A04", EventType::kAdmission, false},
+        Case{"A08", EventType::kPatientUpdate, false}, Case{"A11", EventType::kAdmission, true},
+        Case{"A13", EventType::kDischarge, true}, Case{"A40", EventType::kMerge, false}}) {
+    const Event e = one(kMsh + "ADT^" + c.trigger + "|M" + c.trigger + "|P|2.5" + pid);
+    EXPECT_EQ(e.type, c.type) << c.trigger;
+    EXPECT_EQ(e.body.value("cancelled", false), c.cancelled) << c.trigger;
+    EXPECT_EQ(e.source.message_type, std::string("ADT^") + c.trigger);
+    EXPECT_EQ(e.source.message_id, std::string("M") + c.trigger);
+    EXPECT_EQ(e.sender.organisation.her_id, "8200001");
+    EXPECT_EQ(e.sender.system, "DIPS");
+    EXPECT_EQ(e.receiver.organisation.her_id, "8300001");
+    EXPECT_EQ(e.occurred_at, "2026-11-20T10:15:00+01:00");
+    // The national id comes first and keys the event; it never appears in the key.
+    EXPECT_EQ(e.body.at("patient").at("ids").at(0).value("type", ""), "FNR");
+    EXPECT_EQ(e.body.at("patient").value("birth_date", ""), "1975-03-12");
+    EXPECT_EQ(e.key.substr(0, 2), "p:");
+    EXPECT_FALSE(contains_identity_number(e.key.substr(2)) &&
+                 e.key.find("12837512393") != std::string::npos);
+    EXPECT_EQ(e.body.at("visit").at("location").value("point_of_care", ""), "MED");
+    EXPECT_EQ(e.body.at("visit").value("visit_number", ""), "V123");
+  }
+}
+
+TEST(Hl7Canonical, LabResultWithEmbeddedPdf) {
+  const std::string pdf = "%PDF-1.4 fictional report";
+  const std::string msg = kMsh +
+                          "ORU^R01^ORU_R01|R1|P|2.5\rPID|1||12837512393^^^NOR^FNR||Fjellheim^Kari\r"
+                          "OBR|1|P1|F1|NPU03230^P-Kalium^NPU|||20261120081500\r"
+                          "OBX|1|NM|NPU03230^P-Kalium^NPU||4.1|mmol/L|3.5-5.0|N|||F\r"
+                          "OBX|2|NM|NPU03429^P-Natrium^NPU||148|mmol/L|137-145|H|||F\r"
+                          "OBX|3|ED|PDF^Rapport^L||^application^PDF^Base64^" +
+                          base64_encode(pdf) + "||||||F\r";
+  const Event e = one(msg);
+  EXPECT_EQ(e.type, EventType::kLabResult);
+  const auto& obs = e.body["observations"];
+  ASSERT_EQ(obs.size(), 3u);
+  EXPECT_EQ(obs[1]["observation"]["code"], "NPU03429");
+  EXPECT_EQ(obs[1]["value"], "148");
+  EXPECT_EQ(obs[1]["unit"], "mmol/L");
+  EXPECT_EQ(obs[1]["reference_range"], "137-145");
+  EXPECT_EQ(obs[1]["flag"], "H");
+  EXPECT_EQ(obs[1]["status"], "F");
+  ASSERT_EQ(e.attachments.size(), 1u);
+  EXPECT_EQ(e.attachments[0].mime, "application/pdf");
+  EXPECT_EQ(*e.attachments[0].data, pdf);
+  EXPECT_EQ(e.attachments[0].sha256, sha256_hex(pdf));
+  EXPECT_EQ(obs[2]["attachment"], e.attachments[0].id);
+  EXPECT_EQ(e.body["orders"][0]["service"]["code"], "NPU03230");
+}
+
+TEST(Hl7Canonical, RequisitionReferralDocument) {
+  EXPECT_EQ(
+      one(kMsh + "OML^O21|O1|P|2.5\rPID|1||1^^^X^PI\rORC|NW|P1\rOBR|1|P1||NPU03230^P-Kalium\r")
+          .type,
+      EventType::kLabRequisition);
+  EXPECT_EQ(one(kMsh + "ORM^O01|O2|P|2.3\rPID|1||1^^^X^PI\rORC|NW|P2\r").type,
+            EventType::kLabRequisition);
+  const Event ref = one(kMsh +
+                        "REF^I12|F1|P|2.5\rRF1|A^Accepted|R^Routine|MED^Medisin||O|REF123\r"
+                        "PID|1||1^^^X^PI\rDG1|1||I10^Essensiell hypertensjon^ICD10\r");
+  EXPECT_EQ(ref.type, EventType::kReferral);
+  EXPECT_EQ(ref.body["referral"]["referral_id"], "REF123");
+  EXPECT_EQ(ref.body["diagnoses"][0]["code"], "I10");
+  EXPECT_EQ(ref.body["diagnoses"][0]["system"], "ICD10");
+  const Event doc =
+      one(kMsh +
+          "MDM^T02|D1|P|2.5\rPID|1||1^^^X^PI\rTXA|1|DS^Epikrise|TX|||||||||DOC77||||||AU\r"
+          "OBX|1|ED|DS^Epikrise||^application^PDF^Base64^" +
+          base64_encode("pdf") + "\r");
+  EXPECT_EQ(doc.type, EventType::kDocument);
+  EXPECT_EQ(doc.body["document"]["unique_id"], "DOC77");
+  EXPECT_EQ(doc.attachments.size(), 1u);
+}
+
+TEST(Hl7Canonical, RejectionsCarryANak) {
+  auto r = Hl7Codec().decode("MSH|^~\\&|A|B|C|D|2026||ADT^A01||P|2.5\rPID|1\r", ctx());
+  ASSERT_TRUE(std::holds_alternative<runtime::CodecRejection>(r));
+  const auto& rej = std::get<runtime::CodecRejection>(r);
+  EXPECT_EQ(rej.code, "AR");
+  EXPECT_NE(rej.reason.find("MSH-10"), std::string::npos);
+  auto nak = Message::parse(rej.receipt);
+  ASSERT_TRUE(std::holds_alternative<Message>(nak));
+  EXPECT_EQ(std::get<Message>(nak).get("MSA-1"), "AR");
+  EXPECT_TRUE(std::get<Message>(nak).get("ERR-3-1").has_value());
+
+  auto g = Hl7Codec().decode("MSH|^~|broken", ctx());
+  ASSERT_TRUE(std::holds_alternative<runtime::CodecRejection>(g));
+  auto nak2 = Message::parse(std::get<runtime::CodecRejection>(g).receipt);
+  ASSERT_TRUE(std::holds_alternative<Message>(nak2));
+  EXPECT_EQ(std::get<Message>(nak2).get("MSA-1"), "AR");
+}
+
+TEST(Hl7Ack, OriginalAndEnhancedModes) {
+  auto parse = [](const std::string& s) { return std::get<Message>(Message::parse(s)); };
+  const Message original = parse(kMsh + "ADT^A01|C42|P|2.5\rPID|1\r");
+  auto ack = make_ack(original, {AckCode::kAccept, "", "", ""});
+  ASSERT_TRUE(ack.has_value());
+  const Message a = parse(*ack);
+  EXPECT_EQ(a.get("MSA-1"), "AA");
+  EXPECT_EQ(a.get("MSA-2"), "C42");
+  EXPECT_EQ(a.get("MSH-3"), "LABSYS");  // sender and receiver swapped
+  EXPECT_EQ(a.get("MSH-5"), "DIPS");
+  EXPECT_EQ(a.get("MSH-9-1"), "ACK");
+  EXPECT_EQ(a.get("MSH-9-2"), "A01");
+  const Message e = parse(*make_ack(original, {AckCode::kError, "Kafka unavailable", "207", ""}));
+  EXPECT_EQ(e.get("MSA-1"), "AE");
+  EXPECT_EQ(e.get("ERR-8"), "Kafka unavailable");
+  // Enhanced mode: CA/CE/CR, and MSH-15 decides whether an accept ACK is sent at all.
+  const Message al = parse(kMsh + "ADT^A01|C43|P|2.5|||AL|NE\rPID|1\r");
+  EXPECT_EQ(parse(*make_ack(al, {AckCode::kAccept, "", "", ""})).get("MSA-1"), "CA");
+  EXPECT_EQ(parse(*make_ack(al, {AckCode::kReject, "bad", "100", ""})).get("MSA-1"), "CR");
+  const Message ne = parse(kMsh + "ADT^A01|C44|P|2.5|||NE|AL\rPID|1\r");
+  EXPECT_FALSE(make_ack(ne, {AckCode::kAccept, "", "", ""}).has_value());
+  const Message er = parse(kMsh + "ADT^A01|C45|P|2.5|||ER|AL\rPID|1\r");
+  EXPECT_FALSE(make_ack(er, {AckCode::kAccept, "", "", ""}).has_value());
+  EXPECT_TRUE(make_ack(er, {AckCode::kError, "x", "207", ""}).has_value());
+  const auto info = read_ack(a);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->code, "AA");
+  EXPECT_EQ(info->acknowledged_id, "C42");
+}
+
+TEST(Hl7Time, Conversions) {
+  EXPECT_EQ(hl7_time_to_rfc3339("20261120101500+0100"), "2026-11-20T10:15:00+01:00");
+  EXPECT_EQ(hl7_time_to_rfc3339("202611201015-0500"), "2026-11-20T10:15:00-05:00");
+  EXPECT_EQ(hl7_time_to_rfc3339("20261120101500"), "");  // no zone: not guessed
+  EXPECT_EQ(hl7_date("19750312"), "1975-03-12");
+  EXPECT_EQ(hl7_date("1975"), "");
+}
