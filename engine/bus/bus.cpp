@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <set>
 
@@ -420,7 +421,18 @@ Result<std::unique_ptr<Consumer>> Consumer::create(const KafkaSettings& settings
 Consumer::~Consumer() {
   if (!rk_) return;
   if (!closed_) (void)close();
-  rd_kafka_destroy(rk_);
+  // librdkafka 2.0.2 can block forever in rd_kafka_destroy() when a subscribed topic was
+  // deleted while the consumer lived. Shutdown must never hang: wait a bounded time, then
+  // leave the handle to the process exit and say so.
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
+  std::thread([rk = rk_, done] {
+    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    done->set_value();
+  }).detach();
+  if (finished.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
+    log::error(kModule, "consumer did not shut down within 10 s; abandoning its handle",
+               {{"group", group_}});
 }
 
 Result<std::optional<Message>> Consumer::poll(Millis timeout) {

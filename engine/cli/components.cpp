@@ -7,6 +7,7 @@
 #include "adapters/file/folder_source.hpp"
 #include "adapters/hl7v2/canonical.hpp"
 #include "adapters/http/http_source.hpp"
+#include "adapters/mllp/mllp_source.hpp"
 
 namespace budstikke::cli {
 
@@ -14,6 +15,7 @@ runtime::SourceRegistry source_registry() {
   runtime::SourceRegistry r;
   r.add(adapters::folder_source_factory());
   r.add(adapters::http_source_factory());
+  r.add(adapters::mllp_source_factory());
   return r;
 }
 

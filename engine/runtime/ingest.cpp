@@ -198,7 +198,7 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
           {"bs-channel", redact_identity_numbers(in.channel)},
           {"bs-message-id", redact_identity_numbers(rej.message_id)}},
          -1});
-    if (!rej.receipt.empty()) {
+    if (!rej.receipt.empty() && !in.receipt_inline) {
       pending->result.receipt_produced = true;
       const std::string her = rej.sender.organisation.her_id;
       records.push_back({prefix + kAppRecOutboundTopic,

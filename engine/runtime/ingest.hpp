@@ -38,6 +38,9 @@ struct Inbound {
   // A stable identity of this input (e.g. path + content hash). When set, event ids are
   // derived from it, so a message offered twice yields the same event ids.
   std::string source_key;
+  // The source answers the sender itself (e.g. an MLLP ACK on the connection): the
+  // rejection's receipt is not also queued on apprec.outbound.
+  bool receipt_inline = false;
 };
 
 enum class Outcome { kAccepted, kRejected, kRetry };

@@ -29,7 +29,7 @@ inline int free_port() {
 class EngineProcess {
  public:
   explicit EngineProcess(const std::filesystem::path& dir)
-      : dir_(dir), prefix_("e2e." + unique_suffix() + "."), port_(free_port()) {
+      : dir_(dir), prefix_("e2e." + unique_suffix() + "."), port_(free_port()), mllp_port_(free_port()) {
     std::filesystem::create_directories(dir_ / "inbox");
     std::ofstream(config()) << "kafka:\n  bootstrap_servers: " << kafka_bootstrap()
                             << "\n  topic_prefix: \"" << prefix_ << "\"\n"
@@ -41,7 +41,8 @@ class EngineProcess {
                             << "sources:\n"
                             << "  - name: inbox\n    type: folder\n    path: " << inbox().string()
                             << "\n    poll_interval_ms: 50\n    retry_interval_ms: 500\n"
-                            << "  - name: http\n    type: http\n    port: " << port_ << "\n";
+                            << "  - name: http\n    type: http\n    port: " << port_ << "\n"
+                            << "  - name: mllp\n    type: mllp\n    port: " << mllp_port_ << "\n";
   }
   ~EngineProcess() { stop(SIGKILL); }
 
@@ -49,6 +50,7 @@ class EngineProcess {
   std::filesystem::path inbox() const { return dir_ / "inbox"; }
   const std::string& prefix() const { return prefix_; }
   int port() const { return port_; }
+  int mllp_port() const { return mllp_port_; }
 
   bool start() {
     ++starts_;
@@ -115,6 +117,7 @@ class EngineProcess {
   std::filesystem::path dir_;
   std::string prefix_;
   int port_;
+  int mllp_port_;
   pid_t pid_ = -1;
   int starts_ = 0;
 };

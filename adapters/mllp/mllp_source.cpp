@@ -1,0 +1,292 @@
+#include "adapters/mllp/mllp_source.hpp"
+
+#include <boost/asio.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+
+#include "adapters/hl7v2/ack.hpp"
+#include "adapters/mllp/framer.hpp"
+#include "engine/core/log.hpp"
+
+namespace budstikke::adapters {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+constexpr std::string_view kModule = "source.mllp";
+}
+
+struct MllpSource::Impl : std::enable_shared_from_this<MllpSource::Impl> {
+  MllpSourceSettings s;
+  runtime::Ingest& ingest;
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  tcp::acceptor acceptor{io};
+  std::vector<std::thread> threads;
+  std::atomic<int> in_flight{0};
+  std::atomic<uint64_t> seq{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  Impl(MllpSourceSettings settings, runtime::Ingest& in) : s(std::move(settings)), ingest(in) {}
+  void accept();
+};
+
+namespace {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, std::shared_ptr<MllpSource::Impl> impl)
+      : socket_(std::move(socket)),
+        strand_(asio::make_strand(socket_.get_executor())),
+        timer_(socket_.get_executor()),
+        impl_(std::move(impl)),
+        deframer_(static_cast<size_t>(impl_->s.max_message_bytes)) {
+    beast_peer_ = peer();
+  }
+
+  void start() { read(); }
+
+ private:
+  std::string peer() {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  void arm_timer() {
+    timer_.expires_after(std::chrono::milliseconds(impl_->s.read_timeout_ms));
+    timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && !self->busy_) self->close("idle timeout");
+    }));
+  }
+
+  void read() {
+    arm_timer();
+    socket_.async_read_some(
+        asio::buffer(buf_),
+        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+          self->on_read(ec, n);
+        }));
+  }
+
+  void on_read(boost::system::error_code ec, size_t n) {
+    if (ec) {
+      close(ec == asio::error::eof ? "closed by peer" : ec.message());
+      return;
+    }
+    std::vector<std::string> frames;
+    const auto st = deframer_.feed(std::string_view(buf_.data(), n), frames);
+    for (auto& f : frames) pending_.push_back(std::move(f));
+    if (st == mllp::Deframer::Status::kTooLarge) {
+      // Answer, then close: the rest of that frame cannot be trusted.
+      pending_.push_back(std::string());
+      too_large_ = true;
+    }
+    next();
+    if (!closing_) read();
+  }
+
+  // Handles the pending frames one at a time, in order.
+  void next() {
+    if (busy_ || pending_.empty()) return;
+    std::string payload = std::move(pending_.front());
+    pending_.pop_front();
+    if (too_large_ && pending_.empty() && payload.empty()) {
+      write(hl7v2::make_nak_for_unparsable(
+                "", "message larger than max_message_bytes (" + std::to_string(impl_->s.max_message_bytes) + ")"),
+            true);
+      return;
+    }
+    busy_ = true;
+    runtime::Inbound in;
+    in.bytes = payload;
+    in.channel = "mllp:" + impl_->s.name;
+    in.name = "frame-" + std::to_string(impl_->seq.fetch_add(1) + 1) + "@" + beast_peer_;
+    in.receipt_inline = true;
+    impl_->in_flight.fetch_add(1);
+    auto self = shared_from_this();
+    impl_->ingest.submit(std::move(in), [self, payload = std::move(payload)](runtime::IngestResult r) mutable {
+      asio::post(self->strand_, [self, r = std::move(r), payload = std::move(payload)]() {
+        self->answer(r, payload);
+        if (self->impl_->in_flight.fetch_sub(1) == 1) self->impl_->cv.notify_all();
+      });
+    });
+  }
+
+  void answer(const runtime::IngestResult& r, const std::string& payload) {
+    auto parsed = hl7v2::Message::parse(payload);
+    std::optional<std::string> ack;
+    if (auto* m = std::get_if<hl7v2::Message>(&parsed)) {
+      switch (r.outcome) {
+        case runtime::Outcome::kAccepted:
+          ack = hl7v2::make_ack(*m, {hl7v2::AckCode::kAccept, "", "", ""});
+          break;
+        case runtime::Outcome::kRejected:
+          ack = !r.rejection.receipt.empty() && r.rejection.receipt_format == "hl7v2/ack"
+                    ? std::optional<std::string>(r.rejection.receipt)
+                    : hl7v2::make_ack(*m, {hl7v2::AckCode::kReject, r.rejection.reason, "200", ""});
+          break;
+        case runtime::Outcome::kRetry:
+          ack = hl7v2::make_ack(*m, {hl7v2::AckCode::kError, "not stored, send again: " + r.error, "207", ""});
+          break;
+      }
+    } else {
+      ack = hl7v2::make_nak_for_unparsable(payload, r.outcome == runtime::Outcome::kRejected
+                                                        ? r.rejection.reason
+                                                        : std::get<hl7v2::ParseError>(parsed).to_string());
+    }
+    busy_ = false;
+    if (ack) {
+      write(*ack, false);
+    } else {
+      next();
+    }
+  }
+
+  void write(const std::string& ack, bool close_after) {
+    auto framed = std::make_shared<std::string>(mllp::frame(ack));
+    busy_ = true;
+    asio::async_write(socket_, asio::buffer(*framed),
+                      asio::bind_executor(strand_, [self = shared_from_this(), framed, close_after](
+                                                       boost::system::error_code ec, size_t) {
+                        self->busy_ = false;
+                        if (ec || close_after) {
+                          self->close(ec ? ec.message() : "frame too large");
+                          return;
+                        }
+                        self->next();
+                      }));
+  }
+
+  void close(const std::string& why) {
+    if (closing_) return;
+    closing_ = true;
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    log::debug(kModule, "connection closed", {{"peer", beast_peer_}, {"why", why}});
+  }
+
+  tcp::socket socket_;
+  asio::strand<asio::any_io_executor> strand_;
+  asio::steady_timer timer_;
+  std::shared_ptr<MllpSource::Impl> impl_;
+  mllp::Deframer deframer_;
+  std::array<char, 64 * 1024> buf_{};
+  std::deque<std::string> pending_;
+  bool busy_ = false;
+  bool closing_ = false;
+  bool too_large_ = false;
+  std::string beast_peer_;
+};
+
+}  // namespace
+
+void MllpSource::Impl::accept() {
+  acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](boost::system::error_code ec,
+                                                                           tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+    if (!ec) {
+      socket.set_option(tcp::no_delay(true), ec);
+      std::make_shared<Connection>(std::move(socket), self)->start();
+    }
+    self->accept();
+  });
+}
+
+MllpSource::MllpSource(MllpSourceSettings s, runtime::Ingest& ingest) : s_(std::move(s)), ingest_(ingest) {}
+
+MllpSource::~MllpSource() { stop(); }
+
+Status MllpSource::start() {
+  impl_ = std::make_shared<Impl>(s_, ingest_);
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(s_.host, ec);
+  if (ec) return Error::permanent(ErrorDomain::kConfig, "source " + s_.name + ": bad host '" + s_.host + "'");
+  const tcp::endpoint ep(addr, static_cast<unsigned short>(s_.port));
+  impl_->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->acceptor.bind(ep, ec);
+  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Error::permanent(ErrorDomain::kTransport, "source " + s_.name + ": cannot listen on " + s_.host +
+                                                         ":" + std::to_string(s_.port) + ": " + ec.message());
+  bound_port_ = impl_->acceptor.local_endpoint().port();
+  impl_->work.emplace(impl_->io.get_executor());
+  impl_->accept();
+  for (int i = 0; i < std::max(1, s_.threads); ++i) impl_->threads.emplace_back([impl = impl_] { impl->io.run(); });
+  log::info(kModule, "listening", {{"source", s_.name}, {"address", s_.host + ":" + std::to_string(bound_port_.load())}});
+  return {};
+}
+
+void MllpSource::stop() {
+  if (!impl_) return;
+  asio::post(impl_->io, [impl = impl_] {
+    boost::system::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  {
+    std::unique_lock lock(impl_->mu);
+    impl_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return impl_->in_flight.load() == 0; });
+  }
+  impl_->work.reset();
+  impl_->io.stop();
+  for (auto& t : impl_->threads)
+    if (t.joinable()) t.join();
+  impl_.reset();
+}
+
+runtime::SourceFactory mllp_source_factory() {
+  using config::Field;
+  using config::Kind;
+  auto spec = std::make_shared<config::Spec>();
+  spec->name = "sources[] (type: mllp)";
+  spec->description = "Receives HL7 v2 over MLLP; acknowledges only after Kafka has the message.";
+  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def, bool req = false) {
+    Field x;
+    x.name = std::move(n);
+    x.kind = k;
+    x.description = std::move(d);
+    x.default_value = std::move(def);
+    x.required = req;
+    return x;
+  };
+  spec->fields = {
+      f("name", Kind::kString, "Unique name of the source (channel mllp:<name>).", std::nullopt, true),
+      f("type", Kind::kString, "mllp", std::nullopt, true),
+      f("host", Kind::kString, "Address to listen on.", "127.0.0.1"),
+      f("port", Kind::kInt, "Port to listen on (0: any free port).", "6661"),
+      f("max_message_bytes", Kind::kInt, "Largest message accepted (AR and close above).", "16777216"),
+      f("read_timeout_ms", Kind::kInt, "Idle connections are closed after this.", "300000"),
+      f("threads", Kind::kInt, "I/O threads.", "2"),
+  };
+  spec->fields[3].min = 0;
+  spec->fields[3].max = 65535;
+  spec->fields[4].min = 1;
+  spec->fields[5].min = 100;
+  spec->fields[6].min = 1;
+  spec->fields[6].max = 64;
+  runtime::SourceFactory fac;
+  fac.type = "mllp";
+  fac.description = spec->description;
+  fac.spec = spec;
+  fac.create = [spec](const YAML::Node& n, runtime::SourceContext& ctx) -> Result<std::unique_ptr<runtime::Source>> {
+    MllpSourceSettings s;
+    s.name = config::get_string(n, *spec, "name");
+    s.host = config::get_string(n, *spec, "host");
+    s.port = static_cast<int>(config::get_int(n, *spec, "port"));
+    s.max_message_bytes = config::get_int(n, *spec, "max_message_bytes");
+    s.read_timeout_ms = static_cast<int>(config::get_int(n, *spec, "read_timeout_ms"));
+    s.threads = static_cast<int>(config::get_int(n, *spec, "threads"));
+    return std::unique_ptr<runtime::Source>(new MllpSource(s, ctx.ingest));
+  };
+  return fac;
+}
+
+}  // namespace budstikke::adapters
