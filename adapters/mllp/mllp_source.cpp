@@ -60,18 +60,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void arm_timer() {
     timer_.expires_after(std::chrono::milliseconds(impl_->s.read_timeout_ms));
-    timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec) {
-      if (!ec && !self->busy_) self->close("idle timeout");
-    }));
+    timer_.async_wait(
+        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec) {
+          if (!ec && !self->busy_) self->close("idle timeout");
+        }));
   }
 
   void read() {
     arm_timer();
-    socket_.async_read_some(
-        asio::buffer(buf_),
-        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-          self->on_read(ec, n);
-        }));
+    socket_.async_read_some(asio::buffer(buf_),
+                            asio::bind_executor(strand_, [self = shared_from_this()](
+                                                             boost::system::error_code ec,
+                                                             size_t n) { self->on_read(ec, n); }));
   }
 
   void on_read(boost::system::error_code ec, size_t n) {
@@ -97,9 +97,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::string payload = std::move(pending_.front());
     pending_.pop_front();
     if (too_large_ && pending_.empty() && payload.empty()) {
-      write(hl7v2::make_nak_for_unparsable(
-                "", "message larger than max_message_bytes (" + std::to_string(impl_->s.max_message_bytes) + ")"),
-            true);
+      write(
+          hl7v2::make_nak_for_unparsable("", "message larger than max_message_bytes (" +
+                                                 std::to_string(impl_->s.max_message_bytes) + ")"),
+          true);
       return;
     }
     busy_ = true;
@@ -110,12 +111,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     in.receipt_inline = true;
     impl_->in_flight.fetch_add(1);
     auto self = shared_from_this();
-    impl_->ingest.submit(std::move(in), [self, payload = std::move(payload)](runtime::IngestResult r) mutable {
-      asio::post(self->strand_, [self, r = std::move(r), payload = std::move(payload)]() {
-        self->answer(r, payload);
-        if (self->impl_->in_flight.fetch_sub(1) == 1) self->impl_->cv.notify_all();
-      });
-    });
+    impl_->ingest.submit(
+        std::move(in), [self, payload = std::move(payload)](runtime::IngestResult r) mutable {
+          asio::post(self->strand_, [self, r = std::move(r), payload = std::move(payload)]() {
+            self->answer(r, payload);
+            if (self->impl_->in_flight.fetch_sub(1) == 1) self->impl_->cv.notify_all();
+          });
+        });
   }
 
   void answer(const runtime::IngestResult& r, const std::string& payload) {
@@ -132,13 +134,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
                     : hl7v2::make_ack(*m, {hl7v2::AckCode::kReject, r.rejection.reason, "200", ""});
           break;
         case runtime::Outcome::kRetry:
-          ack = hl7v2::make_ack(*m, {hl7v2::AckCode::kError, "not stored, send again: " + r.error, "207", ""});
+          ack = hl7v2::make_ack(
+              *m, {hl7v2::AckCode::kError, "not stored, send again: " + r.error, "207", ""});
           break;
       }
     } else {
-      ack = hl7v2::make_nak_for_unparsable(payload, r.outcome == runtime::Outcome::kRejected
-                                                        ? r.rejection.reason
-                                                        : std::get<hl7v2::ParseError>(parsed).to_string());
+      ack = hl7v2::make_nak_for_unparsable(payload,
+                                           r.outcome == runtime::Outcome::kRejected
+                                               ? r.rejection.reason
+                                               : std::get<hl7v2::ParseError>(parsed).to_string());
     }
     busy_ = false;
     if (ack) {
@@ -189,39 +193,48 @@ class Connection : public std::enable_shared_from_this<Connection> {
 }  // namespace
 
 void MllpSource::Impl::accept() {
-  acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](boost::system::error_code ec,
-                                                                           tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
-    if (!ec) {
-      socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Connection>(std::move(socket), self)->start();
-    }
-    self->accept();
-  });
+  acceptor.async_accept(
+      asio::make_strand(io),
+      [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+        if (!ec) {
+          socket.set_option(tcp::no_delay(true), ec);
+          std::make_shared<Connection>(std::move(socket), self)->start();
+        }
+        self->accept();
+      });
 }
 
-MllpSource::MllpSource(MllpSourceSettings s, runtime::Ingest& ingest) : s_(std::move(s)), ingest_(ingest) {}
+MllpSource::MllpSource(MllpSourceSettings s, runtime::Ingest& ingest)
+    : s_(std::move(s)), ingest_(ingest) {}
 
-MllpSource::~MllpSource() { stop(); }
+MllpSource::~MllpSource() {
+  stop();
+}
 
 Status MllpSource::start() {
   impl_ = std::make_shared<Impl>(s_, ingest_);
   boost::system::error_code ec;
   const auto addr = asio::ip::make_address(s_.host, ec);
-  if (ec) return Error::permanent(ErrorDomain::kConfig, "source " + s_.name + ": bad host '" + s_.host + "'");
+  if (ec)
+    return Error::permanent(ErrorDomain::kConfig,
+                            "source " + s_.name + ": bad host '" + s_.host + "'");
   const tcp::endpoint ep(addr, static_cast<unsigned short>(s_.port));
   impl_->acceptor.open(ep.protocol(), ec);
   if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl_->acceptor.bind(ep, ec);
   if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec)
-    return Error::permanent(ErrorDomain::kTransport, "source " + s_.name + ": cannot listen on " + s_.host +
-                                                         ":" + std::to_string(s_.port) + ": " + ec.message());
+    return Error::permanent(ErrorDomain::kTransport, "source " + s_.name + ": cannot listen on " +
+                                                         s_.host + ":" + std::to_string(s_.port) +
+                                                         ": " + ec.message());
   bound_port_ = impl_->acceptor.local_endpoint().port();
   impl_->work.emplace(impl_->io.get_executor());
   impl_->accept();
-  for (int i = 0; i < std::max(1, s_.threads); ++i) impl_->threads.emplace_back([impl = impl_] { impl->io.run(); });
-  log::info(kModule, "listening", {{"source", s_.name}, {"address", s_.host + ":" + std::to_string(bound_port_.load())}});
+  for (int i = 0; i < std::max(1, s_.threads); ++i)
+    impl_->threads.emplace_back([impl = impl_] { impl->io.run(); });
+  log::info(kModule, "listening",
+            {{"source", s_.name}, {"address", s_.host + ":" + std::to_string(bound_port_.load())}});
   return {};
 }
 
@@ -233,7 +246,8 @@ void MllpSource::stop() {
   });
   {
     std::unique_lock lock(impl_->mu);
-    impl_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return impl_->in_flight.load() == 0; });
+    impl_->cv.wait_for(lock, std::chrono::seconds(30),
+                       [&] { return impl_->in_flight.load() == 0; });
   }
   impl_->work.reset();
   impl_->io.stop();
@@ -248,7 +262,8 @@ runtime::SourceFactory mllp_source_factory() {
   auto spec = std::make_shared<config::Spec>();
   spec->name = "sources[] (type: mllp)";
   spec->description = "Receives HL7 v2 over MLLP; acknowledges only after Kafka has the message.";
-  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def, bool req = false) {
+  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def,
+              bool req = false) {
     Field x;
     x.name = std::move(n);
     x.kind = k;
@@ -258,11 +273,13 @@ runtime::SourceFactory mllp_source_factory() {
     return x;
   };
   spec->fields = {
-      f("name", Kind::kString, "Unique name of the source (channel mllp:<name>).", std::nullopt, true),
+      f("name", Kind::kString, "Unique name of the source (channel mllp:<name>).", std::nullopt,
+        true),
       f("type", Kind::kString, "mllp", std::nullopt, true),
       f("host", Kind::kString, "Address to listen on.", "127.0.0.1"),
       f("port", Kind::kInt, "Port to listen on (0: any free port).", "6661"),
-      f("max_message_bytes", Kind::kInt, "Largest message accepted (AR and close above).", "16777216"),
+      f("max_message_bytes", Kind::kInt, "Largest message accepted (AR and close above).",
+        "16777216"),
       f("read_timeout_ms", Kind::kInt, "Idle connections are closed after this.", "300000"),
       f("threads", Kind::kInt, "I/O threads.", "2"),
   };
@@ -276,7 +293,8 @@ runtime::SourceFactory mllp_source_factory() {
   fac.type = "mllp";
   fac.description = spec->description;
   fac.spec = spec;
-  fac.create = [spec](const YAML::Node& n, runtime::SourceContext& ctx) -> Result<std::unique_ptr<runtime::Source>> {
+  fac.create = [spec](const YAML::Node& n,
+                      runtime::SourceContext& ctx) -> Result<std::unique_ptr<runtime::Source>> {
     MllpSourceSettings s;
     s.name = config::get_string(n, *spec, "name");
     s.host = config::get_string(n, *spec, "host");

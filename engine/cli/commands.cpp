@@ -155,6 +155,12 @@ const std::vector<Command>& commands() {
        "reason for rejections; receipts. Stops after N records or MS milliseconds without\n"
        "new ones (default 3000). --raw prints the record values, identity numbers redacted.\n",
        cmd_consume},
+      {"send", "send HL7 v2 files over MLLP and print each acknowledgement",
+       "usage: budstikke send HOST:PORT FILE...\n\n"
+       "Sends each file as one MLLP frame (LF line ends become CR) on one connection, waits\n"
+       "for its acknowledgement and prints 'file: CODE control-id [reason]'. Exit 0 when every\n"
+       "message was accepted (AA/CA), 1 otherwise.\n",
+       cmd_send},
       {"version", "print the version", "usage: budstikke version\n", cmd_version},
       {"lint", "validate configuration files without starting anything",
        "usage: budstikke lint [-c FILE] [FILE...]\n\n"

@@ -26,5 +26,6 @@ int cmd_config_reference(const Args& args);
 int cmd_topics(const Args& args);
 int cmd_decode(const Args& args);
 int cmd_consume(const Args& args);
+int cmd_send(const Args& args);
 
 }  // namespace budstikke::cli

@@ -30,7 +30,8 @@ std::string adt(const std::string& control_id, int patient) {
          "^^^NORDVIK^PI||Testesen^Ola||19520804|M\rPV1|1|I|MED^201^1\r";
 }
 
-std::map<std::string, int> control_ids_on(const std::string& topic, size_t expected, std::chrono::seconds limit) {
+std::map<std::string, int> control_ids_on(const std::string& topic, size_t expected,
+                                          std::chrono::seconds limit) {
   bus::KafkaSettings s;
   s.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
   std::map<std::string, int> seen;
@@ -131,7 +132,8 @@ TEST(MllpE2E, TenThousandOverEightConnectionsWithKillDashNine) {
   }
   // Kill -9 the engine while the senders are in the middle.
   const auto deadline = std::chrono::steady_clock::now() + 180s;
-  while (acked.load() < 3000 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  while (acked.load() < 3000 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
   const int before = acked.load();
   EXPECT_EQ(engine.stop(SIGKILL), -SIGKILL);
   ASSERT_TRUE(engine.start());
@@ -142,19 +144,23 @@ TEST(MllpE2E, TenThousandOverEightConnectionsWithKillDashNine) {
   for (auto& t : senders) t.join();
   ASSERT_EQ(acked.load(), kConnections * kPerConnection);
 
-  const auto seen = control_ids_on(engine.prefix() + "canonical.admission", kConnections * kPerConnection, 300s);
+  const auto seen =
+      control_ids_on(engine.prefix() + "canonical.admission", kConnections * kPerConnection, 300s);
   size_t lost = 0;
   size_t duplicates = 0;
   for (int c = 0; c < kConnections; ++c)
     for (int i = 0; i < kPerConnection; ++i) {
       const auto it = seen.find("C" + std::to_string(c) + "-" + std::to_string(i));
-      if (it == seen.end()) ++lost;
-      else duplicates += static_cast<size_t>(it->second - 1);
+      if (it == seen.end())
+        ++lost;
+      else
+        duplicates += static_cast<size_t>(it->second - 1);
     }
-  std::printf("mllp: %d messages over %d connections, kill -9 after %d ACKs; resent %d, AE %d; "
-              "on Kafka: %zu distinct, lost %zu, duplicates %zu\n",
-              kConnections * kPerConnection, kConnections, before, resent.load(), naks.load(),
-              seen.size(), lost, duplicates);
+  std::printf(
+      "mllp: %d messages over %d connections, kill -9 after %d ACKs; resent %d, AE %d; "
+      "on Kafka: %zu distinct, lost %zu, duplicates %zu\n",
+      kConnections * kPerConnection, kConnections, before, resent.load(), naks.load(), seen.size(),
+      lost, duplicates);
   EXPECT_EQ(lost, 0u);
   EXPECT_EQ(engine.stop(SIGTERM), 0);
 }

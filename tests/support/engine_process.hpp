@@ -29,7 +29,10 @@ inline int free_port() {
 class EngineProcess {
  public:
   explicit EngineProcess(const std::filesystem::path& dir)
-      : dir_(dir), prefix_("e2e." + unique_suffix() + "."), port_(free_port()), mllp_port_(free_port()) {
+      : dir_(dir),
+        prefix_("e2e." + unique_suffix() + "."),
+        port_(free_port()),
+        mllp_port_(free_port()) {
     std::filesystem::create_directories(dir_ / "inbox");
     std::ofstream(config()) << "kafka:\n  bootstrap_servers: " << kafka_bootstrap()
                             << "\n  topic_prefix: \"" << prefix_ << "\"\n"
