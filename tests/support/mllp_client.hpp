@@ -1,6 +1,10 @@
 #pragma once
 // A minimal blocking MLLP client for tests: send one framed message, wait for its ACK.
 
+#include <poll.h>
+
+#include <utility>
+
 #include <boost/asio.hpp>
 
 #include <chrono>
