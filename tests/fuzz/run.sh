@@ -14,6 +14,9 @@ corpus=build/fuzz/corpus/$target
 mkdir -p "$corpus"
 case $target in
   fuzz_emelding) find "$std/examples" -name '*.xml' -size -64k -exec cp {} "$corpus/" \; ;;
+  fuzz_hl7v2 | fuzz_mllp)
+    corpora=${BUDSTIKKE_CORPORA:-$(cd .. && pwd)/shared/corpora}
+    find "$corpora/hl7v2" -name '*.hl7' -size -64k -exec cp {} "$corpus/" \; ;;
 esac
 export BUDSTIKKE_SCHEMAS=${BUDSTIKKE_SCHEMAS:-$std/xsd}
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
