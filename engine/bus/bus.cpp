@@ -200,14 +200,15 @@ Error kafka_error(int code, std::string_view context) {
 Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings,
                                                    const ProducerOptions& opts) {
   auto conf = make_conf(
-      settings, {{"enable.idempotence", "true"},
-                 {"acks", "all"},
-                 {"linger.ms", std::to_string(opts.linger_ms)},
-                 {"queue.buffering.max.messages", std::to_string(opts.max_in_flight_messages)},
-                 {"queue.buffering.max.kbytes", "1048576"},
-                 {"message.timeout.ms", std::to_string(opts.message_timeout_ms)},
-                 {"compression.codec", opts.compression},
-                 {"message.max.bytes", "16777216"}});
+      settings,
+      {{"enable.idempotence", "true"},
+       {"acks", "all"},
+       {"linger.ms", std::to_string(opts.linger_ms >= 0 ? opts.linger_ms : settings.linger_ms)},
+       {"queue.buffering.max.messages", std::to_string(opts.max_in_flight_messages)},
+       {"queue.buffering.max.kbytes", "1048576"},
+       {"message.timeout.ms", std::to_string(opts.message_timeout_ms)},
+       {"compression.codec", opts.compression},
+       {"message.max.bytes", "16777216"}});
   if (!conf) return conf.error();
   std::unique_ptr<Producer> p(new Producer());
   rd_kafka_conf_set_opaque(conf->get(), &p->in_flight_);

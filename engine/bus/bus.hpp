@@ -41,6 +41,7 @@ struct KafkaSettings {
   std::map<std::string, std::string> properties;
   int default_partitions = 4;
   int default_replication = 1;
+  int linger_ms = 5;  // producer batching delay (engine.yaml kafka.linger_ms)
   std::string bootstrap() const;
 };
 
@@ -70,7 +71,7 @@ struct Delivery {
 using DeliveryCallback = std::function<void(Result<Delivery>)>;
 
 struct ProducerOptions {
-  int linger_ms = 5;
+  int linger_ms = -1;  // -1: KafkaSettings::linger_ms
   int max_in_flight_messages = 1000000;
   int message_timeout_ms = 300000;  // how long librdkafka retries before a delivery fails
   std::string compression = "none";

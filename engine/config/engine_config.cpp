@@ -79,6 +79,10 @@ Spec build_engine_spec_fields() {
        object("tls", "TLS settings.", tls), object("sasl", "SASL settings.", sasl),
        integer("partitions", "Partitions of topics the engine creates.", 4, 1, 1024),
        integer("replication_factor", "Replication factor of topics the engine creates.", 1, 1, 7),
+       integer("linger_ms",
+               "How long the producer waits to batch records: lower means faster "
+               "acknowledgements upstream, higher fewer requests.",
+               1, 0, 1000),
        str("topic_prefix", "Prefix for every topic name (several environments on one cluster).",
            ""),
        props}});
@@ -195,6 +199,7 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
     for (const auto& kv : kafka["properties"]) props[kv.first.Scalar()] = kv.second.Scalar();
   c.kafka.default_partitions = static_cast<int>(get_int(kafka, ks, "partitions"));
   c.kafka.default_replication = static_cast<int>(get_int(kafka, ks, "replication_factor"));
+  c.kafka.linger_ms = static_cast<int>(get_int(kafka, ks, "linger_ms"));
   c.topic_prefix = get_string(kafka, ks, "topic_prefix");
 
   const YAML::Node privacy = root["privacy"];
