@@ -217,9 +217,13 @@ std::string unescape(std::string_view raw, const Delimiters& d, Formatting f) {
       out.push_back(d.repetition);
     else if (seq == "E")
       out.push_back(d.escape);
-    else if (seq.size() > 1 && seq[0] == 'X')
-      append_hex_bytes(out, seq.substr(1));
-    else if (seq == ".br") {
+    else if (seq.size() > 1 && seq[0] == 'X') {
+      // \Xhh..\ carries raw bytes; bytes that are not UTF-8 are read as Latin-1, so the
+      // value stays valid UTF-8.
+      std::string bytes;
+      append_hex_bytes(bytes, seq.substr(1));
+      out += valid_utf8(bytes) ? bytes : latin1_to_utf8(bytes);
+    } else if (seq == ".br") {
       if (f == Formatting::kRender)
         out.push_back('\n');
       else

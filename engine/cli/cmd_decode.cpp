@@ -145,7 +145,8 @@ int cmd_decode(const Args& args) {
         if (!with_original && j.contains("original"))
           j["original"]["data_base64"] =
               "(" + std::to_string(e.original->size) + " bytes; --with-original shows them)";
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n",
+                    j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       }
       continue;
     }
@@ -162,7 +163,8 @@ int cmd_decode(const Args& args) {
           j["original"].erase("data_base64"),
               j["original"]["data_base64"] =
                   "(" + std::to_string(e.original->size) + " bytes; --with-original shows them)";
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n",
+                    j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       }
       for (const auto& w : ok->warnings)
         std::fprintf(stderr, "warning: %s: %s\n", f.c_str(), w.c_str());

@@ -212,7 +212,7 @@ json to_json(const Event& e) {
 }
 
 std::string to_json_string(const Event& e) {
-  return to_json(e).dump(-1, ' ', false, json::error_handler_t::strict);
+  return to_json(e).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Result<Event> event_from_json(const json& j) {

@@ -128,7 +128,8 @@ struct Event {
   bool operator==(const Event&) const = default;
 };
 
-// Serialisation: lossless in both directions.
+// Serialisation: lossless in both directions for valid UTF-8 text (the only kind codecs
+// produce); an invalid byte sequence would be written as U+FFFD instead of failing.
 nlohmann::json to_json(const Event& e);
 std::string to_json_string(const Event& e);
 Result<Event> event_from_json(const nlohmann::json& j);

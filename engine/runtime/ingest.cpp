@@ -153,7 +153,7 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
                 {"validated", e.source.validated.value_or(false)}};
       records.push_back({prefix + kTrackingTopic,
                          tracking_key(e.source.message_id, settings_.key_secret),
-                         t.dump(),
+                         t.dump(-1, ' ', false, json::error_handler_t::replace),
                          {{"bs-state", "received"}},
                          -1});
     }

@@ -174,3 +174,10 @@ TEST(Hl7Time, Conversions) {
   EXPECT_EQ(hl7_date("19750312"), "1975-03-12");
   EXPECT_EQ(hl7_date("1975"), "");
 }
+
+TEST(Hl7Canonical, FuzzFoundInvalidUtf8NeverThrowsOnSerialisation) {
+  // Raw bytes that are neither UTF-8 nor meant as text still give a serialisable event.
+  const std::string msg = kMsh + "ADT^A08|U1|P|2.5\rPID|1||1^^^X^PI||A\\XFFFE\\B\r";
+  const Event e = one(msg);
+  EXPECT_NO_THROW((void)to_json_string(e));
+}

@@ -220,3 +220,10 @@ TEST(Hl7Property, RandomDelimitersAndValuesSurviveEncodeAndReencode) {
   }
   std::printf("property: %d values through random delimiter sets\n", checked);
 }
+
+// Found by fuzz_hl7v2: a hex escape with bytes that are not UTF-8 must not yield invalid
+// UTF-8 (the canonical event's JSON would fail to serialise).
+TEST(Hl7Message, HexEscapeWithNonUtf8BytesStaysValidUtf8) {
+  const Message m = must_parse("MSH|^~\\&|A|B|C|D|2026||ADT^A01|1|P|2.5\rPID|1||||M\\XC6\\LAND\r");
+  EXPECT_EQ(m.get("PID-5"), "M\xC3\x86LAND");
+}
