@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "adapters/emelding/standards.hpp"
 #include "engine/core/crypto.hpp"
 
 namespace budstikke::emelding {
@@ -10,15 +11,6 @@ namespace {
 
 const char* kNs10 = "http://www.kith.no/xmlstds/apprec/2004-11-21";
 const char* kNs11 = "http://www.kith.no/xmlstds/apprec/2012-02-15";
-
-std::string local_datetime_now() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return buf;
-}
 
 void unit(std::string& o, const char* tag, const Organisation& org, const std::string& indent) {
   o += indent + "<" + tag + ">";
@@ -111,7 +103,7 @@ Result<std::string> build_apprec(const AppRecRequest& r) {
   o += std::string("  <MIGversion>") + (v11 ? "v1.1 2012-02-15" : "v1.0 2004-11-21") +
        "</MIGversion>\n";
   o += "  <SoftwareName>Budstikke</SoftwareName>\n";
-  o += "  <GenDate>" + xml_escape(r.gen_date.empty() ? local_datetime_now() : r.gen_date) +
+  o += "  <GenDate>" + xml_escape(r.gen_date.empty() ? kith_datetime_now() : r.gen_date) +
        "</GenDate>\n";
   o += "  <Id>" + xml_escape(r.id.empty() ? uuid_v4() : r.id) + "</Id>\n";
   o += "  <Sender>" + hcp(r.sender) + "</Sender>\n";
@@ -129,7 +121,7 @@ Result<std::string> build_apprec(const AppRecRequest& r) {
   if (!r.original_msg_type_dn.empty()) o += " DN=\"" + xml_escape(r.original_msg_type_dn) + "\"";
   o += "/>\n";
   std::string issue = r.original_issue_date;
-  if (issue.size() < 19) issue = local_datetime_now();  // the schema needs a dateTime
+  if (issue.size() < 19) issue = kith_datetime_now();  // the schema needs a dateTime
   o += "    <IssueDate>" + xml_escape(issue) + "</IssueDate>\n";
   o += "    <Id>" + xml_escape(r.original_msg_id) + "</Id>\n";
   o += "  </OriginalMsgId>\n</AppRec>\n";

@@ -8,6 +8,7 @@
 #include <xercesc/parsers/XercesDOMParser.hpp>
 
 #include "adapters/emelding/codec.hpp"
+#include "adapters/emelding/standards.hpp"
 #include "adapters/emelding/xml.hpp"
 #include "engine/core/crypto.hpp"
 
@@ -16,15 +17,6 @@ namespace budstikke::emelding {
 namespace x = XERCES_CPP_NAMESPACE;
 
 namespace {
-
-std::string local_now() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return buf;
-}
 
 void remove_children(x::DOMElement* e) {
   while (x::DOMNode* c = e->getFirstChild()) e->removeChild(c)->release();
@@ -172,7 +164,7 @@ Result<std::string> encode_readdressed(const Event& e, const Readdress& r) {
   if (xml::local_name(root) == "EI_fellesformat") msg = xml::child(root, "MsgHead");
   if (!msg) return Error::permanent(ErrorDomain::kCodec, "no MsgHead inside EI_fellesformat");
   const std::string id = r.new_msg_id.empty() ? uuid_v4() : r.new_msg_id;
-  const std::string gen = r.gen_date.empty() ? local_now() : r.gen_date;
+  const std::string gen = r.gen_date.empty() ? kith_datetime_now() : r.gen_date;
   const std::string name = xml::local_name(msg);
   if (name == "MsgHead") {
     x::DOMElement* mi = xml::child(msg, "MsgInfo");

@@ -1,6 +1,8 @@
 #include "adapters/emelding/standards.hpp"
 
 #include <array>
+#include <chrono>
+#include <ctime>
 
 namespace budstikke::emelding {
 namespace {
@@ -96,6 +98,15 @@ EventType type_for_msg_type(std::string_view code, EventType fallback) {
       code == "MEDISINSKE_OPPLYSNINGER" || code == "FRAVARSMELDING")
     return EventType::kPlo;
   return fallback;
+}
+
+std::string kith_datetime_now() {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return buf;
 }
 
 std::string code_system_name(std::string_view oid) {

@@ -25,6 +25,9 @@ const StandardInfo* standard_by_namespace(std::string_view ns);
 // standard as a fallback.
 EventType type_for_msg_type(std::string_view code, EventType fallback);
 
+// Now as a KITH dateTime: Norwegian local time without a zone, e.g. 2026-11-20T09:12:00.
+std::string kith_datetime_now();
+
 // A readable name for a code-system OID (e.g. 2.16.578.1.12.4.1.1.7170 -> ICPC-2).
 std::string code_system_name(std::string_view oid);
 

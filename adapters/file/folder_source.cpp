@@ -243,32 +243,25 @@ void FolderSource::finish(const std::string& file, const std::string& key_hash,
 }
 
 runtime::SourceFactory folder_source_factory() {
-  using config::Field;
   using config::Kind;
   auto spec = std::make_shared<config::Spec>();
   spec->name = "sources[] (type: folder)";
   spec->description = "Picks up files from a folder; moves them to done/ or failed/.";
-  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def,
-              bool req = false) {
-    Field x;
-    x.name = std::move(n);
-    x.kind = k;
-    x.description = std::move(d);
-    x.default_value = std::move(def);
-    x.required = req;
-    return x;
-  };
   spec->fields = {
-      f("name", Kind::kString, "Unique name of the source (used in the channel: file:<name>).",
-        std::nullopt, true),
-      f("type", Kind::kString, "folder", std::nullopt, true),
-      f("path", Kind::kString, "The inbox folder (relative to engine.yaml).", std::nullopt, true),
-      f("validate", Kind::kBool, "Validate e-meldinger against the XSDs.", "true"),
-      f("poll_interval_ms", Kind::kInt, "How often the folder is scanned.", "250"),
-      f("retry_interval_ms", Kind::kInt, "Wait before offering a file again when Kafka failed.",
-        "2000"),
-      f("max_bytes", Kind::kInt, "Largest file accepted; larger ones are rejected.", "52428800"),
-      f("max_in_flight", Kind::kInt, "Files handed to the ingest stage at once.", "256"),
+      config::make_field("name", Kind::kString,
+                         "Unique name of the source (used in the channel: file:<name>).",
+                         std::nullopt, true),
+      config::make_field("type", Kind::kString, "folder", std::nullopt, true),
+      config::make_field("path", Kind::kString, "The inbox folder (relative to engine.yaml).",
+                         std::nullopt, true),
+      config::make_field("validate", Kind::kBool, "Validate e-meldinger against the XSDs.", "true"),
+      config::make_field("poll_interval_ms", Kind::kInt, "How often the folder is scanned.", "250"),
+      config::make_field("retry_interval_ms", Kind::kInt,
+                         "Wait before offering a file again when Kafka failed.", "2000"),
+      config::make_field("max_bytes", Kind::kInt,
+                         "Largest file accepted; larger ones are rejected.", "52428800"),
+      config::make_field("max_in_flight", Kind::kInt, "Files handed to the ingest stage at once.",
+                         "256"),
   };
   spec->fields[3].kind = Kind::kBool;
   spec->fields[4].min = 10;

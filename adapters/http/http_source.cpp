@@ -235,32 +235,23 @@ void HttpSource::stop() {
 }
 
 runtime::SourceFactory http_source_factory() {
-  using config::Field;
   using config::Kind;
   auto spec = std::make_shared<config::Spec>();
   spec->name = "sources[] (type: http)";
   spec->description = "Receives messages by HTTP POST; answers 202 only after Kafka has them.";
-  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def,
-              bool req = false) {
-    Field x;
-    x.name = std::move(n);
-    x.kind = k;
-    x.description = std::move(d);
-    x.default_value = std::move(def);
-    x.required = req;
-    return x;
-  };
   spec->fields = {
-      f("name", Kind::kString, "Unique name of the source (channel http:<name>).", std::nullopt,
-        true),
-      f("type", Kind::kString, "http", std::nullopt, true),
-      f("host", Kind::kString, "Address to listen on.", "127.0.0.1"),
-      f("port", Kind::kInt, "Port to listen on (0: any free port).", "8080"),
-      f("path", Kind::kString, "Path that takes POSTed messages.", "/ingest"),
-      f("max_body_bytes", Kind::kInt, "Largest body accepted (413 above).", "20971520"),
-      f("validate", Kind::kBool, "Validate e-meldinger against the XSDs.", "true"),
-      f("threads", Kind::kInt, "I/O threads.", "2"),
-      f("read_timeout_ms", Kind::kInt, "Time allowed to read one request.", "30000"),
+      config::make_field("name", Kind::kString, "Unique name of the source (channel http:<name>).",
+                         std::nullopt, true),
+      config::make_field("type", Kind::kString, "http", std::nullopt, true),
+      config::make_field("host", Kind::kString, "Address to listen on.", "127.0.0.1"),
+      config::make_field("port", Kind::kInt, "Port to listen on (0: any free port).", "8080"),
+      config::make_field("path", Kind::kString, "Path that takes POSTed messages.", "/ingest"),
+      config::make_field("max_body_bytes", Kind::kInt, "Largest body accepted (413 above).",
+                         "20971520"),
+      config::make_field("validate", Kind::kBool, "Validate e-meldinger against the XSDs.", "true"),
+      config::make_field("threads", Kind::kInt, "I/O threads.", "2"),
+      config::make_field("read_timeout_ms", Kind::kInt, "Time allowed to read one request.",
+                         "30000"),
   };
   spec->fields[3].min = 0;
   spec->fields[3].max = 65535;

@@ -257,31 +257,21 @@ void MllpSource::stop() {
 }
 
 runtime::SourceFactory mllp_source_factory() {
-  using config::Field;
   using config::Kind;
   auto spec = std::make_shared<config::Spec>();
   spec->name = "sources[] (type: mllp)";
   spec->description = "Receives HL7 v2 over MLLP; acknowledges only after Kafka has the message.";
-  auto f = [](std::string n, Kind k, std::string d, std::optional<std::string> def,
-              bool req = false) {
-    Field x;
-    x.name = std::move(n);
-    x.kind = k;
-    x.description = std::move(d);
-    x.default_value = std::move(def);
-    x.required = req;
-    return x;
-  };
   spec->fields = {
-      f("name", Kind::kString, "Unique name of the source (channel mllp:<name>).", std::nullopt,
-        true),
-      f("type", Kind::kString, "mllp", std::nullopt, true),
-      f("host", Kind::kString, "Address to listen on.", "127.0.0.1"),
-      f("port", Kind::kInt, "Port to listen on (0: any free port).", "6661"),
-      f("max_message_bytes", Kind::kInt, "Largest message accepted (AR and close above).",
-        "16777216"),
-      f("read_timeout_ms", Kind::kInt, "Idle connections are closed after this.", "300000"),
-      f("threads", Kind::kInt, "I/O threads.", "2"),
+      config::make_field("name", Kind::kString, "Unique name of the source (channel mllp:<name>).",
+                         std::nullopt, true),
+      config::make_field("type", Kind::kString, "mllp", std::nullopt, true),
+      config::make_field("host", Kind::kString, "Address to listen on.", "127.0.0.1"),
+      config::make_field("port", Kind::kInt, "Port to listen on (0: any free port).", "6661"),
+      config::make_field("max_message_bytes", Kind::kInt,
+                         "Largest message accepted (AR and close above).", "16777216"),
+      config::make_field("read_timeout_ms", Kind::kInt, "Idle connections are closed after this.",
+                         "300000"),
+      config::make_field("threads", Kind::kInt, "I/O threads.", "2"),
   };
   spec->fields[3].min = 0;
   spec->fields[3].max = 65535;

@@ -176,6 +176,17 @@ std::string Diagnostics::format_all() const {
   return out;
 }
 
+Field make_field(std::string name, Kind kind, std::string description,
+                 std::optional<std::string> default_value, bool required) {
+  Field f;
+  f.name = std::move(name);
+  f.kind = kind;
+  f.description = std::move(description);
+  f.default_value = std::move(default_value);
+  f.required = required;
+  return f;
+}
+
 const Field* Spec::find(const std::string& n) const {
   for (const auto& f : fields)
     if (f.name == n) return &f;

@@ -70,6 +70,10 @@ struct Spec {
   const Field* find(const std::string& name) const;
 };
 
+// A field declaration in one call.
+Field make_field(std::string name, Kind kind, std::string description,
+                 std::optional<std::string> default_value = std::nullopt, bool required = false);
+
 // Validates `node` against `spec`. `path` is the dotted path of the node ("" for the root).
 void validate(const YAML::Node& node, const Spec& spec, const std::string& file,
               const std::string& path, Diagnostics& diags);

@@ -24,13 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream o;
-  o << in.rdbuf();
-  return o.str();
-}
-
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
     s.replace(pos, from.size(), to);
@@ -38,10 +31,10 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 }
 
 struct Messages {
-  std::string valid =
-      slurp(testenv::source_dir() / "examples/messages/dialog-notat-gp-to-hospital.xml");
-  std::string invalid =
-      slurp(testenv::source_dir() / "examples/messages/invalid-dialog-ident-order.xml");
+  std::string valid = testenv::read_file(testenv::source_dir() /
+                                         "examples/messages/dialog-notat-gp-to-hospital.xml");
+  std::string invalid = testenv::read_file(testenv::source_dir() /
+                                           "examples/messages/invalid-dialog-ident-order.xml");
   std::string make_valid(const std::string& id) const {
     return replace_all(valid, "6a0e2f43-5d0b-4a8e-9a55-0b3c2f7e1a01", id);
   }

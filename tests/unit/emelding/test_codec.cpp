@@ -17,13 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream o;
-  o << in.rdbuf();
-  return o.str();
-}
-
 std::shared_ptr<const SchemaSet> schemas() {
   static auto set = [] {
     auto s = SchemaSet::load((testenv::standards_dir() / "xsd").string());
@@ -70,7 +63,7 @@ TEST(EmeldingCodec, EveryValidExampleRoundTripsAndReaddresses) {
   int readdressed = 0;
   for (const auto& r : rows) {
     if (r.verdict != "valid" || r.folder == "cpp-cpa") continue;
-    const std::string bytes = slurp(testenv::standards_dir() / r.file);
+    const std::string bytes = testenv::read_file(testenv::standards_dir() / r.file);
     auto res = d.decode(bytes, opts(), r.file);
     auto* ok = std::get_if<Decoded>(&res);
     ASSERT_NE(ok, nullptr) << r.file;
@@ -112,7 +105,8 @@ TEST(EmeldingCodec, EveryValidExampleRoundTripsAndReaddresses) {
 TEST(EmeldingCodec, CanonicalContentOfALabResult) {
   Decoder d(schemas());
   const auto dec = must_decode(
-      d, slurp(example("svarrapport/sarepta/Svarrapport-v-1-3/Svar_biokjemi_v1-3_Endring.xml")));
+      d, testenv::read_file(
+             example("svarrapport/sarepta/Svarrapport-v-1-3/Svar_biokjemi_v1-3_Endring.xml")));
   ASSERT_EQ(dec.events.size(), 1u);
   const Event& e = dec.events[0];
   EXPECT_EQ(e.type, EventType::kLabResult);
@@ -145,7 +139,8 @@ TEST(EmeldingCodec, CanonicalContentOfALabResult) {
 TEST(EmeldingCodec, CanonicalContentOfAReferralAndADialog) {
   Decoder d(schemas());
   auto ref = must_decode(
-      d, slurp(example("henvisning/sarepta/Henvisning_v1-0/henvisning_strukturert_v1.0_n.xml")));
+      d, testenv::read_file(
+             example("henvisning/sarepta/Henvisning_v1-0/henvisning_strukturert_v1.0_n.xml")));
   const Event& r = ref.events.at(0);
   EXPECT_EQ(r.type, EventType::kReferral);
   ASSERT_FALSE(r.body["diagnoses"].empty());
@@ -154,7 +149,8 @@ TEST(EmeldingCodec, CanonicalContentOfAReferralAndADialog) {
   EXPECT_FALSE(r.body["reasons"].empty());
 
   auto dia = must_decode(
-      d, slurp(example("dialogmelding/sarepta/Dialogmelding-v1-0/Dialogmelding_avvik_v1-0.xml")));
+      d, testenv::read_file(
+             example("dialogmelding/sarepta/Dialogmelding-v1-0/Dialogmelding_avvik_v1-0.xml")));
   const Event& m = dia.events.at(0);
   EXPECT_EQ(m.type, EventType::kDialog);
   EXPECT_EQ(m.sender.organisation.her_id, "91096");
@@ -168,7 +164,7 @@ TEST(EmeldingCodec, ValidationCanBeTurnedOffPerSource) {
   Decoder d(schemas());
   // Sender's organisation removed: invalid against the XSD, but well-formed.
   const std::string bytes =
-      slurp(example("dialogmelding/testcases/Testcase-Dialogmeldingen/Case1-16b.xml"));
+      testenv::read_file(example("dialogmelding/testcases/Testcase-Dialogmeldingen/Case1-16b.xml"));
   auto strict = d.decode(bytes, opts(), "x");
   ASSERT_TRUE(std::holds_alternative<Rejection>(strict));
   EXPECT_STREQ(std::get<Rejection>(strict).code.code, "T02");
@@ -237,7 +233,7 @@ TEST(EmeldingAppRec, OkForEachVersionValidatesAndMirrorsParties) {
       ADD_FAILURE() << "missing " << path;
       continue;
     }
-    const auto dec = must_decode(d, slurp(path));
+    const auto dec = must_decode(d, testenv::read_file(path));
     const auto req = apprec_ok(dec.info);
     EXPECT_EQ(req.version, c.version) << c.file;
     EXPECT_EQ(req.sender, dec.info.receiver);
@@ -251,8 +247,8 @@ TEST(EmeldingAppRec, OkForEachVersionValidatesAndMirrorsParties) {
 TEST(EmeldingAppRec, RejectedAsInvalidCarriesT02AndTheReason) {
   Decoder d(schemas());
   // IssueDate removed from a lab result: invalid, but sender and id are readable.
-  const std::string bytes =
-      slurp(example("svarrapport/testcases/Testcase-mikrobiologisvar-20120203/case6-26b.xml"));
+  const std::string bytes = testenv::read_file(
+      example("svarrapport/testcases/Testcase-mikrobiologisvar-20120203/case6-26b.xml"));
   auto res = d.decode(bytes, opts(), "case6-26b.xml");
   auto* rej = std::get_if<Rejection>(&res);
   ASSERT_NE(rej, nullptr);
@@ -273,7 +269,8 @@ TEST(EmeldingAppRec, RejectedAsInvalidCarriesT02AndTheReason) {
 TEST(EmeldingAppRec, UnknownReceiverE21) {
   Decoder d(schemas());
   const auto dec = must_decode(
-      d, slurp(example("dialogmelding/sarepta/Dialogmelding-v1-0/Dialogmelding_avvik_v1-0.xml")));
+      d, testenv::read_file(
+             example("dialogmelding/sarepta/Dialogmelding-v1-0/Dialogmelding_avvik_v1-0.xml")));
   for (const char* version : {"1.0", "1.1"}) {
     AppRecRequest req = apprec_ok(dec.info);
     req.version = version;

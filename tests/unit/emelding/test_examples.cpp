@@ -21,13 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream o;
-  o << in.rdbuf();
-  return o.str();
-}
-
 // file -> expected outcome ("accept" | "T01" | "T02" | "T10"), with a reason.
 std::map<std::string, std::string> exceptions() {
   std::map<std::string, std::string> out;
@@ -75,7 +68,7 @@ TEST(EmeldingExamples, EveryExampleMatchesTheManifest) {
       failures.push_back(r.file + ": missing");
       continue;
     }
-    const std::string bytes = slurp(path);
+    const std::string bytes = testenv::read_file(path);
     auto result = decoder.decode(bytes, opts, fs::path(r.file).filename().string());
     const auto* ok = std::get_if<emelding::Decoded>(&result);
     const auto* rej = std::get_if<emelding::Rejection>(&result);

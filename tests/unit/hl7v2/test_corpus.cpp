@@ -24,13 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream o;
-  o << in.rdbuf();
-  return o.str();
-}
-
 struct Row {
   std::string file, path, expected, by, note;
 };
@@ -182,7 +175,8 @@ TEST(Hl7Corpus, EveryExpectedValueOfTheManifest) {
   std::map<std::string, std::variant<Stream, ParseError>> parsed;
   auto stream_of = [&](const std::string& file) -> const std::variant<Stream, ParseError>& {
     auto it = parsed.find(file);
-    if (it == parsed.end()) it = parsed.emplace(file, parse_stream(slurp(dir / file))).first;
+    if (it == parsed.end())
+      it = parsed.emplace(file, parse_stream(testenv::read_file(dir / file))).first;
     return it->second;
   };
   const std::regex path_re(
@@ -309,7 +303,7 @@ TEST(Hl7Corpus, EveryExpectedValueOfTheManifest) {
         fail(err ? "error: " + err->to_string() : "parsed");
     } else if (kind == "frame_count" || kind.rfind("frame#", 0) == 0) {
       ++asserted;
-      const auto frames = mllp::deframe_all(slurp(dir / r.file));
+      const auto frames = mllp::deframe_all(testenv::read_file(dir / r.file));
       if (kind == "frame_count") {
         if (frames.size() == std::stoul(expected))
           ++passed;
@@ -323,7 +317,7 @@ TEST(Hl7Corpus, EveryExpectedValueOfTheManifest) {
         want.replace(p, 2, "\r");
       if (const auto o = want.find('(');
           o != std::string::npos && want.find(".hl7)") != std::string::npos)
-        want = slurp(dir / want.substr(o + 1, want.find(')') - o - 1));
+        want = testenv::read_file(dir / want.substr(o + 1, want.find(')') - o - 1));
       auto norm = [](std::string s) {
         std::string o;
         for (char c : s)
@@ -357,7 +351,7 @@ TEST(Hl7Corpus, EveryExpectedValueOfTheManifest) {
                 : "parse error: " + err->to_string());
         continue;
       }
-      std::string in = slurp(dir / r.file);
+      std::string in = testenv::read_file(dir / r.file);
       std::string out = st->messages[0].encode();
       auto trim = [](std::string s) {
         while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' '))
