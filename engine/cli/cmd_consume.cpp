@@ -117,30 +117,38 @@ int cmd_consume(const Args& args) {
       continue;
     }
     const auto j = nlohmann::json::parse(msg.value(), nullptr, false);
-    std::string line = std::string(msg.topic()) + "[" + std::to_string(msg.partition()) + "@" +
-                       std::to_string(msg.offset()) + "] ";
-    if (j.is_object() && j.contains("event_id")) {
-      line += j.value("type", std::string("?")) + " " +
-              j["source"].value("message_type", std::string("")) + " msg " +
-              j["source"].value("message_id", std::string("?")) + " from " +
-              party(j.value("sender", nlohmann::json())) + " to " +
-              party(j.value("receiver", nlohmann::json()));
-    } else if (j.is_object() && j.contains("state")) {
-      line += j.value("state", std::string("?")) + " msg " +
-              j.value("message_id", std::string("?")) + " via " +
-              j.value("channel", std::string("?"));
-      if (j.contains("type")) line += " as " + j.value("type", std::string("?"));
-      if (j.contains("code")) line += " (" + j.value("code", std::string("")) + ")";
-    } else if (j.is_object() && j.contains("reason")) {
-      line += j.value("code", std::string("?")) + " " + j.value("name", std::string("")) + ": " +
-              j.value("reason", std::string(""));
-    } else {
-      line += "receipt for msg " + msg.header("bs-original-message-id").value_or("?") + " to HER " +
-              msg.header("bs-receiver-her").value_or("?") + " (" +
-              msg.header("bs-format").value_or("?") + ", " + std::to_string(msg.value().size()) +
-              " bytes)";
+    try {
+      std::string line = std::string(msg.topic()) + "[" + std::to_string(msg.partition()) + "@" +
+                         std::to_string(msg.offset()) + "] ";
+      if (j.is_object() && j.contains("state")) {
+        line += j.value("state", std::string("?")) + " msg " +
+                j.value("message_id", std::string("?")) + " via " +
+                j.value("channel", std::string("?"));
+        if (j.contains("type")) line += " as " + j.value("type", std::string("?"));
+        if (j.contains("code")) line += " (" + j.value("code", std::string("")) + ")";
+      } else if (j.is_object() && j.contains("event_id") && j.contains("source") &&
+                 j["source"].is_object()) {
+        line += j.value("type", std::string("?")) + " " +
+                j["source"].value("message_type", std::string("")) + " msg " +
+                j["source"].value("message_id", std::string("?")) + " from " +
+                party(j.value("sender", nlohmann::json())) + " to " +
+                party(j.value("receiver", nlohmann::json()));
+      } else if (j.is_object() && j.contains("reason")) {
+        line += j.value("code", std::string("?")) + " " + j.value("name", std::string("")) + ": " +
+                j.value("reason", std::string(""));
+      } else {
+        line += "receipt for msg " + msg.header("bs-original-message-id").value_or("?") +
+                " to HER " + msg.header("bs-receiver-her").value_or("?") + " (" +
+                msg.header("bs-format").value_or("?") + ", " + std::to_string(msg.value().size()) +
+                " bytes)";
+      }
+      std::printf("%s\n", redact_identity_numbers(line).c_str());
+    } catch (const nlohmann::json::exception&) {
+      // A record of another shape: show it as it is rather than stop.
+      std::printf("%s[%d@%lld] %s\n", std::string(msg.topic()).c_str(), msg.partition(),
+                  static_cast<long long>(msg.offset()),
+                  redact_identity_numbers(msg.value().substr(0, 200)).c_str());
     }
-    std::printf("%s\n", redact_identity_numbers(line).c_str());
   }
   (void)(*c)->close();
   std::fprintf(stderr, "%ld record(s)\n", n);

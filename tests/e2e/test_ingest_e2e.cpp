@@ -179,6 +179,26 @@ TEST(IngestE2E, FilesAndPostsArriveRejectionsGetReasonsAndAppRecs) {
     answered.insert(e.conversation.in_reply_to);
   }
   EXPECT_EQ(answered, invalid_ids);
+
+  // The operator's view of the same run: `budstikke consume` prints every record of every
+  // shape (canonical events, rejections, tracking states) and exits 0.
+  const std::string cmd = (testenv::binary_dir() / "bin/budstikke").string() + " consume -c " +
+                          engine.config().string() +
+                          " --idle-ms 3000 tracking ingest.rejected canonical.dialog 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  EXPECT_EQ(pclose(p), 0);
+  size_t received = 0;
+  size_t lines = 0;
+  for (size_t pos = 0; (pos = out.find('\n', pos)) != std::string::npos; ++pos) ++lines;
+  for (size_t pos = 0; (pos = out.find("] received msg", pos)) != std::string::npos; ++pos)
+    ++received;
+  EXPECT_EQ(received, valid_ids.size());
+  EXPECT_EQ(lines, valid_ids.size() * 2 + 21 * 2);  // tracking + events; tracking + rejections
+  EXPECT_EQ(out.find("12837512393"), std::string::npos);  // no identity number on screen
   EXPECT_EQ(engine.stop(SIGTERM), 0);
 }
 
