@@ -1,0 +1,43 @@
+#pragma once
+// Sinks deliver rendered bytes to a connected system (HTTP, MLLP, file, Kafka topic).
+// DESIGN.md: send(job) -> DeliveryResult { ok | retriable(reason) | permanent(reason) }, plus
+// a health check. The delivery stage retries retriable failures with backoff and sends
+// permanent ones to the system's dead-letter topic.
+
+#include <string>
+
+namespace budstikke::runtime {
+
+struct DeliveryResult {
+  enum class Kind { kOk, kRetriable, kPermanent };
+  Kind kind = Kind::kOk;
+  std::string reason;    // why it failed, for the DLQ record and the tracking event
+  std::string response;  // what the receiver answered (e.g. the ACK), when it answered
+
+  static DeliveryResult ok(std::string response = {}) {
+    return {Kind::kOk, {}, std::move(response)};
+  }
+  static DeliveryResult retriable(std::string why, std::string response = {}) {
+    return {Kind::kRetriable, std::move(why), std::move(response)};
+  }
+  static DeliveryResult permanent(std::string why, std::string response = {}) {
+    return {Kind::kPermanent, std::move(why), std::move(response)};
+  }
+  bool is_ok() const { return kind == Kind::kOk; }
+};
+
+struct DeliveryJob {
+  std::string payload;          // rendered bytes
+  std::string idempotency_key;  // the source message id
+  std::string content_type;
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual DeliveryResult send(const DeliveryJob& job) = 0;
+  // Whether the system can be reached now (cheap; used by the circuit breaker).
+  virtual bool healthy() = 0;
+};
+
+}  // namespace budstikke::runtime
