@@ -5,13 +5,12 @@
 #include <boost/beast/http.hpp>
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/core/log.hpp"
+#include "engine/runtime/tcp_listener.hpp"
 
 namespace budstikke::adapters {
 
@@ -25,21 +24,12 @@ namespace {
 constexpr std::string_view kModule = "source.http";
 }
 
-struct HttpSource::Impl : std::enable_shared_from_this<HttpSource::Impl> {
+struct HttpSource::Impl {
   HttpSourceSettings s;
   runtime::Ingest& ingest;
-  asio::io_context io;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
-  tcp::acceptor acceptor{io};
-  std::vector<std::thread> threads;
-  std::atomic<int> in_flight{0};
+  std::shared_ptr<runtime::TcpListener> listener = runtime::TcpListener::create();
   std::atomic<uint64_t> request_seq{0};
-  std::mutex mu;
-  std::condition_variable cv;
-
   Impl(HttpSourceSettings settings, runtime::Ingest& in) : s(std::move(settings)), ingest(in) {}
-
-  void accept();
 };
 
 namespace {
@@ -102,12 +92,12 @@ class Session : public std::enable_shared_from_this<Session> {
     in.name = "request-" + std::to_string(impl_->request_seq.fetch_add(1) + 1);
     in.validate = impl_->s.validate;
     const bool keep_alive = req.keep_alive();
-    impl_->in_flight.fetch_add(1);
+    impl_->listener->begin_request();
     auto self = shared_from_this();
     impl_->ingest.submit(std::move(in), [self, keep_alive](runtime::IngestResult r) {
       asio::post(self->stream_.get_executor(), [self, keep_alive, r = std::move(r)]() {
         self->answer(r, keep_alive);
-        if (self->impl_->in_flight.fetch_sub(1) == 1) self->impl_->cv.notify_all();
+        self->impl_->listener->end_request();
       });
     });
   }
@@ -171,16 +161,6 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
-void HttpSource::Impl::accept() {
-  acceptor.async_accept(asio::make_strand(io),
-                        [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-                          if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
-                            return;
-                          if (!ec) std::make_shared<Session>(std::move(socket), self)->start();
-                          self->accept();
-                        });
-}
-
 HttpSource::HttpSource(HttpSourceSettings s, runtime::Ingest& ingest)
     : s_(std::move(s)), ingest_(ingest) {}
 
@@ -190,25 +170,13 @@ HttpSource::~HttpSource() {
 
 Status HttpSource::start() {
   impl_ = std::make_shared<Impl>(s_, ingest_);
-  beast::error_code ec;
-  const auto addr = asio::ip::make_address(s_.host, ec);
-  if (ec)
-    return Error::permanent(ErrorDomain::kConfig,
-                            "source " + s_.name + ": bad host '" + s_.host + "'");
-  const tcp::endpoint ep(addr, static_cast<unsigned short>(s_.port));
-  impl_->acceptor.open(ep.protocol(), ec);
-  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) impl_->acceptor.bind(ep, ec);
-  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return Error::permanent(ErrorDomain::kTransport, "source " + s_.name + ": cannot listen on " +
-                                                         s_.host + ":" + std::to_string(s_.port) +
-                                                         ": " + ec.message());
-  bound_port_ = impl_->acceptor.local_endpoint().port();
-  impl_->work.emplace(impl_->io.get_executor());
-  impl_->accept();
-  for (int i = 0; i < std::max(1, s_.threads); ++i)
-    impl_->threads.emplace_back([impl = impl_] { impl->io.run(); });
+  std::weak_ptr<Impl> weak = impl_;
+  auto port = impl_->listener->start(
+      "source " + s_.name, s_.host, s_.port, s_.threads, [weak](tcp::socket socket) {
+        if (auto impl = weak.lock()) std::make_shared<Session>(std::move(socket), impl)->start();
+      });
+  if (!port) return port.error();
+  bound_port_ = *port;
   log::info(kModule, "listening",
             {{"source", s_.name},
              {"address", s_.host + ":" + std::to_string(bound_port_.load())},
@@ -218,19 +186,7 @@ Status HttpSource::start() {
 
 void HttpSource::stop() {
   if (!impl_) return;
-  asio::post(impl_->io, [impl = impl_] {
-    beast::error_code ec;
-    impl->acceptor.close(ec);
-  });
-  {
-    std::unique_lock lock(impl_->mu);
-    impl_->cv.wait_for(lock, std::chrono::seconds(30),
-                       [&] { return impl_->in_flight.load() == 0; });
-  }
-  impl_->work.reset();
-  impl_->io.stop();
-  for (auto& t : impl_->threads)
-    if (t.joinable()) t.join();
+  impl_->listener->stop();
   impl_.reset();
 }
 

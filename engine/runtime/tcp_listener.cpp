@@ -1,0 +1,79 @@
+#include "engine/runtime/tcp_listener.hpp"
+
+#include <future>
+
+namespace budstikke::runtime {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+TcpListener::~TcpListener() {
+  stop(std::chrono::seconds(0));
+}
+
+Result<int> TcpListener::start(const std::string& what, const std::string& host, int port,
+                               int threads, OnAccept on_accept) {
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (ec) return Error::permanent(ErrorDomain::kConfig, what + ": bad host '" + host + "'");
+  const tcp::endpoint ep(addr, static_cast<unsigned short>(port));
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Error::permanent(
+        ErrorDomain::kTransport,
+        what + ": cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+  on_accept_ = std::move(on_accept);
+  work_.emplace(io_.get_executor());
+  accept();
+  for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { io_.run(); });
+  return static_cast<int>(acceptor_.local_endpoint().port());
+}
+
+void TcpListener::accept() {
+  acceptor_.async_accept(asio::make_strand(io_),
+                         [self = shared_from_this()](boost::system::error_code ec, tcp::socket s) {
+                           if (ec == asio::error::operation_aborted || !self->acceptor_.is_open())
+                             return;
+                           if (!ec) {
+                             s.set_option(tcp::no_delay(true), ec);
+                             self->on_accept_(std::move(s));
+                           }
+                           self->accept();
+                         });
+}
+
+void TcpListener::end_request() {
+  if (in_flight_.fetch_sub(1) == 1) {
+    const std::lock_guard lock(mu_);
+    cv_.notify_all();
+  }
+}
+
+void TcpListener::stop(std::chrono::seconds drain) {
+  if (threads_.empty()) return;
+  // Close the acceptor on the io threads (it is not thread-safe) and wait for it, so the
+  // aborted accept releases its hold on this listener before the threads stop.
+  auto closed = std::make_shared<std::promise<void>>();
+  auto done = closed->get_future();
+  asio::post(io_, [this, closed] {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    closed->set_value();
+  });
+  (void)done.wait_for(std::chrono::seconds(5));
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, drain, [&] { return in_flight_.load() == 0; });
+  }
+  work_.reset();
+  io_.stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+  on_accept_ = nullptr;  // drops what the callback captured
+}
+
+}  // namespace budstikke::runtime
