@@ -93,13 +93,6 @@ bool local_is(const x::DOMNode* n, std::string_view name) {
   return ln[i] == 0 && i == name.size();
 }
 
-std::string trim(std::string s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
 }  // namespace
 
 std::string local_name(const x::DOMNode* n) {
@@ -117,64 +110,6 @@ x::DOMElement* child(const x::DOMNode* parent, std::string_view name) {
     if (c->getNodeType() == x::DOMNode::ELEMENT_NODE && local_is(c, name))
       return static_cast<x::DOMElement*>(c);
   return nullptr;
-}
-
-std::vector<x::DOMElement*> children(const x::DOMNode* parent, std::string_view name) {
-  std::vector<x::DOMElement*> out;
-  if (!parent) return out;
-  for (x::DOMNode* c = parent->getFirstChild(); c; c = c->getNextSibling())
-    if (c->getNodeType() == x::DOMNode::ELEMENT_NODE && local_is(c, name))
-      out.push_back(static_cast<x::DOMElement*>(c));
-  return out;
-}
-
-std::vector<x::DOMElement*> element_children(const x::DOMNode* parent) {
-  std::vector<x::DOMElement*> out;
-  if (!parent) return out;
-  for (x::DOMNode* c = parent->getFirstChild(); c; c = c->getNextSibling())
-    if (c->getNodeType() == x::DOMNode::ELEMENT_NODE) out.push_back(static_cast<x::DOMElement*>(c));
-  return out;
-}
-
-x::DOMElement* path(const x::DOMNode* from, std::string_view p) {
-  const x::DOMNode* cur = from;
-  x::DOMElement* e = nullptr;
-  while (cur) {
-    const auto slash = p.find('/');
-    e = child(cur, p.substr(0, slash));
-    if (!e || slash == std::string_view::npos) return e;
-    p = p.substr(slash + 1);
-    cur = e;
-  }
-  return nullptr;
-}
-
-x::DOMElement* descendant(const x::DOMNode* from, std::string_view name) {
-  if (!from) return nullptr;
-  for (x::DOMNode* c = from->getFirstChild(); c; c = c->getNextSibling()) {
-    if (c->getNodeType() != x::DOMNode::ELEMENT_NODE) continue;
-    if (local_is(c, name)) return static_cast<x::DOMElement*>(c);
-    if (auto* d = descendant(c, name)) return d;
-  }
-  return nullptr;
-}
-
-std::string text(const x::DOMNode* n) {
-  return n ? trim(utf8(n->getTextContent())) : "";
-}
-
-std::string text_at(const x::DOMNode* from, std::string_view p) {
-  return text(path(from, p));
-}
-
-std::string attr(const x::DOMElement* e, std::string_view name) {
-  if (!e) return {};
-  const auto n = utf16(name);
-  return utf8(e->getAttribute(xc(n)));
-}
-
-std::string v_at(const x::DOMNode* from, std::string_view p) {
-  return attr(path(from, p), "V");
 }
 
 }  // namespace budstikke::emelding::xml

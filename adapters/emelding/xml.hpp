@@ -3,7 +3,6 @@
 
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <xercesc/dom/DOM.hpp>
 #include <xercesc/util/XMLString.hpp>
@@ -23,25 +22,10 @@ inline const XMLCh* xc(const std::u16string& s) {
   return reinterpret_cast<const XMLCh*>(s.c_str());
 }
 
+// DOM helpers for the re-renderer (decoding reads the light tree in tree.hpp instead).
 std::string local_name(const x::DOMNode* n);
 std::string namespace_uri(const x::DOMNode* n);
-
 // First element child with this local name (any namespace), or nullptr.
 x::DOMElement* child(const x::DOMNode* parent, std::string_view name);
-// All element children with this local name.
-std::vector<x::DOMElement*> children(const x::DOMNode* parent, std::string_view name);
-// All element children.
-std::vector<x::DOMElement*> element_children(const x::DOMNode* parent);
-// Follows a path of local names ("MsgInfo/Sender/Organisation"); nullptr when absent.
-x::DOMElement* path(const x::DOMNode* from, std::string_view slash_path);
-// First descendant (depth-first) with this local name.
-x::DOMElement* descendant(const x::DOMNode* from, std::string_view name);
-
-// Text content, trimmed.
-std::string text(const x::DOMNode* n);
-std::string text_at(const x::DOMNode* from, std::string_view slash_path);
-std::string attr(const x::DOMElement* e, std::string_view name);
-// Attribute V of the element at the path (KITH coded values: <X V=".." DN=".." S=".."/>).
-std::string v_at(const x::DOMNode* from, std::string_view slash_path);
 
 }  // namespace budstikke::emelding::xml
