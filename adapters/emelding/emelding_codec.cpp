@@ -1,6 +1,7 @@
 #include "adapters/emelding/emelding_codec.hpp"
 
 #include "adapters/emelding/apprec.hpp"
+#include "adapters/emelding/standards.hpp"
 
 namespace budstikke::emelding {
 
@@ -62,6 +63,68 @@ runtime::DecodeResult EmeldingCodec::decode(std::string_view bytes,
     }
   }
   return cr;
+}
+
+Result<std::string> EmeldingCodec::render(const Event& e, std::string_view original,
+                                          const runtime::RenderRequest& r) const {
+  const std::string own = format_of(e);
+  if (r.format != "kith" && r.format != own)
+    return Error::permanent(ErrorDomain::kCodec,
+                            "cannot convert " + own + " to " + r.format +
+                                " (KITH messages are re-rendered in their own standard and "
+                                "version)");
+  if (!r.readdress) {
+    if (original.empty()) return encode_original(e);
+    return std::string(original);
+  }
+  if (e.type == EventType::kAppRec)
+    return Error::permanent(ErrorDomain::kCodec, "an AppRec is never readdressed");
+  Readdress rd;
+  rd.receiver = r.receiver;
+  rd.new_msg_id = r.message_id;
+  return encode_readdressed(e, rd);
+}
+
+std::optional<nlohmann::json> EmeldingCodec::receipt_context(const Event& e) const {
+  if (e.type == EventType::kAppRec || e.source.format != "kith") return std::nullopt;
+  const auto slash = e.source.version.find('/');
+  if (slash == std::string::npos) return std::nullopt;
+  const StandardInfo* st =
+      standard_by_name(e.source.version.substr(0, slash), e.source.version.substr(slash + 1));
+  nlohmann::json j = {{"apprec_version", st && st->apprec_version ? st->apprec_version : "1.0"},
+                      {"msg_type", e.source.message_type},
+                      {"msg_id", e.source.message_id},
+                      {"issue_date", e.occurred_at},
+                      {"sender", party_to_json(e.sender)},
+                      {"receiver", party_to_json(e.receiver)}};
+  return j;
+}
+
+Result<std::string> EmeldingCodec::build_receipt(const nlohmann::json& c,
+                                                 const runtime::ReceiptOutcome& outcome,
+                                                 std::string& format) const {
+  if (!c.is_object())
+    return Error::permanent(ErrorDomain::kCodec, "receipt context: not an object");
+  AppRecRequest r;
+  r.version = c.value("apprec_version", "1.0");
+  r.status = outcome.ok ? 1 : 2;
+  r.original_msg_type = c.value("msg_type", "");
+  r.original_msg_type_dn = r.original_msg_type;
+  r.original_issue_date = c.value("issue_date", "");
+  // KITH dateTime: no zone designator needed; keep what the original said.
+  r.original_msg_id = c.value("msg_id", "");
+  auto sender = party_from_json(c.value("sender", nlohmann::json::object()));
+  auto receiver = party_from_json(c.value("receiver", nlohmann::json::object()));
+  if (!sender || !receiver)
+    return Error::permanent(ErrorDomain::kCodec, "receipt context: unreadable parties");
+  // Mirrored: the AppRec goes from the original's receiver back to its sender.
+  r.sender = *receiver;
+  r.receiver = *sender;
+  if (!outcome.ok)
+    r.errors.push_back({outcome.code.empty() ? kOther.code : outcome.code,
+                        outcome.text.empty() ? kOther.text : outcome.text, outcome.detail});
+  format = "kith/apprec/" + r.version;
+  return build_apprec(r);
 }
 
 }  // namespace budstikke::emelding

@@ -19,6 +19,15 @@ class EmeldingCodec final : public runtime::Codec {
   bool detect(std::string_view bytes) const override;
   runtime::DecodeResult decode(std::string_view bytes,
                                const runtime::DecodeContext& ctx) const override;
+  // Routes: the original bytes (kith/<standard>/<version> of the event itself), or a copy
+  // readdressed to the destination (new MsgId, GenDate, Receiver).
+  Result<std::string> render(const Event& e, std::string_view original,
+                             const runtime::RenderRequest& r) const override;
+  // AppRec context: the answered message's id, type, date, parties and AppRec version.
+  std::optional<nlohmann::json> receipt_context(const Event& e) const override;
+  Result<std::string> build_receipt(const nlohmann::json& context,
+                                    const runtime::ReceiptOutcome& outcome,
+                                    std::string& format) const override;
   bool validating() const { return schemas_ != nullptr; }
 
  private:

@@ -86,6 +86,12 @@ const StandardInfo* standard_by_namespace(std::string_view ns) {
   return nullptr;
 }
 
+const StandardInfo* standard_by_name(std::string_view standard, std::string_view version) {
+  for (const auto& s : kStandards)
+    if (standard == s.standard && version == s.version) return &s;
+  return nullptr;
+}
+
 EventType type_for_msg_type(std::string_view code, EventType fallback) {
   if (code.rfind("DIALOG_", 0) == 0) return EventType::kDialog;
   if (code.rfind("HENVISNING", 0) == 0) return EventType::kReferral;

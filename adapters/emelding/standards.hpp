@@ -21,6 +21,9 @@ struct StandardInfo {
 // nullptr when the namespace is not a supported standard.
 const StandardInfo* standard_by_namespace(std::string_view ns);
 
+// nullptr when unknown; e.g. ("dialogmelding", "1.1").
+const StandardInfo* standard_by_name(std::string_view standard, std::string_view version);
+
 // Canonical event type for a MsgHead MsgInfo/Type code (code list 8279), given the payload
 // standard as a fallback.
 EventType type_for_msg_type(std::string_view code, EventType fallback);

@@ -343,4 +343,30 @@ runtime::DecodeResult Hl7Codec::decode(std::string_view bytes,
   return out;
 }
 
+Result<std::string> Hl7Codec::render(const Event& e, std::string_view original,
+                                     const runtime::RenderRequest& r) const {
+  if (e.source.format != "hl7v2")
+    return Error::permanent(ErrorDomain::kCodec, "rendering a " + e.source.format + " " +
+                                                     std::string(to_string(e.type)) +
+                                                     " as HL7 v2 is not supported yet");
+  const std::string own = "hl7v2/" + e.source.version;
+  if (r.format != own && r.format != "hl7v2")
+    return Error::permanent(ErrorDomain::kCodec,
+                            "cannot convert " + own + " to " + r.format + " (versions differ)");
+  if (original.empty())
+    return Error::permanent(ErrorDomain::kCodec, "the event carries no original HL7 message");
+  auto parsed = Message::parse(original);
+  if (auto* err = std::get_if<ParseError>(&parsed))
+    return Error::permanent(ErrorDomain::kCodec, "original does not parse: " + err->to_string());
+  Message& m = std::get<Message>(parsed);
+  if (!r.system_id.empty())
+    if (auto st = m.set("MSH-5", r.system_id); !st) return st.error();
+  const std::string facility = !r.receiver.organisation.her_id.empty()
+                                   ? r.receiver.organisation.her_id
+                                   : r.receiver.organisation.name;
+  if (!facility.empty())
+    if (auto st = m.set("MSH-6", facility); !st) return st.error();
+  return m.encode();
+}
+
 }  // namespace budstikke::hl7v2

@@ -27,6 +27,11 @@ class Hl7Codec final : public runtime::Codec {
   bool detect(std::string_view bytes) const override { return looks_like_hl7(bytes); }
   runtime::DecodeResult decode(std::string_view bytes,
                                const runtime::DecodeContext& ctx) const override;
+  // Routes: an HL7 event readdressed to the destination (MSH-5 receiving application =
+  // system id, MSH-6 receiving facility = its HER-id), everything else kept, MSH-10 too
+  // (it is the idempotency key receivers use).
+  Result<std::string> render(const Event& e, std::string_view original,
+                             const runtime::RenderRequest& r) const override;
 };
 
 }  // namespace budstikke::hl7v2

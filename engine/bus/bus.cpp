@@ -456,6 +456,45 @@ Status Consumer::store(const Message& m) {
   return {};
 }
 
+Status Consumer::store_offset(const std::string& topic, int32_t partition, int64_t next_offset) {
+  auto& slot = stored_[{topic, partition}];
+  slot = std::max(slot, next_offset);
+  return {};
+}
+
+namespace {
+
+Status pause_resume(rd_kafka_t* rk, const std::vector<std::pair<std::string, int32_t>>& parts,
+                    bool pause) {
+  if (parts.empty()) return {};
+  TplPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+  for (const auto& [t, p] : parts) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p);
+  const auto e = pause ? rd_kafka_pause_partitions(rk, list.get())
+                       : rd_kafka_resume_partitions(rk, list.get());
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(e, pause ? "pause" : "resume");
+  return {};
+}
+
+}  // namespace
+
+Status Consumer::pause(const std::vector<std::pair<std::string, int32_t>>& partitions) {
+  return pause_resume(rk_, partitions, true);
+}
+
+Status Consumer::resume(const std::vector<std::pair<std::string, int32_t>>& partitions) {
+  return pause_resume(rk_, partitions, false);
+}
+
+std::vector<std::pair<std::string, int32_t>> Consumer::assignment() const {
+  std::vector<std::pair<std::string, int32_t>> out;
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  if (rd_kafka_assignment(rk_, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || !list) return out;
+  for (int i = 0; i < list->cnt; ++i)
+    out.emplace_back(list->elems[i].topic, list->elems[i].partition);
+  rd_kafka_topic_partition_list_destroy(list);
+  return out;
+}
+
 std::vector<TopicPartitionOffset> Consumer::stored_offsets() const {
   std::vector<TopicPartitionOffset> out;
   out.reserve(stored_.size());

@@ -161,6 +161,14 @@ class Consumer {
   Status store(const Message& m);
   // Commits every stored offset. sync waits for the broker's answer.
   Status commit(bool sync = true);
+  // Marks everything before `next_offset` of a partition processed (out-of-order completion:
+  // the caller passes the lowest offset still outstanding).
+  Status store_offset(const std::string& topic, int32_t partition, int64_t next_offset);
+  // Stops / restarts fetching from these partitions (backpressure per topic).
+  Status pause(const std::vector<std::pair<std::string, int32_t>>& partitions);
+  Status resume(const std::vector<std::pair<std::string, int32_t>>& partitions);
+  // The partitions currently assigned to this consumer.
+  std::vector<std::pair<std::string, int32_t>> assignment() const;
   // Offsets stored since the last commit, per partition (what a transaction must commit).
   std::vector<TopicPartitionOffset> stored_offsets() const;
   void clear_stored();

@@ -12,6 +12,11 @@
 #include "engine/cli/components.hpp"
 #include "engine/config/engine_config.hpp"
 #include "engine/core/log.hpp"
+#include "engine/delivery/delivery.hpp"
+#include "engine/delivery/sinks.hpp"
+#include "engine/registry/registry.hpp"
+#include "engine/route/route.hpp"
+#include "engine/route/route_stage.hpp"
 #include "engine/runtime/engine.hpp"
 #include "engine/runtime/topics.hpp"
 
@@ -59,17 +64,62 @@ int cmd_lint(const Args& args) {
   ParsedConfig pc;
   const Args rest = take_config(args, pc);
   if (!pc.ok) return 2;
-  Args files = rest;
-  if (files.empty()) files.push_back(pc.file);
   int errors = 0;
-  for (const auto& f : files) {
-    config::Diagnostics d;
-    const auto cfg = config::load_engine_config(f, d);
-    if (!d.has_errors()) source_registry().validate(cfg.sources, f, d);
+  size_t checked = 0;
+  auto report = [&](const config::Diagnostics& d) {
     std::fputs(d.format_all().c_str(), stdout);
     for (const auto& i : d.items()) errors += i.severity == config::Severity::kError ? 1 : 0;
+  };
+  // The engine config, its registry and its routes, unless files are named.
+  config::Diagnostics d;
+  const auto cfg = config::load_engine_config(pc.file, d);
+  if (!d.has_errors()) source_registry().validate(cfg.sources, pc.file, d);
+  std::shared_ptr<const registry::Registry> reg;
+  const auto codecs = codec_registry(nullptr);
+  if (!d.has_errors()) reg = registry::Registry::load(cfg.systems_file, d);
+  if (rest.empty()) {
+    ++checked;
+    if (reg && !d.has_errors()) {
+      checked += 1;
+      const auto routes = route::load_routes(cfg.routes_dir, *reg, codecs, d);
+      checked += routes.routes.size();
+    }
+    report(d);
+  } else {
+    if (d.has_errors()) {
+      report(d);
+      std::printf("lint: %s has errors; routes are checked against its registry\n",
+                  pc.file.c_str());
+    }
+    for (const auto& f : rest) {
+      config::Diagnostics fd;
+      ++checked;
+      std::ifstream in(f);
+      if (!in) {
+        fd.add(config::Diagnostic{f, 0, 0, config::Severity::kError, "", "cannot open file"});
+        report(fd);
+        continue;
+      }
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      YAML::Node probe;
+      try {
+        probe = YAML::Load(text);
+      } catch (const YAML::Exception&) {
+      }
+      const bool is_registry = probe && probe.IsMap() && (probe["systems"] || probe["groups"]);
+      const bool is_route = probe && probe.IsMap() && (probe["to"] || probe["from"]);
+      if (is_registry) {
+        registry::Registry::load(f, fd);
+      } else if (is_route) {
+        if (reg) route::load_route_file(f, *reg, codecs, fd);
+      } else {
+        const auto c = config::load_engine_config(f, fd);
+        if (!fd.has_errors()) source_registry().validate(c.sources, f, fd);
+      }
+      report(fd);
+    }
   }
-  if (errors == 0) std::printf("ok: %zu file(s), no problems\n", files.size());
+  if (errors == 0) std::printf("ok: %zu file(s), no problems\n", checked);
   return errors == 0 ? 0 : 1;
 }
 
@@ -107,6 +157,55 @@ int cmd_topics(const Args& args) {
   return 0;
 }
 
+namespace {
+
+// The route and delivery stages as the engine runs them, with what they share.
+class RoutingStages final : public runtime::Stage {
+ public:
+  RoutingStages(const config::EngineConfig& cfg, std::shared_ptr<const registry::Registry> reg,
+                route::RouteSet routes, const runtime::CodecRegistry& codecs,
+                bus::Producer& producer)
+      : claims_(cfg.claim_check_dir) {
+    delivery::add_builtin_sinks(sinks_, producer);
+    add_connector_sinks(sinks_);
+    route::RouteStageSettings rs;
+    rs.topic_prefix = cfg.topic_prefix;
+    rs.key_secret = cfg.key_secret;
+    rs.kafka = cfg.kafka;
+    routes_count_ = routes.routes.size();
+    route_stage_ = std::make_unique<route::RouteStage>(std::move(rs), std::move(routes), reg,
+                                                       codecs, &claims_);
+    delivery::DeliverySettings ds;
+    ds.topic_prefix = cfg.topic_prefix;
+    ds.kafka = cfg.kafka;
+    delivery_ =
+        std::make_unique<delivery::DeliveryStage>(std::move(ds), reg, sinks_, producer, codecs);
+    systems_ = reg->systems().size();
+  }
+  std::string name() const override {
+    return std::to_string(routes_count_) + " routes, delivery to " + std::to_string(systems_) +
+           " systems";
+  }
+  Status start() override {
+    if (auto st = delivery_->start(); !st) return st;
+    return route_stage_->start();
+  }
+  void stop() override {
+    route_stage_->stop();
+    delivery_->stop();
+  }
+
+ private:
+  runtime::ClaimCheckStore claims_;
+  delivery::SinkFactories sinks_;
+  std::unique_ptr<route::RouteStage> route_stage_;
+  std::unique_ptr<delivery::DeliveryStage> delivery_;
+  size_t routes_count_ = 0;
+  size_t systems_ = 0;
+};
+
+}  // namespace
+
 int cmd_run(const Args& args) {
   ParsedConfig pc;
   const Args rest = take_config(args, pc);
@@ -120,7 +219,37 @@ int cmd_run(const Args& args) {
   auto schemas = load_schemas(cfg.schema_dir);
   const auto codecs = codec_registry(schemas);
   const auto sources = source_registry();
-  return runtime::run_engine(cfg, codecs, sources);
+  // The registry and routes: without systems.yaml the engine only ingests.
+  std::shared_ptr<const registry::Registry> reg;
+  route::RouteSet routes;
+  if (std::ifstream(cfg.systems_file).good()) {
+    config::Diagnostics d;
+    reg = registry::Registry::load(cfg.systems_file, d);
+    if (!d.has_errors()) routes = route::load_routes(cfg.routes_dir, *reg, codecs, d);
+    if (d.has_errors()) {
+      std::fputs(d.format_all().c_str(), stderr);
+      std::fprintf(stderr, "budstikke run: the registry or routes have errors; not started\n");
+      return 2;
+    }
+  } else {
+    std::fprintf(stderr,
+                 "budstikke run: warning: %s not found: ingest only, no routes or delivery\n",
+                 cfg.systems_file.c_str());
+  }
+  runtime::StageBuilder builder;
+  if (reg) {
+    builder = [&](bus::Producer& producer) -> Result<std::vector<std::unique_ptr<runtime::Stage>>> {
+      if (auto st = bus::ensure_topics(cfg.kafka, delivery::delivery_topics(cfg.topic_prefix, *reg),
+                                       std::chrono::seconds(120));
+          !st)
+        return Error::permanent(ErrorDomain::kKafka,
+                                "cannot create delivery topics: " + st.error().message);
+      std::vector<std::unique_ptr<runtime::Stage>> out;
+      out.push_back(std::make_unique<RoutingStages>(cfg, reg, routes, codecs, producer));
+      return out;
+    };
+  }
+  return runtime::run_engine(cfg, codecs, sources, builder);
 }
 
 const std::vector<Command>& commands() {

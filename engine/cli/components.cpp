@@ -6,7 +6,9 @@
 #include "adapters/emelding/emelding_codec.hpp"
 #include "adapters/file/folder_source.hpp"
 #include "adapters/hl7v2/canonical.hpp"
+#include "adapters/http/http_sink.hpp"
 #include "adapters/http/http_source.hpp"
+#include "adapters/mllp/mllp_client.hpp"
 #include "adapters/mllp/mllp_source.hpp"
 
 namespace budstikke::cli {
@@ -49,6 +51,26 @@ bool load_config(const std::string& file, config::EngineConfig& out, config::Dia
   if (!d.has_errors()) source_registry().validate(out.sources, file, d);
   std::fputs(d.format_all().c_str(), stderr);
   return !d.has_errors();
+}
+
+void add_connector_sinks(delivery::SinkFactories& f) {
+  f.add("http", [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
+    return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::HttpSink>(s));
+  });
+  f.add("mllp", [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
+    adapters::MllpClientSettings m;
+    m.host = s.connector.host;
+    m.port = s.connector.port;
+    m.connect_timeout = std::chrono::milliseconds(s.connector.connect_timeout_ms);
+    m.ack_timeout = std::chrono::milliseconds(s.connector.timeout_ms);
+    return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::MllpClient>(m));
+  });
+  for (const char* tls : {"https", "mllps"})
+    f.add(tls, [tls](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
+      return Error::permanent(ErrorDomain::kTransport,
+                              std::string(tls) + " (TLS) delivery is not built yet; system '" +
+                                  s.id + "' cannot be reached");
+    });
 }
 
 }  // namespace budstikke::cli

@@ -7,6 +7,7 @@
 
 #include "adapters/emelding/schema_set.hpp"
 #include "engine/config/engine_config.hpp"
+#include "engine/delivery/delivery.hpp"
 #include "engine/runtime/codec.hpp"
 #include "engine/runtime/source.hpp"
 
@@ -17,6 +18,9 @@ runtime::SourceRegistry source_registry();
 // Loads the XSDs from `dir`. Without them (empty or missing) returns null and prints the
 // warning that XSD validation is off.
 std::shared_ptr<const emelding::SchemaSet> load_schemas(const std::string& dir);
+
+// Connectors from the adapters: http (and https once TLS lands), mllp.
+void add_connector_sinks(delivery::SinkFactories& f);
 
 runtime::CodecRegistry codec_registry(std::shared_ptr<const emelding::SchemaSet> schemas);
 

@@ -23,6 +23,8 @@ const char* kind_name(Kind k) {
       return "object";
     case Kind::kObjectList:
       return "list of objects";
+    case Kind::kAny:
+      return "any";
   }
   return "value";
 }
@@ -75,6 +77,8 @@ void validate_value(const YAML::Node& v, const Field& f, const std::string& file
     d.error(file, mark, path, std::string("expected ") + what);
   };
   switch (f.kind) {
+    case Kind::kAny:
+      return;
     case Kind::kString: {
       if (!v.IsScalar()) return expect("a string");
       const auto s = v.Scalar();

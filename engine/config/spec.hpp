@@ -44,7 +44,8 @@ class Diagnostics {
   std::vector<Diagnostic> items_;
 };
 
-enum class Kind { kString, kInt, kBool, kStringList, kStringMap, kObject, kObjectList };
+// kAny: any YAML value; its owner checks it (e.g. the rows of a systems.yaml group).
+enum class Kind { kString, kInt, kBool, kStringList, kStringMap, kObject, kObjectList, kAny };
 
 struct Spec;
 

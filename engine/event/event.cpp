@@ -356,4 +356,15 @@ Blob make_inline_blob(std::string bytes, std::string mime) {
   return b;
 }
 
+json party_to_json(const Party& p) {
+  return party_json(p);
+}
+
+Result<Party> party_from_json(const json& j) {
+  Reader r;
+  Party p;
+  if (!r.party(j, p, "party")) return Error::permanent(ErrorDomain::kCodec, "party: " + r.error);
+  return p;
+}
+
 }  // namespace budstikke

@@ -152,6 +152,10 @@ std::vector<std::pair<std::string, std::string>> kafka_headers(const Event& e);
 // The topic a canonical event of this type goes to: "canonical.<type>".
 std::string canonical_topic(EventType t);
 
+// A party alone, in the event's JSON form (e.g. for a receipt's context).
+nlohmann::json party_to_json(const Party& p);
+Result<Party> party_from_json(const nlohmann::json& j);
+
 // A Blob holding `bytes` inline with size and sha256 filled in.
 Blob make_inline_blob(std::string bytes, std::string mime = {});
 

@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "engine/core/result.hpp"
 #include "engine/event/event.hpp"
 
 namespace budstikke::runtime {
@@ -40,6 +41,23 @@ struct CodecOutput {
 
 using DecodeResult = std::variant<CodecOutput, CodecRejection>;
 
+// What a route asks a codec to render for one destination.
+struct RenderRequest {
+  std::string format;      // the target: "kith/epikrise/1.2", "hl7v2/2.5"
+  Party receiver;          // the destination as an addressee (readdressed copies)
+  std::string system_id;   // the destination's registry id (e.g. MSH-5)
+  std::string message_id;  // id of a re-rendered message (deterministic per destination)
+  bool readdress = true;   // false: the destination is the original addressee
+};
+
+// The outcome a receipt reports (AppRec status 1 or 2 with a code list 8221 code).
+struct ReceiptOutcome {
+  bool ok = true;
+  std::string code;    // e.g. X99, E21
+  std::string text;    // the code's text
+  std::string detail;  // free text: why
+};
+
 class Codec {
  public:
   virtual ~Codec() = default;
@@ -47,6 +65,35 @@ class Codec {
   // Whether these bytes look like this codec's format (cheap sniffing).
   virtual bool detect(std::string_view bytes) const = 0;
   virtual DecodeResult decode(std::string_view bytes, const DecodeContext& ctx) const = 0;
+
+  // The format string of an event this codec decoded, e.g. kith/dialogmelding/1.1.
+  virtual std::string format_of(const Event& e) const {
+    return e.source.format + "/" + e.source.version;
+  }
+  // Renders an event for a destination. `original` holds the event's original bytes
+  // (resolved from the claim-check store when needed).
+  virtual Result<std::string> render(const Event& e, std::string_view original,
+                                     const RenderRequest& r) const {
+    (void)e;
+    (void)original;
+    return Error::permanent(ErrorDomain::kCodec,
+                            std::string(name()) + " cannot render " + r.format);
+  }
+  // What a receipt for this event needs (sender, receiver, ids, AppRec version), as JSON
+  // that can travel in a delivery job's header; nullopt when the format has no receipts.
+  virtual std::optional<nlohmann::json> receipt_context(const Event& e) const {
+    (void)e;
+    return std::nullopt;
+  }
+  // Builds the receipt (e.g. an AppRec) from a receipt_context(); its format in `format`.
+  virtual Result<std::string> build_receipt(const nlohmann::json& context,
+                                            const ReceiptOutcome& outcome,
+                                            std::string& format) const {
+    (void)context;
+    (void)outcome;
+    (void)format;
+    return Error::permanent(ErrorDomain::kCodec, std::string(name()) + " has no receipts");
+  }
 };
 
 // The codecs known to the engine, tried in registration order by detect().

@@ -31,7 +31,7 @@ void apply_logging(const config::EngineConfig& cfg) {
 }
 
 int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
-               const SourceRegistry& sources) {
+               const SourceRegistry& sources, const StageBuilder& build_stages) {
   apply_logging(cfg);
   auto topics = bus::list_topics(cfg.kafka);
   if (!topics) {
@@ -60,9 +60,29 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
     std::fprintf(stderr, "budstikke run: %s\n", created.error().message.c_str());
     return 2;
   }
+  std::vector<std::unique_ptr<Stage>> stages;
+  if (build_stages) {
+    auto built = build_stages(**producer);
+    if (!built) {
+      std::fprintf(stderr, "budstikke run: %s\n", built.error().message.c_str());
+      return 2;
+    }
+    stages = std::move(*built);
+  }
   std::vector<Source*> started;
+  std::vector<Stage*> running;
   int rc = 0;
+  for (auto& st : stages) {
+    if (auto s = st->start(); !s) {
+      std::fprintf(stderr, "budstikke run: %s: %s\n", st->name().c_str(),
+                   s.error().message.c_str());
+      rc = 1;
+      break;
+    }
+    running.push_back(st.get());
+  }
   for (auto& s : *created) {
+    if (rc != 0) break;
     if (auto st = s->start(); !st) {
       std::fprintf(stderr, "budstikke run: %s\n", st.error().message.c_str());
       rc = 1;
@@ -75,6 +95,9 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
   if (rc == 0) {
     std::string names;
     for (auto* s : started) names += (names.empty() ? "" : ", ") + s->name();
+    std::string stage_names;
+    for (auto* s : running) stage_names += (stage_names.empty() ? "" : ", ") + s->name();
+    if (!stage_names.empty()) names += "; stages: " + stage_names;
     log::info(kModule, "engine running", {{"kafka", cfg.kafka.bootstrap()}, {"sources", names}});
     std::printf("budstikke: running on %s with sources: %s\n", cfg.kafka.bootstrap().c_str(),
                 names.empty() ? "(none)" : names.c_str());
@@ -84,6 +107,7 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
   }
   // Graceful: sources stop taking input and finish what is in flight; then flush.
   for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->stop();
+  for (auto it = running.rbegin(); it != running.rend(); ++it) (*it)->stop();
   if (auto st = (*producer)->flush(std::chrono::seconds(30)); !st) {
     log::error(kModule, "records not confirmed by Kafka at shutdown",
                {{"error", st.error().message}});

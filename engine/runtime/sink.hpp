@@ -5,6 +5,8 @@
 // permanent ones to the system's dead-letter topic.
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace budstikke::runtime {
 
@@ -30,6 +32,12 @@ struct DeliveryJob {
   std::string payload;          // rendered bytes
   std::string idempotency_key;  // the source message id
   std::string content_type;
+  std::string job_id;  // unique per (event, route, system): stable across redeliveries
+  std::string event_id;
+  std::string format;                                        // e.g. kith/epikrise/1.2
+  std::string system;                                        // the destination's registry id
+  std::string key;                                           // the event's Kafka key (pseudonymous)
+  std::vector<std::pair<std::string, std::string>> headers;  // routing metadata, no patient data
 };
 
 class Sink {

@@ -123,9 +123,12 @@ class FakeReceiver {
 };
 
 runtime::DeliveryJob job(const std::string& id) {
-  return {
-      "MSH|^~\\&|BUDSTIKKE|REGION|LIS|LAB|20261120||ORU^R01|" + id + "|P|2.5\rPID|1||1^^^X^PI\r",
-      id, "application/hl7-v2"};
+  runtime::DeliveryJob j;
+  j.payload =
+      "MSH|^~\\&|BUDSTIKKE|REGION|LIS|LAB|20261120||ORU^R01|" + id + "|P|2.5\rPID|1||1^^^X^PI\r";
+  j.idempotency_key = id;
+  j.content_type = "application/hl7-v2";
+  return j;
 }
 
 }  // namespace

@@ -1,0 +1,553 @@
+#include "engine/delivery/delivery.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/core/crypto.hpp"
+#include "engine/core/log.hpp"
+#include "engine/core/redact.hpp"
+#include "engine/core/time.hpp"
+#include "engine/runtime/ingest.hpp"
+#include "engine/runtime/topics.hpp"
+
+namespace budstikke::delivery {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+namespace {
+constexpr std::string_view kModule = "delivery";
+}
+
+std::string deliver_topic(const std::string& prefix, const std::string& system) {
+  return prefix + "deliver." + system;
+}
+
+std::string dlq_topic(const std::string& prefix, const std::string& system) {
+  return prefix + "dlq." + system;
+}
+
+std::vector<bus::TopicSpec> delivery_topics(const std::string& prefix,
+                                            const registry::Registry& reg) {
+  std::vector<bus::TopicSpec> out;
+  for (const auto& s : reg.systems()) {
+    // One partition per system: its per-patient order is kept in process by key, and 200
+    // systems x 2 topics stay cheap for a single broker.
+    out.push_back({deliver_topic(prefix, s.id), 1, -1, {}});
+    out.push_back({dlq_topic(prefix, s.id), 1, -1, {{"retention.ms", "-1"}}});
+    if (s.connector.type == "kafka") out.push_back({s.connector.path, -1, -1, {}});
+  }
+  out.push_back({prefix + kRouteFailedTopic, -1, -1, {{"retention.ms", "2592000000"}}});
+  return out;
+}
+
+namespace {
+
+struct Job {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  runtime::DeliveryJob dj;
+  std::map<std::string, std::string> headers;
+  int attempts = 0;
+  Clock::time_point due = Clock::now();
+  std::string last_error;
+  bool final = false;  // outcome decided; its records still to be produced
+  bool ok = false;
+  bool permanent = false;
+  std::string response;
+  std::string h(const char* name) const {
+    const auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+using JobPtr = std::shared_ptr<Job>;
+
+}  // namespace
+
+struct DeliveryStage::Impl {
+  DeliverySettings settings;
+  std::shared_ptr<const registry::Registry> reg;
+  const SinkFactories& sinks;
+  bus::Producer& producer;
+  const runtime::CodecRegistry& codecs;
+  DeliveryCounters counters;
+
+  std::unique_ptr<bus::Consumer> consumer;
+  std::thread consumer_thread;
+  std::atomic<bool> stopping{false};
+
+  // Completions, from workers and producer callbacks to the consumer thread.
+  std::mutex done_mu;
+  std::vector<JobPtr> done;
+
+  struct Worker {
+    const registry::System* sys = nullptr;
+    Impl* stage = nullptr;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<JobPtr> queue;
+    std::set<std::string> busy_keys;
+    int pending = 0;  // queued + in flight + outcome in flight
+    bool paused = false;
+    bool stop = false;
+    // Circuit breaker.
+    int consecutive_failures = 0;
+    Clock::time_point open_until{};
+    bool trial_in_flight = false;
+    // Rate limit.
+    Clock::time_point next_slot{};
+    std::vector<std::thread> threads;
+    std::mt19937_64 rng{std::random_device{}()};
+
+    void start(int n) {
+      for (int i = 0; i < n; ++i) threads.emplace_back([this] { run(); });
+    }
+    void enqueue(JobPtr j) {
+      {
+        const std::lock_guard lock(mu);
+        queue.push_back(std::move(j));
+        ++pending;
+      }
+      cv.notify_one();
+    }
+    void requeue(JobPtr j, Clock::time_point due) {
+      {
+        const std::lock_guard lock(mu);
+        j->due = due;
+        queue.push_front(std::move(j));
+      }
+      cv.notify_all();
+    }
+    void finished() {
+      const std::lock_guard lock(mu);
+      --pending;
+    }
+
+    // The first job that may run now, or null (then `wake` is when to look again).
+    JobPtr pick(Clock::time_point now, Clock::time_point& wake) {
+      std::set<std::string> seen;
+      const bool ordered = sys->ordering == registry::Ordering::kPerPatient;
+      for (auto it = queue.begin(); it != queue.end(); ++it) {
+        const JobPtr& j = *it;
+        const std::string& key = j->dj.key;
+        if (ordered && !j->final) {
+          if (busy_keys.count(key) || seen.count(key)) continue;
+          seen.insert(key);
+        }
+        if (j->due > now) {
+          wake = std::min(wake, j->due);
+          continue;
+        }
+        JobPtr out = j;
+        queue.erase(it);
+        return out;
+      }
+      return nullptr;
+    }
+
+    void run() {
+      std::unique_ptr<runtime::Sink> sink;
+      std::unique_lock lock(mu);
+      for (;;) {
+        if (stop) return;
+        const auto now = Clock::now();
+        auto wake = now + std::chrono::milliseconds(200);
+        JobPtr j = pick(now, wake);
+        if (!j) {
+          cv.wait_until(lock, wake);
+          continue;
+        }
+        const bool ordered = sys->ordering == registry::Ordering::kPerPatient;
+        if (j->final) {
+          lock.unlock();
+          stage->finish(*this, j);
+          lock.lock();
+          continue;
+        }
+        if (ordered) busy_keys.insert(j->dj.key);
+        // Circuit breaker: open -> fail fast; after open_ms one trial goes through.
+        bool fast_fail = false;
+        bool trial = false;
+        if (consecutive_failures >= sys->breaker.failure_threshold) {
+          if (now < open_until || trial_in_flight) {
+            fast_fail = true;
+          } else {
+            trial = true;
+            trial_in_flight = true;
+          }
+        }
+        // Rate limit: take the next slot.
+        Clock::time_point slot = now;
+        if (sys->rate_limit > 0 && !fast_fail) {
+          slot = std::max(now, next_slot);
+          next_slot = slot + std::chrono::microseconds(1000000 / sys->rate_limit);
+        }
+        lock.unlock();
+        runtime::DeliveryResult r;
+        if (fast_fail) {
+          r = runtime::DeliveryResult::retriable("circuit open after " +
+                                                 std::to_string(sys->breaker.failure_threshold) +
+                                                 " consecutive failures");
+        } else {
+          if (slot > Clock::now()) std::this_thread::sleep_until(slot);
+          if (!sink) {
+            const SinkFactory* f = stage->sinks.find(sys->connector.type);
+            if (!f) {
+              r = runtime::DeliveryResult::permanent("no connector for '" + sys->connector.type +
+                                                     "'");
+            } else if (auto created = (*f)(*sys); !created) {
+              r = runtime::DeliveryResult::retriable("connector: " + created.error().message);
+            } else {
+              sink = std::move(*created);
+            }
+          }
+          if (sink) r = sink->send(j->dj);
+        }
+        lock.lock();
+        if (ordered) busy_keys.erase(j->dj.key);
+        if (trial) trial_in_flight = false;
+        ++j->attempts;
+        if (!fast_fail) {
+          if (r.is_ok()) {
+            consecutive_failures = 0;
+          } else if (r.kind == runtime::DeliveryResult::Kind::kRetriable) {
+            if (++consecutive_failures >= sys->breaker.failure_threshold)
+              open_until = Clock::now() + std::chrono::milliseconds(sys->breaker.open_ms);
+          }
+        }
+        if (r.is_ok()) {
+          j->final = true;
+          j->ok = true;
+          j->response = r.response;
+        } else {
+          stage->counters.failed_attempts.fetch_add(1);
+          j->last_error = r.reason;
+          const bool permanent = r.kind == runtime::DeliveryResult::Kind::kPermanent;
+          if (!permanent && j->attempts < sys->retry.max_attempts) {
+            int64_t wait = sys->retry.backoff_ms(j->attempts + 1);
+            if (sys->retry.jitter_percent > 0) {
+              const int64_t spread = wait * sys->retry.jitter_percent / 100;
+              std::uniform_int_distribution<int64_t> d(-spread, spread);
+              wait = std::max<int64_t>(1, wait + d(rng));
+            }
+            stage->counters.retried.fetch_add(1);
+            j->due = Clock::now() + std::chrono::milliseconds(wait);
+            stage->track(*this, *j, "attempt_failed", r.reason);
+            queue.push_front(j);
+            cv.notify_all();
+            continue;
+          }
+          j->final = true;
+          j->permanent = permanent;
+        }
+        lock.unlock();
+        stage->finish(*this, j);
+        lock.lock();
+        cv.notify_all();
+      }
+    }
+  };
+
+  std::map<std::string, std::unique_ptr<Worker>> workers;  // by deliver topic
+
+  Impl(DeliverySettings s, std::shared_ptr<const registry::Registry> r, const SinkFactories& sf,
+       bus::Producer& p, const runtime::CodecRegistry& c)
+      : settings(std::move(s)), reg(std::move(r)), sinks(sf), producer(p), codecs(c) {}
+
+  json tracking_json(const Job& j, const char* state, const std::string& detail) const {
+    json t = {{"state", state},        {"at", now_rfc3339()},          {"event_id", j.dj.event_id},
+              {"job_id", j.dj.job_id}, {"route", j.h(header::kRoute)}, {"system", j.dj.system},
+              {"attempts", j.attempts}};
+    if (!detail.empty()) t["detail"] = redact_identity_numbers(detail);
+    const std::string idem = j.h(header::kIdempotencyKey);
+    if (!idem.empty()) t["message_id"] = idem;
+    return t;
+  }
+
+  // A tracking record that nothing waits for (attempt failures).
+  void track(Worker&, const Job& j, const char* state, const std::string& detail) {
+    bus::Record rec{
+        settings.topic_prefix + runtime::kTrackingTopic,
+        j.h(header::kTrackingKey),
+        tracking_json(j, state, detail).dump(-1, ' ', false, json::error_handler_t::replace),
+        {{"bs-state", state}, {"bs-system", j.dj.system}},
+        -1};
+    (void)producer.send(rec, [](Result<bus::Delivery>) {});
+  }
+
+  // Produces the outcome records; the job completes when Kafka has all of them.
+  void finish(Worker& w, const JobPtr& j) {
+    std::vector<bus::Record> recs;
+    const std::string prefix = settings.topic_prefix;
+    std::string receipt_detail;
+    if (j->ok) {
+      recs.push_back({prefix + runtime::kTrackingTopic,
+                      j->h(header::kTrackingKey),
+                      tracking_json(*j, "delivered", j->response.substr(0, 200))
+                          .dump(-1, ' ', false, json::error_handler_t::replace),
+                      {{"bs-state", "delivered"}, {"bs-system", j->dj.system}},
+                      -1});
+    } else {
+      const std::string reason =
+          (j->permanent ? "rejected by the receiver: "
+                        : "gave up after " + std::to_string(j->attempts) + " attempts: ") +
+          j->last_error;
+      receipt_detail = reason;
+      bus::Record dlq;
+      dlq.topic = dlq_topic(prefix, j->dj.system);
+      dlq.key = j->dj.key;
+      dlq.value = j->dj.payload;
+      for (const auto& [k, v] : j->headers)
+        if (k != header::kAttempts && k != header::kReason) dlq.headers.push_back({k, v});
+      dlq.headers.push_back({header::kAttempts, std::to_string(j->attempts)});
+      dlq.headers.push_back({header::kReason, redact_identity_numbers(reason)});
+      dlq.headers.push_back({"bs-failed-at", now_rfc3339()});
+      recs.push_back(std::move(dlq));
+      recs.push_back({prefix + runtime::kTrackingTopic,
+                      j->h(header::kTrackingKey),
+                      tracking_json(*j, "dead_lettered", reason)
+                          .dump(-1, ' ', false, json::error_handler_t::replace),
+                      {{"bs-state", "dead_lettered"}, {"bs-system", j->dj.system}},
+                      -1});
+    }
+    // A receipt for the sender: positive when the receiver confirmed, negative when the
+    // message could not be delivered.
+    const std::string codec_name = j->h(header::kReceiptCodec);
+    if (!codec_name.empty()) {
+      const runtime::Codec* codec = codecs.find(codec_name);
+      const json ctx = json::parse(j->h(header::kReceipt), nullptr, false);
+      if (codec && !ctx.is_discarded()) {
+        runtime::ReceiptOutcome o;
+        o.ok = j->ok;
+        if (!j->ok) {
+          o.code = "X99";
+          o.text = "Annen feil";
+          o.detail = "Meldingen kunne ikke leveres til mottakeren (" + j->dj.system + ")";
+        }
+        std::string format;
+        auto receipt = codec->build_receipt(ctx, o, format);
+        if (receipt) {
+          std::string her;
+          if (auto it = ctx.find("sender"); it != ctx.end() && it->is_object()) {
+            if (auto d = it->find("department"); d != it->end() && d->is_object())
+              her = d->value("her_id", "");
+            if (her.empty())
+              if (auto org = it->find("organisation"); org != it->end() && org->is_object())
+                her = org->value("her_id", "");
+          }
+          recs.push_back({prefix + runtime::kAppRecOutboundTopic,
+                          "a:" + sha256_hex(j->dj.job_id),
+                          std::move(*receipt),
+                          {{"bs-format", format},
+                           {"bs-original-message-id", j->h(header::kIdempotencyKey)},
+                           {header::kReceiverHer, her},
+                           {"bs-status", j->ok ? "ok" : "rejected"},
+                           {header::kEventId, j->dj.event_id}},
+                          -1});
+          counters.receipts.fetch_add(1);
+        } else {
+          log::warn(kModule, "receipt not built",
+                    {{"system", j->dj.system}, {"error", receipt.error().message}});
+        }
+      }
+    }
+    struct Pending {
+      std::atomic<int> left{0};
+      std::atomic<bool> failed{false};
+    };
+    auto p = std::make_shared<Pending>();
+    p->left = static_cast<int>(recs.size());
+    Worker* wp = &w;
+    auto on_all = [this, wp, j, p]() {
+      if (p->failed) {
+        log::warn(kModule, "outcome records not confirmed by Kafka; will retry",
+                  {{"system", j->dj.system}});
+        wp->requeue(j, Clock::now() + std::chrono::seconds(1));
+        return;
+      }
+      if (j->ok)
+        counters.delivered.fetch_add(1);
+      else
+        counters.dead_lettered.fetch_add(1);
+      wp->finished();
+      const std::lock_guard lock(done_mu);
+      done.push_back(j);
+    };
+    for (auto& r : recs) {
+      auto st = producer.send(r, [p, on_all](Result<bus::Delivery> d) {
+        if (!d) p->failed = true;
+        if (--p->left == 0) on_all();
+      });
+      if (!st) {
+        p->failed = true;
+        if (--p->left == 0) on_all();
+      }
+    }
+  }
+
+  // Per partition: offsets handed out and not yet completed.
+  struct PartitionState {
+    std::set<int64_t> outstanding;
+    int64_t highest = -1;
+  };
+  std::map<std::pair<std::string, int32_t>, PartitionState> partitions;
+
+  void consume_loop() {
+    auto last_commit = Clock::now();
+    bool dirty = false;
+    while (!stopping.load()) {
+      auto m = consumer->poll(std::chrono::milliseconds(50));
+      if (!m) {
+        log::error(kModule, "consumer failed", {{"error", m.error().message}});
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      } else if (*m) {
+        bus::Message& msg = **m;
+        const std::string topic(msg.topic());
+        auto wit = workers.find(topic);
+        if (wit == workers.end()) {
+          dirty = true;  // not ours (any more): skip
+          (void)consumer->store(msg);
+        } else {
+          auto j = std::make_shared<Job>();
+          j->topic = topic;
+          j->partition = msg.partition();
+          j->offset = msg.offset();
+          for (auto& h : msg.headers()) j->headers[h.key] = h.value;
+          j->dj.payload = std::string(msg.value());
+          j->dj.key = std::string(msg.key());
+          j->dj.job_id = j->h(header::kJobId);
+          j->dj.event_id = j->h(header::kEventId);
+          j->dj.format = j->h(header::kFormat);
+          j->dj.content_type = j->h(header::kContentType);
+          j->dj.idempotency_key = j->h(header::kIdempotencyKey);
+          j->dj.system = wit->second->sys->id;
+          for (const auto& [k, v] : j->headers)
+            if (k != header::kReceipt) j->dj.headers.emplace_back(k, v);
+          auto& ps = partitions[{topic, j->partition}];
+          ps.outstanding.insert(j->offset);
+          ps.highest = std::max(ps.highest, j->offset);
+          Worker& w = *wit->second;
+          w.enqueue(j);
+          bool pause = false;
+          {
+            const std::lock_guard lock(w.mu);
+            pause = !w.paused && w.pending >= settings.max_pending_per_system;
+            if (pause) w.paused = true;
+          }
+          if (pause) (void)consumer->pause({{topic, j->partition}});
+        }
+      }
+      // Completions -> offsets.
+      std::vector<JobPtr> finished;
+      {
+        const std::lock_guard lock(done_mu);
+        finished.swap(done);
+      }
+      for (const auto& j : finished) {
+        auto& ps = partitions[{j->topic, j->partition}];
+        ps.outstanding.erase(j->offset);
+        const int64_t next = ps.outstanding.empty() ? ps.highest + 1 : *ps.outstanding.begin();
+        (void)consumer->store_offset(j->topic, j->partition, next);
+        dirty = true;
+      }
+      // Resume paused systems that drained.
+      for (auto& [topic, w] : workers) {
+        bool resume = false;
+        {
+          const std::lock_guard lock(w->mu);
+          resume = w->paused && w->pending < settings.max_pending_per_system / 2;
+          if (resume) w->paused = false;
+        }
+        if (resume) (void)consumer->resume({{topic, 0}});
+      }
+      if (dirty && Clock::now() - last_commit > std::chrono::milliseconds(500)) {
+        if (auto st = consumer->commit(false); !st)
+          log::warn(kModule, "commit failed", {{"error", st.error().message}});
+        last_commit = Clock::now();
+        dirty = false;
+      }
+    }
+  }
+};
+
+DeliveryStage::DeliveryStage(DeliverySettings settings,
+                             std::shared_ptr<const registry::Registry> reg,
+                             const SinkFactories& sinks, bus::Producer& producer,
+                             const runtime::CodecRegistry& codecs)
+    : impl_(std::make_unique<Impl>(std::move(settings), std::move(reg), sinks, producer, codecs)) {}
+
+DeliveryStage::~DeliveryStage() {
+  stop();
+}
+
+const DeliveryCounters& DeliveryStage::counters() const {
+  return impl_->counters;
+}
+
+Status DeliveryStage::start() {
+  auto& I = *impl_;
+  std::vector<std::string> topics;
+  for (const auto& s : I.reg->systems()) {
+    if (!s.enabled) continue;
+    auto w = std::make_unique<Impl::Worker>();
+    w->sys = &s;
+    w->stage = &I;
+    const std::string t = deliver_topic(I.settings.topic_prefix, s.id);
+    topics.push_back(t);
+    I.workers[t] = std::move(w);
+  }
+  if (topics.empty()) return {};
+  bus::ConsumerOptions co;
+  auto c = bus::Consumer::create(I.settings.kafka, I.settings.topic_prefix + "budstikke-delivery",
+                                 topics, co);
+  if (!c) return c.error();
+  I.consumer = std::move(*c);
+  for (auto& [t, w] : I.workers) w->start(w->sys->concurrency);
+  I.consumer_thread = std::thread([&I] { I.consume_loop(); });
+  log::info(kModule, "delivery stage running", {{"systems", std::to_string(I.workers.size())}});
+  return {};
+}
+
+void DeliveryStage::stop() {
+  auto& I = *impl_;
+  if (!I.consumer) return;
+  I.stopping = true;
+  if (I.consumer_thread.joinable()) I.consumer_thread.join();
+  for (auto& [t, w] : I.workers) {
+    {
+      const std::lock_guard lock(w->mu);
+      w->stop = true;
+    }
+    w->cv.notify_all();
+  }
+  for (auto& [t, w] : I.workers)
+    for (auto& th : w->threads)
+      if (th.joinable()) th.join();
+  (void)I.producer.flush(std::chrono::seconds(30));
+  // Completions that arrived while stopping.
+  std::vector<JobPtr> finished;
+  {
+    const std::lock_guard lock(I.done_mu);
+    finished.swap(I.done);
+  }
+  for (const auto& j : finished) {
+    auto& ps = I.partitions[{j->topic, j->partition}];
+    ps.outstanding.erase(j->offset);
+    const int64_t next = ps.outstanding.empty() ? ps.highest + 1 : *ps.outstanding.begin();
+    (void)I.consumer->store_offset(j->topic, j->partition, next);
+  }
+  (void)I.consumer->close();
+  I.consumer.reset();
+}
+
+}  // namespace budstikke::delivery

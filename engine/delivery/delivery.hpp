@@ -1,0 +1,111 @@
+#pragma once
+// The delivery stage: one consumer group reads every deliver.<system> topic and hands each
+// job to its system's worker. Per system: `concurrency` threads, each with its own sink
+// (connection reuse); retries with exponential backoff and jitter kept in memory (a waiting
+// job blocks neither other systems nor, with ordering none, other jobs of its system; with
+// ordering per_patient, only later jobs of the same patient); a circuit breaker; a rate
+// limit. After the last attempt, or on a permanent failure, the job goes to dlq.<system>.
+//
+// Every outcome is a tracking record; receipts (AppRecs) for the sender go to
+// apprec.outbound when the job asks for one. A job's offset is committed only after its
+// outcome records are on Kafka, and offsets are committed in order per partition (the
+// lowest outstanding job holds the commit point): a crash redelivers, never loses.
+//
+// Threading: one consumer thread; worker threads per system; outcome records are produced
+// asynchronously and completions flow back to the consumer thread.
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/bus/bus.hpp"
+#include "engine/registry/registry.hpp"
+#include "engine/runtime/codec.hpp"
+#include "engine/runtime/sink.hpp"
+
+namespace budstikke::delivery {
+
+// Creates a sink for a system; one per worker thread.
+using SinkFactory =
+    std::function<Result<std::unique_ptr<runtime::Sink>>(const registry::System& system)>;
+
+class SinkFactories {
+ public:
+  void add(const std::string& connector_type, SinkFactory f) { f_[connector_type] = std::move(f); }
+  const SinkFactory* find(const std::string& type) const {
+    const auto it = f_.find(type);
+    return it == f_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  std::map<std::string, SinkFactory> f_;
+};
+
+struct DeliverySettings {
+  std::string topic_prefix;
+  std::string instance = "0";
+  int max_pending_per_system = 2000;  // queued + waiting jobs before its topic is paused
+  bus::KafkaSettings kafka;
+};
+
+struct DeliveryCounters {
+  std::atomic<uint64_t> delivered{0};
+  std::atomic<uint64_t> failed_attempts{0};
+  std::atomic<uint64_t> retried{0};
+  std::atomic<uint64_t> dead_lettered{0};
+  std::atomic<uint64_t> receipts{0};
+};
+
+// Topic names.
+std::string deliver_topic(const std::string& prefix, const std::string& system);
+std::string dlq_topic(const std::string& prefix, const std::string& system);
+inline constexpr const char* kRouteFailedTopic = "route.failed";
+
+// The topics the stage needs for a registry (deliver.*, dlq.*, kafka connector targets).
+std::vector<bus::TopicSpec> delivery_topics(const std::string& prefix,
+                                            const registry::Registry& reg);
+
+// Header names of a delivery job record.
+namespace header {
+inline constexpr const char* kJobId = "bs-job-id";
+inline constexpr const char* kEventId = "bs-event-id";
+inline constexpr const char* kRoute = "bs-route";
+inline constexpr const char* kSystem = "bs-system";
+inline constexpr const char* kFormat = "bs-format";
+inline constexpr const char* kContentType = "bs-content-type";
+inline constexpr const char* kIdempotencyKey = "bs-idempotency-key";
+inline constexpr const char* kTrackingKey = "bs-tracking-key";
+inline constexpr const char* kReceivedAt = "bs-received-at";  // ingest time (RFC 3339)
+inline constexpr const char* kReceivedMs = "bs-received-ms";  // ingest time (epoch ms)
+inline constexpr const char* kReceiptCodec = "bs-receipt-codec";
+inline constexpr const char* kReceipt = "bs-receipt";  // receipt context (JSON)
+inline constexpr const char* kAttempts = "bs-attempts";
+inline constexpr const char* kReason = "bs-reason";
+inline constexpr const char* kReceiverHer = "bs-receiver-her";
+}  // namespace header
+
+class DeliveryStage {
+ public:
+  DeliveryStage(DeliverySettings settings, std::shared_ptr<const registry::Registry> reg,
+                const SinkFactories& sinks, bus::Producer& producer,
+                const runtime::CodecRegistry& codecs);
+  ~DeliveryStage();
+  DeliveryStage(const DeliveryStage&) = delete;
+  DeliveryStage& operator=(const DeliveryStage&) = delete;
+
+  Status start();
+  // Stops consuming, lets in-flight sends finish, commits what is done. Jobs waiting for a
+  // retry are not committed: they are redelivered after a restart.
+  void stop();
+  const DeliveryCounters& counters() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace budstikke::delivery

@@ -1,0 +1,115 @@
+#include "engine/delivery/sinks.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace budstikke::delivery {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string suffix_for(const registry::System& s, const std::string& format) {
+  if (!s.connector.file_suffix.empty()) return s.connector.file_suffix;
+  if (format.rfind("kith", 0) == 0) return ".xml";
+  if (format.rfind("hl7v2", 0) == 0) return ".hl7";
+  return ".json";
+}
+
+std::string safe_name(const std::string& s) {
+  std::string out;
+  for (char c : s)
+    out.push_back((std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_');
+  return out.substr(0, 120);
+}
+
+class FileSink final : public runtime::Sink {
+ public:
+  explicit FileSink(const registry::System& s) : sys_(s) {}
+
+  runtime::DeliveryResult send(const runtime::DeliveryJob& job) override {
+    std::error_code ec;
+    const fs::path dir = sys_.connector.path;
+    fs::create_directories(dir, ec);
+    if (ec)
+      return runtime::DeliveryResult::retriable("cannot create " + dir.string() + ": " +
+                                                ec.message());
+    // The job id names the file: a redelivery writes the same name (idempotent).
+    const std::string name = safe_name(job.job_id.empty() ? job.idempotency_key : job.job_id) +
+                             suffix_for(sys_, job.format);
+    const fs::path final_path = dir / name;
+    const fs::path tmp = dir / ("." + name + ".tmp");
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+      return runtime::DeliveryResult::retriable("cannot write " + tmp.string() + ": " +
+                                                std::strerror(errno));
+    size_t off = 0;
+    while (off < job.payload.size()) {
+      const ssize_t n = ::write(fd, job.payload.data() + off, job.payload.size() - off);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        const std::string why = std::strerror(errno);
+        ::close(fd);
+        return runtime::DeliveryResult::retriable("write " + tmp.string() + ": " + why);
+      }
+      off += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+      ::close(fd);
+      return runtime::DeliveryResult::retriable("fsync " + tmp.string() + " failed");
+    }
+    ::close(fd);
+    fs::rename(tmp, final_path, ec);
+    if (ec) return runtime::DeliveryResult::retriable("rename: " + ec.message());
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+    return runtime::DeliveryResult::ok(final_path.string());
+  }
+  bool healthy() override { return fs::is_directory(sys_.connector.path); }
+
+ private:
+  const registry::System& sys_;
+};
+
+class KafkaSink final : public runtime::Sink {
+ public:
+  KafkaSink(const registry::System& s, bus::Producer& p) : sys_(s), producer_(p) {}
+  runtime::DeliveryResult send(const runtime::DeliveryJob& job) override {
+    bus::Record r;
+    r.topic = sys_.connector.path;
+    r.key = job.key;
+    r.value = job.payload;
+    for (const auto& [k, v] : job.headers) r.headers.push_back({k, v});
+    auto d = producer_.send_sync(r, std::chrono::milliseconds(sys_.connector.timeout_ms));
+    if (!d)
+      return d.error().retriable ? runtime::DeliveryResult::retriable(d.error().message)
+                                 : runtime::DeliveryResult::permanent(d.error().message);
+    return runtime::DeliveryResult::ok(d->topic + "/" + std::to_string(d->partition) + "@" +
+                                       std::to_string(d->offset));
+  }
+  bool healthy() override { return true; }
+
+ private:
+  const registry::System& sys_;
+  bus::Producer& producer_;
+};
+
+}  // namespace
+
+void add_builtin_sinks(SinkFactories& f, bus::Producer& producer) {
+  f.add("file", [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
+    return std::unique_ptr<runtime::Sink>(std::make_unique<FileSink>(s));
+  });
+  bus::Producer* p = &producer;
+  f.add("kafka", [p](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
+    return std::unique_ptr<runtime::Sink>(std::make_unique<KafkaSink>(s, *p));
+  });
+}
+
+}  // namespace budstikke::delivery

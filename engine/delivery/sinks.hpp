@@ -1,0 +1,14 @@
+#pragma once
+// Connectors the engine itself provides: file (write to a temporary name, fsync, rename;
+// the job id names the file, so a redelivery rewrites the same file) and kafka (produce to
+// the system's topic with the job's key and headers, acknowledged by Kafka). HTTP(S) and
+// MLLP come from their adapters and are registered by the CLI.
+
+#include "engine/bus/bus.hpp"
+#include "engine/delivery/delivery.hpp"
+
+namespace budstikke::delivery {
+
+void add_builtin_sinks(SinkFactories& f, bus::Producer& producer);
+
+}  // namespace budstikke::delivery

@@ -1,0 +1,78 @@
+#pragma once
+// Route expressions: a small, safe language over a canonical event, compiled once when a
+// route loads and evaluated per message without re-parsing.
+//
+//   receiver.her_id in system("st-olav").her_ids and type == "discharge_summary"
+//   not exists(body.patient.ids) or starts_with(lower(sender.name), "st. olav")
+//   date(occurred_at) >= "2026-01-01" and len(attachments) > 0
+//
+// Values are JSON values. Paths read the event's JSON view (see event_view()); a member of a
+// list maps over it (body.diagnoses.code is the list of codes); a missing member is null.
+// Operators: == != < <= > >= in, not in, and or not, + (numbers add, strings join), -.
+// Functions: lower upper trim len starts_with ends_with contains matches exists coalesce
+// string number date now today days_between system owner.
+// Truthiness: null, false, 0, "", [] and {} are false.
+//
+// A compile error names the offset (0-based) in the text and what was expected; callers
+// turn it into file:line:col. Evaluation never throws and never fails: type mismatches
+// yield null / false.
+
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+namespace budstikke {
+struct Event;
+}
+
+namespace budstikke::registry {
+class Registry;
+}
+
+namespace budstikke::route {
+
+struct ExprError {
+  size_t offset = 0;
+  std::string message;
+};
+
+struct CompileOptions {
+  const registry::Registry* registry = nullptr;  // for system("id") checks; may be null
+  std::set<std::string> extra_roots;             // e.g. "system" in a `to: query`
+};
+
+struct EvalContext {
+  const nlohmann::json* event = nullptr;  // event_view()
+  const registry::Registry* registry = nullptr;
+  const nlohmann::json* system = nullptr;  // `system` in a to: query
+};
+
+struct Node;
+
+class Expr {
+ public:
+  static std::variant<Expr, ExprError> compile(std::string_view text, const CompileOptions& o);
+  nlohmann::json eval(const EvalContext& c) const;
+  bool test(const EvalContext& c) const;  // eval() then truthiness
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+  std::shared_ptr<const Node> root_;
+};
+
+bool truthy(const nlohmann::json& v);
+
+// The JSON routes see: the canonical event's JSON plus shortcuts:
+//   sender/receiver .her_id (department's, else organisation's), .org_number, .name, .system
+//   patient (= body.patient), format (= source.format), message_id (= source.message_id)
+nlohmann::json event_view(const Event& e);
+
+// The root names a path may start with.
+const std::set<std::string>& event_roots();
+
+}  // namespace budstikke::route

@@ -1,0 +1,143 @@
+#pragma once
+// Routes (routes/*.yaml): which canonical events go where, changed how, rendered as what.
+//
+//   name: epikrise-to-gp
+//   from: [discharge_summary]            # canonical types, or topic names (with a '.')
+//   filter: 'format == "kith" and exists(receiver.her_id)'
+//   map:                                 # applied in order to the event
+//     - set: body.routing_note
+//       value: '"copy for the GP"'
+//     - rename: body.old
+//       to: body.new
+//     - remove: body.internal
+//   render: [kith, json]                 # per destination, the first format it accepts
+//   to:
+//     - receiver                         # the system answering for the receiver's HER-id
+//     - query: 'system.kind == "municipality" and "plo" in system.tags'
+//     - nordvik-dips                     # a system id
+//   receipts: auto                       # auto: AppRec to the sender when it takes them
+//
+// A route is compiled once when it loads (expressions, paths, system ids, render formats);
+// every problem is reported as file:line:col. Route::process() is pure: event in, the
+// deliveries (rendered bytes per destination) and failures out. The route stage, dry-run and
+// route tests all use it.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/config/spec.hpp"
+#include "engine/event/event.hpp"
+#include "engine/registry/registry.hpp"
+#include "engine/route/expr.hpp"
+#include "engine/runtime/claim_check.hpp"
+#include "engine/runtime/codec.hpp"
+
+namespace budstikke::route {
+
+struct RenderChoice {
+  std::string kind;    // original | kith | hl7v2 | json
+  std::string format;  // as written: kith, kith/epikrise/1.2, hl7v2/2.5, json, original
+};
+
+struct Destination {
+  enum class Kind { kSystem, kReceiver, kSender, kQuery };
+  Kind kind = Kind::kSystem;
+  std::string system_id;
+  std::optional<Expr> query;
+};
+
+struct MapStep {
+  enum class Kind { kSet, kRename, kRemove };
+  Kind kind = Kind::kSet;
+  std::vector<std::string> target;  // path segments
+  std::vector<std::string> from;    // rename: source path
+  std::optional<Expr> value;
+  std::string where;  // file:line:col of the step, for runtime errors
+};
+
+struct RouteEnv {
+  const registry::Registry* registry = nullptr;
+  const runtime::CodecRegistry* codecs = nullptr;
+  const runtime::ClaimCheckStore* claims = nullptr;  // may be null
+};
+
+// One rendered delivery for one system.
+struct RoutedDelivery {
+  std::string system;
+  std::string format;        // what was rendered, e.g. kith/epikrise/1.2
+  std::string content_type;  // application/xml, application/hl7-v2, application/json
+  std::string payload;
+  std::string job_id;           // deterministic: event id + route + system
+  std::string idempotency_key;  // the source message id
+};
+
+struct RouteFailure {
+  std::string system;  // empty when no system could be found
+  std::string reason;
+  std::string code;  // AppRec code for the sender when one applies (E21)
+};
+
+struct RouteResult {
+  bool matched = false;  // the filter let the event through
+  Event event;           // after map
+  std::vector<RoutedDelivery> deliveries;
+  std::vector<RouteFailure> failures;
+  std::vector<std::string> skipped;  // disabled systems
+  // Set when the sender should get a receipt after delivery: the codec and its context.
+  std::string receipt_codec;
+  std::optional<nlohmann::json> receipt_context;
+};
+
+class Route {
+ public:
+  const std::string& name() const { return name_; }
+  const std::string& file() const { return file_; }
+  const std::vector<std::string>& topics() const { return topics_; }  // without prefix
+  const std::string& description() const { return description_; }
+  bool enabled() const { return enabled_; }
+  const std::optional<Expr>& filter() const { return filter_; }
+  // The system ids this route names explicitly (for lint and topics).
+  std::vector<std::string> named_systems() const;
+
+  RouteResult process(const Event& e, const RouteEnv& env) const;
+
+ private:
+  friend class RouteLoader;
+  std::string name_, file_, description_;
+  bool enabled_ = true;
+  std::vector<std::string> topics_;
+  std::optional<Expr> filter_;
+  std::vector<MapStep> map_;
+  std::vector<RenderChoice> render_;
+  std::vector<Destination> to_;
+  bool receipts_ = true;
+};
+
+// Loads every routes/*.yaml (not *.test.yaml) against the registry and codecs.
+struct RouteSet {
+  std::vector<std::shared_ptr<const Route>> routes;
+  const Route* find(const std::string& name) const;
+};
+
+RouteSet load_routes(const std::string& dir, const registry::Registry& reg,
+                     const runtime::CodecRegistry& codecs, config::Diagnostics& diags);
+// One file (or YAML text with `file` naming it) -> a route; problems go to diags.
+std::shared_ptr<const Route> load_route_file(const std::string& file, const registry::Registry& reg,
+                                             const runtime::CodecRegistry& codecs,
+                                             config::Diagnostics& diags);
+std::shared_ptr<const Route> parse_route(const std::string& text, const std::string& file,
+                                         const registry::Registry& reg,
+                                         const runtime::CodecRegistry& codecs,
+                                         config::Diagnostics& diags);
+
+const config::Spec& route_spec();
+
+// The files a route set was loaded from (for reload checks).
+std::vector<std::string> route_files(const std::string& dir);
+
+}  // namespace budstikke::route

@@ -1,0 +1,302 @@
+#include "engine/route/route_stage.hpp"
+
+#include <chrono>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/core/crypto.hpp"
+#include "engine/core/log.hpp"
+#include "engine/core/redact.hpp"
+#include "engine/core/time.hpp"
+#include "engine/delivery/delivery.hpp"
+#include "engine/runtime/ingest.hpp"
+#include "engine/runtime/topics.hpp"
+
+namespace budstikke::route {
+
+using json = nlohmann::json;
+namespace h = delivery::header;
+
+namespace {
+
+constexpr std::string_view kModule = "route";
+
+using Process = std::function<void(const bus::Message&, std::vector<bus::Record>&)>;
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Consume-transform-produce in transactions until `stop`. Any failure aborts the batch and
+// recreates the consumer and producer: the batch is read again from the committed offsets.
+void transactional_loop(const RouteStageSettings& s, const std::string& name,
+                        const std::vector<std::string>& topics, const std::atomic<bool>& stop,
+                        RouteCounters& counters, const Process& process) {
+  const std::string group = s.topic_prefix + "budstikke-route-" + name;
+  const std::string txn_id = group + "-" + s.instance;
+  while (!stop.load()) {
+    auto producer = bus::TransactionalProducer::create(s.kafka, txn_id);
+    if (!producer) {
+      log::error(kModule, "transactional producer failed",
+                 {{"route", name}, {"error", producer.error().message}});
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      continue;
+    }
+    bus::ConsumerOptions co;
+    co.transactional = true;
+    auto consumer = bus::Consumer::create(s.kafka, group, topics, co);
+    if (!consumer) {
+      log::error(kModule, "consumer failed",
+                 {{"route", name}, {"error", consumer.error().message}});
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      continue;
+    }
+    bool broken = false;
+    while (!stop.load() && !broken) {
+      std::vector<bus::Message> batch;
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(s.batch_ms);
+      while (static_cast<int>(batch.size()) < s.batch_max) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        auto m = (*consumer)->poll(batch.empty() ? std::chrono::milliseconds(100)
+                                                 : std::max(left, std::chrono::milliseconds(0)));
+        if (!m) {
+          log::error(kModule, "poll failed", {{"route", name}, {"error", m.error().message}});
+          broken = true;
+          break;
+        }
+        if (!*m) {
+          if (!batch.empty() || stop.load()) break;
+          continue;
+        }
+        batch.push_back(std::move(**m));
+        if (std::chrono::steady_clock::now() >= deadline) break;
+      }
+      if (broken || batch.empty()) continue;
+      std::vector<bus::Record> records;
+      for (const auto& m : batch) {
+        process(m, records);
+        (void)(*consumer)->store(m);
+      }
+      counters.consumed.fetch_add(batch.size());
+      Status st = (*producer)->begin();
+      for (size_t i = 0; st && i < records.size(); ++i) st = (*producer)->send(records[i]);
+      if (st) st = (*producer)->send_offsets(**consumer);
+      if (st) st = (*producer)->commit();
+      if (!st) {
+        log::warn(kModule, "batch aborted; it will be read again",
+                  {{"route", name}, {"error", st.error().message}});
+        counters.aborted_batches.fetch_add(1);
+        (void)(*producer)->abort();
+        broken = true;
+        continue;
+      }
+      (*consumer)->clear_stored();
+    }
+    (void)(*consumer)->close();
+  }
+}
+
+std::string redacted_id(const std::string& id, const std::string& secret) {
+  if (id.empty() || !contains_identity_number(id)) return id;
+  return "h:" + hmac_sha256_hex(secret, "message|" + id);
+}
+
+}  // namespace
+
+RouteStage::RouteStage(RouteStageSettings s, RouteSet routes,
+                       std::shared_ptr<const registry::Registry> reg,
+                       const runtime::CodecRegistry& codecs, const runtime::ClaimCheckStore* claims)
+    : s_(std::move(s)),
+      routes_(std::move(routes)),
+      reg_(std::move(reg)),
+      codecs_(codecs),
+      claims_(claims) {}
+
+RouteStage::~RouteStage() {
+  stop();
+}
+
+Status RouteStage::start() {
+  for (const auto& r : routes_.routes) {
+    if (!r->enabled()) continue;
+    const Route* rp = r.get();
+    threads_.emplace_back([this, rp] { run_route(rp); });
+  }
+  threads_.emplace_back([this] { run_receipts(); });
+  log::info(kModule, "route stage running", {{"routes", std::to_string(routes_.routes.size())}});
+  return {};
+}
+
+void RouteStage::stop() {
+  stop_ = true;
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+void RouteStage::run_route(const Route* route) {
+  std::vector<std::string> topics;
+  for (const auto& t : route->topics()) topics.push_back(s_.topic_prefix + t);
+  RouteEnv env{reg_.get(), &codecs_, claims_};
+  const std::string prefix = s_.topic_prefix;
+  const std::string name = route->name();
+  transactional_loop(
+      s_, name, topics, stop_, counters_,
+      [&](const bus::Message& m, std::vector<bus::Record>& out) {
+        const std::string now = now_rfc3339();
+        auto ev = event_from_json_string(m.value());
+        if (!ev) {
+          counters_.failures.fetch_add(1);
+          out.push_back({prefix + delivery::kRouteFailedTopic,
+                         std::string(m.key()),
+                         dump({{"route", name},
+                               {"reason", "not a canonical event: " + ev.error().message},
+                               {"topic", std::string(m.topic())},
+                               {"offset", m.offset()},
+                               {"at", now}}),
+                         {{"bs-route", name}, {"bs-reason", "not a canonical event"}},
+                         -1});
+          return;
+        }
+        RouteResult r = route->process(*ev, env);
+        if (!r.matched) return;
+        counters_.matched.fetch_add(1);
+        const Event& e = r.event;
+        const std::string tkey = runtime::tracking_key(e.source.message_id, s_.key_secret);
+        const std::string idem = redacted_id(e.source.message_id, s_.key_secret);
+        int64_t received_ms = m.timestamp_ms();
+        json destinations = json::array();
+        for (auto& d : r.deliveries) {
+          bus::Record rec;
+          rec.topic = delivery::deliver_topic(prefix, d.system);
+          rec.key = e.key;
+          rec.headers = {{h::kJobId, d.job_id},
+                         {h::kEventId, e.event_id},
+                         {h::kRoute, name},
+                         {h::kSystem, d.system},
+                         {h::kFormat, d.format},
+                         {h::kContentType, d.content_type},
+                         {h::kIdempotencyKey, idem},
+                         {h::kTrackingKey, tkey},
+                         {h::kReceivedAt, e.received_at},
+                         {h::kReceivedMs, std::to_string(received_ms)}};
+          if (r.receipt_context) {
+            rec.headers.push_back({h::kReceiptCodec, r.receipt_codec});
+            rec.headers.push_back({h::kReceipt, dump(*r.receipt_context)});
+          }
+          rec.value = std::move(d.payload);
+          out.push_back(std::move(rec));
+          destinations.push_back(
+              {{"system", d.system}, {"format", d.format}, {"job_id", d.job_id}});
+          counters_.jobs.fetch_add(1);
+        }
+        for (const auto& f : r.failures) {
+          counters_.failures.fetch_add(1);
+          json fj = {{"route", name},      {"event_id", e.event_id}, {"message_id", idem},
+                     {"system", f.system}, {"reason", f.reason},     {"code", f.code},
+                     {"at", now},          {"event", to_json(e)}};
+          out.push_back({prefix + delivery::kRouteFailedTopic,
+                         e.key,
+                         dump(fj),
+                         {{"bs-route", name},
+                          {"bs-event-id", e.event_id},
+                          {"bs-reason", redact_identity_numbers(f.reason)}},
+                         -1});
+          // The receiver is unknown: the sender gets a negative AppRec (E21) when it takes them.
+          if (f.code == "E21" && r.receipt_context) {
+            if (const auto* c = codecs_.find(r.receipt_codec)) {
+              runtime::ReceiptOutcome o{false, "E21", "Mottaker finnes ikke", f.reason};
+              std::string format;
+              if (auto receipt = c->build_receipt(*r.receipt_context, o, format)) {
+                std::string her = e.sender.department.her_id.empty() ? e.sender.organisation.her_id
+                                                                     : e.sender.department.her_id;
+                out.push_back({prefix + runtime::kAppRecOutboundTopic,
+                               "a:" + sha256_hex(e.event_id + "|E21"),
+                               std::move(*receipt),
+                               {{"bs-format", format},
+                                {"bs-original-message-id", idem},
+                                {h::kReceiverHer, her},
+                                {"bs-status", "rejected"},
+                                {h::kEventId, e.event_id}},
+                               -1});
+              }
+            }
+          }
+        }
+        json t = {{"state", r.deliveries.empty() ? "unrouted" : "routed"},
+                  {"at", now},
+                  {"route", name},
+                  {"event_id", e.event_id},
+                  {"message_id", idem},
+                  {"destinations", destinations}};
+        if (!r.failures.empty()) {
+          json fs = json::array();
+          for (const auto& f : r.failures)
+            fs.push_back({{"system", f.system}, {"reason", redact_identity_numbers(f.reason)}});
+          t["failures"] = fs;
+        }
+        if (!r.skipped.empty()) t["skipped_disabled"] = r.skipped;
+        out.push_back({prefix + runtime::kTrackingTopic,
+                       tkey,
+                       dump(t),
+                       {{"bs-state", t.value("state", "")}, {"bs-route", name}},
+                       -1});
+      });
+}
+
+void RouteStage::run_receipts() {
+  const std::string prefix = s_.topic_prefix;
+  transactional_loop(
+      s_, "receipts", {prefix + runtime::kAppRecOutboundTopic}, stop_, counters_,
+      [&](const bus::Message& m, std::vector<bus::Record>& out) {
+        const std::string her = m.header(h::kReceiverHer).value_or("");
+        const registry::System* s = her.empty() ? nullptr : reg_->owner_of_her(her);
+        const std::string event_id = m.header(h::kEventId).value_or("");
+        const std::string original = m.header("bs-original-message-id").value_or("");
+        const std::string tkey = runtime::tracking_key(original, s_.key_secret);
+        if (!s || s->receipts != "apprec" || !s->enabled) {
+          // Stays on apprec.outbound, visible; tracking says why it went nowhere.
+          out.push_back({prefix + runtime::kTrackingTopic,
+                         tkey,
+                         dump({{"state", "receipt_not_sent"},
+                               {"at", now_rfc3339()},
+                               {"message_id", original},
+                               {"reason", !s ? "no system answers for HER-id " + her
+                                             : "system '" + s->id + "' does not take AppRecs"}}),
+                         {{"bs-state", "receipt_not_sent"}},
+                         -1});
+          return;
+        }
+        bus::Record rec;
+        rec.topic = delivery::deliver_topic(prefix, s->id);
+        rec.key = std::string(m.key());
+        rec.value = std::string(m.value());
+        const std::string job = runtime::uuid_from_seed(std::string(m.key()) + "|receipt|" + s->id +
+                                                        "|" + std::to_string(m.offset()));
+        rec.headers = {{h::kJobId, job},
+                       {h::kEventId, event_id},
+                       {h::kRoute, "receipts"},
+                       {h::kSystem, s->id},
+                       {h::kFormat, m.header("bs-format").value_or("kith/apprec/1.0")},
+                       {h::kContentType, "application/xml"},
+                       {h::kIdempotencyKey, job},
+                       {h::kTrackingKey, tkey},
+                       {h::kReceivedMs, std::to_string(m.timestamp_ms())}};
+        out.push_back(std::move(rec));
+        out.push_back({prefix + runtime::kTrackingTopic,
+                       tkey,
+                       dump({{"state", "receipt_routed"},
+                             {"at", now_rfc3339()},
+                             {"message_id", original},
+                             {"system", s->id},
+                             {"status", m.header("bs-status").value_or("")}}),
+                       {{"bs-state", "receipt_routed"}},
+                       -1});
+        counters_.jobs.fetch_add(1);
+      });
+}
+
+}  // namespace budstikke::route

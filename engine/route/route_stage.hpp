@@ -1,0 +1,68 @@
+#pragma once
+// The route stage: one consumer group and one transactional producer per route. A batch of
+// canonical events is filtered, mapped and rendered; the delivery jobs (deliver.<system>),
+// failures (route.failed), receipts for unknown receivers (apprec.outbound) and tracking
+// records are produced in the same Kafka transaction as the batch's offsets: exactly once
+// inside Kafka. The job key is the event key, so one patient's jobs stay in order.
+//
+// A built-in `receipts` route moves AppRecs waiting on apprec.outbound to the system that
+// answers for their receiver's HER-id, when that system takes receipts.
+//
+// Transactional ids are stable per route and instance, so a restarted engine fences its
+// crashed predecessor at once instead of waiting for its transactions to time out.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/bus/bus.hpp"
+#include "engine/registry/registry.hpp"
+#include "engine/route/route.hpp"
+
+namespace budstikke::route {
+
+struct RouteStageSettings {
+  std::string topic_prefix;
+  std::string instance = "0";
+  std::string key_secret;  // for tracking keys
+  bus::KafkaSettings kafka;
+  int batch_max = 500;
+  int batch_ms = 20;
+};
+
+struct RouteCounters {
+  std::atomic<uint64_t> consumed{0};
+  std::atomic<uint64_t> matched{0};
+  std::atomic<uint64_t> jobs{0};
+  std::atomic<uint64_t> failures{0};
+  std::atomic<uint64_t> aborted_batches{0};
+};
+
+class RouteStage {
+ public:
+  RouteStage(RouteStageSettings s, RouteSet routes, std::shared_ptr<const registry::Registry> reg,
+             const runtime::CodecRegistry& codecs, const runtime::ClaimCheckStore* claims);
+  ~RouteStage();
+  RouteStage(const RouteStage&) = delete;
+  RouteStage& operator=(const RouteStage&) = delete;
+
+  Status start();
+  void stop();
+  const RouteCounters& counters() const { return counters_; }
+
+ private:
+  void run_route(const Route* route);
+  void run_receipts();
+  RouteStageSettings s_;
+  RouteSet routes_;
+  std::shared_ptr<const registry::Registry> reg_;
+  const runtime::CodecRegistry& codecs_;
+  const runtime::ClaimCheckStore* claims_;
+  RouteCounters counters_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace budstikke::route
