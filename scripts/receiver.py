@@ -47,7 +47,8 @@ def main():
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            ext = ".xml" if "xml" in self.headers.get("Content-Type", "") else ".json"
+            ctype = self.headers.get("Content-Type", "")
+            ext = ".xml" if "xml" in ctype else (".hl7" if "hl7" in ctype else ".json")
             store(a.dir, system, ext, body)
             self.send_response(200)
             self.send_header("Content-Length", "0")

@@ -121,9 +121,16 @@ int cmd_consume(const Args& args) {
       std::string line = std::string(msg.topic()) + "[" + std::to_string(msg.partition()) + "@" +
                          std::to_string(msg.offset()) + "] ";
       if (j.is_object() && j.contains("state")) {
-        line += j.value("state", std::string("?")) + " msg " +
-                j.value("message_id", std::string("?")) + " via " +
-                j.value("channel", std::string("?"));
+        line +=
+            j.value("state", std::string("?")) + " msg " + j.value("message_id", std::string("?"));
+        if (j.contains("channel")) line += " via " + j.value("channel", std::string("?"));
+        if (j.contains("route")) line += " route " + j.value("route", std::string("?"));
+        if (j.contains("system")) line += " to " + j.value("system", std::string("?"));
+        if (auto ds = j.find("destinations"); ds != j.end() && ds->is_array())
+          line += " -> " + std::to_string(ds->size()) + " system(s)";
+        if (j.contains("attempts"))
+          line += " after " + std::to_string(j.value("attempts", 0)) + " attempt(s)";
+        if (j.contains("detail")) line += ": " + j.value("detail", std::string());
         if (j.contains("type")) line += " as " + j.value("type", std::string("?"));
         if (j.contains("code")) line += " (" + j.value("code", std::string("")) + ")";
       } else if (j.is_object() && j.contains("event_id") && j.contains("source") &&

@@ -166,7 +166,7 @@ class RoutingStages final : public runtime::Stage {
                 route::RouteSet routes, const runtime::CodecRegistry& codecs,
                 bus::Producer& producer)
       : claims_(cfg.claim_check_dir) {
-    delivery::add_builtin_sinks(sinks_, producer);
+    delivery::add_builtin_sinks(sinks_, producer, cfg.topic_prefix);
     add_connector_sinks(sinks_);
     route::RouteStageSettings rs;
     rs.topic_prefix = cfg.topic_prefix;

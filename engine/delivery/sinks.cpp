@@ -79,10 +79,11 @@ class FileSink final : public runtime::Sink {
 
 class KafkaSink final : public runtime::Sink {
  public:
-  KafkaSink(const registry::System& s, bus::Producer& p) : sys_(s), producer_(p) {}
+  KafkaSink(const registry::System& s, bus::Producer& p, std::string prefix)
+      : sys_(s), producer_(p), prefix_(std::move(prefix)) {}
   runtime::DeliveryResult send(const runtime::DeliveryJob& job) override {
     bus::Record r;
-    r.topic = sys_.connector.path;
+    r.topic = prefix_ + sys_.connector.path;
     r.key = job.key;
     r.value = job.payload;
     for (const auto& [k, v] : job.headers) r.headers.push_back({k, v});
@@ -98,17 +99,18 @@ class KafkaSink final : public runtime::Sink {
  private:
   const registry::System& sys_;
   bus::Producer& producer_;
+  std::string prefix_;
 };
 
 }  // namespace
 
-void add_builtin_sinks(SinkFactories& f, bus::Producer& producer) {
+void add_builtin_sinks(SinkFactories& f, bus::Producer& producer, const std::string& prefix) {
   f.add("file", [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
     return std::unique_ptr<runtime::Sink>(std::make_unique<FileSink>(s));
   });
   bus::Producer* p = &producer;
-  f.add("kafka", [p](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
-    return std::unique_ptr<runtime::Sink>(std::make_unique<KafkaSink>(s, *p));
+  f.add("kafka", [p, prefix](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
+    return std::unique_ptr<runtime::Sink>(std::make_unique<KafkaSink>(s, *p, prefix));
   });
 }
 

@@ -4,11 +4,14 @@
 // the system's topic with the job's key and headers, acknowledged by Kafka). HTTP(S) and
 // MLLP come from their adapters and are registered by the CLI.
 
+#include <string>
+
 #include "engine/bus/bus.hpp"
 #include "engine/delivery/delivery.hpp"
 
 namespace budstikke::delivery {
 
-void add_builtin_sinks(SinkFactories& f, bus::Producer& producer);
+// Kafka connector topics get the engine's topic prefix, like every other topic.
+void add_builtin_sinks(SinkFactories& f, bus::Producer& producer, const std::string& prefix);
 
 }  // namespace budstikke::delivery

@@ -534,7 +534,7 @@ std::shared_ptr<const Registry> Registry::parse(const std::string& text, const s
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    diags.error(file, e.mark, "", e.msg);
+    diags.error(file, e.mark, "", "YAML syntax: " + e.msg);
   }
   return build(root, file, diags);
 }

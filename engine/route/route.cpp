@@ -475,6 +475,14 @@ Party party_of(const registry::System& s) {
 
 RouteResult Route::process(const Event& in, const RouteEnv& env) const {
   RouteResult out;
+  // Only the types the route reads (its topics, when they are canonical.<type> topics).
+  const std::string own_topic = canonical_topic(in.type);
+  if (std::find(topics_.begin(), topics_.end(), own_topic) == topics_.end()) {
+    const bool only_canonical = std::all_of(topics_.begin(), topics_.end(), [](const auto& t) {
+      return t.rfind("canonical.", 0) == 0;
+    });
+    if (only_canonical) return out;
+  }
   const registry::Registry& reg = *env.registry;
   json view = event_view(in);
   EvalContext ctx{&view, &reg, nullptr};

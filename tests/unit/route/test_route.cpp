@@ -1,0 +1,334 @@
+// Registry, expression and route tests: every error kind with its line:col, and routing of
+// the shipped example messages through the shipped example registry and routes.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "adapters/emelding/emelding_codec.hpp"
+#include "adapters/hl7v2/canonical.hpp"
+#include "engine/registry/registry.hpp"
+#include "engine/route/expr.hpp"
+#include "engine/route/route.hpp"
+#include "tests/support/test_env.hpp"
+
+namespace budstikke {
+namespace {
+
+using config::Diagnostics;
+
+std::string errors(const Diagnostics& d) {
+  return d.format_all();
+}
+
+const char* kRegistry = R"(defaults:
+  accepts: [kith/*]
+systems:
+  - id: st-olav
+    name: St. Olavs hospital
+    kind: hospital
+    her_ids: ["100"]
+    accepts: [kith/*, hl7v2/*, json]
+    connector: {url: "http://127.0.0.1:1/x"}
+  - id: gp-1
+    name: Legekontor 1
+    kind: gp
+    her_ids: ["200"]
+    tags: [kommune-1]
+    connector: {url: "file:/tmp/out"}
+groups:
+  - columns: [nr]
+    rows: [["1"], ["2"]]
+    template:
+      id: "kommune-{nr}"
+      name: "Kommune {nr}"
+      kind: municipality
+      her_ids: ["30{nr}"]
+      connector: {url: "mllp://127.0.0.1:2575"}
+)";
+
+std::shared_ptr<const registry::Registry> reg_of(const std::string& text, Diagnostics& d) {
+  return registry::Registry::parse(text, "systems.yaml", d);
+}
+
+TEST(Registry, LoadsExplicitAndGeneratedSystems) {
+  Diagnostics d;
+  auto r = reg_of(kRegistry, d);
+  ASSERT_FALSE(d.has_errors()) << errors(d);
+  ASSERT_EQ(r->systems().size(), 4u);
+  EXPECT_EQ(r->owner_of_her("302")->id, "kommune-2");
+  EXPECT_EQ(r->find("kommune-1")->connector.type, "mllp");
+  EXPECT_EQ(r->find("kommune-1")->connector.port, 2575);
+  EXPECT_EQ(r->find("gp-1")->connector.path, "/tmp/out");
+  EXPECT_TRUE(r->find("st-olav")->accepts_format("hl7v2/2.5"));
+  EXPECT_FALSE(r->find("gp-1")->accepts_format("hl7v2/2.5"));
+  EXPECT_TRUE(r->find("gp-1")->accepts_format("kith/epikrise/1.2"));
+}
+
+struct BadRegistry {
+  const char* name;
+  const char* text;
+  const char* where;  // expected "line:col"
+  const char* says;
+};
+
+TEST(Registry, EveryErrorKindHasItsPosition) {
+  const BadRegistry cases[] = {
+      {"unknown key",
+       "systems:\n  - id: a\n    name: A\n    colour: red\n    connector: {url: \"file:/x\"}\n",
+       "4:5", "unknown key"},
+      {"missing name", "systems:\n  - id: a\n    connector: {url: \"file:/x\"}\n", "2:5",
+       "required"},
+      {"bad id", "systems:\n  - id: A B\n    name: A\n    connector: {url: \"file:/x\"}\n", "2:9",
+       "lower case"},
+      {"duplicate id",
+       "systems:\n  - id: a\n    name: A\n    connector: {url: \"file:/x\"}\n  - id: a\n    name: "
+       "B\n    connector: {url: \"file:/y\"}\n",
+       "5:9", "duplicate system id"},
+      {"bad scheme", "systems:\n  - id: a\n    name: A\n    connector: {url: \"ftp://x\"}\n",
+       "4:22", "unknown scheme"},
+      {"no port", "systems:\n  - id: a\n    name: A\n    connector: {url: \"mllp://x\"}\n", "4:22",
+       "needs a port"},
+      {"her not digits",
+       "systems:\n  - id: a\n    name: A\n    her_ids: [x1]\n    connector: {url: \"file:/x\"}\n",
+       "4:14", "1 to 9 digits"},
+      {"her twice",
+       "systems:\n  - id: a\n    name: A\n    her_ids: [\"1\"]\n    connector: {url: "
+       "\"file:/x\"}\n  - "
+       "id: b\n    name: B\n    her_ids: [\"1\"]\n    connector: {url: \"file:/y\"}\n",
+       "8:14", "claimed by both"},
+      {"bad format",
+       "systems:\n  - id: a\n    name: A\n    accepts: [pdf]\n    connector: {url: \"file:/x\"}\n",
+       "4:14", "format 'pdf'"},
+      {"int range",
+       "systems:\n  - id: a\n    name: A\n    concurrency: 0\n    connector: {url: \"file:/x\"}\n",
+       "4:18", "at least 1"},
+      {"unknown placeholder",
+       "groups:\n  - columns: [n]\n    rows: [[\"1\"]]\n    template:\n      id: \"x-{m}\"\n      "
+       "name: X\n      connector: {url: \"file:/x\"}\n",
+       "5:11", "unknown placeholder {m}"},
+      {"row width",
+       "groups:\n  - columns: [n, m]\n    rows: [[\"1\"]]\n    template:\n      id: \"x-{n}\"\n    "
+       "  "
+       "name: X\n      connector: {url: \"file:/x\"}\n",
+       "3:12", "1 values for 2 columns"},
+      {"yaml syntax", "systems:\n  - id: [a\n", "3:1", "YAML"},
+  };
+  for (const auto& c : cases) {
+    Diagnostics d;
+    reg_of(c.text, d);
+    const std::string all = errors(d);
+    EXPECT_TRUE(d.has_errors()) << c.name;
+    EXPECT_NE(all.find(std::string("systems.yaml:") + c.where + ":"), std::string::npos)
+        << c.name << ": " << all;
+    EXPECT_NE(all.find(c.says), std::string::npos) << c.name << ": " << all;
+  }
+}
+
+TEST(Registry, ShippedExampleHasAboutTwoHundredSystems) {
+  Diagnostics d;
+  auto r = registry::Registry::load(testenv::source_dir().string() + "/config/systems.yaml", d);
+  ASSERT_FALSE(d.has_errors()) << errors(d);
+  EXPECT_GE(r->systems().size(), 180u);
+  EXPECT_LE(r->systems().size(), 220u);
+  std::map<std::string, int> kinds;
+  for (const auto& s : r->systems()) ++kinds[s.kind];
+  for (const char* k : {"hospital", "department", "gp", "municipality", "lab", "national"})
+    EXPECT_GT(kinds[k], 0) << k;
+}
+
+nlohmann::json eval(const std::string& text, const nlohmann::json& ev,
+                    const registry::Registry* reg = nullptr) {
+  route::CompileOptions o;
+  o.registry = reg;
+  auto c = route::Expr::compile(text, o);
+  if (auto* e = std::get_if<route::ExprError>(&c)) {
+    ADD_FAILURE() << text << ": " << e->message;
+    return nullptr;
+  }
+  route::EvalContext ctx{&ev, reg, nullptr};
+  return std::get<route::Expr>(c).eval(ctx);
+}
+
+TEST(Expr, OperatorsFunctionsAndPaths) {
+  Diagnostics d;
+  auto r = reg_of(kRegistry, d);
+  const nlohmann::json ev = {
+      {"type", "discharge_summary"},
+      {"receiver", {{"her_id", "100"}, {"name", "St. Olavs hospital"}}},
+      {"body", {{"diagnoses", {{{"code", "J18"}}, {{"code", "I10"}}}}, {"n", 3}}},
+      {"occurred_at", "2026-11-20T10:00:00+01:00"}};
+  EXPECT_EQ(eval("type == \"discharge_summary\"", ev), true);
+  EXPECT_EQ(eval("receiver.her_id in system(\"st-olav\").her_ids", ev, r.get()), true);
+  EXPECT_EQ(eval("\"J18\" in body.diagnoses.code", ev), true);
+  EXPECT_EQ(eval("\"X\" not in body.diagnoses.code and not exists(body.missing)", ev), true);
+  EXPECT_EQ(eval("body.n >= 3 and body.n < 4 and body.n + 1 == 4", ev), true);
+  EXPECT_EQ(eval("starts_with(lower(receiver.name), \"st. olav\")", ev), true);
+  EXPECT_EQ(eval("matches(receiver.name, \"^St\\\\. O\")", ev), true);
+  EXPECT_EQ(eval("date(occurred_at)", ev), "2026-11-20");
+  EXPECT_EQ(eval("days_between(\"2026-11-20\", \"2026-12-01\")", ev), 11);
+  EXPECT_EQ(eval("len(body.diagnoses)", ev), 2);
+  EXPECT_EQ(eval("body.diagnoses[1].code", ev), "I10");
+  EXPECT_EQ(eval("coalesce(body.none, \"x\")", ev), "x");
+  EXPECT_EQ(eval("owner(\"302\").kind", ev, r.get()), "municipality");
+  EXPECT_EQ(eval("body.none.deeper == null", ev), true);
+  EXPECT_EQ(eval("body.n > \"text\"", ev), false);  // mismatched types are never true
+}
+
+TEST(Expr, CompileErrorsSayWhere) {
+  Diagnostics d;
+  auto r = reg_of(kRegistry, d);
+  struct Case {
+    const char* text;
+    size_t offset;
+    const char* says;
+  } cases[] = {
+      {"type = \"x\"", 5, "use '=='"},
+      {"type == \"x\" && true", 12, "use 'and'"},
+      {"recever.her_id == \"1\"", 0, "unknown name 'recever'"},
+      {"frobnicate(type)", 0, "unknown function"},
+      {"lower(type, type)", 0, "takes 1 argument"},
+      {"type == (\"x\"", 12, "expected ')'"},
+      {"system(\"nope\").her_ids", 0, "unknown system 'nope'"},
+      {"matches(type, \"(\")", 14, "invalid regular expression"},
+      {"type == \"open", 8, "unterminated string"},
+      {"", 0, "empty expression"},
+  };
+  for (const auto& c : cases) {
+    route::CompileOptions o;
+    o.registry = r.get();
+    auto res = route::Expr::compile(c.text, o);
+    auto* e = std::get_if<route::ExprError>(&res);
+    ASSERT_NE(e, nullptr) << c.text;
+    EXPECT_EQ(e->offset, c.offset) << c.text << ": " << e->message;
+    EXPECT_NE(e->message.find(c.says), std::string::npos) << c.text << ": " << e->message;
+  }
+}
+
+runtime::CodecRegistry codecs() {
+  runtime::CodecRegistry c;
+  c.add(std::make_shared<emelding::EmeldingCodec>(nullptr));
+  c.add(std::make_shared<hl7v2::Hl7Codec>());
+  return c;
+}
+
+TEST(Route, EveryErrorKindHasItsPosition) {
+  Diagnostics rd;
+  auto r = reg_of(kRegistry, rd);
+  const auto cs = codecs();
+  struct Case {
+    const char* name;
+    const char* text;
+    const char* where;
+    const char* says;
+  } cases[] = {
+      {"unknown key", "name: a\nfrom: [dialog]\nto: [receiver]\nfliter: x\n", "4:1", "unknown key"},
+      {"missing to", "name: a\nfrom: [dialog]\n", "1:1", "required"},
+      {"unknown type", "name: a\nfrom: [dialogue]\nto: [receiver]\n", "2:8", "unknown event type"},
+      {"unknown system", "name: a\nfrom: [dialog]\nto: [st-olaf]\n", "3:6",
+       "did you mean 'st-olav'"},
+      {"filter error", "name: a\nfrom: [dialog]\nfilter: 'type == \"x\" && 1'\nto: [receiver]\n",
+       "3:22", "use 'and'"},
+      {"query error", "name: a\nfrom: [dialog]\nto:\n  - query: 'sytem.kind == \"gp\"'\n", "4:13",
+       "unknown name 'sytem'"},
+      {"render", "name: a\nfrom: [dialog]\nrender: [pdf]\nto: [receiver]\n", "3:10",
+       "unknown format 'pdf'"},
+      {"map target",
+       "name: a\nfrom: [dialog]\nmap:\n  - set: event_id\n    value: '1'\nto: [receiver]\n", "4:10",
+       "only body"},
+      {"map value",
+       "name: a\nfrom: [dialog]\nmap:\n  - set: body.x\n    value: 'lower('\nto: [receiver]\n",
+       "5:19", "expected a value"},
+      {"map step", "name: a\nfrom: [dialog]\nmap:\n  - copy: body.x\nto: [receiver]\n", "4:5",
+       "set, rename or remove"},
+      {"bad name", "name: A!\nfrom: [dialog]\nto: [receiver]\n", "1:7", "lower case"},
+  };
+  for (const auto& c : cases) {
+    Diagnostics d;
+    auto route = route::parse_route(c.text, "r.yaml", *r, cs, d);
+    const std::string all = errors(d);
+    EXPECT_EQ(route, nullptr) << c.name;
+    EXPECT_NE(all.find(std::string("r.yaml:") + c.where + ":"), std::string::npos)
+        << c.name << ": " << all;
+    EXPECT_NE(all.find(c.says), std::string::npos) << c.name << ": " << all;
+  }
+}
+
+std::optional<Event> decode_file(const runtime::CodecRegistry& cs, const std::string& path) {
+  const std::string bytes = testenv::read_file(path);
+  const runtime::Codec* c = cs.detect(bytes);
+  if (!c) return std::nullopt;
+  runtime::DecodeContext ctx{"test", path, false, "k"};
+  auto r = c->decode(bytes, ctx);
+  auto* out = std::get_if<runtime::CodecOutput>(&r);
+  if (!out || out->events.empty()) return std::nullopt;
+  return out->events.front();
+}
+
+// The shipped routes, registry and example messages: who gets what.
+TEST(Route, ExampleMessagesGoWhereTheExampleRoutesSay) {
+  Diagnostics d;
+  auto reg = registry::Registry::load(testenv::source_dir().string() + "/config/systems.yaml", d);
+  const auto cs = codecs();
+  auto routes = route::load_routes(testenv::source_dir().string() + "/routes", *reg, cs, d);
+  ASSERT_FALSE(d.has_errors()) << errors(d);
+  route::RouteEnv env{reg.get(), &cs, nullptr};
+  auto deliveries = [&](const std::string& file) {
+    std::map<std::string, std::vector<std::string>> out;  // route -> systems
+    auto e = decode_file(cs, testenv::source_dir().string() + "/examples/messages/" + file);
+    EXPECT_TRUE(e) << file;
+    if (!e) return out;
+    for (const auto& r : routes.routes) {
+      auto res = r->process(*e, env);
+      if (!res.matched) continue;
+      for (const auto& dl : res.deliveries) out[r->name()].push_back(dl.system + ":" + dl.format);
+      for (const auto& f : res.failures) out[r->name()].push_back("FAILED " + f.reason);
+    }
+    return out;
+  };
+  auto dialog = deliveries("dialog-notat-gp-to-hospital.xml");
+  ASSERT_EQ(dialog.size(), 1u);
+  EXPECT_EQ(dialog["dialog-both-ways"],
+            std::vector<std::string>{"nordvik-dips:kith/dialogmelding/1.0"});
+  auto result = deliveries("svarrapport-lab-result.xml");
+  EXPECT_EQ(result["lab-result-to-requester"],
+            std::vector<std::string>{"fjordbyen-legesenter:kith/svarrapport/1.4"});
+  auto adt = deliveries("adt-a01-admission.hl7");
+  ASSERT_EQ(adt.size(), 1u);
+  const auto& fan = adt["adt-fanout"];
+  EXPECT_EQ(fan.size(), 21u);  // 20 department systems + Kjernejournal
+  EXPECT_NE(std::find(fan.begin(), fan.end(), "kjernejournal:json"), fan.end());
+  EXPECT_NE(std::find(fan.begin(), fan.end(), "nordvik-barn:hl7v2/2.5"), fan.end());
+}
+
+TEST(Route, MapRenderAndUnknownReceiver) {
+  Diagnostics d;
+  auto reg = reg_of(kRegistry, d);
+  const auto cs = codecs();
+  auto route = route::parse_route(
+      "name: m\nfrom: [admission]\nmap:\n  - set: body.note\n    value: '\"seen by \" + "
+      "receiver.name'\n  - rename: body.note\n    to: body.remark\nrender: [json]\nto: [receiver, "
+      "gp-1, st-olav]\n",
+      "m.yaml", *reg, cs, d);
+  ASSERT_TRUE(route) << errors(d);
+  auto e =
+      decode_file(cs, testenv::source_dir().string() + "/examples/messages/adt-a01-admission.hl7");
+  ASSERT_TRUE(e);
+  route::RouteEnv env{reg.get(), &cs, nullptr};
+  auto res = route->process(*e, env);
+  ASSERT_TRUE(res.matched);
+  EXPECT_EQ(res.event.body.value("remark", ""), "seen by REGION");
+  EXPECT_FALSE(res.event.body.contains("note"));
+  // The receiver (REGION, no HER-id) is unknown: a failure with E21; gp-1 does not accept
+  // json; st-olav gets the canonical JSON.
+  ASSERT_EQ(res.failures.size(), 2u);
+  EXPECT_EQ(res.failures[0].code, "E21");
+  EXPECT_NE(res.failures[1].reason.find("gp-1"), std::string::npos);
+  ASSERT_EQ(res.deliveries.size(), 1u);
+  EXPECT_EQ(res.deliveries[0].system, "st-olav");
+  EXPECT_EQ(res.deliveries[0].format, "json");
+  EXPECT_NE(res.deliveries[0].payload.find("seen by REGION"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace budstikke
