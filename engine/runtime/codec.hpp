@@ -72,26 +72,20 @@ class Codec {
   }
   // Renders an event for a destination. `original` holds the event's original bytes
   // (resolved from the claim-check store when needed).
-  virtual Result<std::string> render(const Event& e, std::string_view original,
+  virtual Result<std::string> render(const Event& /*e*/, std::string_view /*original*/,
                                      const RenderRequest& r) const {
-    (void)e;
-    (void)original;
     return Error::permanent(ErrorDomain::kCodec,
                             std::string(name()) + " cannot render " + r.format);
   }
   // What a receipt for this event needs (sender, receiver, ids, AppRec version), as JSON
   // that can travel in a delivery job's header; nullopt when the format has no receipts.
-  virtual std::optional<nlohmann::json> receipt_context(const Event& e) const {
-    (void)e;
+  virtual std::optional<nlohmann::json> receipt_context(const Event& /*e*/) const {
     return std::nullopt;
   }
   // Builds the receipt (e.g. an AppRec) from a receipt_context(); its format in `format`.
-  virtual Result<std::string> build_receipt(const nlohmann::json& context,
-                                            const ReceiptOutcome& outcome,
-                                            std::string& format) const {
-    (void)context;
-    (void)outcome;
-    (void)format;
+  virtual Result<std::string> build_receipt(const nlohmann::json& /*context*/,
+                                            const ReceiptOutcome& /*outcome*/,
+                                            std::string& /*format*/) const {
     return Error::permanent(ErrorDomain::kCodec, std::string(name()) + " has no receipts");
   }
 };
