@@ -337,23 +337,11 @@ struct DeliveryStage::Impl {
         std::string format;
         auto receipt = codec->build_receipt(ctx, o, format);
         if (receipt) {
-          std::string her;
-          if (auto it = ctx.find("sender"); it != ctx.end() && it->is_object()) {
-            if (auto d = it->find("department"); d != it->end() && d->is_object())
-              her = d->value("her_id", "");
-            if (her.empty())
-              if (auto org = it->find("organisation"); org != it->end() && org->is_object())
-                her = org->value("her_id", "");
-          }
-          recs.push_back({prefix + runtime::kAppRecOutboundTopic,
-                          "a:" + sha256_hex(j->dj.job_id),
-                          std::move(*receipt),
-                          {{"bs-format", format},
-                           {"bs-original-message-id", j->h(header::kIdempotencyKey)},
-                           {header::kReceiverHer, her},
-                           {"bs-status", j->ok ? "ok" : "rejected"},
-                           {header::kEventId, j->dj.event_id}},
-                          -1});
+          auto to = party_from_json(ctx.value("sender", json::object()));
+          recs.push_back(runtime::receipt_record(prefix, "a:" + sha256_hex(j->dj.job_id),
+                                                 std::move(*receipt), format, to ? *to : Party{},
+                                                 j->h(header::kIdempotencyKey),
+                                                 j->ok ? "ok" : "rejected", j->dj.event_id));
           counters.receipts.fetch_add(1);
         } else {
           log::warn(kModule, "receipt not built",

@@ -64,20 +64,25 @@ void party_shortcuts(json& p) {
 
 }  // namespace
 
-json event_view(const Event& e) {
-  json j = to_json(e);
+json event_view_from_json(json j) {
   j.erase("original");
-  if (auto it = j.find("attachments"); it != j.end())
+  if (auto it = j.find("attachments"); it != j.end() && it->is_array())
     for (auto& a : *it) a.erase("data");
   if (auto it = j.find("sender"); it != j.end()) party_shortcuts(*it);
   if (auto it = j.find("receiver"); it != j.end()) party_shortcuts(*it);
   if (auto it = j.find("body"); it != j.end() && it->is_object())
     if (auto p = it->find("patient"); p != it->end()) j["patient"] = *p;
-  j["format"] = e.source.format;
-  j["version"] = e.source.version;
-  j["message_id"] = e.source.message_id;
-  j["message_type"] = e.source.message_type;
+  json source = j.value("source", json::object());
+  if (!source.is_object()) source = json::object();
+  j["format"] = source.value("format", "");
+  j["version"] = source.value("version", "");
+  j["message_id"] = source.value("message_id", "");
+  j["message_type"] = source.value("message_type", "");
   return j;
+}
+
+json event_view(const Event& e) {
+  return event_view_from_json(to_json(e));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -107,15 +112,13 @@ struct ListLit final : Node {
   }
 };
 
-struct Root final : Node {
-  std::string name;
-  json eval(const EvalContext& c) const override {
-    if (name == "system") return c.system ? *c.system : json();
-    if (!c.event) return json();
-    const auto it = c.event->find(name);
-    return it == c.event->end() ? json() : *it;
-  }
-};
+// The value a root name stands for, without copying it.
+const json* root_value(const EvalContext& c, const std::string& name) {
+  if (name == "system") return c.system;
+  if (!c.event) return nullptr;
+  const auto it = c.event->find(name);
+  return it == c.event->end() ? nullptr : &*it;
+}
 
 json member(const json& v, const std::string& name) {
   if (v.is_object()) {
@@ -135,6 +138,29 @@ json member(const json& v, const std::string& name) {
   }
   return json();
 }
+
+// A root and its members (receiver.organisation.her_id): walked by pointer, so only the
+// value the path ends on is copied. A member of a list maps over it (see member()).
+struct Path final : Node {
+  std::string root;
+  std::vector<std::string> members;
+  json eval(const EvalContext& c) const override {
+    const json* cur = root_value(c, root);
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (!cur) return json();
+      if (cur->is_object()) {
+        const auto it = cur->find(members[i]);
+        cur = it == cur->end() ? nullptr : &*it;
+        continue;
+      }
+      if (!cur->is_array()) return json();
+      json v = member(*cur, members[i]);
+      for (size_t k = i + 1; k < members.size(); ++k) v = member(v, members[k]);
+      return v;
+    }
+    return cur ? *cur : json();
+  }
+};
 
 struct Member final : Node {
   NodePtr base;
@@ -636,10 +662,17 @@ class Parser {
         take();
         if (peek().kind != Tok::kIdent)
           fail(peek().offset, "expected a field name after '.', found '" + peek().text + "'");
-        auto m = std::make_shared<Member>();
-        m->base = n;
-        m->name = take().text;
-        n = m;
+        std::string name = take().text;
+        if (auto* p = dynamic_cast<const Path*>(n.get())) {
+          auto longer = std::make_shared<Path>(*p);
+          longer->members.push_back(std::move(name));
+          n = longer;
+        } else {
+          auto m = std::make_shared<Member>();
+          m->base = n;
+          m->name = std::move(name);
+          n = m;
+        }
       } else if (peek().kind == Tok::kLBracket) {
         take();
         auto ix = std::make_shared<Index>();
@@ -760,8 +793,8 @@ class Parser {
       for (const auto& r : o_.extra_roots) known += ", " + r;
       fail(t.offset, "unknown name '" + t.text + "'; a path starts with one of: " + known);
     }
-    auto r = std::make_shared<Root>();
-    r->name = t.text;
+    auto r = std::make_shared<Path>();
+    r->root = t.text;
     return r;
   }
 

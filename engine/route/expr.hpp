@@ -71,6 +71,8 @@ bool truthy(const nlohmann::json& v);
 //   sender/receiver .her_id (department's, else organisation's), .org_number, .name, .system
 //   patient (= body.patient), format (= source.format), message_id (= source.message_id)
 nlohmann::json event_view(const Event& e);
+// The same from the event's JSON (as read from Kafka), without a round trip through Event.
+nlohmann::json event_view_from_json(nlohmann::json event_json);
 
 // The root names a path may start with.
 const std::set<std::string>& event_roots();

@@ -473,7 +473,8 @@ Party party_of(const registry::System& s) {
 
 }  // namespace
 
-RouteResult Route::process(const Event& in, const RouteEnv& env) const {
+RouteResult Route::process(const Event& in, const RouteEnv& env,
+                           const nlohmann::json* given_view) const {
   RouteResult out;
   // Only the types the route reads (its topics, when they are canonical.<type> topics).
   const std::string own_topic = canonical_topic(in.type);
@@ -484,8 +485,10 @@ RouteResult Route::process(const Event& in, const RouteEnv& env) const {
     if (only_canonical) return out;
   }
   const registry::Registry& reg = *env.registry;
-  json view = event_view(in);
-  EvalContext ctx{&view, &reg, nullptr};
+  json own_view;
+  if (!given_view) own_view = event_view(in);
+  const json* view = given_view ? given_view : &own_view;
+  EvalContext ctx{view, &reg, nullptr};
   if (filter_ && !filter_->test(ctx)) return out;
   out.matched = true;
   out.event = in;
@@ -521,7 +524,9 @@ RouteResult Route::process(const Event& in, const RouteEnv& env) const {
       return out;
     }
     out.event = std::move(*mapped);
-    view = event_view(out.event);
+    own_view = event_view(out.event);
+    view = &own_view;
+    ctx.event = view;
   }
   const Event& e = out.event;
 
@@ -553,7 +558,7 @@ RouteResult Route::process(const Event& in, const RouteEnv& env) const {
       case Destination::Kind::kQuery:
         for (const auto& s : reg.systems()) {
           const json& sj = reg.json_of(s.id);
-          EvalContext qc{&view, &reg, &sj};
+          EvalContext qc{view, &reg, &sj};
           if (d.query->test(qc)) add(&s);
         }
         break;
@@ -631,6 +636,7 @@ RouteResult Route::process(const Event& in, const RouteEnv& env) const {
     d.format = format;
     d.job_id = runtime::uuid_from_seed(e.event_id + "|" + name_ + "|" + s->id);
     d.idempotency_key = e.source.message_id;
+    d.answers_sender = s == addressee;
     std::string why;
     if (choice->kind == "json") {
       d.content_type = content_type_of("json");

@@ -74,6 +74,9 @@ struct RoutedDelivery {
   std::string payload;
   std::string job_id;           // deterministic: event id + route + system
   std::string idempotency_key;  // the source message id
+  // This delivery goes to the message's addressee: its outcome answers the sender with a
+  // receipt (copies to other systems never do: one AppRec per message).
+  bool answers_sender = false;
 };
 
 struct RouteFailure {
@@ -104,7 +107,10 @@ class Route {
   // The system ids this route names explicitly (for lint and topics).
   std::vector<std::string> named_systems() const;
 
-  RouteResult process(const Event& e, const RouteEnv& env) const;
+  // `view` is event_view(e) when the caller has it already (the route stage builds it from
+  // the JSON it read); null: built here.
+  RouteResult process(const Event& e, const RouteEnv& env,
+                      const nlohmann::json* view = nullptr) const;
 
  private:
   friend class RouteLoader;

@@ -99,11 +99,6 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
   }
 }
 
-std::string redacted_id(const std::string& id, const std::string& secret) {
-  if (id.empty() || !contains_identity_number(id)) return id;
-  return "h:" + hmac_sha256_hex(secret, "message|" + id);
-}
-
 }  // namespace
 
 RouteStage::RouteStage(RouteStageSettings s, RouteSet routes,
@@ -147,7 +142,11 @@ void RouteStage::run_route(const Route* route) {
       s_, name, topics, stop_, counters_,
       [&](const bus::Message& m, std::vector<bus::Record>& out) {
         const std::string now = now_rfc3339();
-        auto ev = event_from_json_string(m.value());
+        // One parse: the JSON gives both the event and the view the expressions read.
+        json parsed = json::parse(m.value(), nullptr, false);
+        auto ev = parsed.is_discarded()
+                      ? Result<Event>(Error::permanent(ErrorDomain::kCodec, "not JSON"))
+                      : event_from_json(parsed);
         if (!ev) {
           counters_.failures.fetch_add(1);
           out.push_back({prefix + delivery::kRouteFailedTopic,
@@ -161,12 +160,13 @@ void RouteStage::run_route(const Route* route) {
                          -1});
           return;
         }
-        RouteResult r = route->process(*ev, env);
+        const json view = event_view_from_json(std::move(parsed));
+        RouteResult r = route->process(*ev, env, &view);
         if (!r.matched) return;
         counters_.matched.fetch_add(1);
         const Event& e = r.event;
         const std::string tkey = runtime::tracking_key(e.source.message_id, s_.key_secret);
-        const std::string idem = redacted_id(e.source.message_id, s_.key_secret);
+        const std::string idem = e.source.message_id.empty() ? std::string() : tkey;
         int64_t received_ms = m.timestamp_ms();
         json destinations = json::array();
         for (auto& d : r.deliveries) {
@@ -183,7 +183,7 @@ void RouteStage::run_route(const Route* route) {
                          {h::kTrackingKey, tkey},
                          {h::kReceivedAt, e.received_at},
                          {h::kReceivedMs, std::to_string(received_ms)}};
-          if (r.receipt_context) {
+          if (r.receipt_context && d.answers_sender) {
             rec.headers.push_back({h::kReceiptCodec, r.receipt_codec});
             rec.headers.push_back({h::kReceipt, dump(*r.receipt_context)});
           }
@@ -211,17 +211,9 @@ void RouteStage::run_route(const Route* route) {
               runtime::ReceiptOutcome o{false, "E21", "Mottaker finnes ikke", f.reason};
               std::string format;
               if (auto receipt = c->build_receipt(*r.receipt_context, o, format)) {
-                std::string her = e.sender.department.her_id.empty() ? e.sender.organisation.her_id
-                                                                     : e.sender.department.her_id;
-                out.push_back({prefix + runtime::kAppRecOutboundTopic,
-                               "a:" + sha256_hex(e.event_id + "|E21"),
-                               std::move(*receipt),
-                               {{"bs-format", format},
-                                {"bs-original-message-id", idem},
-                                {h::kReceiverHer, her},
-                                {"bs-status", "rejected"},
-                                {h::kEventId, e.event_id}},
-                               -1});
+                out.push_back(runtime::receipt_record(
+                    prefix, "a:" + sha256_hex(e.event_id + "|E21"), std::move(*receipt), format,
+                    e.sender, idem, "rejected", e.event_id));
               }
             }
           }
@@ -252,8 +244,10 @@ void RouteStage::run_receipts() {
   transactional_loop(
       s_, "receipts", {prefix + runtime::kAppRecOutboundTopic}, stop_, counters_,
       [&](const bus::Message& m, std::vector<bus::Record>& out) {
-        const std::string her = m.header(h::kReceiverHer).value_or("");
-        const registry::System* s = her.empty() ? nullptr : reg_->owner_of_her(her);
+        const std::string hers = m.header(h::kReceiverHer).value_or("");
+        const registry::System* s = nullptr;
+        for (const auto& her : runtime::receipt_her_ids(hers))
+          if ((s = reg_->owner_of_her(her))) break;
         const std::string event_id = m.header(h::kEventId).value_or("");
         const std::string original = m.header("bs-original-message-id").value_or("");
         const std::string tkey = runtime::tracking_key(original, s_.key_secret);
@@ -264,7 +258,7 @@ void RouteStage::run_receipts() {
                          dump({{"state", "receipt_not_sent"},
                                {"at", now_rfc3339()},
                                {"message_id", original},
-                               {"reason", !s ? "no system answers for HER-id " + her
+                               {"reason", !s ? "no system answers for HER-id(s) " + hers
                                              : "system '" + s->id + "' does not take AppRecs"}}),
                          {{"bs-state", "receipt_not_sent"}},
                          -1});
@@ -274,8 +268,9 @@ void RouteStage::run_receipts() {
         rec.topic = delivery::deliver_topic(prefix, s->id);
         rec.key = std::string(m.key());
         rec.value = std::string(m.value());
-        const std::string job = runtime::uuid_from_seed(std::string(m.key()) + "|receipt|" + s->id +
-                                                        "|" + std::to_string(m.offset()));
+        // Same receipt key (message, addressee), same job id: a receipt queued twice reaches
+        // the system under one idempotency key, which it can drop.
+        const std::string job = runtime::uuid_from_seed(std::string(m.key()) + "|receipt|" + s->id);
         rec.headers = {{h::kJobId, job},
                        {h::kEventId, event_id},
                        {h::kRoute, "receipts"},

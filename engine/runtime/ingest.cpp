@@ -71,6 +71,39 @@ std::string tracking_key(const std::string& message_id, const std::string& secre
   return message_id;
 }
 
+bus::Record receipt_record(const std::string& prefix, std::string key, std::string receipt,
+                           const std::string& format, const Party& to,
+                           const std::string& original_message_id, const std::string& status,
+                           const std::string& event_id) {
+  std::string hers;
+  for (const std::string* h : {&to.department.her_id, &to.organisation.her_id, &to.person.her_id})
+    if (!h->empty()) hers += (hers.empty() ? "" : ",") + *h;
+  bus::Record r{prefix + kAppRecOutboundTopic,
+                std::move(key),
+                std::move(receipt),
+                {{"bs-format", format},
+                 {"bs-original-message-id", original_message_id},
+                 {"bs-receiver-her", hers},
+                 {"bs-status", status}},
+                -1};
+  if (!event_id.empty()) r.headers.push_back({"bs-event-id", event_id});
+  return r;
+}
+
+std::vector<std::string> receipt_her_ids(const std::string& header_value) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= header_value.size()) {
+    const size_t comma = header_value.find(',', start);
+    const std::string part =
+        header_value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!part.empty()) out.push_back(part);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 Ingest::Ingest(bus::Producer& producer, const CodecRegistry& codecs, IngestSettings settings)
     : producer_(producer),
       codecs_(codecs),
@@ -201,14 +234,10 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
     if (!rej.receipt.empty() && !in.receipt_inline) {
       pending->result.receipt_produced = true;
       const std::string her = rej.sender.organisation.her_id;
-      records.push_back({prefix + kAppRecOutboundTopic,
-                         "a:" + hmac_sha256_hex(settings_.key_secret, rej.message_id + "|" + her),
-                         rej.receipt,
-                         {{"bs-format", rej.receipt_format},
-                          {"bs-original-message-id", redact_identity_numbers(rej.message_id)},
-                          {"bs-receiver-her", her},
-                          {"bs-status", "rejected"}},
-                         -1});
+      records.push_back(receipt_record(
+          prefix, "a:" + hmac_sha256_hex(settings_.key_secret, rej.message_id + "|" + her),
+          rej.receipt, rej.receipt_format, rej.sender, redact_identity_numbers(rej.message_id),
+          "rejected"));
     }
     json t = {{"message_id", rej.message_id},   {"state", "rejected"}, {"at", now},
               {"channel", in.channel},          {"code", rej.code},    {"reason", rej.reason},

@@ -23,6 +23,18 @@ namespace budstikke::runtime {
 
 inline constexpr const char* kAppRecOutboundTopic = "apprec.outbound";
 
+// A receipt (AppRec) waiting on apprec.outbound for the party `to` (the sender of the
+// message it answers). Every HER-id the party can be reached by (department, organisation,
+// person) travels in the bs-receiver-her header, comma-separated, most specific first; the
+// receipts route delivers to the first one a registry system answers for. Used by ingest
+// (rejections), the route stage (unknown receiver) and the delivery stage (delivered/failed).
+bus::Record receipt_record(const std::string& prefix, std::string key, std::string receipt,
+                           const std::string& format, const Party& to,
+                           const std::string& original_message_id, const std::string& status,
+                           const std::string& event_id = {});
+// The HER-ids of a receipt record's bs-receiver-her header, in order.
+std::vector<std::string> receipt_her_ids(const std::string& header_value);
+
 struct IngestSettings {
   std::string topic_prefix;
   std::string key_secret;

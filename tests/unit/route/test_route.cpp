@@ -10,6 +10,7 @@
 #include "engine/registry/registry.hpp"
 #include "engine/route/expr.hpp"
 #include "engine/route/route.hpp"
+#include "engine/runtime/ingest.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace budstikke {
@@ -281,7 +282,9 @@ TEST(Route, ExampleMessagesGoWhereTheExampleRoutesSay) {
     for (const auto& r : routes.routes) {
       auto res = r->process(*e, env);
       if (!res.matched) continue;
-      for (const auto& dl : res.deliveries) out[r->name()].push_back(dl.system + ":" + dl.format);
+      // '*': the delivery whose outcome answers the sender with a receipt.
+      for (const auto& dl : res.deliveries)
+        out[r->name()].push_back(dl.system + ":" + dl.format + (dl.answers_sender ? "*" : ""));
       for (const auto& f : res.failures) out[r->name()].push_back("FAILED " + f.reason);
     }
     return out;
@@ -289,10 +292,10 @@ TEST(Route, ExampleMessagesGoWhereTheExampleRoutesSay) {
   auto dialog = deliveries("dialog-notat-gp-to-hospital.xml");
   ASSERT_EQ(dialog.size(), 1u);
   EXPECT_EQ(dialog["dialog-both-ways"],
-            std::vector<std::string>{"nordvik-dips:kith/dialogmelding/1.0"});
+            std::vector<std::string>{"nordvik-dips:kith/dialogmelding/1.0*"});
   auto result = deliveries("svarrapport-lab-result.xml");
   EXPECT_EQ(result["lab-result-to-requester"],
-            std::vector<std::string>{"fjordbyen-legesenter:kith/svarrapport/1.4"});
+            std::vector<std::string>{"fjordbyen-legesenter:kith/svarrapport/1.4*"});
   auto adt = deliveries("adt-a01-admission.hl7");
   ASSERT_EQ(adt.size(), 1u);
   const auto& fan = adt["adt-fanout"];
@@ -328,6 +331,36 @@ TEST(Route, MapRenderAndUnknownReceiver) {
   EXPECT_EQ(res.deliveries[0].system, "st-olav");
   EXPECT_EQ(res.deliveries[0].format, "json");
   EXPECT_NE(res.deliveries[0].payload.find("seen by REGION"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace budstikke
+
+namespace budstikke {
+namespace {
+
+// A receipt names every HER-id its addressee can be reached by, most specific first, so the
+// receipts route finds the hospital's system when the department has none of its own.
+TEST(Receipts, RecordCarriesEveryHerIdOfTheAddressee) {
+  Party p;
+  p.department.her_id = "8200010";
+  p.organisation.her_id = "8200001";
+  const auto rec =
+      runtime::receipt_record("x.", "k", "<AppRec/>", "kith/apprec/1.0", p, "m-1", "ok", "e-1");
+  EXPECT_EQ(rec.topic, "x.apprec.outbound");
+  std::string hers;
+  for (const auto& h : rec.headers)
+    if (h.key == "bs-receiver-her") hers = h.value;
+  EXPECT_EQ(hers, "8200010,8200001");
+  EXPECT_EQ(runtime::receipt_her_ids(hers), (std::vector<std::string>{"8200010", "8200001"}));
+  EXPECT_TRUE(runtime::receipt_her_ids("").empty());
+  Diagnostics d;
+  auto reg = registry::Registry::load(testenv::source_dir().string() + "/config/systems.yaml", d);
+  const registry::System* s = nullptr;
+  for (const auto& her : runtime::receipt_her_ids(hers))
+    if ((s = reg->owner_of_her(her))) break;
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->id, "nordvik-dips");  // 8200010 has no system of its own
 }
 
 }  // namespace
