@@ -3,8 +3,11 @@
 
 Listens on 127.0.0.1 for HTTP POSTs (/systems/<id>) and MLLP messages, answers 200 / an
 HL7 ACK (AA, MSA-2 = the message's MSH-10), and stores each delivery under
-DIR/<system>/<n>.<ext>. MLLP deliveries are filed under the message's MSH-5 (the system id
-the engine puts there). `--fail ID` answers 503 for that system (to see retries and DLQs).
+DIR/<system>/<n>.<ext>, and one line per delivery in DIR/deliveries.log
+("<system> <http|mllp> <idempotency key or MSH-10>"). MLLP deliveries are filed under the
+message's MSH-5 (the system id the engine puts there). `--fail ID` answers 503 (HTTP) or
+AE (MLLP) for that system, to see retries and dead letters. Port 0 takes any free port; the
+ports bound are printed on the first line.
 
 usage: receiver.py --http PORT --mllp PORT --dir DIR [--fail ID]...
 """
@@ -18,10 +21,13 @@ lock = threading.Lock()
 counter = [0]
 
 
-def store(base, system, ext, body):
+def store(base, system, ext, body, kind="", ident=""):
     with lock:
         counter[0] += 1
         n = counter[0]
+        os.makedirs(base, exist_ok=True)
+        with open(os.path.join(base, "deliveries.log"), "a") as log:
+            log.write("%s %s %s\n" % (system, kind, ident or "-"))
     d = os.path.join(base, system)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "%05d%s" % (n, ext)), "wb") as f:
@@ -30,8 +36,8 @@ def store(base, system, ext, body):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--http", type=int, required=True)
-    ap.add_argument("--mllp", type=int, required=True)
+    ap.add_argument("--http", type=int, default=0)
+    ap.add_argument("--mllp", type=int, default=0)
     ap.add_argument("--dir", required=True)
     ap.add_argument("--fail", action="append", default=[])
     a = ap.parse_args()
@@ -49,7 +55,7 @@ def main():
                 return
             ctype = self.headers.get("Content-Type", "")
             ext = ".xml" if "xml" in ctype else (".hl7" if "hl7" in ctype else ".json")
-            store(a.dir, system, ext, body)
+            store(a.dir, system, ext, body, "http", self.headers.get("Idempotency-Key", ""))
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -71,10 +77,13 @@ def main():
                     msh = msg.split(b"\r")[0].split(b"|")
                     system = msh[4].decode("latin-1") if len(msh) > 4 else "unknown"
                     control = msh[9] if len(msh) > 9 else b""
-                    store(a.dir, system or "unknown", ".hl7", msg)
+                    code = b"AE" if system in a.fail else b"AA"
+                    if code == b"AA":
+                        store(a.dir, system or "unknown", ".hl7", msg, "mllp",
+                              control.decode("latin-1"))
                     ack = (b"MSH|^~\\&|" + (msh[4] if len(msh) > 4 else b"") + b"|" +
                            (msh[5] if len(msh) > 5 else b"") + b"|BUDSTIKKE||20260101||ACK|" +
-                           control + b"|P|2.5\rMSA|AA|" + control + b"\r")
+                           control + b"|P|2.5\rMSA|" + code + b"|" + control + b"\r")
                     self.request.sendall(b"\x0b" + ack + b"\x1c\r")
 
     class TS(socketserver.ThreadingTCPServer):
@@ -88,8 +97,8 @@ def main():
     hs = HS(("127.0.0.1", a.http), H)
     ms = TS(("127.0.0.1", a.mllp), M)
     threading.Thread(target=ms.serve_forever, daemon=True).start()
-    print("receiver: http 127.0.0.1:%d, mllp 127.0.0.1:%d, storing in %s" % (a.http, a.mllp, a.dir),
-          flush=True)
+    print("receiver: http 127.0.0.1:%d, mllp 127.0.0.1:%d, storing in %s" %
+          (hs.server_address[1], ms.server_address[1], a.dir), flush=True)
     hs.serve_forever()
 
 

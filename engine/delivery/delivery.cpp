@@ -458,7 +458,7 @@ struct DeliveryStage::Impl {
         }
         if (resume) (void)consumer->resume({{topic, 0}});
       }
-      if (dirty && Clock::now() - last_commit > std::chrono::milliseconds(500)) {
+      if (dirty && Clock::now() - last_commit > std::chrono::milliseconds(100)) {
         if (auto st = consumer->commit(false); !st)
           log::warn(kModule, "commit failed", {{"error", st.error().message}});
         last_commit = Clock::now();

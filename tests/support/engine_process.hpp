@@ -28,7 +28,8 @@ inline int free_port() {
 
 class EngineProcess {
  public:
-  explicit EngineProcess(const std::filesystem::path& dir)
+  // `extra_yaml` is appended to engine.yaml (e.g. routes: and systems: for routing tests).
+  explicit EngineProcess(const std::filesystem::path& dir, const std::string& extra_yaml = "")
       : dir_(dir),
         prefix_("e2e." + unique_suffix() + "."),
         port_(free_port()),
@@ -45,7 +46,8 @@ class EngineProcess {
                             << "  - name: inbox\n    type: folder\n    path: " << inbox().string()
                             << "\n    poll_interval_ms: 50\n    retry_interval_ms: 500\n"
                             << "  - name: http\n    type: http\n    port: " << port_ << "\n"
-                            << "  - name: mllp\n    type: mllp\n    port: " << mllp_port_ << "\n";
+                            << "  - name: mllp\n    type: mllp\n    port: " << mllp_port_ << "\n"
+                            << extra_yaml;
   }
   ~EngineProcess() { stop(SIGKILL); }
 
@@ -69,7 +71,8 @@ class EngineProcess {
       execl(bin.c_str(), bin.c_str(), "run", "-c", config().c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
-    for (int i = 0; i < 600; ++i) {
+    // Up to two minutes: with a registry the engine first creates ~400 delivery topics.
+    for (int i = 0; i < 2400; ++i) {
       std::ifstream in(out);
       std::stringstream s;
       s << in.rdbuf();

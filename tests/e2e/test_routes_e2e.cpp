@@ -1,0 +1,238 @@
+// Routes and delivery end to end on the real broker, with the shipped registry (194
+// systems) and the shipped routes. The connected systems are real servers on 127.0.0.1:
+// scripts/receiver.py (HTTP and MLLP, port 0) and the file outbox; national systems are
+// Kafka topics. One department system answers every message with AE (it is "down"): its
+// messages must end in its DLQ after their retries, and nothing may be lost elsewhere.
+// The engine is killed with SIGKILL while it delivers and started again: every expected
+// delivery must arrive at least once; duplicates are counted and printed.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "engine/bus/bus.hpp"
+#include "tests/support/engine_process.hpp"
+#include "tests/support/test_env.hpp"
+
+using namespace budstikke;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kAdt = 200;
+constexpr int kOru = 200;
+constexpr int kDialog = 150;
+constexpr int kResult = 150;
+const char* kDown = "solheim-onkologi";
+
+// The 20 department systems subscribed to ADT (config/systems.yaml, tag adt).
+const std::vector<std::string>& departments() {
+  static const std::vector<std::string> d = {
+      "nordvik-akutt",     "nordvik-kirurgi",     "nordvik-ortopedi",  "nordvik-barn",
+      "nordvik-psykiatri", "fjordbyen-medisin",   "fjordbyen-kirurgi", "fjordbyen-foede",
+      "fjordbyen-barn",    "fjordbyen-psykiatri", "austvik-medisin",   "austvik-kirurgi",
+      "austvik-akutt",     "austvik-rehab",       "austvik-dps",       "solheim-medisin",
+      "solheim-kirurgi",   "solheim-geriatri",    "solheim-onkologi",  "solheim-dps"};
+  return d;
+}
+
+class Receiver {
+ public:
+  Receiver(const std::filesystem::path& dir, const std::string& fail) : dir_(dir) {
+    std::filesystem::create_directories(dir_);
+    const auto out = dir_ / "receiver.out";
+    pid_ = fork();
+    if (pid_ == 0) {
+      freopen(out.c_str(), "w", stdout);
+      freopen((dir_ / "receiver.err").c_str(), "w", stderr);
+      const std::string script = (testenv::source_dir() / "scripts/receiver.py").string();
+      execl("/usr/bin/python3", "python3", script.c_str(), "--dir", dir_.c_str(), "--fail",
+            fail.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    const std::regex re("http 127.0.0.1:([0-9]+), mllp 127.0.0.1:([0-9]+)");
+    for (int i = 0; i < 200 && http_port == 0; ++i) {
+      std::this_thread::sleep_for(50ms);
+      std::smatch m;
+      const std::string text = testenv::read_file(out);
+      if (std::regex_search(text, m, re)) {
+        http_port = std::stoi(m[1]);
+        mllp_port = std::stoi(m[2]);
+      }
+    }
+  }
+  ~Receiver() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // system -> id -> times received
+  std::map<std::string, std::map<std::string, int>> deliveries() const {
+    std::map<std::string, std::map<std::string, int>> out;
+    std::ifstream in(dir_ / "deliveries.log");
+    std::string system, kind, id;
+    while (in >> system >> kind >> id) ++out[system][id];
+    return out;
+  }
+  int http_port = 0;
+  int mllp_port = 0;
+
+ private:
+  std::filesystem::path dir_;
+  pid_t pid_ = -1;
+};
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
+    s.replace(p, from.size(), to);
+  return s;
+}
+
+size_t files_in(const std::filesystem::path& dir, const std::string& containing = "") {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (!e.is_regular_file() || e.path().filename().string()[0] == '.') continue;
+    if (containing.empty() || testenv::read_file(e.path()).find(containing) != std::string::npos)
+      ++n;
+  }
+  return n;
+}
+
+int64_t count(const std::string& topic) {
+  bus::KafkaSettings s;
+  s.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+  auto n = bus::topic_message_count(s, topic);
+  return n ? *n : -1;
+}
+
+}  // namespace
+
+TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndAKillDashNine) {
+  testenv::TempDir tmp;
+  Receiver receiver(tmp.path() / "received", kDown);
+  ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
+  const auto outbox = tmp.path() / "outbox";
+  setenv("BUDSTIKKE_RECEIVER_HTTP",
+         ("http://127.0.0.1:" + std::to_string(receiver.http_port)).c_str(), 1);
+  setenv("BUDSTIKKE_RECEIVER_MLLP",
+         ("mllp://127.0.0.1:" + std::to_string(receiver.mllp_port)).c_str(), 1);
+  setenv("BUDSTIKKE_OUTBOX", outbox.c_str(), 1);
+  setenv("BUDSTIKKE_RETRY_ATTEMPTS", "3", 1);
+  setenv("BUDSTIKKE_RETRY_BACKOFF_MS", "20", 1);
+  const std::string src = testenv::source_dir().string();
+  testenv::EngineProcess engine(tmp.path() / "engine", "routes: " + src + "/routes\nsystems: " +
+                                                           src + "/config/systems.yaml\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+
+  // Distinct messages made from the shipped examples.
+  const std::string ex = src + "/examples/messages/";
+  const std::string adt = testenv::read_file(ex + "adt-a01-admission.hl7");
+  const std::string oru = testenv::read_file(ex + "oru-r01-lab-result.hl7");
+  const std::string dialog = testenv::read_file(ex + "dialog-notat-gp-to-hospital.xml");
+  const std::string result = testenv::read_file(ex + "svarrapport-lab-result.xml");
+  for (int i = 0; i < kAdt; ++i)
+    engine.drop("adt-" + std::to_string(i) + ".hl7",
+                replace_all(adt, "NORDVIK-ADT-0001", "E2E-ADT-" + std::to_string(i)));
+  for (int i = 0; i < kOru; ++i)
+    engine.drop("oru-" + std::to_string(i) + ".hl7",
+                replace_all(oru, "NORDVIK-LAB-0001", "E2E-ORU-" + std::to_string(i)));
+  for (int i = 0; i < kDialog; ++i)
+    engine.drop("dialog-" + std::to_string(i) + ".xml",
+                replace_all(dialog, "6a0e2f43-5d0b-4a8e-9a55-0b3c2f7e1a01",
+                            "e2e-dialog-" + std::to_string(i)));
+  for (int i = 0; i < kResult; ++i)
+    engine.drop("result-" + std::to_string(i) + ".xml",
+                replace_all(result, "0f7c3b1e-8a2d-4c55-b0a9-3e6d1c2b7f10",
+                            "e2e-result-" + std::to_string(i)));
+
+  // What must arrive: ADT at 19 department systems (the 20th is down) and Kjernejournal;
+  // ORU and dialogs at nordvik-dips (HTTP); results at the GP office (file), where the
+  // AppRecs for the delivered dialogs also land.
+  std::map<std::string, std::set<std::string>> expected;
+  for (const auto& d : departments())
+    if (d != kDown)
+      for (int i = 0; i < kAdt; ++i) expected[d].insert("E2E-ADT-" + std::to_string(i));
+  for (int i = 0; i < kOru; ++i) expected["nordvik-dips"].insert("E2E-ORU-" + std::to_string(i));
+  for (int i = 0; i < kDialog; ++i)
+    expected["nordvik-dips"].insert("e2e-dialog-" + std::to_string(i));
+  size_t expected_total = 0;
+  for (const auto& [s, ids] : expected) expected_total += ids.size();
+
+  auto received = [&] {
+    size_t n = 0;
+    const auto got = receiver.deliveries();
+    for (const auto& [s, ids] : expected) {
+      const auto it = got.find(s);
+      if (it == got.end()) continue;
+      for (const auto& id : ids) n += it->second.count(id);
+    }
+    return n;
+  };
+  const auto gp = outbox / "fjordbyen-legesenter";
+  auto done = [&] {
+    return received() == expected_total && files_in(gp, "AppRec") == static_cast<size_t>(kDialog) &&
+           files_in(gp) == static_cast<size_t>(kDialog + kResult) &&
+           count(engine.prefix() + "national.kjernejournal") >= kAdt &&
+           count(engine.prefix() + "dlq." + kDown) >= kAdt;
+  };
+
+  // Crash the engine while it delivers, then start it again.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (received() < expected_total / 3 && std::chrono::steady_clock::now() - t0 < 180s)
+    std::this_thread::sleep_for(50ms);
+  const size_t at_kill = received();
+  EXPECT_EQ(engine.stop(SIGKILL), -SIGKILL);
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-2.log");
+  while (!done() && std::chrono::steady_clock::now() - t0 < 400s)
+    std::this_thread::sleep_for(200ms);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  // The tally, per system.
+  const auto got = receiver.deliveries();
+  size_t missing = 0, duplicates = 0;
+  std::map<std::string, int> dup_by_system;
+  for (const auto& [s, ids] : expected) {
+    const auto it = got.find(s);
+    for (const auto& id : ids) {
+      const int n = it == got.end() ? 0 : (it->second.count(id) ? it->second.at(id) : 0);
+      if (n == 0) ++missing;
+      if (n > 1) {
+        duplicates += static_cast<size_t>(n - 1);
+        dup_by_system[s] += n - 1;
+      }
+    }
+    EXPECT_TRUE(it != got.end()) << s << " received nothing";
+  }
+  EXPECT_EQ(got.count(kDown), 0u) << "the down system acknowledged nothing";
+  // Nothing arrived anywhere the routes do not send it.
+  for (const auto& [s, ids] : got) EXPECT_TRUE(expected.count(s)) << "unexpected system " << s;
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(files_in(gp, "AppRec"), static_cast<size_t>(kDialog));
+  EXPECT_EQ(files_in(gp), static_cast<size_t>(kDialog + kResult));
+  const int64_t kj = count(engine.prefix() + "national.kjernejournal");
+  const int64_t dlq = count(engine.prefix() + "dlq." + kDown);
+  EXPECT_GE(kj, kAdt);
+  EXPECT_GE(dlq, kAdt);
+  EXPECT_EQ(count(engine.prefix() + "route.failed"), 0);
+  EXPECT_EQ(count(engine.prefix() + "ingest.rejected"), 0);
+  std::printf(
+      "routes e2e: %d messages in (%d ADT, %d ORU, %d dialog, %d results), %zu expected "
+      "deliveries to %zu HTTP/MLLP systems + %d files + %d AppRecs; kill -9 after %zu; "
+      "after restart: %zu missing, %zu duplicates; kjernejournal %lld records; dlq.%s %lld; "
+      "%.1f s\n",
+      kAdt + kOru + kDialog + kResult, kAdt, kOru, kDialog, kResult, expected_total,
+      expected.size(), kResult, kDialog, at_kill, missing, duplicates, static_cast<long long>(kj),
+      kDown, static_cast<long long>(dlq), secs);
+  for (const auto& [s, n] : dup_by_system) std::printf("  duplicates at %s: %d\n", s.c_str(), n);
+  EXPECT_EQ(engine.stop(SIGTERM), 0);
+}
