@@ -1,0 +1,439 @@
+// One conformance suite every delivery connector passes: http, mllp, file and kafka, each
+// created by the engine's own factories from a registry entry, against a real receiver
+// (servers on 127.0.0.1 port 0, a directory, a topic on the test broker).
+//
+//   Delivers          every ok means the receiver has the bytes and the idempotency key
+//   OpenClose         a connector can be made and dropped with or without having sent
+//   ReceiverSaysLater a "try later" answer is retriable, and the next send goes through
+//   ReceiverRejects   a "never" answer is permanent
+//   Reconnects        after the receiver drops its connections, sending goes on
+//   ReceiverDown      an unreachable receiver is retriable; when it is back, sends succeed
+//
+// Where a connector's receiver has no such answer (a directory never says "never"; the test
+// broker is shared and is not taken down), the case says so and is skipped.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "adapters/hl7v2/ack.hpp"
+#include "adapters/hl7v2/message.hpp"
+#include "adapters/mllp/framer.hpp"
+#include "engine/bus/bus.hpp"
+#include "engine/cli/components.hpp"
+#include "engine/core/crypto.hpp"
+#include "engine/delivery/sinks.hpp"
+#include "engine/registry/registry.hpp"
+#include "tests/support/test_env.hpp"
+
+using namespace budstikke;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+enum class Answer { kAccept, kLater, kReject };
+
+struct Received {
+  std::string key;
+  std::string payload;
+};
+
+// What each connector's receiver must offer the suite.
+class Receiver {
+ public:
+  virtual ~Receiver() = default;
+  virtual std::string url() = 0;  // the connector URL for systems.yaml
+  virtual void answer_next(Answer a) = 0;
+  virtual std::vector<Received> received() = 0;
+  virtual bool can_reject() const { return true; }
+  virtual bool can_go_down() const { return true; }
+  virtual void drop_connections() {}
+  virtual void go_down() {}
+  virtual void come_back() {}
+};
+
+// A TCP server on 127.0.0.1:0, one thread per connection, that can drop its connections,
+// stop listening and listen again on the same port.
+class TcpReceiver : public Receiver {
+ public:
+  TcpReceiver() { listen(0); }
+  ~TcpReceiver() override { shutdown(); }
+  void answer_next(Answer a) override {
+    std::lock_guard lock(mu_);
+    script_.push_back(a);
+  }
+  std::vector<Received> received() override {
+    std::lock_guard lock(mu_);
+    return got_;
+  }
+  void drop_connections() override {
+    std::lock_guard lock(mu_);
+    for (auto& s : sockets_) {
+      boost::system::error_code ec;
+      s->shutdown(tcp::socket::shutdown_both, ec);
+    }
+  }
+  void go_down() override { shutdown(); }
+  void come_back() override { listen(port_); }
+
+ protected:
+  // Serves one connection until it closes.
+  virtual void serve(tcp::socket& s) = 0;
+  Answer next() {
+    std::lock_guard lock(mu_);
+    if (script_.empty()) return Answer::kAccept;
+    const Answer a = script_.front();
+    script_.pop_front();
+    return a;
+  }
+  void record(std::string key, std::string payload) {
+    std::lock_guard lock(mu_);
+    got_.push_back({std::move(key), std::move(payload)});
+  }
+  int port_ = 0;
+
+ private:
+  void listen(int port) {
+    stop_ = false;
+    acceptor_ = std::make_unique<tcp::acceptor>(io_);
+    const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+    acceptor_->open(ep.protocol());
+    acceptor_->set_option(tcp::acceptor::reuse_address(true));
+    acceptor_->bind(ep);
+    acceptor_->listen();
+    port_ = acceptor_->local_endpoint().port();
+    accept_thread_ = std::thread([this] {
+      while (!stop_) {
+        auto s = std::make_shared<tcp::socket>(io_);
+        boost::system::error_code ec;
+        acceptor_->accept(*s, ec);
+        if (ec || stop_) return;
+        std::lock_guard lock(mu_);
+        sockets_.push_back(s);
+        workers_.emplace_back([this, s] { serve(*s); });
+      }
+    });
+  }
+  void shutdown() {
+    if (!acceptor_) return;
+    stop_ = true;
+    boost::system::error_code ec;
+    {
+      // Wake the blocking accept with a connection of our own.
+      asio::io_context io;
+      tcp::socket wake(io);
+      wake.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port_)}, ec);
+    }
+    if (accept_thread_.joinable()) accept_thread_.join();
+    acceptor_->close(ec);
+    acceptor_.reset();
+    drop_connections();
+    std::vector<std::thread> w;
+    {
+      std::lock_guard lock(mu_);
+      w.swap(workers_);
+      sockets_.clear();
+    }
+    for (auto& t : w) t.join();
+  }
+  asio::io_context io_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::thread accept_thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::deque<Answer> script_;
+  std::vector<Received> got_;
+  std::vector<std::shared_ptr<tcp::socket>> sockets_;
+  std::vector<std::thread> workers_;
+};
+
+class HttpReceiver final : public TcpReceiver {
+ public:
+  std::string url() override {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/systems/conformance";
+  }
+
+ private:
+  void serve(tcp::socket& s) override {
+    beast::flat_buffer buf;
+    for (;;) {
+      http::request<http::string_body> req;
+      beast::error_code ec;
+      http::read(s, buf, req, ec);
+      if (ec) return;
+      const Answer a = next();
+      http::response<http::string_body> res;
+      res.version(11);
+      res.result(a == Answer::kAccept  ? http::status::ok
+                 : a == Answer::kLater ? http::status::service_unavailable
+                                       : http::status::bad_request);
+      if (a == Answer::kAccept) record(std::string(req["Idempotency-Key"]), std::move(req.body()));
+      res.keep_alive(req.keep_alive());
+      res.prepare_payload();
+      http::write(s, res, ec);
+      if (ec) return;
+    }
+  }
+};
+
+class MllpReceiver final : public TcpReceiver {
+ public:
+  std::string url() override { return "mllp://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void serve(tcp::socket& s) override {
+    mllp::Deframer d;
+    std::vector<std::string> frames;
+    char buf[8192];
+    for (;;) {
+      boost::system::error_code ec;
+      const size_t n = s.read_some(asio::buffer(buf), ec);
+      if (ec) return;
+      d.feed(std::string_view(buf, n), frames);
+      for (const auto& f : frames) {
+        const auto m = std::get<hl7v2::Message>(hl7v2::Message::parse(f));
+        const Answer a = next();
+        const auto code = a == Answer::kAccept  ? hl7v2::AckCode::kAccept
+                          : a == Answer::kLater ? hl7v2::AckCode::kError
+                                                : hl7v2::AckCode::kReject;
+        if (a == Answer::kAccept) record(m.get("MSH-10").value_or(""), f);
+        const std::string ack =
+            *hl7v2::make_ack(m, {code, a == Answer::kAccept ? "" : "no", "207", ""});
+        asio::write(s, asio::buffer(mllp::frame(ack)), ec);
+      }
+      frames.clear();
+    }
+  }
+};
+
+class FileReceiver final : public Receiver {
+ public:
+  FileReceiver() : dir_(tmp_.path() / "outbox") {}
+  std::string url() override { return "file://" + dir_.string(); }
+  bool can_reject() const override { return false; }  // a directory never says "never"
+  // "Later": the directory cannot be made (a file stands in its way) for one send.
+  void answer_next(Answer a) override {
+    if (a != Answer::kLater) return;
+    std::filesystem::remove_all(dir_);
+    std::ofstream(dir_) << "in the way";
+    blocked_ = true;
+  }
+  std::vector<Received> received() override {
+    std::vector<Received> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir_, ec))
+      if (e.is_regular_file() && e.path().filename().string()[0] != '.')
+        out.push_back({e.path().stem().string(), testenv::read_file(e.path())});
+    return out;
+  }
+  void go_down() override { answer_next(Answer::kLater); }
+  void come_back() override { unblock(); }
+  void unblock() {
+    if (!blocked_) return;
+    std::filesystem::remove(dir_);
+    blocked_ = false;
+  }
+  bool blocked() const { return blocked_; }
+
+ private:
+  testenv::TempDir tmp_;
+  std::filesystem::path dir_;
+  bool blocked_ = false;
+};
+
+class KafkaReceiver final : public Receiver {
+ public:
+  KafkaReceiver() : topic_("conformance." + uuid_v4()) {
+    settings_.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+    // Records over 2,000 bytes are refused by the topic: the "never" answer.
+    (void)bus::ensure_topics(settings_, {{topic_, 1, 1, {{"max.message.bytes", "2000"}}}});
+  }
+  ~KafkaReceiver() override { (void)bus::delete_topics(settings_, {topic_}); }
+  std::string url() override { return "kafka:" + topic_; }
+  bool can_go_down() const override { return false; }  // the test broker is shared
+  void answer_next(Answer a) override { oversize_ = a == Answer::kReject; }
+  bool oversize() const { return oversize_; }
+  std::vector<Received> received() override {
+    std::vector<Received> out;
+    auto c = bus::Consumer::create(settings_, "conformance-" + uuid_v4(), {topic_});
+    if (!c) return out;
+    const auto end = std::chrono::steady_clock::now() + 10s;
+    auto idle = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() < end) {
+      auto m = (*c)->poll(100ms);
+      if (!m || !*m) {
+        if (std::chrono::steady_clock::now() - idle > 1500ms) break;
+        continue;
+      }
+      idle = std::chrono::steady_clock::now();
+      out.push_back({(**m).header("bs-idempotency-key").value_or(""), std::string((**m).value())});
+    }
+    return out;
+  }
+
+ private:
+  bus::KafkaSettings settings_;
+  std::string topic_;
+  bool oversize_ = false;
+};
+
+struct Connector {
+  std::string name;
+  std::function<std::unique_ptr<Receiver>()> make;
+};
+
+class Conformance : public ::testing::TestWithParam<Connector> {
+ protected:
+  void SetUp() override {
+    receiver_ = GetParam().make();
+    config::Diagnostics d;
+    registry_ = registry::Registry::parse(
+        "systems:\n  - id: conformance\n    name: Conformance\n    connector:\n      url: \"" +
+            receiver_->url() + "\"\n      timeout_ms: 2000\n      connect_timeout_ms: 1000\n",
+        "conformance.yaml", d);
+    ASSERT_FALSE(d.has_errors()) << d.format_all();
+    bus::KafkaSettings ks;
+    ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+    auto p = bus::Producer::create(ks);
+    ASSERT_TRUE(p.ok());
+    producer_ = std::move(*p);
+    delivery::add_builtin_sinks(factories_, *producer_, "");
+    cli::add_connector_sinks(factories_);
+  }
+  std::unique_ptr<runtime::Sink> sink() {
+    const auto& sys = *registry_->find("conformance");
+    auto s = (*factories_.find(sys.connector.type))(sys);
+    EXPECT_TRUE(s.ok());
+    return s ? std::move(*s) : nullptr;
+  }
+  runtime::DeliveryJob job(int i, size_t padding = 0) {
+    runtime::DeliveryJob j;
+    const std::string id = "CONF-" + std::to_string(i);
+    j.payload = "MSH|^~\\&|BUDSTIKKE|REGION|conformance|X|20261122||ADT^A01|" + id +
+                "|P|2.5\rPID|1||" + std::to_string(i) + "^^^X^PI||Prøve^Åse\r" +
+                std::string(padding, 'x');
+    j.idempotency_key = id;
+    j.job_id = id;
+    j.content_type = "application/hl7-v2";
+    j.format = "hl7v2/2.5";
+    j.system = "conformance";
+    j.key = "p:" + std::to_string(i);
+    j.headers = {{"bs-idempotency-key", id}};
+    return j;
+  }
+  std::unique_ptr<Receiver> receiver_;
+  std::shared_ptr<const registry::Registry> registry_;
+  std::unique_ptr<bus::Producer> producer_;
+  delivery::SinkFactories factories_;
+};
+
+TEST_P(Conformance, Delivers) {
+  auto s = sink();
+  ASSERT_TRUE(s);
+  for (int i = 0; i < 20; ++i) {
+    const auto r = s->send(job(i));
+    ASSERT_TRUE(r.is_ok()) << r.reason;
+  }
+  auto got = receiver_->received();
+  ASSERT_EQ(got.size(), 20u);
+  std::set<std::string> keys;
+  for (const auto& g : got) {
+    keys.insert(g.key);
+    EXPECT_NE(g.payload.find("Prøve^Åse"), std::string::npos) << "bytes changed on the way";
+  }
+  EXPECT_EQ(keys.size(), 20u);
+  EXPECT_TRUE(keys.count("CONF-7"));
+}
+
+TEST_P(Conformance, OpenClose) {
+  { auto unused = sink(); }
+  auto s = sink();
+  ASSERT_TRUE(s->send(job(1)).is_ok());
+  s.reset();
+  auto again = sink();
+  ASSERT_TRUE(again->send(job(2)).is_ok());
+  EXPECT_EQ(receiver_->received().size(), 2u);
+}
+
+TEST_P(Conformance, ReceiverSaysLater) {
+  auto s = sink();
+  if (GetParam().name == "kafka") GTEST_SKIP() << "a Kafka topic has no 'try later' answer";
+  receiver_->answer_next(Answer::kLater);
+  const auto r = s->send(job(1));
+  EXPECT_EQ(r.kind, runtime::DeliveryResult::Kind::kRetriable) << r.reason;
+  EXPECT_FALSE(r.reason.empty());
+  if (auto* f = dynamic_cast<FileReceiver*>(receiver_.get())) f->unblock();
+  const auto again = s->send(job(1));
+  EXPECT_TRUE(again.is_ok()) << again.reason;
+  EXPECT_EQ(receiver_->received().size(), 1u);
+}
+
+TEST_P(Conformance, ReceiverRejects) {
+  if (!receiver_->can_reject()) GTEST_SKIP() << "this receiver never refuses for good";
+  auto s = sink();
+  receiver_->answer_next(Answer::kReject);
+  const bool kafka = GetParam().name == "kafka";
+  const auto r = s->send(job(1, kafka ? 5000 : 0));
+  EXPECT_EQ(r.kind, runtime::DeliveryResult::Kind::kPermanent) << r.reason;
+  EXPECT_FALSE(r.reason.empty());
+  EXPECT_TRUE(s->send(job(2)).is_ok());
+}
+
+TEST_P(Conformance, Reconnects) {
+  auto s = sink();
+  ASSERT_TRUE(s->send(job(1)).is_ok());
+  receiver_->drop_connections();
+  std::this_thread::sleep_for(100ms);
+  // The connector notices the dropped connection and opens a new one, at most one
+  // retriable failure on the way.
+  auto r = s->send(job(2));
+  if (!r.is_ok()) {
+    EXPECT_EQ(r.kind, runtime::DeliveryResult::Kind::kRetriable) << r.reason;
+    r = s->send(job(2));
+  }
+  EXPECT_TRUE(r.is_ok()) << r.reason;
+  std::set<std::string> keys;
+  for (const auto& g : receiver_->received()) keys.insert(g.key);
+  EXPECT_TRUE(keys.count("CONF-1") && keys.count("CONF-2"));
+}
+
+TEST_P(Conformance, ReceiverDown) {
+  if (!receiver_->can_go_down()) GTEST_SKIP() << "the shared test broker is not taken down";
+  auto s = sink();
+  ASSERT_TRUE(s->send(job(1)).is_ok());
+  receiver_->go_down();
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = s->send(job(2));
+  EXPECT_EQ(r.kind, runtime::DeliveryResult::Kind::kRetriable) << r.reason;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "gave up within its timeouts";
+  receiver_->come_back();
+  auto again = s->send(job(2));
+  if (!again.is_ok()) again = s->send(job(2));
+  EXPECT_TRUE(again.is_ok()) << again.reason;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Connectors, Conformance,
+    ::testing::Values(Connector{"http", [] { return std::make_unique<HttpReceiver>(); }},
+                      Connector{"mllp", [] { return std::make_unique<MllpReceiver>(); }},
+                      Connector{"file", [] { return std::make_unique<FileReceiver>(); }},
+                      Connector{"kafka", [] { return std::make_unique<KafkaReceiver>(); }}),
+    [](const ::testing::TestParamInfo<Connector>& p) { return p.param.name; });
+
+}  // namespace
