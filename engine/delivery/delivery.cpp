@@ -271,6 +271,13 @@ struct DeliveryStage::Impl {
     if (!detail.empty()) t["detail"] = redact_identity_numbers(detail);
     const std::string idem = j.h(header::kIdempotencyKey);
     if (!idem.empty()) t["message_id"] = idem;
+    // Ingest (the canonical record's time) to this outcome.
+    const std::string received = j.h(header::kReceivedMs);
+    if (!received.empty()) {
+      char* end = nullptr;
+      const long long ms = std::strtoll(received.c_str(), &end, 10);
+      if (end && *end == '\0' && ms > 0) t["latency_ms"] = now_epoch_ms() - ms;
+    }
     return t;
   }
 

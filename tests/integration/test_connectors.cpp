@@ -24,203 +24,22 @@
 #include <thread>
 #include <utility>
 
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
-#include "adapters/hl7v2/ack.hpp"
-#include "adapters/hl7v2/message.hpp"
-#include "adapters/mllp/framer.hpp"
 #include "engine/bus/bus.hpp"
 #include "engine/cli/components.hpp"
 #include "engine/core/crypto.hpp"
 #include "engine/delivery/sinks.hpp"
 #include "engine/registry/registry.hpp"
+#include "tests/support/fake_receivers.hpp"
 #include "tests/support/test_env.hpp"
 
 using namespace budstikke;
 using namespace std::chrono_literals;
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 
 namespace {
 
-enum class Answer { kAccept, kLater, kReject };
-
-struct Received {
-  std::string key;
-  std::string payload;
-};
-
-// What each connector's receiver must offer the suite.
-class Receiver {
- public:
-  virtual ~Receiver() = default;
-  virtual std::string url() = 0;  // the connector URL for systems.yaml
-  virtual void answer_next(Answer a) = 0;
-  virtual std::vector<Received> received() = 0;
-  virtual bool can_reject() const { return true; }
-  virtual bool can_go_down() const { return true; }
-  virtual void drop_connections() {}
-  virtual void go_down() {}
-  virtual void come_back() {}
-};
-
-// A TCP server on 127.0.0.1:0, one thread per connection, that can drop its connections,
-// stop listening and listen again on the same port.
-class TcpReceiver : public Receiver {
- public:
-  TcpReceiver() { listen(0); }
-  ~TcpReceiver() override { shutdown(); }
-  void answer_next(Answer a) override {
-    std::lock_guard lock(mu_);
-    script_.push_back(a);
-  }
-  std::vector<Received> received() override {
-    std::lock_guard lock(mu_);
-    return got_;
-  }
-  void drop_connections() override {
-    std::lock_guard lock(mu_);
-    for (auto& s : sockets_) {
-      boost::system::error_code ec;
-      s->shutdown(tcp::socket::shutdown_both, ec);
-    }
-  }
-  void go_down() override { shutdown(); }
-  void come_back() override { listen(port_); }
-
- protected:
-  // Serves one connection until it closes.
-  virtual void serve(tcp::socket& s) = 0;
-  Answer next() {
-    std::lock_guard lock(mu_);
-    if (script_.empty()) return Answer::kAccept;
-    const Answer a = script_.front();
-    script_.pop_front();
-    return a;
-  }
-  void record(std::string key, std::string payload) {
-    std::lock_guard lock(mu_);
-    got_.push_back({std::move(key), std::move(payload)});
-  }
-  int port_ = 0;
-
- private:
-  void listen(int port) {
-    stop_ = false;
-    acceptor_ = std::make_unique<tcp::acceptor>(io_);
-    const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
-    acceptor_->open(ep.protocol());
-    acceptor_->set_option(tcp::acceptor::reuse_address(true));
-    acceptor_->bind(ep);
-    acceptor_->listen();
-    port_ = acceptor_->local_endpoint().port();
-    accept_thread_ = std::thread([this] {
-      while (!stop_) {
-        auto s = std::make_shared<tcp::socket>(io_);
-        boost::system::error_code ec;
-        acceptor_->accept(*s, ec);
-        if (ec || stop_) return;
-        std::lock_guard lock(mu_);
-        sockets_.push_back(s);
-        workers_.emplace_back([this, s] { serve(*s); });
-      }
-    });
-  }
-  void shutdown() {
-    if (!acceptor_) return;
-    stop_ = true;
-    boost::system::error_code ec;
-    {
-      // Wake the blocking accept with a connection of our own.
-      asio::io_context io;
-      tcp::socket wake(io);
-      wake.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port_)}, ec);
-    }
-    if (accept_thread_.joinable()) accept_thread_.join();
-    acceptor_->close(ec);
-    acceptor_.reset();
-    drop_connections();
-    std::vector<std::thread> w;
-    {
-      std::lock_guard lock(mu_);
-      w.swap(workers_);
-      sockets_.clear();
-    }
-    for (auto& t : w) t.join();
-  }
-  asio::io_context io_;
-  std::unique_ptr<tcp::acceptor> acceptor_;
-  std::thread accept_thread_;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::deque<Answer> script_;
-  std::vector<Received> got_;
-  std::vector<std::shared_ptr<tcp::socket>> sockets_;
-  std::vector<std::thread> workers_;
-};
-
-class HttpReceiver final : public TcpReceiver {
- public:
-  std::string url() override {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/systems/conformance";
-  }
-
- private:
-  void serve(tcp::socket& s) override {
-    beast::flat_buffer buf;
-    for (;;) {
-      http::request<http::string_body> req;
-      beast::error_code ec;
-      http::read(s, buf, req, ec);
-      if (ec) return;
-      const Answer a = next();
-      http::response<http::string_body> res;
-      res.version(11);
-      res.result(a == Answer::kAccept  ? http::status::ok
-                 : a == Answer::kLater ? http::status::service_unavailable
-                                       : http::status::bad_request);
-      if (a == Answer::kAccept) record(std::string(req["Idempotency-Key"]), std::move(req.body()));
-      res.keep_alive(req.keep_alive());
-      res.prepare_payload();
-      http::write(s, res, ec);
-      if (ec) return;
-    }
-  }
-};
-
-class MllpReceiver final : public TcpReceiver {
- public:
-  std::string url() override { return "mllp://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  void serve(tcp::socket& s) override {
-    mllp::Deframer d;
-    std::vector<std::string> frames;
-    char buf[8192];
-    for (;;) {
-      boost::system::error_code ec;
-      const size_t n = s.read_some(asio::buffer(buf), ec);
-      if (ec) return;
-      d.feed(std::string_view(buf, n), frames);
-      for (const auto& f : frames) {
-        const auto m = std::get<hl7v2::Message>(hl7v2::Message::parse(f));
-        const Answer a = next();
-        const auto code = a == Answer::kAccept  ? hl7v2::AckCode::kAccept
-                          : a == Answer::kLater ? hl7v2::AckCode::kError
-                                                : hl7v2::AckCode::kReject;
-        if (a == Answer::kAccept) record(m.get("MSH-10").value_or(""), f);
-        const std::string ack =
-            *hl7v2::make_ack(m, {code, a == Answer::kAccept ? "" : "no", "207", ""});
-        asio::write(s, asio::buffer(mllp::frame(ack)), ec);
-      }
-      frames.clear();
-    }
-  }
-};
+using testenv::Answer;
+using testenv::Received;
+using testenv::Receiver;
 
 class FileReceiver final : public Receiver {
  public:
@@ -239,7 +58,7 @@ class FileReceiver final : public Receiver {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir_, ec))
       if (e.is_regular_file() && e.path().filename().string()[0] != '.')
-        out.push_back({e.path().stem().string(), testenv::read_file(e.path())});
+        out.push_back({"conformance", e.path().stem().string(), testenv::read_file(e.path())});
     return out;
   }
   void go_down() override { answer_next(Answer::kLater); }
@@ -282,7 +101,8 @@ class KafkaReceiver final : public Receiver {
         continue;
       }
       idle = std::chrono::steady_clock::now();
-      out.push_back({(**m).header("bs-idempotency-key").value_or(""), std::string((**m).value())});
+      out.push_back({"conformance", (**m).header("bs-idempotency-key").value_or(""),
+                     std::string((**m).value())});
     }
     return out;
   }
@@ -430,8 +250,8 @@ TEST_P(Conformance, ReceiverDown) {
 
 INSTANTIATE_TEST_SUITE_P(
     Connectors, Conformance,
-    ::testing::Values(Connector{"http", [] { return std::make_unique<HttpReceiver>(); }},
-                      Connector{"mllp", [] { return std::make_unique<MllpReceiver>(); }},
+    ::testing::Values(Connector{"http", [] { return std::make_unique<testenv::HttpReceiver>(); }},
+                      Connector{"mllp", [] { return std::make_unique<testenv::MllpReceiver>(); }},
                       Connector{"file", [] { return std::make_unique<FileReceiver>(); }},
                       Connector{"kafka", [] { return std::make_unique<KafkaReceiver>(); }}),
     [](const ::testing::TestParamInfo<Connector>& p) { return p.param.name; });
