@@ -1,0 +1,192 @@
+// Routing benchmark: the engine (release build) with the shipped registry (194 systems) and
+// the shipped routes on the local broker. The connected systems are fake receivers in this
+// process (HTTP and MLLP servers on 127.0.0.1; national systems are Kafka topics). The load
+// is HL7 v2 over MLLP, one ADT^A01 (fanned out to 20 department systems and Kjernejournal)
+// for every four ORU^R01 (one delivery to the hospital system), each for another patient.
+//
+//   bench_routes throughput SECONDS        as fast as 16 MLLP connections are ACKed
+//   bench_routes latency SECONDS RATE      paced at RATE messages/s
+//   bench_routes faults SECONDS RATE       paced; one department system answers AE to
+//                                          everything, another takes 5 s per message
+//
+// Prints messages/s ingested and delivered (ingest to the last delivery) and the
+// ingest-to-delivery latency percentiles of the healthy systems, taken from the tracking
+// topic (each delivered record carries latency_ms).
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/bus/bus.hpp"
+#include "engine/core/crypto.hpp"
+#include "tests/support/engine_process.hpp"
+#include "tests/support/fake_receivers.hpp"
+#include "tests/support/mllp_client.hpp"
+#include "tests/support/test_env.hpp"
+
+using namespace budstikke;
+using namespace std::chrono;
+
+namespace {
+
+constexpr const char* kDown = "solheim-onkologi";
+constexpr const char* kSlow = "nordvik-barn";
+constexpr int kDepartments = 20;
+
+std::string message(int conn, long i, bool& is_adt) {
+  is_adt = i % 5 == 0;
+  const std::string id = "R" + std::to_string(conn) + "-" + std::to_string(i);
+  const std::string patient = std::to_string(conn * 10000000L + i);
+  if (is_adt)
+    return "MSH|^~\\&|DIPS|NORDVIK^8200001^HER|BUDSTIKKE|REGION|20261120101500+0100||ADT^A01^"
+           "ADT_A01|" +
+           id + "|P|2.5\rEVN|A01|20261120101500+0100\rPID|1||P" + patient +
+           "^^^NORDVIK^PI||Testesen^Ola||19520804|M|||Fjordveien 1^^Fjordbyen^^9990^NOR\rPV1|1|"
+           "I|MED^201^1^NORDVIK\r";
+  return "MSH|^~\\&|LABSYS|NORDVIK^8200020^HER|DIPS|NORDVIK^8200001^HER|20261120140211+0100||"
+         "ORU^R01^ORU_R01|" +
+         id + "|P|2.5\rPID|1||P" + patient +
+         "^^^NORDVIK^PI||Testesen^Ola||19520804|M\rOBR|1|P1001|F2001|NPU02319^Hemoglobin^NPU|||"
+         "20261120120000\rOBX|1|NM|NPU02319^Hemoglobin^NPU||13.2|g/dL|11.7-15.3||||F\r";
+}
+
+int64_t topic_count(const std::string& topic) {
+  bus::KafkaSettings s;
+  s.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+  auto n = bus::topic_message_count(s, topic);
+  return n ? *n : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: bench_routes throughput|latency|faults SECONDS [RATE]\n");
+    return 2;
+  }
+  const std::string mode = argv[1];
+  const double secs = std::atof(argv[2]);
+  const double rate = argc > 3 ? std::atof(argv[3]) : 0;
+  const bool paced = mode != "throughput";
+  const bool faults = mode == "faults";
+
+  testenv::HttpReceiver http;
+  testenv::MllpReceiver mllp;
+  http.keep_payloads(false);
+  mllp.keep_payloads(false);
+  if (faults) {
+    mllp.set_policy([](const std::string& s) {
+      return s == kDown ? testenv::Answer::kLater : testenv::Answer::kAccept;
+    });
+    mllp.set_delay([](const std::string& s) { return s == kSlow ? 5000ms : 0ms; });
+  }
+  testenv::TempDir tmp;
+  setenv("BUDSTIKKE_RECEIVER_HTTP", http.base_url().c_str(), 1);
+  setenv("BUDSTIKKE_RECEIVER_MLLP", mllp.url().c_str(), 1);
+  setenv("BUDSTIKKE_OUTBOX", (tmp.path() / "outbox").c_str(), 1);
+  setenv("BUDSTIKKE_RETRY_ATTEMPTS", "5", 1);
+  setenv("BUDSTIKKE_RETRY_BACKOFF_MS", "200", 1);
+  const std::string src = testenv::source_dir().string();
+  testenv::EngineProcess engine(tmp.path() / "engine", "routes: " + src + "/routes\nsystems: " +
+                                                           src + "/config/systems.yaml\n");
+  if (!engine.start()) {
+    std::fprintf(stderr, "engine did not start\n%s\n",
+                 testenv::read_file(tmp.path() / "engine/engine-1.log").c_str());
+    return 1;
+  }
+  std::this_thread::sleep_for(3s);  // consumer groups settle
+
+  const int conns = paced ? 8 : 16;
+  std::atomic<bool> stop{false};
+  std::atomic<long> sent{0}, adts{0}, failed{0};
+  std::vector<std::thread> threads;
+  const auto t0 = steady_clock::now();
+  for (int c = 0; c < conns; ++c) {
+    threads.emplace_back([&, c] {
+      testenv::MllpClient client("127.0.0.1", engine.mllp_port());
+      if (!client.connect()) {
+        failed.fetch_add(1);
+        return;
+      }
+      const double per_conn = paced ? rate / conns : 0;
+      for (long i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        if (paced) std::this_thread::sleep_until(t0 + duration<double>(i / per_conn));
+        bool is_adt = false;
+        const std::string m = message(c, i, is_adt);
+        auto ack = client.send(m, seconds(30));
+        if (!ack || ack->find("|AA|") == std::string::npos) {
+          failed.fetch_add(1);
+          if (!client.connected() && !client.connect()) return;
+          continue;
+        }
+        sent.fetch_add(1, std::memory_order_relaxed);
+        if (is_adt) adts.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  std::this_thread::sleep_for(duration<double>(secs));
+  stop = true;
+  for (auto& t : threads) t.join();
+  const double ingest_secs = duration<double>(steady_clock::now() - t0).count();
+
+  // Healthy deliveries expected: every ORU to the hospital system, every ADT to the 20
+  // departments (18 when two are faulty) and to Kjernejournal (a topic).
+  const long n_adt = adts.load();
+  const long n_oru = sent.load() - n_adt;
+  const int healthy_departments = faults ? kDepartments - 2 : kDepartments;
+  const long expected = n_oru + n_adt * healthy_departments;
+  auto healthy_delivered = [&] {
+    long n = http.total();
+    for (const auto& [s, c] : mllp.counts())
+      if (!faults || (s != kSlow && s != kDown)) n += c;
+    return n;
+  };
+  const auto drain_end = steady_clock::now() + 300s;
+  while ((healthy_delivered() < expected ||
+          topic_count(engine.prefix() + "national.kjernejournal") < n_adt) &&
+         steady_clock::now() < drain_end)
+    std::this_thread::sleep_for(20ms);
+  const double total_secs = duration<double>(steady_clock::now() - t0).count();
+  const long delivered = healthy_delivered();
+
+  // Latency of the healthy systems' deliveries, from the tracking topic.
+  std::vector<double> lat;
+  {
+    bus::KafkaSettings ks;
+    ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+    auto consumer = bus::Consumer::create(ks, "bench-" + uuid_v4(), {engine.prefix() + "tracking"});
+    auto idle = steady_clock::now();
+    while (consumer && steady_clock::now() - idle < 3s) {
+      auto m = (*consumer)->poll(200ms);
+      if (!m || !*m) continue;
+      idle = steady_clock::now();
+      const auto j = nlohmann::json::parse((**m).value(), nullptr, false);
+      if (!j.is_object() || j.value("state", "") != "delivered" || !j.contains("latency_ms"))
+        continue;
+      const std::string sys = j.value("system", "");
+      if (faults && (sys == kSlow || sys == kDown)) continue;
+      lat.push_back(j.value("latency_ms", 0.0));
+    }
+  }
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) {
+    return lat.empty() ? 0.0 : lat[static_cast<size_t>(p * static_cast<double>(lat.size() - 1))];
+  };
+  std::printf(
+      "mode=%s messages=%ld adt=%ld oru=%ld failed=%ld ingest_msg_per_s=%.0f "
+      "routed_msg_per_s=%.0f deliveries=%ld/%ld delivered_per_s=%.0f p50_ms=%.0f p99_ms=%.0f "
+      "samples=%zu dlq_down=%lld\n",
+      mode.c_str(), sent.load(), n_adt, n_oru, failed.load(), sent.load() / ingest_secs,
+      sent.load() / total_secs, delivered, expected, delivered / total_secs, pct(0.5), pct(0.99),
+      lat.size(), static_cast<long long>(topic_count(engine.prefix() + "dlq." + kDown)));
+  engine.stop(SIGTERM);
+  return delivered >= expected ? 0 : 1;
+}

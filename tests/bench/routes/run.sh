@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Routing benchmark (#5): the engine with the shipped registry (194 systems) and routes on the
+# local broker, fake receivers in bench_routes, HL7 load over MLLP (1 ADT fanned out to 21
+# systems per 4 ORU to one). Each mode RUNS times; medians printed at the end.
+#   throughput            as fast as 16 MLLP connections are ACKed
+#   latency at RATE       paced; healthy ingest-to-delivery p50/p99 from the tracking topic
+#   faults at RATE        the same with one department down (AE) and one slow (5 s/message)
+# usage: tests/bench/routes/run.sh [RUNS=3] [SECONDS=10] [RATES="500 2000"]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../../.." && pwd)
+cd "$here"
+runs=${1:-3}
+secs=${2:-10}
+rates=${3:-"500 2000"}
+cmake --preset release >/dev/null
+cmake --build --preset release -j2 --target budstikke bench_routes >/dev/null
+started=0
+if ! scripts/kafka status >/dev/null 2>&1; then scripts/kafka start >/dev/null; started=1; fi
+out=$(mktemp)
+cleanup() {
+  rm -f "$out"
+  if [ $started = 1 ]; then scripts/kafka stop >/dev/null; fi
+}
+trap cleanup EXIT
+for r in $(seq 1 "$runs"); do
+  build/release/bin/bench_routes throughput "$secs" 2>/dev/null | grep '^mode=' | sed "s/^/run $r throughput /"
+  for rate in $rates; do
+    build/release/bin/bench_routes latency "$secs" "$rate" 2>/dev/null | grep '^mode=' | sed "s/^/run $r latency@$rate /"
+    build/release/bin/bench_routes faults "$secs" "$rate" 2>/dev/null | grep '^mode=' | sed "s/^/run $r faults@$rate /"
+  done
+done | tee "$out"
+/usr/bin/python3 - "$out" <<'PY'
+import re, statistics, sys
+rows = {}
+for l in open(sys.argv[1]):
+    m = re.match(r"run \d+ (\S+) mode=\S+ .*ingest_msg_per_s=(\d+) routed_msg_per_s=(\d+) "
+                 r"deliveries=(\d+)/(\d+) delivered_per_s=(\d+) p50_ms=(\d+) p99_ms=(\d+)", l)
+    if m: rows.setdefault(m[1], []).append([int(x) for x in m.groups()[1:]])
+med = lambda v, i: statistics.median(x[i] for x in v)
+for k, v in rows.items():
+    print(f"median {k}: routed {med(v,1):.0f} msg/s ({med(v,4):.0f} deliveries/s), "
+          f"healthy ingest-to-delivery p50 {med(v,5):.0f} ms, p99 {med(v,6):.0f} ms "
+          f"({len(v)} runs)")
+for rate in sorted({k.split('@')[1] for k in rows if '@' in k}):
+    a, b = rows.get(f"latency@{rate}"), rows.get(f"faults@{rate}")
+    if a and b:
+        print(f"p99 with a down and a slow system vs without, at {rate} msg/s: "
+              f"{med(b,6):.0f} / {med(a,6):.0f} ms = {med(b,6)/max(med(a,6),1):.2f}")
+PY
