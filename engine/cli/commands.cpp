@@ -219,36 +219,32 @@ int cmd_run(const Args& args) {
   auto schemas = load_schemas(cfg.schema_dir);
   const auto codecs = codec_registry(schemas);
   const auto sources = source_registry();
-  // The registry and routes: without systems.yaml the engine only ingests.
-  std::shared_ptr<const registry::Registry> reg;
-  route::RouteSet routes;
-  if (std::ifstream(cfg.systems_file).good()) {
-    config::Diagnostics d;
-    reg = registry::Registry::load(cfg.systems_file, d);
-    if (!d.has_errors()) routes = route::load_routes(cfg.routes_dir, *reg, codecs, d);
-    if (d.has_errors()) {
-      std::fputs(d.format_all().c_str(), stderr);
-      std::fprintf(stderr, "budstikke run: the registry or routes have errors; not started\n");
-      return 2;
-    }
-  } else {
+  // The registry and routes, read again on every SIGHUP (see run_engine). Without
+  // systems.yaml the engine only ingests.
+  if (!std::ifstream(cfg.systems_file).good())
     std::fprintf(stderr,
-                 "budstikke run: warning: %s not found: ingest only, no routes or delivery\n",
+                 "budstikke run: warning: %s not found: ingest only, no routes or delivery "
+                 "(SIGHUP once it exists)\n",
                  cfg.systems_file.c_str());
-  }
-  runtime::StageBuilder builder;
-  if (reg) {
-    builder = [&](bus::Producer& producer) -> Result<std::vector<std::unique_ptr<runtime::Stage>>> {
-      if (auto st = bus::ensure_topics(cfg.kafka, delivery::delivery_topics(cfg.topic_prefix, *reg),
-                                       std::chrono::seconds(120));
-          !st)
-        return Error::permanent(ErrorDomain::kKafka,
-                                "cannot create delivery topics: " + st.error().message);
-      std::vector<std::unique_ptr<runtime::Stage>> out;
-      out.push_back(std::make_unique<RoutingStages>(cfg, reg, routes, codecs, producer));
-      return out;
-    };
-  }
+  runtime::StageBuilder builder = [&](bus::Producer& producer)
+      -> Result<std::vector<std::unique_ptr<runtime::Stage>>> {
+    std::vector<std::unique_ptr<runtime::Stage>> out;
+    if (!std::ifstream(cfg.systems_file).good()) return out;
+    config::Diagnostics d;
+    auto reg = registry::Registry::load(cfg.systems_file, d);
+    route::RouteSet routes;
+    if (!d.has_errors()) routes = route::load_routes(cfg.routes_dir, *reg, codecs, d);
+    if (d.has_errors())
+      return Error::permanent(ErrorDomain::kConfig,
+                              "the registry or routes have errors:\n" + d.format_all());
+    if (auto st = bus::ensure_topics(cfg.kafka, delivery::delivery_topics(cfg.topic_prefix, *reg),
+                                     std::chrono::seconds(120));
+        !st)
+      return Error::transient(ErrorDomain::kKafka,
+                              "cannot create delivery topics: " + st.error().message);
+    out.push_back(std::make_unique<RoutingStages>(cfg, reg, std::move(routes), codecs, producer));
+    return out;
+  };
   return runtime::run_engine(cfg, codecs, sources, builder);
 }
 

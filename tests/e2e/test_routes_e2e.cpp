@@ -20,6 +20,8 @@
 
 #include "engine/bus/bus.hpp"
 #include "tests/support/engine_process.hpp"
+#include "tests/support/fake_receivers.hpp"
+#include "tests/support/mllp_client.hpp"
 #include "tests/support/test_env.hpp"
 
 using namespace budstikke;
@@ -234,5 +236,102 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndAKillDashNine) {
       expected.size(), kResult, kDialog, at_kill, missing, duplicates, static_cast<long long>(kj),
       kDown, static_cast<long long>(dlq), secs);
   for (const auto& [s, n] : dup_by_system) std::printf("  duplicates at %s: %d\n", s.c_str(), n);
+  EXPECT_EQ(engine.stop(SIGTERM), 0);
+}
+
+// Hot reload under load: lab results stream in over MLLP while the routes change on disk and
+// the engine gets SIGHUP three times: an invalid route (refused, the running routes stay),
+// a changed route (the hospital system now gets canonical JSON instead of the HL7 original),
+// and the same files again. Every result must reach the hospital system exactly once.
+TEST(RoutesE2E, HotReloadUnderLoadLosesAndDuplicatesNothing) {
+  testenv::TempDir tmp;
+  testenv::HttpReceiver http;
+  testenv::MllpReceiver mllp;
+  setenv("BUDSTIKKE_RECEIVER_HTTP", http.base_url().c_str(), 1);
+  setenv("BUDSTIKKE_RECEIVER_MLLP", mllp.url().c_str(), 1);
+  setenv("BUDSTIKKE_OUTBOX", (tmp.path() / "outbox").c_str(), 1);
+  const std::string src = testenv::source_dir().string();
+  const auto routes = tmp.path() / "routes";
+  std::filesystem::create_directories(routes);
+  for (const auto& e : std::filesystem::directory_iterator(src + "/routes"))
+    if (e.path().extension() == ".yaml")
+      std::filesystem::copy_file(e.path(), routes / e.path().filename());
+  testenv::EngineProcess engine(
+      tmp.path() / "engine",
+      "routes: " + routes.string() + "\nsystems: " + src + "/config/systems.yaml\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const std::string oru = testenv::read_file(src + "/examples/messages/oru-r01-lab-result.hl7");
+
+  constexpr int kTotal = 2400;
+  std::atomic<int> acked{0};
+  std::thread sender([&] {
+    testenv::MllpClient client("127.0.0.1", engine.mllp_port());
+    ASSERT_TRUE(client.connect());
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kTotal; ++i) {
+      std::this_thread::sleep_until(t0 + i * 5ms);  // 200 messages/s for 12 s
+      const std::string m = replace_all(oru, "NORDVIK-LAB-0001", "RELOAD-" + std::to_string(i));
+      for (;;) {
+        auto ack = client.send(m, 30s);
+        if (ack && ack->find("|AA|") != std::string::npos) break;
+        if (!client.connected()) client.connect();
+      }
+      ++acked;
+    }
+  });
+  auto hup_when = [&](int acked_at) {
+    while (acked.load() < acked_at) std::this_thread::sleep_for(10ms);
+    kill(engine.pid(), SIGHUP);
+  };
+  const auto lab = routes / "lab-result-to-requester.yaml";
+  const std::string original_route = testenv::read_file(lab);
+  // 1: an invalid route next to the others: refused.
+  std::ofstream(routes / "broken.yaml")
+      << "name: broken\nfrom: [lab_result]\nto: [no-such-system]\n";
+  hup_when(600);
+  // 2: a valid change: the requester now gets canonical JSON.
+  std::this_thread::sleep_for(1s);
+  std::filesystem::remove(routes / "broken.yaml");
+  std::ofstream(lab) << replace_all(original_route, "render: [original, kith, hl7v2/2.5, json]",
+                                    "render: [json]");
+  hup_when(1200);
+  // 3: nothing changed.
+  hup_when(1800);
+  sender.join();
+
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (http.counts()["nordvik-dips"] < kTotal && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(2s);  // anything extra would arrive now
+  std::map<std::string, int> per_id;
+  int json = 0, hl7 = 0;
+  for (const auto& r : http.received()) {
+    if (r.system != "nordvik-dips") continue;
+    ++per_id[r.key];
+    (r.payload.rfind("{", 0) == 0 ? json : hl7)++;
+  }
+  int lost = 0, duplicated = 0;
+  for (int i = 0; i < kTotal; ++i) {
+    const int n = per_id["RELOAD-" + std::to_string(i)];
+    if (n == 0) ++lost;
+    if (n > 1) duplicated += n - 1;
+  }
+  const std::string log = testenv::read_file(tmp.path() / "engine/engine-1.log");
+  auto occurrences = [&](const std::string& what) {
+    int n = 0;
+    for (size_t p = log.find(what); p != std::string::npos; p = log.find(what, p + 1)) ++n;
+    return n;
+  };
+  std::printf(
+      "hot reload: %d results at 200/s, 3 SIGHUPs (1 refused, %d applied): %d lost, %d "
+      "duplicated; %d delivered as HL7 before the change, %d as JSON after\n",
+      kTotal, occurrences("\"reload applied\""), lost, duplicated, hl7, json);
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(duplicated, 0);
+  EXPECT_EQ(occurrences("\"reload refused; the running configuration stays\""), 1);
+  EXPECT_NE(log.find("unknown system 'no-such-system'"), std::string::npos);
+  EXPECT_EQ(occurrences("\"reload applied\""), 2);
+  EXPECT_GT(hl7, 0);
+  EXPECT_GT(json, 0);
   EXPECT_EQ(engine.stop(SIGTERM), 0);
 }

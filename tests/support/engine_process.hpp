@@ -56,6 +56,7 @@ class EngineProcess {
   const std::string& prefix() const { return prefix_; }
   int port() const { return port_; }
   int mllp_port() const { return mllp_port_; }
+  pid_t pid() const { return pid_; }
 
   bool start() {
     ++starts_;
