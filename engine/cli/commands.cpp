@@ -226,8 +226,8 @@ int cmd_run(const Args& args) {
                  "budstikke run: warning: %s not found: ingest only, no routes or delivery "
                  "(SIGHUP once it exists)\n",
                  cfg.systems_file.c_str());
-  runtime::StageBuilder builder = [&](bus::Producer& producer)
-      -> Result<std::vector<std::unique_ptr<runtime::Stage>>> {
+  runtime::StageBuilder builder =
+      [&](bus::Producer& producer) -> Result<std::vector<std::unique_ptr<runtime::Stage>>> {
     std::vector<std::unique_ptr<runtime::Stage>> out;
     if (!std::ifstream(cfg.systems_file).good()) return out;
     config::Diagnostics d;
