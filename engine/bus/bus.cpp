@@ -374,6 +374,10 @@ void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
               {{"group", self->group_id()}, {"count", std::to_string(parts->cnt)}});
     rd_kafka_assign(rk, parts);
   } else {
+    std::vector<std::pair<std::string, int32_t>> revoked;
+    for (int i = 0; i < parts->cnt; ++i)
+      revoked.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
+    self->call_revoke(revoked);
     if (self->transactional()) {
       self->clear_stored();
     } else if (auto st = self->commit(true); !st) {

@@ -167,6 +167,13 @@ class Consumer {
   // Stops / restarts fetching from these partitions (backpressure per topic).
   Status pause(const std::vector<std::pair<std::string, int32_t>>& partitions);
   Status resume(const std::vector<std::pair<std::string, int32_t>>& partitions);
+  // Called on the polling thread when partitions are taken away (a rebalance), before the
+  // stored offsets are committed: the owner stores what it finished and forgets the rest.
+  using RevokeHandler = std::function<void(const std::vector<std::pair<std::string, int32_t>>&)>;
+  void on_revoke(RevokeHandler h) { on_revoke_ = std::move(h); }
+  void call_revoke(const std::vector<std::pair<std::string, int32_t>>& parts) {
+    if (on_revoke_) on_revoke_(parts);
+  }
   // The partitions currently assigned to this consumer.
   std::vector<std::pair<std::string, int32_t>> assignment() const;
   // Offsets stored since the last commit, per partition (what a transaction must commit).
@@ -186,6 +193,7 @@ class Consumer {
   bool transactional_ = false;
   std::map<std::pair<std::string, int32_t>, int64_t> stored_;
   bool closed_ = false;
+  RevokeHandler on_revoke_;
 };
 
 // Consume-transform-produce: records and the consumer's offsets in one transaction.

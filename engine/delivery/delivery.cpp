@@ -60,7 +60,8 @@ struct Job {
   int attempts = 0;
   Clock::time_point due = Clock::now();
   std::string last_error;
-  bool final = false;  // outcome decided; its records still to be produced
+  uint64_t generation = 0;  // of its partition's assignment; see on_revoke
+  bool final = false;       // outcome decided; its records still to be produced
   bool ok = false;
   bool permanent = false;
   std::string response;
@@ -390,12 +391,58 @@ struct DeliveryStage::Impl {
     }
   }
 
-  // Per partition: offsets handed out and not yet completed.
+  // Per partition: offsets handed out and not yet completed, and the generation of its
+  // assignment (a job from an earlier one no longer moves the commit point).
   struct PartitionState {
     std::set<int64_t> outstanding;
     int64_t highest = -1;
+    uint64_t generation = 0;
   };
   std::map<std::pair<std::string, int32_t>, PartitionState> partitions;
+
+  // Completions -> stored offsets (consumer thread).
+  bool store_completions() {
+    std::vector<JobPtr> finished;
+    {
+      const std::lock_guard lock(done_mu);
+      finished.swap(done);
+    }
+    for (const auto& j : finished) {
+      auto& ps = partitions[{j->topic, j->partition}];
+      if (j->generation != ps.generation) continue;
+      ps.outstanding.erase(j->offset);
+      const int64_t next = ps.outstanding.empty() ? ps.highest + 1 : *ps.outstanding.begin();
+      (void)consumer->store_offset(j->topic, j->partition, next);
+    }
+    return !finished.empty();
+  }
+
+  // A rebalance takes partitions away: store what finished (the consumer commits it next),
+  // and drop the queued jobs of those partitions; whoever gets the partitions reads them
+  // again from the committed offset. Jobs in flight finish, but no longer move offsets.
+  void on_revoke(const std::vector<std::pair<std::string, int32_t>>& parts) {
+    store_completions();
+    for (const auto& tp : parts) {
+      auto& ps = partitions[tp];
+      ps.outstanding.clear();
+      ps.highest = -1;
+      ++ps.generation;
+      const auto wit = workers.find(tp.first);
+      if (wit == workers.end()) continue;
+      Worker& w = *wit->second;
+      const std::lock_guard lock(w.mu);
+      for (auto it = w.queue.begin(); it != w.queue.end();) {
+        if ((*it)->partition == tp.second && !(*it)->final) {
+          it = w.queue.erase(it);
+          --w.pending;
+        } else {
+          ++it;
+        }
+      }
+      w.paused = false;
+    }
+    log::info(kModule, "partitions revoked", {{"count", std::to_string(parts.size())}});
+  }
 
   void consume_loop() {
     auto last_commit = Clock::now();
@@ -431,6 +478,7 @@ struct DeliveryStage::Impl {
           auto& ps = partitions[{topic, j->partition}];
           ps.outstanding.insert(j->offset);
           ps.highest = std::max(ps.highest, j->offset);
+          j->generation = ps.generation;
           Worker& w = *wit->second;
           w.enqueue(j);
           bool pause = false;
@@ -442,19 +490,7 @@ struct DeliveryStage::Impl {
           if (pause) (void)consumer->pause({{topic, j->partition}});
         }
       }
-      // Completions -> offsets.
-      std::vector<JobPtr> finished;
-      {
-        const std::lock_guard lock(done_mu);
-        finished.swap(done);
-      }
-      for (const auto& j : finished) {
-        auto& ps = partitions[{j->topic, j->partition}];
-        ps.outstanding.erase(j->offset);
-        const int64_t next = ps.outstanding.empty() ? ps.highest + 1 : *ps.outstanding.begin();
-        (void)consumer->store_offset(j->topic, j->partition, next);
-        dirty = true;
-      }
+      if (store_completions()) dirty = true;
       // Resume paused systems that drained.
       for (auto& [topic, w] : workers) {
         bool resume = false;
@@ -507,6 +543,7 @@ Status DeliveryStage::start() {
                                  topics, co);
   if (!c) return c.error();
   I.consumer = std::move(*c);
+  I.consumer->on_revoke([&I](const auto& parts) { I.on_revoke(parts); });
   for (auto& [t, w] : I.workers) w->start(w->sys->concurrency);
   I.consumer_thread = std::thread([&I] { I.consume_loop(); });
   log::info(kModule, "delivery stage running", {{"systems", std::to_string(I.workers.size())}});
@@ -530,17 +567,7 @@ void DeliveryStage::stop() {
       if (th.joinable()) th.join();
   (void)I.producer.flush(std::chrono::seconds(30));
   // Completions that arrived while stopping.
-  std::vector<JobPtr> finished;
-  {
-    const std::lock_guard lock(I.done_mu);
-    finished.swap(I.done);
-  }
-  for (const auto& j : finished) {
-    auto& ps = I.partitions[{j->topic, j->partition}];
-    ps.outstanding.erase(j->offset);
-    const int64_t next = ps.outstanding.empty() ? ps.highest + 1 : *ps.outstanding.begin();
-    (void)I.consumer->store_offset(j->topic, j->partition, next);
-  }
+  I.store_completions();
   (void)I.consumer->close();
   I.consumer.reset();
 }
