@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -695,7 +696,28 @@ Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>
   rd_kafka_AdminOptions_destroy(opts);
   rd_kafka_queue_destroy(q);
   for (auto* x : nts) rd_kafka_NewTopic_destroy(x);
-  return result;
+  if (!result) return result;
+  // CreateTopics answers before every broker's metadata shows the topics; callers list,
+  // produce to and subscribe to them at once, so wait until the metadata has them all.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(h.rk, 1, nullptr, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::set<std::string> ready;
+      for (int i = 0; i < md->topic_cnt; ++i)
+        if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[i].partition_cnt > 0)
+          ready.insert(md->topics[i].topic);
+      rd_kafka_metadata_destroy(md);
+      const bool all = std::all_of(topics.begin(), topics.end(),
+                                   [&](const TopicSpec& t) { return ready.count(t.name) > 0; });
+      if (all) return {};
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      return Error::transient(ErrorDomain::kKafka,
+                              "create topics: created, but not all in the metadata within " +
+                                  std::to_string(timeout.count()) + " ms");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 Status delete_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
