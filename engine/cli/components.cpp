@@ -54,9 +54,10 @@ bool load_config(const std::string& file, config::EngineConfig& out, config::Dia
 }
 
 void add_connector_sinks(delivery::SinkFactories& f) {
-  f.add("http", [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
-    return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::HttpSink>(s));
-  });
+  for (const char* scheme : {"http", "https"})
+    f.add(scheme, [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
+      return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::HttpSink>(s));
+    });
   f.add("mllp", [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
     adapters::MllpClientSettings m;
     m.host = s.connector.host;
@@ -65,12 +66,11 @@ void add_connector_sinks(delivery::SinkFactories& f) {
     m.ack_timeout = std::chrono::milliseconds(s.connector.timeout_ms);
     return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::MllpClient>(m));
   });
-  for (const char* tls : {"https", "mllps"})
-    f.add(tls, [tls](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
-      return Error::permanent(ErrorDomain::kTransport,
-                              std::string(tls) + " (TLS) delivery is not built yet; system '" +
-                                  s.id + "' cannot be reached");
-    });
+  f.add("mllps", [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
+    return Error::permanent(
+        ErrorDomain::kTransport,
+        "mllps (MLLP over TLS) delivery is not built yet; system '" + s.id + "' cannot be reached");
+  });
 }
 
 }  // namespace budstikke::cli

@@ -19,7 +19,8 @@ runtime::SourceRegistry source_registry();
 // warning that XSD validation is off.
 std::shared_ptr<const emelding::SchemaSet> load_schemas(const std::string& dir);
 
-// Connectors from the adapters: http (and https once TLS lands), mllp.
+// Connectors from the adapters: http, https (with mutual TLS), mllp; mllps refuses (TLS
+// for MLLP is not built yet).
 void add_connector_sinks(delivery::SinkFactories& f);
 
 runtime::CodecRegistry codec_registry(std::shared_ptr<const emelding::SchemaSet> schemas);

@@ -21,6 +21,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <utility>
 
@@ -113,6 +114,27 @@ class KafkaReceiver final : public Receiver {
   bool oversize_ = false;
 };
 
+// The HTTPS receiver with its own throwaway PKI; the connector presents the client
+// certificate (mutual TLS) and trusts only the test CA.
+class HttpsConformance final : public testenv::HttpsReceiver {
+ public:
+  HttpsConformance() : HttpsReceiver(pki()) {}
+  std::string connector_extra() const override {
+    const auto& p = pki();
+    return "      tls:\n        ca_file: " + p.ca + "\n        cert_file: " + p.client_cert +
+           "\n        key_file: " + p.client_key + "\n";
+  }
+  static const testenv::TestPki& pki() {
+    static testenv::TempDir dir;
+    static const testenv::TestPki p = [] {
+      auto made = testenv::make_test_pki(dir.path() / "pki");
+      if (!made) throw std::runtime_error("openssl could not make the test certificates");
+      return *made;
+    }();
+    return p;
+  }
+};
+
 struct Connector {
   std::string name;
   std::function<std::unique_ptr<Receiver>()> make;
@@ -125,7 +147,8 @@ class Conformance : public ::testing::TestWithParam<Connector> {
     config::Diagnostics d;
     registry_ = registry::Registry::parse(
         "systems:\n  - id: conformance\n    name: Conformance\n    connector:\n      url: \"" +
-            receiver_->url() + "\"\n      timeout_ms: 2000\n      connect_timeout_ms: 1000\n",
+            receiver_->url() + "\"\n      timeout_ms: 2000\n      connect_timeout_ms: 1000\n" +
+            receiver_->connector_extra(),
         "conformance.yaml", d);
     ASSERT_FALSE(d.has_errors()) << d.format_all();
     bus::KafkaSettings ks;
@@ -251,9 +274,49 @@ TEST_P(Conformance, ReceiverDown) {
 INSTANTIATE_TEST_SUITE_P(
     Connectors, Conformance,
     ::testing::Values(Connector{"http", [] { return std::make_unique<testenv::HttpReceiver>(); }},
+                      Connector{"https", [] { return std::make_unique<HttpsConformance>(); }},
                       Connector{"mllp", [] { return std::make_unique<testenv::MllpReceiver>(); }},
                       Connector{"file", [] { return std::make_unique<FileReceiver>(); }},
                       Connector{"kafka", [] { return std::make_unique<KafkaReceiver>(); }}),
     [](const ::testing::TestParamInfo<Connector>& p) { return p.param.name; });
 
 }  // namespace
+
+// Mutual TLS is enforced both ways: a connector without a client certificate is refused by
+// the receiver, and a receiver whose certificate the connector's CA did not sign is refused
+// by the connector. Both are retriable failures with the reason, and nothing is delivered.
+TEST(Https, MutualTlsIsEnforcedBothWays) {
+  const auto& pki = HttpsConformance::pki();
+  HttpsConformance receiver;
+  bus::KafkaSettings ks;
+  ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+  delivery::SinkFactories f;
+  cli::add_connector_sinks(f);
+  auto send_with = [&](const std::string& tls_yaml) {
+    config::Diagnostics d;
+    auto reg = registry::Registry::parse(
+        "systems:\n  - id: x\n    name: X\n    connector:\n"
+        "      url: \"" +
+            receiver.url() + "\"\n" + tls_yaml,
+        "tls.yaml", d);
+    EXPECT_FALSE(d.has_errors()) << d.format_all();
+    auto sink = (*f.find("https"))(*reg->find("x"));
+    runtime::DeliveryJob j;
+    j.payload = "{}";
+    j.idempotency_key = "TLS-1";
+    return (*sink)->send(j);
+  };
+  const auto no_client_cert = send_with("      tls:\n        ca_file: " + pki.ca + "\n");
+  EXPECT_EQ(no_client_cert.kind, runtime::DeliveryResult::Kind::kRetriable);
+  EXPECT_NE(no_client_cert.reason.find("TLS"), std::string::npos) << no_client_cert.reason;
+  const auto wrong_ca = send_with("      tls:\n        ca_file: " + pki.other_ca +
+                                  "\n        cert_file: " + pki.client_cert +
+                                  "\n        key_file: " + pki.client_key + "\n");
+  EXPECT_EQ(wrong_ca.kind, runtime::DeliveryResult::Kind::kRetriable);
+  EXPECT_NE(wrong_ca.reason.find("TLS handshake"), std::string::npos) << wrong_ca.reason;
+  const auto missing_file = send_with("      tls:\n        ca_file: /nonexistent/ca.pem\n");
+  EXPECT_EQ(missing_file.kind, runtime::DeliveryResult::Kind::kPermanent);
+  EXPECT_NE(missing_file.reason.find("/nonexistent/ca.pem"), std::string::npos);
+  EXPECT_TRUE(receiver.received().empty());
+  EXPECT_GE(receiver.handshakes_refused(), 1);
+}

@@ -4,21 +4,26 @@
 // MllpReceiver takes framed HL7 and ACKs it (the system is MSH-5). What they answer is
 // scripted (answer_next) or decided per system (set_policy), optionally after a delay per
 // system (a slow system). They count what they accepted per system and keep the payloads
-// unless keep_payloads(false) (benchmarks).
+// unless keep_payloads(false) (benchmarks). HttpsReceiver speaks HTTPS with mutual TLS, with
+// certificates from make_test_pki() (the openssl command).
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -45,6 +50,8 @@ class Receiver {
   virtual std::vector<Received> received() = 0;
   virtual bool can_reject() const { return true; }
   virtual bool can_go_down() const { return true; }
+  // More connector keys for systems.yaml (e.g. the tls: block), indented for `connector:`.
+  virtual std::string connector_extra() const { return {}; }
   virtual void drop_connections() {}
   virtual void go_down() {}
   virtual void come_back() {}
@@ -185,15 +192,17 @@ class TcpReceiver : public Receiver {
   std::vector<std::thread> workers_;
 };
 
-// 200 accepts, 503 says "later", 400 "never".
-class HttpReceiver final : public TcpReceiver {
+// 200 accepts, 503 says "later", 400 "never". Over TLS when given a server context
+// (HttpsReceiver); the HTTP exchange is the same on either stream.
+class HttpReceiver : public TcpReceiver {
  public:
   // A URL whose last segment is the system id; {id} in systems.yaml templates.
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  virtual std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string url() override { return base_url() + "/systems/conformance"; }
 
- private:
-  void serve(tcp::socket& s) override {
+ protected:
+  template <class Stream>
+  void exchange(Stream& s) {
     namespace beast = boost::beast;
     namespace http = beast::http;
     beast::flat_buffer buf;
@@ -218,6 +227,64 @@ class HttpReceiver final : public TcpReceiver {
       if (ec) return;
     }
   }
+
+ private:
+  void serve(tcp::socket& s) override { exchange(s); }
+};
+
+// A throwaway PKI for TLS tests, made with the openssl command in `dir`: a CA, a server
+// certificate for 127.0.0.1 and a client certificate, all signed by the CA.
+struct TestPki {
+  std::string ca, server_cert, server_key, client_cert, client_key;
+  std::string other_ca;  // a CA that signed nothing here (an untrusted server)
+};
+
+inline std::optional<TestPki> make_test_pki(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  const std::string d = dir.string();
+  const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  const std::string cmd =
+      "cd '" + d + "' && printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext && " +
+      "openssl req -x509" + key + " -keyout ca.key -out ca.pem -days 2 -subj '/CN=Test CA' && " +
+      "openssl req -x509" + key +
+      " -keyout other.key -out other.pem -days 2 -subj '/CN=Other' && " + "openssl req" + key +
+      " -keyout server.key -out server.csr -subj '/CN=127.0.0.1' && " +
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
+      "-extfile server.ext -out server.pem && " + "openssl req" + key +
+      " -keyout client.key -out client.csr -subj '/CN=budstikke' && " +
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
+      "-out client.pem";
+  if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0) return std::nullopt;
+  return TestPki{d + "/ca.pem",     d + "/server.pem", d + "/server.key",
+                 d + "/client.pem", d + "/client.key", d + "/other.pem"};
+}
+
+// HTTPS with mutual TLS: the client must present a certificate signed by the test CA.
+class HttpsReceiver : public HttpReceiver {
+ public:
+  explicit HttpsReceiver(const TestPki& pki) : ctx_(boost::asio::ssl::context::tls_server) {
+    namespace ssl = boost::asio::ssl;
+    ctx_.use_certificate_chain_file(pki.server_cert);
+    ctx_.use_private_key_file(pki.server_key, ssl::context::pem);
+    ctx_.load_verify_file(pki.ca);
+    ctx_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  }
+  std::string base_url() const override { return "https://127.0.0.1:" + std::to_string(port_); }
+  long handshakes_refused() const { return refused_.load(); }
+
+ private:
+  void serve(tcp::socket& s) override {
+    boost::asio::ssl::stream<tcp::socket&> tls(s, ctx_);
+    boost::system::error_code ec;
+    tls.handshake(boost::asio::ssl::stream_base::server, ec);
+    if (ec) {
+      ++refused_;
+      return;
+    }
+    exchange(tls);
+  }
+  boost::asio::ssl::context ctx_;
+  std::atomic<long> refused_{0};
 };
 
 // AA accepts, AE says "later", AR "never".
