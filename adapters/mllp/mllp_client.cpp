@@ -1,10 +1,12 @@
 #include "adapters/mllp/mllp_client.hpp"
 
-#include <poll.h>
-
+#include <functional>
 #include <utility>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "adapters/hl7v2/ack.hpp"
 #include "adapters/hl7v2/message.hpp"
@@ -13,57 +15,134 @@
 namespace budstikke::adapters {
 
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
+// One connection, plain or TLS, driven by async operations on a private io_context so that
+// every step has a deadline (beast::tcp_stream's expiry).
 struct MllpClient::Impl {
   asio::io_context io;
-  std::unique_ptr<tcp::socket> socket;
+  std::unique_ptr<ssl::context> tls;
+  std::string tls_error;
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
+
+  bool open() const { return plain || secure; }
+  beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*secure); }
+  void run() {
+    io.restart();
+    io.run();
+  }
+  template <class F>
+  void with_stream(F&& f) {
+    if (secure)
+      f(*secure);
+    else
+      f(*plain);
+  }
 };
 
-MllpClient::MllpClient(MllpClientSettings s) : s_(std::move(s)), impl_(std::make_unique<Impl>()) {}
+namespace {
+
+std::unique_ptr<ssl::context> make_tls(const MllpClientSettings& s, std::string& why) {
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  boost::system::error_code ec;
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                   ec);
+  if (s.ca_file.empty())
+    ctx->set_default_verify_paths(ec);
+  else
+    ctx->load_verify_file(s.ca_file, ec);
+  if (ec) {
+    why = "TLS: cannot load the CA file '" + s.ca_file + "': " + ec.message();
+    return nullptr;
+  }
+  if (!s.cert_file.empty()) {
+    ctx->use_certificate_chain_file(s.cert_file, ec);
+    if (!ec) ctx->use_private_key_file(s.key_file, ssl::context::pem, ec);
+    if (ec) {
+      why = "TLS: cannot load the client certificate '" + s.cert_file + "' / key '" + s.key_file +
+            "': " + ec.message();
+      return nullptr;
+    }
+  }
+  ctx->set_verify_mode(s.verify ? ssl::verify_peer : ssl::verify_none);
+  return ctx;
+}
+
+}  // namespace
+
+MllpClient::MllpClient(MllpClientSettings s) : s_(std::move(s)), impl_(std::make_unique<Impl>()) {
+  if (s_.tls) impl_->tls = make_tls(s_, impl_->tls_error);
+}
 
 MllpClient::~MllpClient() {
   drop();
 }
 
 void MllpClient::drop() {
-  if (!impl_->socket) return;
+  if (!impl_->open()) return;
   boost::system::error_code ec;
-  impl_->socket->close(ec);
-  impl_->socket.reset();
+  impl_->lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+  impl_->lowest().socket().close(ec);
+  impl_->plain.reset();
+  impl_->secure.reset();
 }
 
 bool MllpClient::ensure_connected(std::string& why) {
-  if (impl_->socket) return true;
-  boost::system::error_code ec;
-  const auto addr = asio::ip::make_address(s_.host, ec);
-  if (ec) {
-    why = "bad host '" + s_.host + "'";
+  auto& I = *impl_;
+  if (I.open()) return true;
+  if (s_.tls && !I.tls) {
+    why = I.tls_error;
     return false;
   }
-  auto sock = std::make_unique<tcp::socket>(impl_->io);
-  sock->open(tcp::v4(), ec);
-  if (!ec) sock->non_blocking(true, ec);
-  if (!ec) {
-    sock->connect(tcp::endpoint(addr, static_cast<unsigned short>(s_.port)), ec);
-    if (ec == asio::error::would_block || ec == asio::error::in_progress) {
-      pollfd p{sock->native_handle(), POLLOUT, 0};
-      const int r = ::poll(&p, 1, static_cast<int>(s_.connect_timeout.count()));
-      ec = r > 0 ? boost::system::error_code() : asio::error::timed_out;
-      if (!ec) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        ::getsockopt(sock->native_handle(), SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err) ec = boost::system::error_code(err, boost::system::system_category());
-      }
+  const std::string where = s_.host + ":" + std::to_string(s_.port);
+  boost::system::error_code ec;
+  tcp::resolver::results_type endpoints;
+  tcp::resolver resolver(I.io);
+  resolver.async_resolve(s_.host, std::to_string(s_.port),
+                         [&](boost::system::error_code e, tcp::resolver::results_type r) {
+                           ec = e;
+                           endpoints = std::move(r);
+                         });
+  I.run();
+  if (ec) {
+    why = "cannot resolve " + s_.host + ": " + ec.message();
+    return false;
+  }
+  if (s_.tls)
+    I.secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(I.io, *I.tls);
+  else
+    I.plain = std::make_unique<beast::tcp_stream>(I.io);
+  I.lowest().expires_after(s_.connect_timeout);
+  I.lowest().async_connect(endpoints,
+                           [&](boost::system::error_code e, const tcp::endpoint&) { ec = e; });
+  I.run();
+  if (ec) {
+    drop();
+    why = "cannot connect to " + where + ": " + ec.message();
+    return false;
+  }
+  I.lowest().socket().set_option(tcp::no_delay(true), ec);
+  if (s_.tls) {
+    boost::system::error_code not_ip;
+    (void)asio::ip::make_address(s_.host, not_ip);
+    if (not_ip)
+      SSL_ctrl(I.secure->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+               const_cast<char*>(s_.host.c_str()));
+    if (s_.verify) I.secure->set_verify_callback(ssl::host_name_verification(s_.host));
+    I.lowest().expires_after(s_.connect_timeout);
+    I.secure->async_handshake(ssl::stream_base::client,
+                              [&](boost::system::error_code e) { ec = e; });
+    I.run();
+    if (ec) {
+      drop();
+      why = "TLS handshake with " + where + " failed: " + ec.message();
+      return false;
     }
   }
-  if (ec) {
-    why = "cannot connect to " + s_.host + ":" + std::to_string(s_.port) + ": " + ec.message();
-    return false;
-  }
-  sock->set_option(tcp::no_delay(true), ec);
-  impl_->socket = std::move(sock);
   ++connects_;
   return true;
 }
@@ -76,56 +155,54 @@ bool MllpClient::healthy() {
 runtime::DeliveryResult MllpClient::send(const runtime::DeliveryJob& job) {
   std::string why;
   if (!ensure_connected(why)) return runtime::DeliveryResult::retriable(why);
-  auto& sock = *impl_->socket;
-  // Write the whole frame (non-blocking socket: wait for room with poll).
+  auto& I = *impl_;
+  // Write the frame, then read until one complete frame (the ACK) arrives; both within
+  // ack_timeout.
   const std::string framed = mllp::frame(job.payload);
-  size_t off = 0;
-  const auto deadline = std::chrono::steady_clock::now() + s_.ack_timeout;
-  while (off < framed.size()) {
-    boost::system::error_code ec;
-    const size_t n = sock.write_some(asio::buffer(framed.data() + off, framed.size() - off), ec);
-    if (ec == asio::error::would_block) {
-      pollfd p{sock.native_handle(), POLLOUT, 0};
-      ::poll(&p, 1, 100);
-      if (std::chrono::steady_clock::now() > deadline) {
-        drop();
-        return runtime::DeliveryResult::retriable("timed out sending to " + s_.host);
-      }
-      continue;
-    }
-    if (ec) {
-      drop();
-      return runtime::DeliveryResult::retriable("connection lost while sending: " + ec.message());
-    }
-    off += n;
-  }
-  // Read until one complete frame (the ACK) arrives.
   mllp::Deframer deframer(s_.max_ack_bytes);
   std::vector<std::string> frames;
+  boost::system::error_code ec;
+  bool too_large = false;
   char buf[8192];
-  while (frames.empty()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      drop();  // a late ACK must not be taken for the next message's
-      return runtime::DeliveryResult::retriable("no acknowledgement within " +
-                                                std::to_string(s_.ack_timeout.count()) + " ms");
-    }
-    pollfd p{sock.native_handle(), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 200))) <= 0) continue;
-    boost::system::error_code ec;
-    const size_t n = sock.read_some(asio::buffer(buf), ec);
-    if (ec == asio::error::would_block) continue;
-    if (ec) {
-      drop();
-      return runtime::DeliveryResult::retriable("connection lost before the acknowledgement: " +
-                                                ec.message());
-    }
-    if (deframer.feed(std::string_view(buf, n), frames) == mllp::Deframer::Status::kTooLarge) {
-      drop();
-      return runtime::DeliveryResult::retriable("acknowledgement larger than " +
-                                                std::to_string(s_.max_ack_bytes) + " bytes");
-    }
+  I.lowest().expires_after(s_.ack_timeout);
+  I.with_stream([&](auto& stream) {
+    asio::async_write(stream, asio::buffer(framed), [&](boost::system::error_code e, size_t) {
+      ec = e;
+      if (e) return;
+      // Read until a frame is complete.
+      std::function<void()> read_more;
+      read_more = [&] {
+        stream.async_read_some(asio::buffer(buf), [&](boost::system::error_code e2, size_t n) {
+          if (e2) {
+            ec = e2;
+            return;
+          }
+          if (deframer.feed(std::string_view(buf, n), frames) ==
+              mllp::Deframer::Status::kTooLarge) {
+            too_large = true;
+            return;
+          }
+          if (frames.empty()) read_more();
+        });
+      };
+      read_more();
+    });
+  });
+  I.run();
+  if (too_large) {
+    drop();
+    return runtime::DeliveryResult::retriable("acknowledgement larger than " +
+                                              std::to_string(s_.max_ack_bytes) + " bytes");
+  }
+  if (ec == beast::error::timeout) {
+    drop();  // a late ACK must not be taken for the next message's
+    return runtime::DeliveryResult::retriable("no acknowledgement within " +
+                                              std::to_string(s_.ack_timeout.count()) + " ms");
+  }
+  if (ec) {
+    drop();
+    return runtime::DeliveryResult::retriable("connection lost before the acknowledgement: " +
+                                              ec.message());
   }
   const std::string& ack = frames.front();
   auto parsed = hl7v2::Message::parse(ack);

@@ -25,6 +25,13 @@ struct MllpClientSettings {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds ack_timeout{30000};
   size_t max_ack_bytes = 1 << 20;
+  // MLLP over TLS (mllps://): trust ca_file (empty: the system's store), present
+  // cert_file/key_file (mutual TLS), check the host name unless verify is false.
+  bool tls = false;
+  std::string ca_file = {};
+  std::string cert_file = {};
+  std::string key_file = {};
+  bool verify = true;
 };
 
 class MllpClient final : public runtime::Sink {

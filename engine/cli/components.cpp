@@ -58,19 +58,20 @@ void add_connector_sinks(delivery::SinkFactories& f) {
     f.add(scheme, [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
       return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::HttpSink>(s));
     });
-  f.add("mllp", [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
-    adapters::MllpClientSettings m;
-    m.host = s.connector.host;
-    m.port = s.connector.port;
-    m.connect_timeout = std::chrono::milliseconds(s.connector.connect_timeout_ms);
-    m.ack_timeout = std::chrono::milliseconds(s.connector.timeout_ms);
-    return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::MllpClient>(m));
-  });
-  f.add("mllps", [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
-    return Error::permanent(
-        ErrorDomain::kTransport,
-        "mllps (MLLP over TLS) delivery is not built yet; system '" + s.id + "' cannot be reached");
-  });
+  for (const char* scheme : {"mllp", "mllps"})
+    f.add(scheme, [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
+      adapters::MllpClientSettings m;
+      m.host = s.connector.host;
+      m.port = s.connector.port;
+      m.connect_timeout = std::chrono::milliseconds(s.connector.connect_timeout_ms);
+      m.ack_timeout = std::chrono::milliseconds(s.connector.timeout_ms);
+      m.tls = s.connector.tls_enabled();
+      m.ca_file = s.connector.tls.ca_file;
+      m.cert_file = s.connector.tls.cert_file;
+      m.key_file = s.connector.tls.key_file;
+      m.verify = s.connector.tls.verify;
+      return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::MllpClient>(m));
+    });
 }
 
 }  // namespace budstikke::cli

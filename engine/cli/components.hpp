@@ -19,8 +19,7 @@ runtime::SourceRegistry source_registry();
 // warning that XSD validation is off.
 std::shared_ptr<const emelding::SchemaSet> load_schemas(const std::string& dir);
 
-// Connectors from the adapters: http, https (with mutual TLS), mllp; mllps refuses (TLS
-// for MLLP is not built yet).
+// Connectors from the adapters: http, https, mllp, mllps (TLS, with mutual TLS).
 void add_connector_sinks(delivery::SinkFactories& f);
 
 runtime::CodecRegistry codec_registry(std::shared_ptr<const emelding::SchemaSet> schemas);

@@ -114,26 +114,31 @@ class KafkaReceiver final : public Receiver {
   bool oversize_ = false;
 };
 
-// The HTTPS receiver with its own throwaway PKI; the connector presents the client
-// certificate (mutual TLS) and trusts only the test CA.
-class HttpsConformance final : public testenv::HttpsReceiver {
+// One throwaway PKI for the TLS receivers of this suite.
+const testenv::TestPki& pki() {
+  static testenv::TempDir dir;
+  static const testenv::TestPki p = [] {
+    auto made = testenv::make_test_pki(dir.path() / "pki");
+    if (!made) throw std::runtime_error("openssl could not make the test certificates");
+    return *made;
+  }();
+  return p;
+}
+
+// A TLS receiver with the suite's PKI; the connector presents the client certificate
+// (mutual TLS) and trusts only the test CA.
+template <class Base>
+class TlsConformance final : public Base {
  public:
-  HttpsConformance() : HttpsReceiver(pki()) {}
+  TlsConformance() : Base(pki()) {}
   std::string connector_extra() const override {
     const auto& p = pki();
     return "      tls:\n        ca_file: " + p.ca + "\n        cert_file: " + p.client_cert +
            "\n        key_file: " + p.client_key + "\n";
   }
-  static const testenv::TestPki& pki() {
-    static testenv::TempDir dir;
-    static const testenv::TestPki p = [] {
-      auto made = testenv::make_test_pki(dir.path() / "pki");
-      if (!made) throw std::runtime_error("openssl could not make the test certificates");
-      return *made;
-    }();
-    return p;
-  }
 };
+using HttpsConformance = TlsConformance<testenv::HttpsReceiver>;
+using MllpsConformance = TlsConformance<testenv::MllpsReceiver>;
 
 struct Connector {
   std::string name;
@@ -275,6 +280,7 @@ INSTANTIATE_TEST_SUITE_P(
     Connectors, Conformance,
     ::testing::Values(Connector{"http", [] { return std::make_unique<testenv::HttpReceiver>(); }},
                       Connector{"https", [] { return std::make_unique<HttpsConformance>(); }},
+                      Connector{"mllps", [] { return std::make_unique<MllpsConformance>(); }},
                       Connector{"mllp", [] { return std::make_unique<testenv::MllpReceiver>(); }},
                       Connector{"file", [] { return std::make_unique<FileReceiver>(); }},
                       Connector{"kafka", [] { return std::make_unique<KafkaReceiver>(); }}),
@@ -286,7 +292,7 @@ INSTANTIATE_TEST_SUITE_P(
 // the receiver, and a receiver whose certificate the connector's CA did not sign is refused
 // by the connector. Both are retriable failures with the reason, and nothing is delivered.
 TEST(Https, MutualTlsIsEnforcedBothWays) {
-  const auto& pki = HttpsConformance::pki();
+  const auto& keys = pki();
   HttpsConformance receiver;
   bus::KafkaSettings ks;
   ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
@@ -306,12 +312,12 @@ TEST(Https, MutualTlsIsEnforcedBothWays) {
     j.idempotency_key = "TLS-1";
     return (*sink)->send(j);
   };
-  const auto no_client_cert = send_with("      tls:\n        ca_file: " + pki.ca + "\n");
+  const auto no_client_cert = send_with("      tls:\n        ca_file: " + keys.ca + "\n");
   EXPECT_EQ(no_client_cert.kind, runtime::DeliveryResult::Kind::kRetriable);
   EXPECT_NE(no_client_cert.reason.find("TLS"), std::string::npos) << no_client_cert.reason;
-  const auto wrong_ca = send_with("      tls:\n        ca_file: " + pki.other_ca +
-                                  "\n        cert_file: " + pki.client_cert +
-                                  "\n        key_file: " + pki.client_key + "\n");
+  const auto wrong_ca = send_with("      tls:\n        ca_file: " + keys.other_ca +
+                                  "\n        cert_file: " + keys.client_cert +
+                                  "\n        key_file: " + keys.client_key + "\n");
   EXPECT_EQ(wrong_ca.kind, runtime::DeliveryResult::Kind::kRetriable);
   EXPECT_NE(wrong_ca.reason.find("TLS handshake"), std::string::npos) << wrong_ca.reason;
   const auto missing_file = send_with("      tls:\n        ca_file: /nonexistent/ca.pem\n");

@@ -287,13 +287,14 @@ class HttpsReceiver : public HttpReceiver {
   std::atomic<long> refused_{0};
 };
 
-// AA accepts, AE says "later", AR "never".
-class MllpReceiver final : public TcpReceiver {
+// AA accepts, AE says "later", AR "never". Over TLS in MllpsReceiver.
+class MllpReceiver : public TcpReceiver {
  public:
   std::string url() override { return "mllp://127.0.0.1:" + std::to_string(port_); }
 
- private:
-  void serve(tcp::socket& s) override {
+ protected:
+  template <class Stream>
+  void exchange(Stream& s) {
     namespace asio = boost::asio;
     mllp::Deframer d;
     std::vector<std::string> frames;
@@ -321,6 +322,31 @@ class MllpReceiver final : public TcpReceiver {
       frames.clear();
     }
   }
+
+ private:
+  void serve(tcp::socket& s) override { exchange(s); }
+};
+
+// MLLP over TLS with mutual TLS, like HttpsReceiver.
+class MllpsReceiver : public MllpReceiver {
+ public:
+  explicit MllpsReceiver(const TestPki& pki) : ctx_(boost::asio::ssl::context::tls_server) {
+    namespace ssl = boost::asio::ssl;
+    ctx_.use_certificate_chain_file(pki.server_cert);
+    ctx_.use_private_key_file(pki.server_key, ssl::context::pem);
+    ctx_.load_verify_file(pki.ca);
+    ctx_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  }
+  std::string url() override { return "mllps://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void serve(tcp::socket& s) override {
+    boost::asio::ssl::stream<tcp::socket&> tls(s, ctx_);
+    boost::system::error_code ec;
+    tls.handshake(boost::asio::ssl::stream_base::server, ec);
+    if (!ec) exchange(tls);
+  }
+  boost::asio::ssl::context ctx_;
 };
 
 }  // namespace budstikke::testenv
