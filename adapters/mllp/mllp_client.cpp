@@ -201,6 +201,10 @@ runtime::DeliveryResult MllpClient::send(const runtime::DeliveryJob& job) {
   }
   if (ec) {
     drop();
+    // With TLS 1.3 a refused client certificate shows only now, as an alert on the read.
+    if (ec.category() == asio::error::get_ssl_category())
+      return runtime::DeliveryResult::retriable("TLS error with " + s_.host + ":" +
+                                                std::to_string(s_.port) + ": " + ec.message());
     return runtime::DeliveryResult::retriable("connection lost before the acknowledgement: " +
                                               ec.message());
   }

@@ -1,10 +1,12 @@
 #include "adapters/mllp/mllp_source.hpp"
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <chrono>
 #include <deque>
 #include <optional>
+#include <type_traits>
 
 #include "adapters/hl7v2/ack.hpp"
 #include "adapters/mllp/framer.hpp"
@@ -14,6 +16,7 @@
 namespace budstikke::adapters {
 
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -25,15 +28,20 @@ struct MllpSource::Impl {
   runtime::Ingest& ingest;
   std::shared_ptr<runtime::TcpListener> listener = runtime::TcpListener::create();
   std::atomic<uint64_t> seq{0};
+  std::unique_ptr<ssl::context> tls;  // set when the source listens with TLS
   Impl(MllpSourceSettings settings, runtime::Ingest& in) : s(std::move(settings)), ingest(in) {}
 };
 
 namespace {
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// One connection: a plain socket, or a TLS stream over one (then the handshake comes
+// first, within the read timeout).
+template <class Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(tcp::socket socket, std::shared_ptr<MllpSource::Impl> impl)
-      : socket_(std::move(socket)),
+  template <class... TlsArgs>
+  Connection(tcp::socket socket, std::shared_ptr<MllpSource::Impl> impl, TlsArgs&... tls)
+      : socket_(std::move(socket), tls...),
         strand_(asio::make_strand(socket_.get_executor())),
         timer_(socket_.get_executor()),
         impl_(std::move(impl)),
@@ -41,12 +49,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
     beast_peer_ = peer();
   }
 
-  void start() { read(); }
+  void start() {
+    if constexpr (std::is_same_v<Stream, tcp::socket>) {
+      read();
+    } else {
+      arm_timer();
+      socket_.async_handshake(ssl::stream_base::server,
+                              asio::bind_executor(strand_, [self = this->shared_from_this()](
+                                                               boost::system::error_code ec) {
+                                if (ec) {
+                                  log::warn(kModule, "TLS handshake refused",
+                                            {{"peer", self->beast_peer_}, {"error", ec.message()}});
+                                  self->close("TLS handshake failed");
+                                  return;
+                                }
+                                self->read();
+                              }));
+    }
+  }
 
  private:
+  using std::enable_shared_from_this<Connection<Stream>>::shared_from_this;
+  auto& lowest() { return socket_.lowest_layer(); }
+
   std::string peer() {
     boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
+    auto ep = lowest().remote_endpoint(ec);
     return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
@@ -164,12 +192,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     closing_ = true;
     boost::system::error_code ec;
     timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    lowest().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().close(ec);
     log::debug(kModule, "connection closed", {{"peer", beast_peer_}, {"why", why}});
   }
 
-  tcp::socket socket_;
+  Stream socket_;
   asio::strand<asio::any_io_executor> strand_;
   asio::steady_timer timer_;
   std::shared_ptr<MllpSource::Impl> impl_;
@@ -193,10 +221,42 @@ MllpSource::~MllpSource() {
 
 Status MllpSource::start() {
   impl_ = std::make_shared<Impl>(s_, ingest_);
+  if (!s_.tls_cert_file.empty()) {
+    // The server certificate; with tls_ca_file, senders must present a certificate that CA
+    // signed (mutual TLS).
+    auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+    boost::system::error_code ec;
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                         ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                     ec);
+    ctx->use_certificate_chain_file(s_.tls_cert_file, ec);
+    if (!ec) ctx->use_private_key_file(s_.tls_key_file, ssl::context::pem, ec);
+    if (ec)
+      return Error::permanent(ErrorDomain::kConfig, "source " + s_.name +
+                                                        ": cannot load the TLS certificate '" +
+                                                        s_.tls_cert_file + "' / key '" +
+                                                        s_.tls_key_file + "': " + ec.message());
+    if (!s_.tls_ca_file.empty()) {
+      ctx->load_verify_file(s_.tls_ca_file, ec);
+      if (ec)
+        return Error::permanent(ErrorDomain::kConfig, "source " + s_.name +
+                                                          ": cannot load the TLS CA file '" +
+                                                          s_.tls_ca_file + "': " + ec.message());
+      ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+    }
+    impl_->tls = std::move(ctx);
+  }
   std::weak_ptr<Impl> weak = impl_;
   auto port = impl_->listener->start(
       "source " + s_.name, s_.host, s_.port, s_.threads, [weak](tcp::socket socket) {
-        if (auto impl = weak.lock()) std::make_shared<Connection>(std::move(socket), impl)->start();
+        auto impl = weak.lock();
+        if (!impl) return;
+        if (impl->tls)
+          std::make_shared<Connection<ssl::stream<tcp::socket>>>(std::move(socket), impl,
+                                                                 *impl->tls)
+              ->start();
+        else
+          std::make_shared<Connection<tcp::socket>>(std::move(socket), impl)->start();
       });
   if (!port) return port.error();
   bound_port_ = *port;
@@ -227,6 +287,12 @@ runtime::SourceFactory mllp_source_factory() {
       config::make_field("read_timeout_ms", Kind::kInt, "Idle connections are closed after this.",
                          "300000"),
       config::make_field("threads", Kind::kInt, "I/O threads.", "2"),
+      config::make_field("tls_cert_file", Kind::kString,
+                         "PEM server certificate: set it to listen with TLS (MLLP over TLS)."),
+      config::make_field("tls_key_file", Kind::kString, "PEM private key of the certificate."),
+      config::make_field("tls_ca_file", Kind::kString,
+                         "PEM CA file: when set, senders must present a certificate it signed "
+                         "(mutual TLS)."),
   };
   spec->fields[3].min = 0;
   spec->fields[3].max = 65535;
@@ -247,6 +313,14 @@ runtime::SourceFactory mllp_source_factory() {
     s.max_message_bytes = config::get_int(n, *spec, "max_message_bytes");
     s.read_timeout_ms = static_cast<int>(config::get_int(n, *spec, "read_timeout_ms"));
     s.threads = static_cast<int>(config::get_int(n, *spec, "threads"));
+    s.tls_cert_file = config::get_string(n, *spec, "tls_cert_file");
+    s.tls_key_file = config::get_string(n, *spec, "tls_key_file");
+    s.tls_ca_file = config::get_string(n, *spec, "tls_ca_file");
+    if (!s.tls_cert_file.empty()) {
+      s.tls_cert_file = config::resolve_path(ctx.engine, s.tls_cert_file);
+      s.tls_key_file = config::resolve_path(ctx.engine, s.tls_key_file);
+    }
+    if (!s.tls_ca_file.empty()) s.tls_ca_file = config::resolve_path(ctx.engine, s.tls_ca_file);
     return std::unique_ptr<runtime::Source>(new MllpSource(s, ctx.ingest));
   };
   return fac;

@@ -29,6 +29,10 @@ struct MllpSourceSettings {
   int64_t max_message_bytes = 16 << 20;
   int read_timeout_ms = 300000;  // idle connections are closed after this
   int threads = 2;
+  // TLS: a server certificate and key turn it on; a CA file requires client certificates.
+  std::string tls_cert_file = {};
+  std::string tls_key_file = {};
+  std::string tls_ca_file = {};
 };
 
 class MllpSource final : public runtime::Source {

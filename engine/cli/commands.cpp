@@ -131,6 +131,9 @@ int cmd_config_reference(const Args&) {
   const auto registry = source_registry();
   for (const auto& [type, f] : registry.all())
     std::printf("%s", config::reference_markdown(*f.spec).c_str());
+  std::printf("%s", config::reference_markdown(registry::systems_file_spec()).c_str());
+  std::printf("%s", config::reference_markdown(registry::system_spec()).c_str());
+  std::printf("%s", config::reference_markdown(route::route_spec()).c_str());
   return 0;
 }
 

@@ -12,10 +12,12 @@
 #include <thread>
 
 #include "adapters/hl7v2/message.hpp"
+#include "adapters/mllp/mllp_client.hpp"
 #include "engine/bus/bus.hpp"
 #include "engine/core/crypto.hpp"
 #include "engine/event/event.hpp"
 #include "tests/support/engine_process.hpp"
+#include "tests/support/fake_receivers.hpp"
 #include "tests/support/mllp_client.hpp"
 #include "tests/support/test_env.hpp"
 
@@ -162,5 +164,54 @@ TEST(MllpE2E, TenThousandOverEightConnectionsWithKillDashNine) {
       kConnections * kPerConnection, kConnections, before, resent.load(), naks.load(), seen.size(),
       lost, duplicates);
   EXPECT_EQ(lost, 0u);
+  EXPECT_EQ(engine.stop(SIGTERM), 0);
+}
+
+// MLLP over TLS with mutual TLS on the real broker: a sender with a certificate from the
+// configured CA gets its ACK after Kafka has the message; one without a certificate, or one
+// that does not trust the engine's certificate, gets no connection (and nothing is stored).
+TEST(MllpE2E, TlsListenerWithClientCertificates) {
+  testenv::TempDir tmp;
+  const auto pki = testenv::make_test_pki(tmp.path() / "pki");
+  ASSERT_TRUE(pki) << "openssl could not make the test certificates";
+  const int tls_port = testenv::free_port();
+  // Appended to the generated engine.yaml, whose last key is the sources list.
+  testenv::EngineProcess engine(
+      tmp.path() / "engine",
+      "  - name: mllps\n    type: mllp\n    port: " + std::to_string(tls_port) +
+          "\n    tls_cert_file: " + pki->server_cert + "\n    tls_key_file: " + pki->server_key +
+          "\n    tls_ca_file: " + pki->ca + "\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  auto client = [&](bool with_cert, const std::string& ca) {
+    adapters::MllpClientSettings s;
+    s.port = tls_port;
+    s.tls = true;
+    s.ca_file = ca;
+    if (with_cert) {
+      s.cert_file = pki->client_cert;
+      s.key_file = pki->client_key;
+    }
+    s.ack_timeout = 10s;
+    return std::make_unique<adapters::MllpClient>(s);
+  };
+  runtime::DeliveryJob job;
+  job.payload = adt("TLS-0001", 1);
+  const auto ok = client(true, pki->ca)->send(job);
+  EXPECT_TRUE(ok.is_ok()) << ok.reason;
+  EXPECT_NE(ok.response.find("MSA|AA|TLS-0001"), std::string::npos) << ok.response;
+  job.payload = adt("TLS-0002", 2);
+  const auto no_cert = client(false, pki->ca)->send(job);
+  EXPECT_FALSE(no_cert.is_ok());
+  job.payload = adt("TLS-0003", 3);
+  const auto untrusted = client(true, pki->other_ca)->send(job);
+  EXPECT_FALSE(untrusted.is_ok());
+  EXPECT_NE(untrusted.reason.find("TLS handshake"), std::string::npos) << untrusted.reason;
+  const auto on_kafka = control_ids_on(engine.prefix() + "canonical.admission", 1, 15s);
+  EXPECT_EQ(on_kafka.size(), 1u);
+  EXPECT_EQ(on_kafka.count("TLS-0001"), 1u);
+  std::printf(
+      "mllp tls: certified sender ACKed (%s); without a certificate: %s; untrusted "
+      "server: %s\n",
+      ok.is_ok() ? "AA" : "no", no_cert.reason.c_str(), untrusted.reason.c_str());
   EXPECT_EQ(engine.stop(SIGTERM), 0);
 }
