@@ -294,8 +294,13 @@ TEST(Route, ExampleMessagesGoWhereTheExampleRoutesSay) {
   EXPECT_EQ(dialog["dialog-both-ways"],
             std::vector<std::string>{"nordvik-dips:kith/dialogmelding/1.0*"});
   auto result = deliveries("svarrapport-lab-result.xml");
+  // The GP office answers the sender; the abnormal result is copied to helsedata as JSON.
   EXPECT_EQ(result["lab-result-to-requester"],
-            std::vector<std::string>{"fjordbyen-legesenter:kith/svarrapport/1.4*"});
+            (std::vector<std::string>{"fjordbyen-legesenter:kith/svarrapport/1.4*",
+                                      "helsedata:json"}));
+  auto oru = deliveries("oru-r01-lab-result.hl7");
+  EXPECT_EQ(oru["lab-result-to-requester"],
+            (std::vector<std::string>{"nordvik-dips:hl7v2/2.5*", "helsedata:json"}));
   auto adt = deliveries("adt-a01-admission.hl7");
   ASSERT_EQ(adt.size(), 1u);
   const auto& fan = adt["adt-fanout"];
