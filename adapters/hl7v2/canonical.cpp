@@ -1,6 +1,7 @@
 #include "adapters/hl7v2/canonical.hpp"
 
 #include "adapters/hl7v2/ack.hpp"
+#include "adapters/hl7v2/render.hpp"
 #include "engine/core/crypto.hpp"
 
 namespace budstikke::hl7v2 {
@@ -345,10 +346,7 @@ runtime::DecodeResult Hl7Codec::decode(std::string_view bytes,
 
 Result<std::string> Hl7Codec::render(const Event& e, std::string_view original,
                                      const runtime::RenderRequest& r) const {
-  if (e.source.format != "hl7v2")
-    return Error::permanent(ErrorDomain::kCodec, "rendering a " + e.source.format + " " +
-                                                     std::string(to_string(e.type)) +
-                                                     " as HL7 v2 is not supported yet");
+  if (e.source.format != "hl7v2") return render_event(e, original, r);
   const std::string own = "hl7v2/" + e.source.version;
   if (r.format != own && r.format != "hl7v2")
     return Error::permanent(ErrorDomain::kCodec,

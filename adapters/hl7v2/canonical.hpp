@@ -29,7 +29,8 @@ class Hl7Codec final : public runtime::Codec {
                                const runtime::DecodeContext& ctx) const override;
   // Routes: an HL7 event readdressed to the destination (MSH-5 receiving application =
   // system id, MSH-6 receiving facility = its HER-id), everything else kept, MSH-10 too
-  // (it is the idempotency key receivers use).
+  // (it is the idempotency key receivers use). Events of other origins are built from the
+  // canonical event (render.hpp).
   Result<std::string> render(const Event& e, std::string_view original,
                              const runtime::RenderRequest& r) const override;
 };

@@ -1,0 +1,201 @@
+// Canonical events of any origin rendered as HL7 v2 messages (for systems that only take
+// HL7): lab results as ORU^R01, patient movements as ADT, and every other kind as a
+// document (MDM^T02) carrying the original message as an encapsulated attachment. HL7
+// events are never rebuilt here: Hl7Codec::render readdresses their original.
+
+#include "adapters/hl7v2/render.hpp"
+
+#include <ctime>
+
+#include "engine/core/crypto.hpp"
+#include "engine/core/time.hpp"
+
+namespace budstikke::hl7v2 {
+namespace {
+
+using json = nlohmann::json;
+
+// Escapes text for an ER7 field with the default delimiters |^~\&.
+std::string esc(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    switch (c) {
+      case '|':
+        out += "\\F\\";
+        break;
+      case '^':
+        out += "\\S\\";
+        break;
+      case '~':
+        out += "\\R\\";
+        break;
+      case '\\':
+        out += "\\E\\";
+        break;
+      case '&':
+        out += "\\T\\";
+        break;
+      case '\r':
+        if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
+        out += "\\.br\\";
+        break;
+      case '\n':
+        out += "\\.br\\";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string str(const json& j, const char* key) {
+  if (!j.is_object()) return {};
+  const auto it = j.find(key);
+  if (it == j.end()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number()) return it->dump();
+  return {};
+}
+
+// RFC 3339 or KITH dateTime -> HL7 DTM (YYYYMMDDHHMMSS); a date alone -> YYYYMMDD.
+std::string hl7_ts(const std::string& t) {
+  std::string d;
+  for (char c : t) {
+    if (c == '+' || c == 'Z' || (c == '-' && d.size() >= 8)) break;
+    if (c >= '0' && c <= '9') d.push_back(c);
+    if (c == '.') break;
+  }
+  return d.substr(0, 14);
+}
+
+std::string now_ts() {
+  return hl7_ts(now_rfc3339());
+}
+
+std::string coded(const json& c) {
+  // code^text^system
+  if (c.is_string()) return esc(c.get<std::string>());
+  return esc(str(c, "code")) + "^" + esc(str(c, "text")) + "^" + esc(str(c, "system"));
+}
+
+std::string pid(const Event& e) {
+  const json& p = e.body.value("patient", json::object());
+  std::string ids;
+  for (const auto& id : p.value("ids", json::array())) {
+    if (!ids.empty()) ids += "~";
+    const std::string type = str(id, "type");
+    std::string authority = str(id, "authority");
+    if (authority.empty() && (type == "FNR" || type == "DNR" || type == "HNR")) authority = "NOR";
+    ids += esc(str(id, "value")) + "^^^" + esc(authority) + "^" + esc(type);
+  }
+  const json& n = p.value("name", json::object());
+  std::string sex = str(p, "sex");
+  if (sex == "1") sex = "M";  // KITH code list 3101
+  if (sex == "2") sex = "F";
+  if (sex == "0" || sex == "9") sex = "U";
+  return "PID|1||" + ids + "||" + esc(str(n, "family")) + "^" + esc(str(n, "given")) + "||" +
+         hl7_ts(str(p, "birth_date")) + "|" + esc(sex) + "\r";
+}
+
+std::string msh(const Event& e, const runtime::RenderRequest& r, const std::string& type,
+                const std::string& version) {
+  const std::string sending_app = e.sender.system.empty() ? "BUDSTIKKE" : e.sender.system;
+  const std::string sending_fac = !e.sender.department.her_id.empty()
+                                      ? e.sender.department.her_id
+                                      : e.sender.organisation.her_id;
+  const std::string receiving_fac = !r.receiver.organisation.her_id.empty()
+                                        ? r.receiver.organisation.her_id
+                                        : r.receiver.organisation.name;
+  // MSH-10 is the source message id: the idempotency key receivers use.
+  return "MSH|^~\\&|" + esc(sending_app) + "|" + esc(sending_fac) + "|" + esc(r.system_id) + "|" +
+         esc(receiving_fac) + "|" + now_ts() + "||" + type + "|" + esc(e.source.message_id) +
+         "|P|" + version + "|||AL|NE||UNICODE UTF-8\r";
+}
+
+// KITH DevResultInd (code list 8244) and HL7 flags -> an HL7 abnormal flag.
+std::string flag_of(const json& f) {
+  if (f.is_string()) return f.get<std::string>();
+  const std::string c = str(f, "code");
+  if (c == "1") return "H";
+  if (c == "2") return "L";
+  return c.empty() ? "" : "A";
+}
+
+// KITH StatusInvestigation (8245) and HL7 statuses -> OBX-11.
+std::string status_of(const json& s) {
+  if (s.is_string()) return s.get<std::string>();
+  const std::string c = str(s, "code");
+  if (c == "3" || c == "F") return "F";
+  if (c == "4" || c == "C") return "C";
+  if (c == "5" || c == "X") return "X";
+  return c.empty() ? "F" : "P";
+}
+
+std::string oru(const Event& e) {
+  std::string out = "OBR|1|||" + coded(e.body.value("description", json::object())) + "|||" +
+                    hl7_ts(str(e.body, "issued")) + "\r";
+  int n = 0;
+  // KITH results or HL7 observations: the same fields under slightly different names.
+  auto add = [&](const json& r) {
+    const json& what = r.contains("analysis") ? r.at("analysis") : r.value("observation", json());
+    const std::string value = str(r, "value");
+    const std::string type =
+        r.contains("value_type") ? str(r, "value_type")
+        : value.find_first_not_of("0123456789.,-") == std::string::npos && !value.empty() ? "NM"
+                                                                                          : "ST";
+    out += "OBX|" + std::to_string(++n) + "|" + esc(type) + "|" + coded(what) + "||" + esc(value) +
+           "|" + esc(str(r, "unit")) + "|" + esc(str(r, "reference_range")) + "|" +
+           esc(flag_of(r.value("flag", json()))) + "|||" + status_of(r.value("status", json())) +
+           "\r";
+  };
+  for (const auto& r : e.body.value("results", json::array())) add(r);
+  for (const auto& r : e.body.value("observations", json::array())) add(r);
+  return out;
+}
+
+std::string pv1(const Event& e) {
+  const json& v = e.body.value("visit", json::object());
+  return "PV1|1|" + esc(str(v, "class").empty() ? "I" : str(v, "class")) + "\r";
+}
+
+std::string mdm(const Event& e, std::string_view original) {
+  const std::string mime = e.original ? e.original->mime : "application/xml";
+  return "EVN|T02|" + now_ts() + "\r" + pid(e) + "PV1|1|N\r" + "TXA|1|" +
+         esc(std::string(to_string(e.type))) + "|" + esc(mime) + "|" + hl7_ts(e.occurred_at) +
+         "||||||||" + esc(e.source.message_id) + "||||||AU\r" + "OBX|1|ED|" +
+         esc(std::string(to_string(e.type))) + "^" + esc(e.source.message_type) +
+         "^BUDSTIKKE||^application^" + esc(mime.substr(mime.find('/') + 1)) + "^Base64^" +
+         base64_encode(original) + "||||||F\r";
+}
+
+}  // namespace
+
+Result<std::string> render_event(const Event& e, std::string_view original,
+                                 const runtime::RenderRequest& r) {
+  const std::string version =
+      r.format.rfind("hl7v2/", 0) == 0 ? r.format.substr(6) : std::string("2.5");
+  if (version.empty() || version == "*")
+    return Error::permanent(ErrorDomain::kCodec, "name an HL7 version to render, e.g. hl7v2/2.5");
+  switch (e.type) {
+    case EventType::kLabResult:
+      return msh(e, r, "ORU^R01^ORU_R01", version) + pid(e) + oru(e);
+    case EventType::kAdmission:
+      return msh(e, r, "ADT^A01^ADT_A01", version) + "EVN|A01|" + now_ts() + "\r" + pid(e) + pv1(e);
+    case EventType::kDischarge:
+      return msh(e, r, "ADT^A03^ADT_A03", version) + "EVN|A03|" + now_ts() + "\r" + pid(e) + pv1(e);
+    case EventType::kTransfer:
+      return msh(e, r, "ADT^A02^ADT_A02", version) + "EVN|A02|" + now_ts() + "\r" + pid(e) + pv1(e);
+    case EventType::kPatientUpdate:
+      return msh(e, r, "ADT^A08^ADT_A01", version) + "EVN|A08|" + now_ts() + "\r" + pid(e) + pv1(e);
+    default:
+      if (original.empty())
+        return Error::permanent(ErrorDomain::kCodec,
+                                "no original message to carry in an MDM^T02 document");
+      return msh(e, r, "MDM^T02^MDM_T02", version) + mdm(e, original);
+  }
+}
+
+}  // namespace budstikke::hl7v2

@@ -1,0 +1,104 @@
+// Canonical events of KITH origin rendered as HL7 v2 for systems that only take HL7, then
+// read back with the HL7 codec: the values survive, MSH-5/6 address the destination and
+// MSH-10 keeps the source message id.
+#include <gtest/gtest.h>
+
+#include "adapters/emelding/emelding_codec.hpp"
+#include "adapters/hl7v2/canonical.hpp"
+#include "adapters/hl7v2/message.hpp"
+#include "engine/core/crypto.hpp"
+#include "tests/support/test_env.hpp"
+
+using namespace budstikke;
+
+namespace {
+
+Event decode(const runtime::Codec& c, const std::string& bytes) {
+  runtime::DecodeContext ctx{"test", "x", false, "k"};
+  auto r = c.decode(bytes, ctx);
+  auto* out = std::get_if<runtime::CodecOutput>(&r);
+  EXPECT_TRUE(out) << std::get<runtime::CodecRejection>(r).reason;
+  return out ? out->events.at(0) : Event{};
+}
+
+runtime::RenderRequest to_lab() {
+  runtime::RenderRequest r;
+  r.format = "hl7v2/2.5";
+  r.system_id = "nordvik-lab";
+  r.receiver.organisation.her_id = "8200020";
+  r.receiver.organisation.name = "Nordvik lab";
+  return r;
+}
+
+hl7v2::Message parse(const std::string& er7) {
+  auto p = hl7v2::Message::parse(er7);
+  EXPECT_TRUE(std::holds_alternative<hl7v2::Message>(p))
+      << std::get<hl7v2::ParseError>(p).to_string();
+  return std::get<hl7v2::Message>(std::move(p));
+}
+
+}  // namespace
+
+TEST(Render, SvarrapportBecomesOruR01AndReadsBack) {
+  emelding::EmeldingCodec kith(nullptr);
+  hl7v2::Hl7Codec hl7;
+  const std::string xml =
+      testenv::read_file(testenv::source_dir() / "examples/messages/svarrapport-lab-result.xml");
+  const Event e = decode(kith, xml);
+  auto er7 = hl7.render(e, xml, to_lab());
+  ASSERT_TRUE(er7.ok()) << er7.error().message;
+  const auto m = parse(*er7);
+  EXPECT_EQ(m.get("MSH-9-1"), "ORU");
+  EXPECT_EQ(m.get("MSH-5"), "nordvik-lab");
+  EXPECT_EQ(m.get("MSH-6"), "8200020");
+  EXPECT_EQ(m.get("MSH-10"), e.source.message_id);
+  EXPECT_EQ(m.get("PID-3-1"), "12837512393");
+  EXPECT_EQ(m.get("PID-5-1"), "Fjellheim");
+  EXPECT_EQ(m.get("OBX(1)-3-1"), "NPU03230");
+  EXPECT_EQ(m.get("OBX(1)-5"), "4.1");
+  EXPECT_EQ(m.get("OBX(1)-6"), "mmol/L");
+  EXPECT_EQ(m.get("OBX(2)-5"), "148");
+  EXPECT_EQ(m.get("OBX(2)-8"), "H");  // DevResultInd 1: above the upper limit
+  EXPECT_EQ(m.get("OBX(2)-11"), "F");
+  // Read back as a canonical lab result: the observations carry the same values.
+  const Event back = decode(hl7, *er7);
+  EXPECT_EQ(back.type, EventType::kLabResult);
+  const auto& obs = back.body.at("observations");
+  ASSERT_EQ(obs.size(), 2u);
+  EXPECT_EQ(obs[1].value("value", ""), "148");
+  EXPECT_EQ(obs[1].value("flag", ""), "H");
+}
+
+TEST(Render, PloAdmissionBecomesAdtA01) {
+  emelding::EmeldingCodec kith(nullptr);
+  hl7v2::Hl7Codec hl7;
+  const std::string xml = testenv::read_file(
+      testenv::standards_dir() /
+      "examples/plo/testcases/Testcase-mottak-Innleggelsesrapport-v1_5/"
+      "Case1-12-Innleggelsesrapport-v1_5.xml");
+  const Event e = decode(kith, xml);
+  ASSERT_EQ(e.type, EventType::kAdmission);
+  auto er7 = hl7.render(e, xml, to_lab());
+  ASSERT_TRUE(er7.ok()) << er7.error().message;
+  const auto m = parse(*er7);
+  EXPECT_EQ(m.get("MSH-9-1"), "ADT");
+  EXPECT_EQ(m.get("MSH-9-2"), "A01");
+  EXPECT_FALSE(m.get("PID-5-1").value_or("").empty());
+  EXPECT_EQ(decode(hl7, *er7).type, EventType::kAdmission);
+}
+
+TEST(Render, OtherKindsTravelAsAnMdmDocumentWithTheOriginal) {
+  emelding::EmeldingCodec kith(nullptr);
+  hl7v2::Hl7Codec hl7;
+  const std::string xml = testenv::read_file(testenv::source_dir() /
+                                             "examples/messages/dialog-notat-gp-to-hospital.xml");
+  const Event e = decode(kith, xml);
+  auto er7 = hl7.render(e, xml, to_lab());
+  ASSERT_TRUE(er7.ok()) << er7.error().message;
+  const auto m = parse(*er7);
+  EXPECT_EQ(m.get("MSH-9-1"), "MDM");
+  EXPECT_EQ(m.get("OBX-2"), "ED");
+  EXPECT_EQ(m.get("OBX-5-4"), "Base64");
+  EXPECT_EQ(base64_decode(m.get("OBX-5-5").value_or("")).value_or(""), xml);
+  EXPECT_EQ(m.get("TXA-12"), e.source.message_id);
+}
