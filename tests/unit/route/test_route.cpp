@@ -295,9 +295,9 @@ TEST(Route, ExampleMessagesGoWhereTheExampleRoutesSay) {
             std::vector<std::string>{"nordvik-dips:kith/dialogmelding/1.0*"});
   auto result = deliveries("svarrapport-lab-result.xml");
   // The GP office answers the sender; the abnormal result is copied to helsedata as JSON.
-  EXPECT_EQ(result["lab-result-to-requester"],
-            (std::vector<std::string>{"fjordbyen-legesenter:kith/svarrapport/1.4*",
-                                      "helsedata:json"}));
+  EXPECT_EQ(
+      result["lab-result-to-requester"],
+      (std::vector<std::string>{"fjordbyen-legesenter:kith/svarrapport/1.4*", "helsedata:json"}));
   auto oru = deliveries("oru-r01-lab-result.hl7");
   EXPECT_EQ(oru["lab-result-to-requester"],
             (std::vector<std::string>{"nordvik-dips:hl7v2/2.5*", "helsedata:json"}));
