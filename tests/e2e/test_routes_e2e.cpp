@@ -335,3 +335,136 @@ TEST(RoutesE2E, HotReloadUnderLoadLosesAndDuplicatesNothing) {
   EXPECT_GT(json, 0);
   EXPECT_EQ(engine.stop(SIGTERM), 0);
 }
+
+namespace {
+
+std::string adt_for(const std::string& id, long patient) {
+  return "MSH|^~\\&|DIPS|NORDVIK^8200001^HER|BUDSTIKKE|REGION|20261120101500+0100||ADT^A01^"
+         "ADT_A01|" +
+         id + "|P|2.5\rEVN|A01|20261120101500+0100\rPID|1||P" + std::to_string(patient) +
+         "^^^NORDVIK^PI||Testesen^Ola||19520804|M\rPV1|1|I|MED^201^1^NORDVIK\r";
+}
+
+std::string oru_for(const std::string& id, long patient) {
+  return "MSH|^~\\&|LABSYS|NORDVIK^8200020^HER|DIPS|NORDVIK^8200001^HER|20261120140211+0100||"
+         "ORU^R01^ORU_R01|" +
+         id + "|P|2.5\rPID|1||P" + std::to_string(patient) +
+         "^^^NORDVIK^PI||Testesen^Ola||19520804|M\rOBR|1|P1|F1|NPU02319^Hemoglobin^NPU\rOBX|1|"
+         "NM|NPU02319^Hemoglobin^NPU||13.2|g/dL|11.7-15.3||||F\r";
+}
+
+}  // namespace
+
+// The full run: 50,000 mixed messages (BUDSTIKKE_E2E_MESSAGES to change it) through
+// the shipped registry and routes, one ADT (to 20 department systems over MLLP and to
+// Kjernejournal's topic) for every four lab results (to the hospital system over HTTP).
+// One department system answers AE to everything (down): its jobs must all reach its DLQ
+// after their retries. Another takes 5 s per message (slow): its jobs must all be on its
+// delivery topic (none lost; it works through them at its own pace). Every other system
+// must have received exactly what the routes send it, counted per system.
+TEST(RoutesE2E, FiftyThousandMixedMessagesWithADownAndASlowSystem) {
+  const long total = std::getenv("BUDSTIKKE_E2E_MESSAGES")
+                         ? std::atol(std::getenv("BUDSTIKKE_E2E_MESSAGES"))
+                         : 50000;
+  const std::string down = "solheim-onkologi", slow = "nordvik-barn";
+  testenv::TempDir tmp;
+  testenv::HttpReceiver http;
+  testenv::MllpReceiver mllp;
+  http.keep_payloads(false);
+  mllp.keep_payloads(false);
+  mllp.set_policy([&](const std::string& s) {
+    return s == down ? testenv::Answer::kLater : testenv::Answer::kAccept;
+  });
+  mllp.set_delay([&](const std::string& s) {
+    return s == slow ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(0);
+  });
+  setenv("BUDSTIKKE_RECEIVER_HTTP", http.base_url().c_str(), 1);
+  setenv("BUDSTIKKE_RECEIVER_MLLP", mllp.url().c_str(), 1);
+  setenv("BUDSTIKKE_OUTBOX", (tmp.path() / "outbox").c_str(), 1);
+  setenv("BUDSTIKKE_RETRY_ATTEMPTS", "4", 1);
+  setenv("BUDSTIKKE_RETRY_BACKOFF_MS", "20", 1);
+  const std::string src = testenv::source_dir().string();
+  testenv::EngineProcess engine(tmp.path() / "engine", "routes: " + src + "/routes\nsystems: " +
+                                                           src + "/config/systems.yaml\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+
+  constexpr int kConns = 8;
+  std::atomic<long> next{0}, adts{0};
+  std::vector<std::thread> senders;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int c = 0; c < kConns; ++c) {
+    senders.emplace_back([&] {
+      testenv::MllpClient client("127.0.0.1", engine.mllp_port());
+      ASSERT_TRUE(client.connect());
+      for (long i = next++; i < total; i = next++) {
+        const bool adt = i % 5 == 0;
+        const std::string id = (adt ? "MIX-ADT-" : "MIX-ORU-") + std::to_string(i);
+        const std::string m = adt ? adt_for(id, i) : oru_for(id, i);
+        for (;;) {
+          auto ack = client.send(m, 30s);
+          if (ack && ack->find("|AA|") != std::string::npos) break;
+          if (!client.connected()) client.connect();
+        }
+        if (adt) ++adts;
+      }
+    });
+  }
+  for (auto& t : senders) t.join();
+  const long n_adt = adts.load(), n_oru = total - n_adt;
+  const double ingest_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  auto kj = [&] { return count(engine.prefix() + "national.kjernejournal"); };
+  auto healthy_done = [&] {
+    const auto counts = mllp.counts();
+    for (const auto& d : departments())
+      if (d != down && d != slow && (counts.count(d) ? counts.at(d) : 0) < n_adt) return false;
+    return http.counts()["nordvik-dips"] >= n_oru && kj() >= n_adt &&
+           count(engine.prefix() + "dlq." + down) >= n_adt;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 900s;
+  while (!healthy_done() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(500ms);
+  const double total_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  // The tally per system.
+  const auto counts = mllp.counts();
+  long healthy_missing = 0, healthy_extra = 0;
+  std::string report;
+  for (const auto& d : departments()) {
+    const long got = counts.count(d) ? counts.at(d) : 0;
+    if (d == down) {
+      EXPECT_EQ(got, 0) << d;
+    } else if (d != slow) {
+      healthy_missing += std::max(0L, n_adt - got);
+      healthy_extra += std::max(0L, got - n_adt);
+    }
+  }
+  const long dips = http.counts()["nordvik-dips"];
+  healthy_missing += std::max(0L, n_oru - dips);
+  healthy_extra += std::max(0L, dips - n_oru);
+  for (const auto& [s, n] : http.counts())
+    EXPECT_TRUE(s == "nordvik-dips") << "unexpected HTTP deliveries to " << s;
+  for (const auto& [s, n] : counts) {
+    const auto& d = departments();
+    EXPECT_TRUE(std::find(d.begin(), d.end(), s) != d.end()) << "unexpected MLLP system " << s;
+  }
+  const int64_t dlq = count(engine.prefix() + "dlq." + down);
+  const int64_t slow_topic = count(engine.prefix() + "deliver." + slow);
+  const long slow_got = counts.count(slow) ? counts.at(slow) : 0;
+  EXPECT_EQ(healthy_missing, 0);
+  EXPECT_GE(kj(), n_adt);
+  EXPECT_GE(dlq, n_adt);
+  EXPECT_GE(slow_topic, n_adt) << "every job for the slow system is on its topic";
+  EXPECT_EQ(count(engine.prefix() + "route.failed"), 0);
+  std::printf(
+      "50k e2e: %ld messages (%ld ADT, %ld ORU) ingested in %.1f s; healthy systems complete "
+      "after %.1f s: 18 departments x %ld ADT + nordvik-dips %ld/%ld ORU, kjernejournal %lld; "
+      "missing %ld, extra (redelivered) %ld; down %s: dlq %lld of %ld; slow %s: %ld delivered, "
+      "%lld jobs on its topic\n",
+      total, n_adt, n_oru, ingest_s, total_s, n_adt, dips, n_oru, static_cast<long long>(kj()),
+      healthy_missing, healthy_extra, down.c_str(), static_cast<long long>(dlq), n_adt,
+      slow.c_str(), slow_got, static_cast<long long>(slow_topic));
+  EXPECT_EQ(engine.stop(SIGTERM), 0);
+}
