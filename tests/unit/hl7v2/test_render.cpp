@@ -72,10 +72,10 @@ TEST(Render, SvarrapportBecomesOruR01AndReadsBack) {
 TEST(Render, PloAdmissionBecomesAdtA01) {
   emelding::EmeldingCodec kith(nullptr);
   hl7v2::Hl7Codec hl7;
-  const std::string xml = testenv::read_file(
-      testenv::standards_dir() /
-      "examples/plo/testcases/Testcase-mottak-Innleggelsesrapport-v1_5/"
-      "Case1-12-Innleggelsesrapport-v1_5.xml");
+  const std::string xml =
+      testenv::read_file(testenv::standards_dir() /
+                         "examples/plo/testcases/Testcase-mottak-Innleggelsesrapport-v1_5/"
+                         "Case1-12-Innleggelsesrapport-v1_5.xml");
   const Event e = decode(kith, xml);
   ASSERT_EQ(e.type, EventType::kAdmission);
   auto er7 = hl7.render(e, xml, to_lab());
