@@ -3,8 +3,9 @@
 // scripts/receiver.py (HTTP and MLLP, port 0) and the file outbox; national systems are
 // Kafka topics. One department system answers every message with AE (it is "down"): its
 // messages must end in its DLQ after their retries, and nothing may be lost elsewhere.
-// The engine is killed with SIGKILL while it delivers and started again: every expected
-// delivery must arrive at least once; duplicates are counted and printed.
+// The engine is killed with SIGKILL twice, once while its routes work through the input and
+// once while it delivers, and started again each time: every expected delivery must arrive
+// at least once; duplicates are counted and printed.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -119,7 +120,7 @@ int64_t count(const std::string& topic) {
 
 }  // namespace
 
-TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndAKillDashNine) {
+TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines) {
   testenv::TempDir tmp;
   Receiver receiver(tmp.path() / "received", kDown);
   ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
@@ -188,13 +189,22 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndAKillDashNine) {
            count(engine.prefix() + "dlq." + kDown) >= kAdt;
   };
 
-  // Crash the engine while it delivers, then start it again.
+  // Crash the engine twice: first while the routes are still working through the input
+  // (at the first delivery), then while it delivers (a third of the deliveries in).
   const auto t0 = std::chrono::steady_clock::now();
+  while (received() == 0 && std::chrono::steady_clock::now() - t0 < 180s)
+    std::this_thread::sleep_for(5ms);
+  // How far the routes had come: jobs for the hospital system on its delivery topic (ORU and
+  // dialogs; transaction markers count too, so this is an upper bound).
+  const int64_t routed_at_kill1 = count(engine.prefix() + "deliver.nordvik-dips");
+  const size_t at_kill1 = received();
+  EXPECT_EQ(engine.stop(SIGKILL), -SIGKILL);
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-2.log");
   while (received() < expected_total / 3 && std::chrono::steady_clock::now() - t0 < 180s)
     std::this_thread::sleep_for(50ms);
   const size_t at_kill = received();
   EXPECT_EQ(engine.stop(SIGKILL), -SIGKILL);
-  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-2.log");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-3.log");
   while (!done() && std::chrono::steady_clock::now() - t0 < 400s)
     std::this_thread::sleep_for(200ms);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -229,12 +239,14 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndAKillDashNine) {
   EXPECT_EQ(count(engine.prefix() + "ingest.rejected"), 0);
   std::printf(
       "routes e2e: %d messages in (%d ADT, %d ORU, %d dialog, %d results), %zu expected "
-      "deliveries to %zu HTTP/MLLP systems + %d files + %d AppRecs; kill -9 after %zu; "
-      "after restart: %zu missing, %zu duplicates; kjernejournal %lld records; dlq.%s %lld; "
-      "%.1f s\n",
+      "deliveries to %zu HTTP/MLLP systems + %d files + %d AppRecs; kill -9 in the route "
+      "stage (%zu delivered, <= %lld of %d hospital jobs routed) and in the delivery stage "
+      "(after %zu); after the restarts: %zu missing, %zu duplicates; kjernejournal %lld "
+      "records; dlq.%s %lld; %.1f s\n",
       kAdt + kOru + kDialog + kResult, kAdt, kOru, kDialog, kResult, expected_total,
-      expected.size(), kResult, kDialog, at_kill, missing, duplicates, static_cast<long long>(kj),
-      kDown, static_cast<long long>(dlq), secs);
+      expected.size(), kResult, kDialog, at_kill1, static_cast<long long>(routed_at_kill1),
+      kOru + kDialog, at_kill, missing, duplicates, static_cast<long long>(kj), kDown,
+      static_cast<long long>(dlq), secs);
   for (const auto& [s, n] : dup_by_system) std::printf("  duplicates at %s: %d\n", s.c_str(), n);
   EXPECT_EQ(engine.stop(SIGTERM), 0);
 }
