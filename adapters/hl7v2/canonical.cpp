@@ -341,6 +341,9 @@ runtime::DecodeResult Hl7Codec::decode(std::string_view bytes,
     const std::string text = st.messages.size() == 1 ? std::string(bytes) : m.encode();
     out.events.push_back(to_event(m, text, ctx));
   }
+  // The ACK the source will send once Kafka has the events, built from this parse.
+  if (ctx.receipt_inline && st.messages.size() == 1)
+    out.receipt = make_ack(st.messages[0], {AckCode::kAccept, "", "", ""}).value_or("");
   return out;
 }
 

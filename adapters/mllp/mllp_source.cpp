@@ -141,28 +141,33 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   }
 
   void answer(const runtime::IngestResult& r, const std::string& payload) {
-    auto parsed = hl7v2::Message::parse(payload);
     std::optional<std::string> ack;
-    if (auto* m = std::get_if<hl7v2::Message>(&parsed)) {
-      switch (r.outcome) {
-        case runtime::Outcome::kAccepted:
-          ack = hl7v2::make_ack(*m, {hl7v2::AckCode::kAccept, "", "", ""});
-          break;
-        case runtime::Outcome::kRejected:
-          ack = !r.rejection.receipt.empty() && r.rejection.receipt_format == "hl7v2/ack"
-                    ? std::optional<std::string>(r.rejection.receipt)
-                    : hl7v2::make_ack(*m, {hl7v2::AckCode::kReject, r.rejection.reason, "200", ""});
-          break;
-        case runtime::Outcome::kRetry:
-          ack = hl7v2::make_ack(
-              *m, {hl7v2::AckCode::kError, "not stored, send again: " + r.error, "207", ""});
-          break;
-      }
+    if (r.outcome == runtime::Outcome::kAccepted && !r.receipt.empty()) {
+      ack = r.receipt;  // built by the codec from its own parse
+    } else if (r.outcome == runtime::Outcome::kRejected && !r.rejection.receipt.empty() &&
+               r.rejection.receipt_format == "hl7v2/ack") {
+      ack = r.rejection.receipt;
     } else {
-      ack = hl7v2::make_nak_for_unparsable(payload,
-                                           r.outcome == runtime::Outcome::kRejected
-                                               ? r.rejection.reason
-                                               : std::get<hl7v2::ParseError>(parsed).to_string());
+      auto parsed = hl7v2::Message::parse(payload);
+      if (auto* m = std::get_if<hl7v2::Message>(&parsed)) {
+        switch (r.outcome) {
+          case runtime::Outcome::kAccepted:
+            ack = hl7v2::make_ack(*m, {hl7v2::AckCode::kAccept, "", "", ""});
+            break;
+          case runtime::Outcome::kRejected:
+            ack = hl7v2::make_ack(*m, {hl7v2::AckCode::kReject, r.rejection.reason, "200", ""});
+            break;
+          case runtime::Outcome::kRetry:
+            ack = hl7v2::make_ack(
+                *m, {hl7v2::AckCode::kError, "not stored, send again: " + r.error, "207", ""});
+            break;
+        }
+      } else {
+        ack = hl7v2::make_nak_for_unparsable(payload,
+                                             r.outcome == runtime::Outcome::kRejected
+                                                 ? r.rejection.reason
+                                                 : std::get<hl7v2::ParseError>(parsed).to_string());
+      }
     }
     busy_ = false;
     if (ack) {

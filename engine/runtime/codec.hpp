@@ -20,6 +20,9 @@ struct DecodeContext {
   std::string name;        // file name or request id, used in reasons
   bool validate = true;    // per-source schema validation switch
   std::string key_secret;  // HMAC key for event keys
+  // The source answers the sender itself (e.g. an MLLP ACK): the codec builds the positive
+  // receipt now, from the message it has parsed anyway (CodecOutput::receipt).
+  bool receipt_inline = false;
 };
 
 struct CodecRejection {
@@ -37,6 +40,7 @@ struct CodecRejection {
 struct CodecOutput {
   std::vector<Event> events;
   std::vector<std::string> warnings;
+  std::string receipt;  // the positive receipt when DecodeContext::receipt_inline asked
 };
 
 using DecodeResult = std::variant<CodecOutput, CodecRejection>;

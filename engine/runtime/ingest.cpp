@@ -112,7 +112,7 @@ Ingest::Ingest(bus::Producer& producer, const CodecRegistry& codecs, IngestSetti
 
 void Ingest::submit(Inbound in, std::function<void(IngestResult)> done) {
   counters_.received.fetch_add(1);
-  DecodeContext ctx{in.channel, in.name, in.validate, settings_.key_secret};
+  DecodeContext ctx{in.channel, in.name, in.validate, settings_.key_secret, in.receipt_inline};
   DecodeResult decoded;
   const Codec* codec = codecs_.detect(in.bytes);
   if (codec) {
@@ -153,6 +153,7 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
   if (auto* out = std::get_if<CodecOutput>(&decoded)) {
     pending->result.outcome = Outcome::kAccepted;
     pending->result.codec = codec ? std::string(codec->name()) : "";
+    pending->result.receipt = std::move(out->receipt);
     for (size_t i = 0; i < out->events.size(); ++i) {
       Event& e = out->events[i];
       if (!in.source_key.empty()) {

@@ -63,6 +63,7 @@ struct IngestResult {
   std::string message_id;
   std::string codec;
   CodecRejection rejection;  // when kRejected
+  std::string receipt;       // when kAccepted and Inbound::receipt_inline: the positive one
   bool receipt_produced = false;
   std::string error;  // when kRetry
 };

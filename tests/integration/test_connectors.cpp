@@ -145,6 +145,11 @@ struct Connector {
   std::function<std::unique_ptr<Receiver>()> make;
 };
 
+// Test names and failure messages show the connector's name, not its bytes.
+void PrintTo(const Connector& c, std::ostream* os) {
+  *os << c.name;
+}
+
 class Conformance : public ::testing::TestWithParam<Connector> {
  protected:
   void SetUp() override {
