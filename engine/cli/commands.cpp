@@ -283,6 +283,13 @@ const std::vector<Command>& commands() {
        "reason for rejections; receipts. Stops after N records or MS milliseconds without\n"
        "new ones (default 3000). --raw prints the record values, identity numbers redacted.\n",
        cmd_consume},
+      {"track", "a message's history: received, routed, each delivery attempt, receipts",
+       "usage: budstikke track [-c FILE] ID\n\n"
+       "ID is a message id (KITH MsgId, HL7 MSH-10) or an event id. Reads the tracking topic\n"
+       "and prints every state of the message in time order: received or rejected (why),\n"
+       "routed (to which systems, or why not), each delivery attempt and its outcome, dead\n"
+       "letters, receipts. Exit 0 when the message is known, 1 when not or Kafka is down.\n",
+       cmd_track},
       {"send", "send HL7 v2 files over MLLP and print each acknowledgement",
        "usage: budstikke send HOST:PORT FILE...\n\n"
        "Sends each file as one MLLP frame (LF line ends become CR) on one connection, waits\n"

@@ -27,5 +27,6 @@ int cmd_topics(const Args& args);
 int cmd_decode(const Args& args);
 int cmd_consume(const Args& args);
 int cmd_send(const Args& args);
+int cmd_track(const Args& args);
 
 }  // namespace budstikke::cli

@@ -118,6 +118,17 @@ int64_t count(const std::string& topic) {
   return n ? *n : -1;
 }
 
+// Runs a command and returns (exit code, stdout and stderr).
+std::pair<int, std::string> run(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
 }  // namespace
 
 TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines) {
@@ -237,6 +248,19 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines
   EXPECT_GE(dlq, kAdt);
   EXPECT_EQ(count(engine.prefix() + "route.failed"), 0);
   EXPECT_EQ(count(engine.prefix() + "ingest.rejected"), 0);
+  // budstikke track: the whole history of one dialog message, and a clear answer for an
+  // unknown id.
+  const std::string bin = (testenv::binary_dir() / "bin/budstikke").string();
+  const auto [rc, history] = run(bin + " track -c " + engine.config().string() + " e2e-dialog-7");
+  EXPECT_EQ(rc, 0) << history;
+  for (const char* state : {"received via file:inbox as dialog", "routed route dialog-both-ways",
+                            "delivered route dialog-both-ways to nordvik-dips",
+                            "receipt_routed to fjordbyen-legesenter"})
+    EXPECT_NE(history.find(state), std::string::npos) << state << " missing in:\n" << history;
+  std::printf("budstikke track e2e-dialog-7:\n%s", history.c_str());
+  const auto [rc2, unknown] = run(bin + " track -c " + engine.config().string() + " no-such-id");
+  EXPECT_EQ(rc2, 1);
+  EXPECT_NE(unknown.find("nothing is known about 'no-such-id'"), std::string::npos) << unknown;
   std::printf(
       "routes e2e: %d messages in (%d ADT, %d ORU, %d dialog, %d results), %zu expected "
       "deliveries to %zu HTTP/MLLP systems + %d files + %d AppRecs; kill -9 in the route "
