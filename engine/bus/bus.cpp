@@ -798,4 +798,164 @@ Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::st
   return total;
 }
 
+namespace {
+
+// A consumer handle that never subscribes: for assign-based scans, offset queries and
+// commits on behalf of a group.
+Status plain_consumer(const KafkaSettings& s, const std::string& group, Handle& h,
+                      const std::map<std::string, std::string>& extra = {}) {
+  std::map<std::string, std::string> o = {{"group.id", group},
+                                          {"enable.auto.commit", "false"},
+                                          {"enable.auto.offset.store", "false"},
+                                          {"isolation.level", "read_committed"}};
+  for (const auto& [k, v] : extra) o[k] = v;
+  auto conf = make_conf(s, o);
+  if (!conf) return conf.error();
+  rd_kafka_conf_set_error_cb(conf->get(), [](rd_kafka_t*, int, const char*, void*) {});
+  char err[512];
+  h.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err, sizeof err);
+  if (!h.rk) return Error::permanent(ErrorDomain::kKafka, std::string("consumer: ") + err);
+  (void)conf->release();
+  rd_kafka_poll_set_consumer(h.rk);
+  return {};
+}
+
+// Partitions of each topic (in the order given); a missing topic is an error unless
+// `skip_missing`.
+Result<std::vector<std::pair<std::string, int32_t>>> partitions_of(
+    rd_kafka_t* rk, const std::vector<std::string>& topics, Millis timeout, bool skip_missing) {
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto e = rd_kafka_metadata(rk, 1, nullptr, &md, static_cast<int>(timeout.count()));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(e, "metadata");
+  std::map<std::string, int> count;
+  for (int i = 0; i < md->topic_cnt; ++i)
+    if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      count[md->topics[i].topic] = md->topics[i].partition_cnt;
+  rd_kafka_metadata_destroy(md);
+  std::vector<std::pair<std::string, int32_t>> out;
+  for (const auto& t : topics) {
+    const auto it = count.find(t);
+    if (it == count.end()) {
+      if (skip_missing) continue;
+      return Error::permanent(ErrorDomain::kKafka, "topic '" + t + "' does not exist");
+    }
+    for (int p = 0; p < it->second; ++p) out.emplace_back(t, p);
+  }
+  return out;
+}
+
+}  // namespace
+
+Status scan_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
+                   const std::function<bool(const Message&)>& f, Millis timeout) {
+  Handle h;
+  if (auto st = plain_consumer(settings, "budstikke-scan", h, {{"enable.partition.eof", "true"}});
+      !st)
+    return st;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto parts = partitions_of(h.rk, topics, timeout, false);
+  if (!parts) return parts.error();
+  // The end of each partition now; records written later are not part of the scan.
+  std::map<std::pair<std::string, int32_t>, int64_t> end;
+  TplPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(parts->size())));
+  for (const auto& [t, p] : *parts) {
+    int64_t lo = 0;
+    int64_t hi = 0;
+    const auto we = rd_kafka_query_watermark_offsets(h.rk, t.c_str(), p, &lo, &hi,
+                                                     static_cast<int>(timeout.count()));
+    if (we != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(we, "watermarks of " + t);
+    if (hi <= lo) continue;
+    end[{t, p}] = hi;
+    rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  if (end.empty()) return {};
+  if (const auto e = rd_kafka_assign(h.rk, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return kafka_error(e, "assign");
+  Status result;
+  while (!end.empty()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      result = Error::transient(ErrorDomain::kKafka, "scan did not reach the end of " +
+                                                         end.begin()->first.first + " in time");
+      break;
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(h.rk, 200);
+    if (!m) continue;
+    Message msg(m);
+    const std::pair<std::string, int32_t> tp = {m->rkt ? rd_kafka_topic_name(m->rkt) : "",
+                                                m->partition};
+    const auto it = end.find(tp);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      // At the end (for read_committed: the last stable offset).
+      if (it != end.end()) end.erase(it);
+      continue;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const Error e = kafka_error(m->err, "scan");
+      if (e.retriable) continue;
+      result = e;
+      break;
+    }
+    if (it == end.end()) continue;
+    if (m->offset >= it->second) {
+      end.erase(it);
+      continue;
+    }
+    const bool last = m->offset + 1 >= it->second;
+    if (!f(msg)) break;
+    if (last) end.erase(tp);
+  }
+  rd_kafka_assign(h.rk, nullptr);
+  rd_kafka_consumer_close(h.rk);
+  return result;
+}
+
+Result<std::vector<PartitionOffsets>> group_offsets(const KafkaSettings& settings,
+                                                    const std::string& group,
+                                                    const std::vector<std::string>& topics,
+                                                    Millis timeout) {
+  Handle h;
+  if (auto st = plain_consumer(settings, group, h); !st) return st.error();
+  auto parts = partitions_of(h.rk, topics, timeout, true);
+  if (!parts) return parts.error();
+  std::vector<PartitionOffsets> out;
+  if (parts->empty()) return out;
+  TplPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(parts->size())));
+  for (const auto& [t, p] : *parts) {
+    PartitionOffsets po;
+    po.topic = t;
+    po.partition = p;
+    const auto we = rd_kafka_query_watermark_offsets(h.rk, t.c_str(), p, &po.low, &po.high,
+                                                     static_cast<int>(timeout.count()));
+    if (we != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(we, "watermarks of " + t);
+    out.push_back(po);
+    rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p);
+  }
+  if (const auto e = rd_kafka_committed(h.rk, list.get(), static_cast<int>(timeout.count()));
+      e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return kafka_error(e, "committed offsets of " + group);
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& el = list->elems[i];
+    for (auto& po : out)
+      if (po.partition == el.partition && po.topic == el.topic)
+        po.committed = el.offset >= 0 ? el.offset : -1;
+  }
+  rd_kafka_consumer_close(h.rk);
+  return out;
+}
+
+Status commit_group_offsets(const KafkaSettings& settings, const std::string& group,
+                            const std::vector<TopicPartitionOffset>& offsets, Millis timeout) {
+  if (offsets.empty()) return {};
+  Handle h;
+  if (auto st = plain_consumer(settings, group, h); !st) return st;
+  TplPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& o : offsets)
+    rd_kafka_topic_partition_list_add(list.get(), o.topic.c_str(), o.partition)->offset = o.offset;
+  (void)timeout;
+  const auto e = rd_kafka_commit(h.rk, list.get(), 0);
+  rd_kafka_consumer_close(h.rk);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(e, "commit offsets of " + group);
+  return {};
+}
+
 }  // namespace budstikke::bus

@@ -13,6 +13,7 @@
 // Consumer is used from one thread. Lifetime: destroy a Producer only after flush() (the
 // destructor flushes for up to 30 s and logs what it could not deliver).
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -241,5 +242,33 @@ Result<std::vector<std::string>> list_topics(const KafkaSettings& settings,
 // Sum over partitions of (high watermark - low watermark).
 Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::string& topic,
                                     Millis timeout = Millis(10000));
+
+// Reads every record of the topics (all partitions), read_committed, from the beginning up to
+// their end as it was when the call started, without joining a consumer group. `f` is called
+// per record in partition order; it returns false to stop early. A topic that does not exist
+// is an error.
+Status scan_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
+                   const std::function<bool(const Message&)>& f, Millis timeout = Millis(60000));
+
+struct PartitionOffsets {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t low = 0;         // first offset still on the broker
+  int64_t high = 0;        // next offset to be written
+  int64_t committed = -1;  // the group's committed offset; -1 when it has none
+  // Records not yet consumed by the group (from the low watermark when it committed nothing).
+  int64_t lag() const { return high - std::max(committed, low); }
+};
+// Watermarks of every partition of the topics and a consumer group's committed offsets,
+// without joining the group. Topics that do not exist are left out.
+Result<std::vector<PartitionOffsets>> group_offsets(const KafkaSettings& settings,
+                                                    const std::string& group,
+                                                    const std::vector<std::string>& topics,
+                                                    Millis timeout = Millis(10000));
+// Commits offsets for a consumer group without joining it (the group must have no active
+// members consuming these partitions).
+Status commit_group_offsets(const KafkaSettings& settings, const std::string& group,
+                            const std::vector<TopicPartitionOffset>& offsets,
+                            Millis timeout = Millis(10000));
 
 }  // namespace budstikke::bus

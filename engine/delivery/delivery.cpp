@@ -13,6 +13,7 @@
 
 #include "engine/core/crypto.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/metrics.hpp"
 #include "engine/core/redact.hpp"
 #include "engine/core/time.hpp"
 #include "engine/runtime/ingest.hpp"
@@ -109,6 +110,26 @@ struct DeliveryStage::Impl {
     Clock::time_point next_slot{};
     std::vector<std::thread> threads;
     std::mt19937_64 rng{std::random_device{}()};
+    // Metrics of this system (labels: system id only).
+    metrics::Counter* m_delivered = nullptr;
+    metrics::Counter* m_failed = nullptr;
+    metrics::Counter* m_retried = nullptr;
+    metrics::Counter* m_dead = nullptr;
+    metrics::Histogram* m_latency = nullptr;
+    void init_metrics() {
+      auto& g = metrics::global();
+      const metrics::Labels l = {{"system", sys->id}};
+      m_delivered = &g.counter("budstikke_delivered_total",
+                               "Delivery jobs the receiving system confirmed.", l);
+      m_failed = &g.counter("budstikke_delivery_attempts_failed_total",
+                            "Delivery attempts that failed (each retry counts).", l);
+      m_retried =
+          &g.counter("budstikke_retried_total", "Delivery jobs scheduled for another attempt.", l);
+      m_dead = &g.counter("budstikke_dead_lettered_total",
+                          "Delivery jobs moved to dlq.<system> after the last attempt.", l);
+      m_latency = &g.histogram("budstikke_delivery_latency_seconds",
+                               "Ingest (canonical event on Kafka) to confirmed delivery.", l);
+    }
 
     void start(int n) {
       for (int i = 0; i < n; ++i) threads.emplace_back([this] { run(); });
@@ -232,6 +253,7 @@ struct DeliveryStage::Impl {
           j->response = r.response;
         } else {
           stage->counters.failed_attempts.fetch_add(1);
+          m_failed->inc();
           j->last_error = r.reason;
           const bool permanent = r.kind == runtime::DeliveryResult::Kind::kPermanent;
           if (!permanent && j->attempts < sys->retry.max_attempts) {
@@ -242,6 +264,7 @@ struct DeliveryStage::Impl {
               wait = std::max<int64_t>(1, wait + d(rng));
             }
             stage->counters.retried.fetch_add(1);
+            m_retried->inc();
             j->due = Clock::now() + std::chrono::milliseconds(wait);
             stage->track(*this, *j, "attempt_failed", r.reason);
             queue.push_front(j);
@@ -371,10 +394,18 @@ struct DeliveryStage::Impl {
         wp->requeue(j, Clock::now() + std::chrono::seconds(1));
         return;
       }
-      if (j->ok)
+      if (j->ok) {
         counters.delivered.fetch_add(1);
-      else
+        wp->m_delivered->inc();
+        const std::string received = j->h(header::kReceivedMs);
+        char* end = nullptr;
+        const long long ms = std::strtoll(received.c_str(), &end, 10);
+        if (!received.empty() && end && *end == '\0' && ms > 0)
+          wp->m_latency->observe_ms(static_cast<double>(now_epoch_ms() - ms));
+      } else {
         counters.dead_lettered.fetch_add(1);
+        wp->m_dead->inc();
+      }
       wp->finished();
       const std::lock_guard lock(done_mu);
       done.push_back(j);
@@ -533,6 +564,7 @@ Status DeliveryStage::start() {
     auto w = std::make_unique<Impl::Worker>();
     w->sys = &s;
     w->stage = &I;
+    w->init_metrics();
     const std::string t = deliver_topic(I.settings.topic_prefix, s.id);
     topics.push_back(t);
     I.workers[t] = std::move(w);

@@ -85,6 +85,10 @@ inline constexpr const char* kReceipt = "bs-receipt";  // receipt context (JSON)
 inline constexpr const char* kAttempts = "bs-attempts";
 inline constexpr const char* kReason = "bs-reason";
 inline constexpr const char* kReceiverHer = "bs-receiver-her";
+// The patient as a keyed hash (patient_ref()): who a job concerns, for the audit log.
+inline constexpr const char* kPatientRef = "bs-patient-ref";
+inline constexpr const char* kReplayOf = "bs-replay-of";  // dlq.<system>:partition:offset
+inline constexpr const char* kReplayedBy = "bs-replayed-by";
 }  // namespace header
 
 class DeliveryStage {

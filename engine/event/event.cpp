@@ -319,6 +319,21 @@ std::optional<std::string> patient_identity(const Event& e) {
   return std::nullopt;
 }
 
+std::string patient_ref_of_number(std::string_view identity_number, std::string_view secret) {
+  std::string digits;
+  for (char c : identity_number)
+    if (c != ' ' && c != '-' && c != '.') digits += c;
+  if (digits.empty()) return "";
+  return "pr:" + hmac_sha256_hex(secret, "person|" + digits);
+}
+
+std::string patient_ref(const Event& e, std::string_view secret) {
+  const auto id = patient_identity(e);
+  if (!id) return "";
+  const auto colon = id->find(':');
+  return patient_ref_of_number(colon == std::string::npos ? *id : id->substr(colon + 1), secret);
+}
+
 std::string kafka_key(const Event& e, std::string_view secret) {
   if (auto id = patient_identity(e)) return "p:" + hmac_sha256_hex(secret, "patient|" + *id);
   if (!e.conversation.conversation_ref.empty())

@@ -142,6 +142,12 @@ std::optional<std::string> patient_identity(const Event& e);
 // The Kafka key: HMAC-SHA-256 under `secret` of the patient identity ("p:"), else of the
 // conversation ref ("c:"), else of the event id ("e:"). Never contains the identity itself.
 std::string kafka_key(const Event& e, std::string_view secret);
+// The patient of an event as a keyed hash of the identity number alone ("pr:<hex>"), the same
+// whatever the number's type is called in the message; empty when the event names no
+// patient. The audit log stores this, so "who looked at this patient's messages?" can be
+// answered from the number without the number being stored.
+std::string patient_ref(const Event& e, std::string_view secret);
+std::string patient_ref_of_number(std::string_view identity_number, std::string_view secret);
 inline void assign_key(Event& e, std::string_view secret) {
   e.key = kafka_key(e, secret);
 }

@@ -7,6 +7,7 @@
 
 #include "engine/core/crypto.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/metrics.hpp"
 #include "engine/core/redact.hpp"
 #include "engine/core/time.hpp"
 #include "engine/delivery/delivery.hpp"
@@ -30,6 +31,28 @@ std::string dump(const json& j) {
 
 // Consume-transform-produce in transactions until `stop`. Any failure aborts the batch and
 // recreates the consumer and producer: the batch is read again from the committed offsets.
+
+// Metrics for a committed batch: events read, jobs per destination system, route failures.
+void count_committed(const std::string& prefix, const std::string& route,
+                     const std::vector<bus::Record>& records, size_t events) {
+  auto& g = metrics::global();
+  g.counter("budstikke_route_events_total", "Canonical events a route read.", {{"route", route}})
+      .inc(events);
+  const std::string deliver = prefix + "deliver.";
+  const std::string failed = prefix + delivery::kRouteFailedTopic;
+  for (const auto& r : records) {
+    if (r.topic.rfind(deliver, 0) == 0) {
+      g.counter("budstikke_routed_total", "Delivery jobs a route produced, per destination.",
+                {{"route", route}, {"system", r.topic.substr(deliver.size())}})
+          .inc();
+    } else if (r.topic == failed) {
+      g.counter("budstikke_route_failures_total",
+                "Events a route could not route (on route.failed).", {{"route", route}})
+          .inc();
+    }
+  }
+}
+
 void transactional_loop(const RouteStageSettings& s, const std::string& name,
                         const std::vector<std::string>& topics, const std::atomic<bool>& stop,
                         RouteCounters& counters, const Process& process) {
@@ -94,6 +117,7 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
         continue;
       }
       (*consumer)->clear_stored();
+      count_committed(s.topic_prefix, name, records, batch.size());
     }
     (void)(*consumer)->close();
   }
@@ -182,7 +206,8 @@ void RouteStage::run_route(const Route* route) {
                          {h::kIdempotencyKey, idem},
                          {h::kTrackingKey, tkey},
                          {h::kReceivedAt, e.received_at},
-                         {h::kReceivedMs, std::to_string(received_ms)}};
+                         {h::kReceivedMs, std::to_string(received_ms)},
+                         {h::kPatientRef, patient_ref(e, s_.key_secret)}};
           if (r.receipt_context && d.answers_sender) {
             rec.headers.push_back({h::kReceiptCodec, r.receipt_codec});
             rec.headers.push_back({h::kReceipt, dump(*r.receipt_context)});

@@ -1,5 +1,6 @@
 #include "engine/runtime/ingest.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <future>
 #include <memory>
@@ -7,6 +8,7 @@
 
 #include "engine/core/crypto.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/metrics.hpp"
 #include "engine/core/redact.hpp"
 #include "engine/runtime/topics.hpp"
 
@@ -32,6 +34,35 @@ struct Pending {
   IngestResult result;
   std::function<void(IngestResult)> done;
   IngestCounters* counters = nullptr;
+  // For the metrics: channel, event type or rejection code, and when the message came in.
+  std::string channel, type, code;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  void count() const {
+    auto& g = metrics::global();
+    if (result.outcome == Outcome::kRetry) {
+      g.counter("budstikke_ingest_failed_total",
+                "Messages not taken because Kafka did not confirm them (the sender retries).",
+                {{"channel", channel}})
+          .inc();
+      return;
+    }
+    if (result.outcome == Outcome::kAccepted) {
+      g.counter("budstikke_received_total", "Messages accepted and on Kafka as canonical events.",
+                {{"channel", channel}, {"type", type}})
+          .inc();
+    } else {
+      g.counter("budstikke_rejected_total",
+                "Messages rejected at ingest (on ingest.rejected), by AppRec/ACK error code.",
+                {{"channel", channel}, {"code", code}})
+          .inc();
+    }
+    g.histogram("budstikke_ingest_latency_seconds",
+                "Message received to its records confirmed by Kafka.", {{"channel", channel}})
+        .observe_ms(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                .count());
+  }
 
   void report(const Result<bus::Delivery>& d) {
     std::function<void(IngestResult)> cb;
@@ -48,6 +79,7 @@ struct Pending {
       } else {
         counters->rejected.fetch_add(1);
       }
+      count();
       cb = std::move(done);
     }
     if (cb) cb(std::move(result));
@@ -147,6 +179,7 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
   auto pending = std::make_shared<Pending>();
   pending->done = std::move(done);
   pending->counters = &counters_;
+  pending->channel = in.channel;
   std::vector<bus::Record> records;
   const std::string now = now_rfc3339();
 
@@ -185,6 +218,8 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
                 {"channel", in.channel},
                 {"type", std::string(to_string(e.type))},
                 {"validated", e.source.validated.value_or(false)}};
+      if (const auto pr = patient_ref(e, settings_.key_secret); !pr.empty()) t["patient_ref"] = pr;
+      pending->type = std::string(to_string(e.type));
       records.push_back({prefix + kTrackingTopic,
                          tracking_key(e.source.message_id, settings_.key_secret),
                          t.dump(-1, ' ', false, json::error_handler_t::replace),
@@ -196,6 +231,7 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
     pending->result.outcome = Outcome::kRejected;
     pending->result.codec = codec ? std::string(codec->name()) : "";
     pending->result.message_id = rej.message_id;
+    pending->code = rej.code;
     json j = {{"received_at", now},
               {"channel", in.channel},
               {"name", in.name},

@@ -9,11 +9,9 @@ std::vector<bus::TopicSpec> core_topics(const std::string& prefix) {
   for (int t = 0; t <= static_cast<int>(EventType::kOther); ++t)
     out.push_back({prefix + canonical_topic(static_cast<EventType>(t)), -1, -1, {}});
   out.push_back({prefix + kRejectedTopic, -1, -1, {{"retention.ms", "2592000000"}}});
-  // One record per message id: the latest state wins; history is kept in the value.
-  out.push_back({prefix + kTrackingTopic,
-                 -1,
-                 -1,
-                 {{"cleanup.policy", "compact"}, {"min.compaction.lag.ms", "86400000"}}});
+  // One record per state of a message, keyed by its tracking key. Not compacted: `track`
+  // shows every state, so each must stay (90 days).
+  out.push_back({prefix + kTrackingTopic, -1, -1, {{"retention.ms", "7776000000"}}});
   out.push_back({prefix + kAuditTopic, 1, -1, {{"retention.ms", "-1"}}});
   // Receipts waiting to go back to senders, keyed by (original message, receiver): one each.
   out.push_back({prefix + "apprec.outbound", -1, -1, {}});

@@ -12,7 +12,7 @@ inline constexpr const char* kRejectedTopic = "ingest.rejected";
 inline constexpr const char* kTrackingTopic = "tracking";
 inline constexpr const char* kAuditTopic = "audit";
 
-// canonical.<type> for every event type, ingest.rejected, tracking (compacted) and audit,
+// canonical.<type> for every event type, ingest.rejected, tracking (90 days) and audit,
 // each name with the configured prefix.
 std::vector<bus::TopicSpec> core_topics(const std::string& prefix);
 
