@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "budstikke_version.hpp"
@@ -14,6 +15,7 @@
 #include "engine/core/log.hpp"
 #include "engine/delivery/delivery.hpp"
 #include "engine/delivery/sinks.hpp"
+#include "engine/ops/admin_server.hpp"
 #include "engine/registry/registry.hpp"
 #include "engine/route/route.hpp"
 #include "engine/route/route_stage.hpp"
@@ -176,6 +178,15 @@ class RoutingStages final : public runtime::Stage {
     rs.key_secret = cfg.key_secret;
     rs.kafka = cfg.kafka;
     routes_count_ = routes.routes.size();
+    for (const auto& r : routes.routes) {
+      nlohmann::json topics = nlohmann::json::array();
+      for (const auto& t : r->topics()) topics.push_back(t);
+      routes_json_.push_back({{"name", r->name()},
+                              {"file", r->file()},
+                              {"enabled", r->enabled()},
+                              {"from", topics},
+                              {"description", r->description()}});
+    }
     route_stage_ = std::make_unique<route::RouteStage>(std::move(rs), std::move(routes), reg,
                                                        codecs, &claims_);
     delivery::DeliverySettings ds;
@@ -197,8 +208,12 @@ class RoutingStages final : public runtime::Stage {
     route_stage_->stop();
     delivery_->stop();
   }
+  nlohmann::json status() const override {
+    return {{"routes", routes_json_}, {"systems", systems_}};
+  }
 
  private:
+  nlohmann::json routes_json_ = nlohmann::json::array();
   runtime::ClaimCheckStore claims_;
   delivery::SinkFactories sinks_;
   std::unique_ptr<route::RouteStage> route_stage_;
@@ -229,6 +244,11 @@ int cmd_run(const Args& args) {
                  "budstikke run: warning: %s not found: ingest only, no routes or delivery "
                  "(SIGHUP once it exists)\n",
                  cfg.systems_file.c_str());
+  struct Shared {
+    std::mutex mu;
+    std::shared_ptr<const registry::Registry> registry;
+    std::vector<std::pair<std::string, std::vector<std::string>>> groups;
+  } shared;
   runtime::StageBuilder builder =
       [&](bus::Producer& producer) -> Result<std::vector<std::unique_ptr<runtime::Stage>>> {
     std::vector<std::unique_ptr<runtime::Stage>> out;
@@ -245,10 +265,47 @@ int cmd_run(const Args& args) {
         !st)
       return Error::transient(ErrorDomain::kKafka,
                               "cannot create delivery topics: " + st.error().message);
+    // What the admin API reads: the registry, and the consumer groups for the lag gauge.
+    std::vector<std::pair<std::string, std::vector<std::string>>> groups;
+    for (const auto& r : routes.routes) {
+      std::vector<std::string> topics;
+      for (const auto& t : r->topics()) topics.push_back(cfg.topic_prefix + t);
+      groups.push_back({cfg.topic_prefix + "budstikke-route-" + r->name(), topics});
+    }
+    groups.push_back(
+        {cfg.topic_prefix + "budstikke-route-receipts", {cfg.topic_prefix + "apprec.outbound"}});
+    std::vector<std::string> deliver;
+    for (const auto& s : reg->systems())
+      deliver.push_back(delivery::deliver_topic(cfg.topic_prefix, s.id));
+    groups.push_back({cfg.topic_prefix + "budstikke-delivery", deliver});
     out.push_back(std::make_unique<RoutingStages>(cfg, reg, std::move(routes), codecs, producer));
+    {
+      const std::lock_guard lock(shared.mu);
+      shared.registry = reg;
+      shared.groups = std::move(groups);
+    }
     return out;
   };
-  return runtime::run_engine(cfg, codecs, sources, builder);
+  runtime::ServiceBuilder services =
+      [&](runtime::EngineControl& control,
+          bus::Producer& producer) -> Result<std::vector<std::unique_ptr<runtime::Stage>>> {
+    std::vector<std::unique_ptr<runtime::Stage>> out;
+    if (cfg.admin_port < 0) return out;
+    ops::AdminHooks hooks;
+    hooks.control = &control;
+    hooks.codecs = &codecs;
+    hooks.registry = [&shared] {
+      const std::lock_guard lock(shared.mu);
+      return shared.registry;
+    };
+    hooks.groups = [&shared] {
+      const std::lock_guard lock(shared.mu);
+      return shared.groups;
+    };
+    out.push_back(std::make_unique<ops::AdminServer>(cfg, std::move(hooks), producer));
+    return out;
+  };
+  return runtime::run_engine(cfg, codecs, sources, builder, services);
 }
 
 const std::vector<Command>& commands() {
@@ -284,12 +341,56 @@ const std::vector<Command>& commands() {
        "new ones (default 3000). --raw prints the record values, identity numbers redacted.\n",
        cmd_consume},
       {"track", "a message's history: received, routed, each delivery attempt, receipts",
-       "usage: budstikke track [-c FILE] ID\n\n"
+       "usage: budstikke track [-c FILE] [--json] ID\n\n"
        "ID is a message id (KITH MsgId, HL7 MSH-10) or an event id. Reads the tracking topic\n"
        "and prints every state of the message in time order: received or rejected (why),\n"
        "routed (to which systems, or why not), each delivery attempt and its outcome, dead\n"
-       "letters, receipts. Exit 0 when the message is known, 1 when not or Kafka is down.\n",
+       "letters, replays, receipts. --json prints the records. Reading a history is written\n"
+       "to the audit log. Exit 0 when the message is known, 1 when not or Kafka is down.\n",
        cmd_track},
+      {"test", "run the route tests (routes/*.test.yaml) through the real codecs and routes",
+       "usage: budstikke test [-c FILE] [--update-golden] [-q] [PATH...]\n\n"
+       "Runs the route tests in PATH (test files, or folders with *.test.yaml; default: the\n"
+       "routes folder of the config). Each test gives an input message and what the route must\n"
+       "do with it: which systems receive it, checks on each rendered output (xpath: for XML,\n"
+       "hl7: terser paths for HL7 v2, json: JSON pointers, contains:, golden: a whole file),\n"
+       "failures, or the rejection expected at ingest. No Kafka is needed. Prints PASS/FAIL\n"
+       "per test with the reasons (a diff for golden files) and 'N passed, N failed'.\n\n"
+       "  --update-golden  write the golden files from what the routes render now\n"
+       "  -q               print failing tests only\n\n"
+       "Exit 0 when every test passed, 1 when one failed (or none were found), 2 when a test\n"
+       "file or the configuration has errors.\n",
+       cmd_test},
+      {"dry-run", "one route on message files: the event, the filter decision, every output",
+       "usage: budstikke dry-run [-c FILE] --route NAME [--no-validate] [--no-event] FILE...\n\n"
+       "Decodes each FILE as the engine would, runs route NAME on it and prints the canonical\n"
+       "event, the filter and its decision, and each delivery the route would make (system,\n"
+       "format, bytes rendered), or why it could not route. Nothing is sent; no Kafka needed.\n"
+       "Exit 0 when every file was decoded, 1 when one was rejected, 2 on usage errors\n"
+       "(unknown route, missing file).\n",
+       cmd_dry_run},
+      {"replay", "send dead letters again, or one message to one system (audited)",
+       "usage: budstikke replay [-c FILE] (--system ID... | --all) [--message-id ID]\n"
+       "                        [--since T] [--until T] [--dry-run]\n"
+       "       budstikke replay [-c FILE] --message-id ID --to SYSTEM [--dry-run]\n\n"
+       "The first form reads dlq.<system> and produces the chosen dead letters to\n"
+       "deliver.<system> again (same payload and idempotency key, fresh attempts; no second\n"
+       "AppRec to the sender). Without --message-id/--since/--until it takes what was not\n"
+       "replayed before and marks the DLQ replayed up to its end. The second form renders\n"
+       "the message's canonical event for SYSTEM and delivers it there.\n"
+       "T: 2026-11-22T10:00:00Z, 2026-11-22T10:00:00+01:00, 2026-11-22, or 30m/2h/7d ago.\n"
+       "Every replay (and dry run) is written to the audit log first.\n"
+       "Exit 0 when done, 1 when Kafka failed or no dead letter matched --message-id, 2 on\n"
+       "usage errors (unknown system, bad time).\n",
+       cmd_replay},
+      {"audit", "who looked at or re-sent a patient's messages (from the audit log)",
+       "usage: budstikke audit [-c FILE] --patient NUMBER [--file-only | --topic-only] [--json]\n\n"
+       "Lists the audit records (track, consume, replay, admin API reads) that concern the\n"
+       "patient with this identity number: when, who, what, which message. The number is\n"
+       "turned into the keyed hash the records carry; it is never stored or printed.\n"
+       "Reads the audit topic and the local audit file (audit.file).\n"
+       "Exit 0 on success, 1 when the audit log could not be read, 2 on usage errors.\n",
+       cmd_audit},
       {"send", "send HL7 v2 files over MLLP and print each acknowledgement",
        "usage: budstikke send HOST:PORT FILE...\n\n"
        "Sends each file as one MLLP frame (LF line ends become CR) on one connection, waits\n"

@@ -28,5 +28,9 @@ int cmd_decode(const Args& args);
 int cmd_consume(const Args& args);
 int cmd_send(const Args& args);
 int cmd_track(const Args& args);
+int cmd_replay(const Args& args);
+int cmd_audit(const Args& args);
+int cmd_test(const Args& args);
+int cmd_dry_run(const Args& args);
 
 }  // namespace budstikke::cli

@@ -112,20 +112,44 @@ Spec build_engine_spec_fields() {
                 "Folder with the XSDs (Sarepta layout: felleskomponenter/, dialogmelding/, ...). "
                 "Empty or missing: XSD validation is off and the engine says so at start.",
                 "")}});
+  auto admin = make(
+      Spec{"admin",
+           "The admin HTTP API (/healthz, /readyz, /metrics, /api/...). /metrics and /api need "
+           "`Authorization: Bearer <token>`.",
+           {str("host",
+                "Address to listen on. Loopback by default; put a TLS proxy in front to "
+                "expose it.",
+                "127.0.0.1"),
+            integer("port", "Port; 0 picks a free one (printed at start), -1 turns the API off.",
+                    8081, -1, 65535),
+            secret(str("token",
+                       "Bearer token for /metrics and /api. Empty: those answer 401 to everyone. "
+                       "Use ${ENV_VAR}.",
+                       ""))}});
+  auto audit = make(
+      Spec{"audit",
+           "The audit log: every action that reads or re-sends message content (track, consume, "
+           "replay, the admin API), on the audit topic and in a local file.",
+           {str("file", "Local append-only copy (JSON lines).", "var/audit.log"),
+            str("actor",
+                "Who is acting, for CLI commands (default: $BUDSTIKKE_ACTOR, else "
+                "user@host).",
+                "")}});
   Field sources;
   sources.name = "sources";
   sources.kind = Kind::kObjectList;
   sources.description =
       "Inbound sources (folder, http, mllp); each entry is validated by its "
       "own declared spec.";
-  auto engine =
-      Spec{"engine.yaml",
-           "Engine configuration.",
-           {object("kafka", "Kafka cluster connection.", kafka),
-            object("privacy", "Pseudonymisation and claim-check store.", privacy),
-            object("log", "Logging.", logs), object("schemas", "XSD directory.", schemas),
-            str("routes", "Folder with route definitions (*.yaml).", "routes"),
-            str("systems", "The registry of connected systems.", "systems.yaml"), sources}};
+  auto engine = Spec{
+      "engine.yaml",
+      "Engine configuration.",
+      {object("kafka", "Kafka cluster connection.", kafka),
+       object("privacy", "Pseudonymisation and claim-check store.", privacy),
+       object("log", "Logging.", logs), object("schemas", "XSD directory.", schemas),
+       str("routes", "Folder with route definitions (*.yaml).", "routes"),
+       str("systems", "The registry of connected systems.", "systems.yaml"),
+       object("admin", "Admin HTTP API.", admin), object("audit", "Audit log.", audit), sources}};
   engine.fields[1].required = true;
   return engine;
 }
@@ -222,6 +246,13 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
       resolve_path(c, get_string(root["schemas"], *spec.find("schemas")->object, "directory"));
   c.routes_dir = resolve_path(c, get_string(root, spec, "routes"));
   c.systems_file = resolve_path(c, get_string(root, spec, "systems"));
+  const Spec& as = *spec.find("admin")->object;
+  c.admin_host = get_string(root["admin"], as, "host");
+  c.admin_port = static_cast<int>(get_int(root["admin"], as, "port"));
+  c.admin_token = get_string(root["admin"], as, "token");
+  const Spec& us = *spec.find("audit")->object;
+  c.audit_file = resolve_path(c, get_string(root["audit"], us, "file"));
+  c.audit_actor = get_string(root["audit"], us, "actor");
   c.sources = root["sources"];
   return c;
 }

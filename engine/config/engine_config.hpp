@@ -27,6 +27,11 @@ struct EngineConfig {
   std::string systems_file;
   std::string claim_check_dir;
   int64_t claim_check_threshold = 256 * 1024;
+  std::string admin_host = "127.0.0.1";
+  int admin_port = 8081;  // 0: any free port; -1: off
+  std::string admin_token;
+  std::string audit_file;
+  std::string audit_actor;
   YAML::Node sources;  // validated against source specs by the source registry
 };
 

@@ -9,6 +9,7 @@
 
 #include "engine/bus/bus.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/time.hpp"
 #include "engine/runtime/topics.hpp"
 
 namespace budstikke::runtime {
@@ -37,16 +38,27 @@ std::string stage_names(const std::vector<std::unique_ptr<Stage>>& stages) {
 // route finishes its transaction, delivery finishes its sends and commits them) and the new
 // ones start on the same consumer groups, so nothing is dropped or delivered twice; input
 // meanwhile waits on Kafka.
-void reload(const StageBuilder& build, bus::Producer& producer,
-            std::vector<std::unique_ptr<Stage>>& stages) {
-  log::info(kModule, "reload requested (SIGHUP)");
+nlohmann::json stages_status(const std::vector<std::unique_ptr<Stage>>& stages) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : stages) {
+    nlohmann::json j = s->status();
+    j["stage"] = s->name();
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// Returns the errors when refused, empty when applied.
+std::string reload(const StageBuilder& build, bus::Producer& producer,
+                   std::vector<std::unique_ptr<Stage>>& stages, const char* why) {
+  log::info(kModule, std::string("reload requested (") + why + ")");
   auto built = build(producer);
   if (!built) {
     log::error(kModule, "reload refused; the running configuration stays",
                {{"errors", built.error().message}});
     std::fprintf(stderr, "budstikke: reload refused; the running configuration stays:\n%s\n",
                  built.error().message.c_str());
-    return;
+    return built.error().message;
   }
   for (auto it = stages.rbegin(); it != stages.rend(); ++it) (*it)->stop();
   stages = std::move(*built);
@@ -56,14 +68,59 @@ void reload(const StageBuilder& build, bus::Producer& producer,
       if (s) break;
       log::error(kModule, "stage did not start after reload; retrying",
                  {{"stage", st->name()}, {"error", s.error().message}});
-      if (g_signal.load() != 0) return;
+      if (g_signal.load() != 0) return "";
       std::this_thread::sleep_for(std::chrono::seconds(5));
     }
   }
   log::info(kModule, "reload applied", {{"stages", stage_names(stages)}});
+  return "";
 }
 
 }  // namespace
+
+nlohmann::json EngineControl::reload(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  const uint64_t before = finished_;
+  requested_ = true;
+  if (!cv_.wait_for(lock, timeout, [&] { return finished_ > before; }))
+    return {{"applied", false}, {"errors", "timed out waiting for the reload"}};
+  return last_reload_;
+}
+
+bool EngineControl::stages_running() const {
+  const std::lock_guard lock(mu_);
+  return running_;
+}
+
+nlohmann::json EngineControl::status() const {
+  const std::lock_guard lock(mu_);
+  nlohmann::json j = {{"running", running_}, {"stages", status_}};
+  if (!last_reload_.is_null()) j["last_reload"] = last_reload_;
+  return j;
+}
+
+bool EngineControl::take_reload_request() {
+  const std::lock_guard lock(mu_);
+  const bool r = requested_;
+  requested_ = false;
+  return r;
+}
+
+void EngineControl::reload_finished(bool applied, const std::string& errors) {
+  {
+    const std::lock_guard lock(mu_);
+    ++finished_;
+    last_reload_ = {{"applied", applied}, {"at", now_rfc3339()}};
+    if (!errors.empty()) last_reload_["errors"] = errors;
+  }
+  cv_.notify_all();
+}
+
+void EngineControl::set_stages(bool running, nlohmann::json status) {
+  const std::lock_guard lock(mu_);
+  running_ = running;
+  status_ = std::move(status);
+}
 
 void apply_logging(const config::EngineConfig& cfg) {
   log::Level l = log::Level::kInfo;
@@ -73,7 +130,8 @@ void apply_logging(const config::EngineConfig& cfg) {
 }
 
 int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
-               const SourceRegistry& sources, const StageBuilder& build_stages) {
+               const SourceRegistry& sources, const StageBuilder& build_stages,
+               const ServiceBuilder& build_services) {
   apply_logging(cfg);
   auto topics = bus::list_topics(cfg.kafka);
   if (!topics) {
@@ -111,10 +169,31 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
     }
     stages = std::move(*built);
   }
+  EngineControl control;
+  std::vector<std::unique_ptr<Stage>> services;
+  if (build_services) {
+    auto built = build_services(control, **producer);
+    if (!built) {
+      std::fprintf(stderr, "budstikke run: %s\n", built.error().message.c_str());
+      return 2;
+    }
+    services = std::move(*built);
+  }
   std::vector<Source*> started;
   std::vector<Stage*> running;
+  std::vector<Stage*> running_services;
   int rc = 0;
+  for (auto& sv : services) {
+    if (auto s = sv->start(); !s) {
+      std::fprintf(stderr, "budstikke run: %s: %s\n", sv->name().c_str(),
+                   s.error().message.c_str());
+      rc = 1;
+      break;
+    }
+    running_services.push_back(sv.get());
+  }
   for (auto& st : stages) {
+    if (rc != 0) break;
     if (auto s = st->start(); !s) {
       std::fprintf(stderr, "budstikke run: %s: %s\n", st->name().c_str(),
                    s.error().message.c_str());
@@ -143,19 +222,31 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
     std::printf("budstikke: running on %s with sources: %s\n", cfg.kafka.bootstrap().c_str(),
                 names.empty() ? "(none)" : names.c_str());
     std::fflush(stdout);
+    control.set_stages(true, stages_status(stages));
     while (g_signal.load() == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (g_reload.exchange(false) && build_stages) {
-        reload(build_stages, **producer, stages);
+      const bool by_signal = g_reload.exchange(false);
+      const bool by_api = control.take_reload_request();
+      if (by_signal || by_api) {
+        if (!build_stages) {
+          control.reload_finished(false, "this engine runs no routes");
+          continue;
+        }
+        const std::string errors =
+            reload(build_stages, **producer, stages, by_api ? "admin API" : "SIGHUP");
         running.clear();
         for (auto& st : stages) running.push_back(st.get());
+        control.set_stages(true, stages_status(stages));
+        control.reload_finished(errors.empty(), errors);
       }
     }
+    control.set_stages(false, stages_status(stages));
     log::info(kModule, "stopping", {{"signal", std::to_string(g_signal.load())}});
   }
   // Graceful: sources stop taking input and finish what is in flight; then flush.
   for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->stop();
   for (auto it = running.rbegin(); it != running.rend(); ++it) (*it)->stop();
+  for (auto it = running_services.rbegin(); it != running_services.rend(); ++it) (*it)->stop();
   if (auto st = (*producer)->flush(std::chrono::seconds(30)); !st) {
     log::error(kModule, "records not confirmed by Kafka at shutdown",
                {{"error", st.error().message}});
