@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/cli/commands.hpp"
+#include "engine/core/log.hpp"
 
 namespace {
 
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
     name = args[0];
     args = {"--help"};
   }
+  // Tools report Kafka trouble in one line of their own; librdkafka's retries would bury it.
+  if (name != "run") budstikke::log::set_module_level("librdkafka", budstikke::log::Level::kOff);
   for (const auto& c : commands()) {
     if (name != c.name) continue;
     if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {

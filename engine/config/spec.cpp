@@ -147,8 +147,10 @@ void validate_value(const YAML::Node& v, const Field& f, const std::string& file
 
 std::string Diagnostic::format() const {
   std::ostringstream o;
-  o << file << ':' << line << ':' << column << ": "
-    << (severity == Severity::kError ? "error" : "warning") << ": ";
+  // A problem with the file as a whole (cannot open it) has no position.
+  o << file;
+  if (line > 0) o << ':' << line << ':' << column;
+  o << ": " << (severity == Severity::kError ? "error" : "warning") << ": ";
   if (!path.empty()) o << path << ": ";
   o << message;
   return o.str();

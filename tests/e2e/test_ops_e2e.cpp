@@ -1,0 +1,265 @@
+// The operators' tools end to end on the real broker: a dialogmelding to a system that is
+// down fails twice and lands in its DLQ; the sender gets one negative AppRec; the system
+// comes back; `budstikke replay` sends it again and it is delivered, with no second AppRec.
+// `budstikke track` shows every step. The admin API is exercised over real HTTP (401 without
+// the token), and no response, log line or metric carries the patient's identity number.
+// `budstikke audit --patient` finds who read and re-sent the message.
+
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/bus/bus.hpp"
+#include "engine/core/redact.hpp"
+#include "tests/support/engine_process.hpp"
+#include "tests/support/fake_receivers.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/test_env.hpp"
+
+namespace budstikke {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr const char* kFnr = "12837512393";  // the synthetic number in the example messages
+constexpr const char* kMsgId = "6a0e2f43-5d0b-4a8e-9a55-0b3c2f7e1a01";
+constexpr const char* kToken = "e2e-admin-token-0123456789";
+
+std::pair<int, std::string> run(const std::string& args) {
+  const std::string bin = (testenv::binary_dir() / "bin/budstikke").string();
+  std::string out;
+  FILE* p = popen((bin + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+int64_t count(const std::string& topic) {
+  bus::KafkaSettings s;
+  s.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+  auto n = bus::topic_message_count(s, topic);
+  return n ? *n : -1;
+}
+
+template <class F>
+bool wait_for(F f, std::chrono::seconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return f();
+}
+
+size_t files_in(const fs::path& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file() && e.path().filename().string()[0] != '.') ++n;
+  return n;
+}
+
+// Positions of the states in the track output, in order; npos when one is missing.
+bool in_order(const std::string& text, const std::vector<std::string>& parts) {
+  size_t at = 0;
+  for (const auto& p : parts) {
+    at = text.find(p, at);
+    if (at == std::string::npos) return false;
+    at += p.size();
+  }
+  return true;
+}
+
+TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
+  testenv::TempDir tmp;
+  testenv::HttpReceiver receiver;
+  std::atomic<bool> down{true};
+  receiver.set_policy([&](const std::string& system) {
+    return system == "hospital" && down.load() ? testenv::Answer::kLater : testenv::Answer::kAccept;
+  });
+  const std::string src = testenv::source_dir().string();
+  const fs::path outbox = tmp.path() / "outbox";
+  const fs::path routes = tmp.path() / "routes";
+  fs::create_directories(routes);
+  fs::copy_file(src + "/routes/dialog-both-ways.yaml", routes / "dialog-both-ways.yaml");
+  const std::string http = "http://127.0.0.1:" + std::to_string(receiver.port());
+  std::ofstream(tmp.path() / "systems.yaml")
+      << "defaults:\n  accepts: [kith/*]\n  retry:\n    max_attempts: 2\n"
+         "    initial_backoff_ms: 100\n    max_backoff_ms: 200\n"
+         "systems:\n"
+         "  - id: gp-office\n    name: Test GP office\n    kind: gp\n"
+         "    her_ids: [\"8100001\", \"8100011\"]\n"
+         "    connector:\n      url: file:"
+      << (outbox / "gp-office").string()
+      << "\n"
+         "  - id: hospital\n    name: Test hospital\n    kind: hospital\n"
+         "    her_ids: [\"8200001\", \"8200010\"]\n    receipts: none\n"
+         "    connector:\n      url: "
+      << http << "/systems/hospital\n";
+  const int admin_port = testenv::free_port();
+  testenv::EngineProcess engine(
+      tmp.path() / "engine",
+      "routes: " + routes.string() + "\nsystems: " + (tmp.path() / "systems.yaml").string() +
+          "\nadmin:\n  port: " + std::to_string(admin_port) + "\n  token: " + kToken +
+          "\naudit:\n  file: " + (tmp.path() / "audit.log").string() + "\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const std::string cfg = " -c " + engine.config().string();
+  setenv("BUDSTIKKE_ACTOR", "e2e-operator", 1);
+
+  // 1. The message fails twice and is dead-lettered; the GP office gets one negative AppRec.
+  engine.drop("dialog.xml", testenv::read_file(src + "/examples/messages/"
+                                                     "dialog-notat-gp-to-hospital.xml"));
+  const std::string dlq = engine.prefix() + "dlq.hospital";
+  ASSERT_TRUE(wait_for([&] { return count(dlq) == 1; }, std::chrono::seconds(90)))
+      << "dlq: " << count(dlq) << "\n"
+      << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  ASSERT_TRUE(
+      wait_for([&] { return files_in(outbox / "gp-office") >= 1; }, std::chrono::seconds(30)));
+
+  // 2. The admin API: 401 without (or with a wrong) token; what each endpoint says.
+  auto get = [&](const std::string& target, const std::string& token = kToken) {
+    return testenv::http_request("GET", "127.0.0.1", admin_port, target, token);
+  };
+  std::vector<std::string> bodies;
+  for (const char* target : {"/metrics", "/api/messages/x", "/api/dlq", "/api/routes"}) {
+    SCOPED_TRACE(target);
+    const auto none = get(target, "");
+    EXPECT_EQ(none.status, 401) << none.body << none.error;
+    const auto wrong = get(target, "not-the-token");
+    EXPECT_EQ(wrong.status, 401) << wrong.body;
+    bodies.push_back(none.body);
+  }
+  EXPECT_EQ(testenv::http_request("POST", "127.0.0.1", admin_port, "/api/routes/reload").status,
+            401);
+  EXPECT_EQ(get("/healthz", "").status, 200);
+  const auto ready = get("/readyz", "");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  const auto dlq_list = get("/api/dlq");
+  ASSERT_EQ(dlq_list.status, 200) << dlq_list.body;
+  const json dl = json::parse(dlq_list.body);
+  EXPECT_EQ(dl.value("depth", -1), 1) << dlq_list.body;
+  const auto dlq_entries = get("/api/dlq?system=hospital");
+  ASSERT_EQ(dlq_entries.status, 200) << dlq_entries.body;
+  EXPECT_NE(dlq_entries.body.find("gave up after 2 attempts"), std::string::npos)
+      << dlq_entries.body;
+  const auto msg = get(std::string("/api/messages/") + kMsgId);
+  ASSERT_EQ(msg.status, 200) << msg.body;
+  EXPECT_NE(msg.body.find("dead_lettered"), std::string::npos) << msg.body;
+  EXPECT_EQ(get("/api/messages/no-such-message").status, 404);
+  EXPECT_EQ(get("/api/nothing-here").status, 404);
+  EXPECT_EQ(testenv::http_request("DELETE", "127.0.0.1", admin_port, "/api/routes", kToken).status,
+            405);
+  const auto routes_status = get("/api/routes");
+  EXPECT_EQ(routes_status.status, 200);
+  EXPECT_NE(routes_status.body.find("dialog-both-ways"), std::string::npos) << routes_status.body;
+  bodies.insert(bodies.end(),
+                {ready.body, dlq_list.body, dlq_entries.body, msg.body, routes_status.body});
+
+  // 3. The hospital is back; replay its DLQ; the message is delivered once more, no new AppRec.
+  down = false;
+  const auto [rrc, replayed] = run("replay" + cfg + " --system hospital");
+  std::printf("budstikke replay --system hospital:\n%s", replayed.c_str());
+  ASSERT_EQ(rrc, 0) << replayed;
+  EXPECT_NE(replayed.find("1 message(s) replayed"), std::string::npos) << replayed;
+  ASSERT_TRUE(
+      wait_for([&] { return receiver.counts()["hospital"] == 1; }, std::chrono::seconds(60)))
+      << "hospital got " << receiver.counts()["hospital"];
+  const auto got = receiver.received();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_NE(got[0].payload.find(kMsgId), std::string::npos);
+  // A second whole-DLQ replay finds nothing new.
+  const auto [rrc2, again] = run("replay" + cfg + " --system hospital");
+  EXPECT_EQ(rrc2, 0) << again;
+  EXPECT_NE(again.find("nothing to replay"), std::string::npos) << again;
+
+  // 4. budstikke track: the whole history, in order.
+  std::string history;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        history = run("track" + cfg + " " + kMsgId).second;
+        return history.find("delivered") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << history;
+  std::printf("budstikke track %s:\n%s", kMsgId, history.c_str());
+  EXPECT_TRUE(in_order(history, {"received via file:inbox", "routed route dialog-both-ways",
+                                 "attempt_failed", "(attempt 1)", "dead_lettered", "(attempt 2)",
+                                 "replayed", "by e2e-operator", "delivered"}))
+      << history;
+  // One AppRec only: the negative one sent when the job died.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(files_in(outbox / "gp-office"), 1u);
+
+  // 5. Metrics: delivered, dead-lettered, DLQ depth back to 0 after the replay.
+  const auto metrics = get("/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("budstikke_dead_lettered_total{system=\"hospital\"} 1"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("budstikke_delivered_total{system=\"hospital\"} 1"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("budstikke_received_total{channel=\"file:inbox\",type=\"dialog\"} 1"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("budstikke_delivery_latency_seconds_bucket{system=\"hospital\""),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("budstikke_consumer_lag{group=\"budstikke-delivery\"}"),
+            std::string::npos)
+      << metrics.body;
+  bodies.push_back(metrics.body);
+  const auto reload =
+      testenv::http_request("POST", "127.0.0.1", admin_port, "/api/routes/reload", kToken);
+  EXPECT_EQ(reload.status, 200) << reload.body;
+  bodies.push_back(reload.body);
+
+  // 6. budstikke audit --patient: who read and re-sent this patient's messages.
+  const auto [arc, audit] = run("audit" + cfg + " --patient " + kFnr);
+  std::printf("budstikke audit --patient ***********:\n%s", audit.c_str());
+  EXPECT_EQ(arc, 0) << audit;
+  EXPECT_NE(audit.find("e2e-operator  replay"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("e2e-operator  track"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("admin-api@127.0.0.1  api.message"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("admin-api@127.0.0.1  api.dlq"), std::string::npos) << audit;
+  const auto [arc2, nobody] = run("audit" + cfg + " --patient 01010112345");
+  EXPECT_EQ(arc2, 0) << nobody;
+  EXPECT_NE(nobody.find("0 audit record(s)"), std::string::npos) << nobody;
+
+  // 7. Bad input against the running broker.
+  const auto [urc, unknown] = run("track" + cfg + " no-such-message");
+  EXPECT_EQ(urc, 1) << unknown;
+  EXPECT_NE(unknown.find("nothing is known about 'no-such-message'"), std::string::npos);
+  const auto [src2, unknown_sys] = run("replay" + cfg + " --system no-such-system");
+  EXPECT_EQ(src2, 2) << unknown_sys;
+  EXPECT_NE(unknown_sys.find("unknown system 'no-such-system'"), std::string::npos);
+  const auto [mrc, no_match] = run("replay" + cfg + " --system hospital --message-id nope");
+  EXPECT_EQ(mrc, 1) << no_match;
+
+  EXPECT_EQ(engine.stop(), 0);
+
+  // 8. Privacy: no identity number in any response, CLI output, log line or the audit log.
+  std::vector<std::pair<std::string, std::string>> texts = {
+      {"replay", replayed}, {"track", history}, {"audit", audit}, {"unknown", unknown}};
+  for (size_t i = 0; i < bodies.size(); ++i)
+    texts.push_back({"body " + std::to_string(i), bodies[i]});
+  for (const char* f : {"engine/engine-1.log", "engine/engine-1.out", "audit.log"})
+    texts.push_back({f, testenv::read_file(tmp.path() / f)});
+  for (const auto& [what, text] : texts) {
+    EXPECT_EQ(text.find(kFnr), std::string::npos) << what << ":\n" << text;
+    EXPECT_FALSE(contains_identity_number(text)) << what << ":\n" << text;
+  }
+}
+
+}  // namespace
+}  // namespace budstikke
