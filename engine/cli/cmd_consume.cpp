@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,8 @@
 #include "engine/core/crypto.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/redact.hpp"
+#include "engine/event/event.hpp"
+#include "engine/ops/audit.hpp"
 
 namespace budstikke::cli {
 
@@ -89,6 +92,22 @@ int cmd_consume(const Args& args) {
       return 1;
     }
   }
+  // --raw shows message content: recorded in the audit log before anything is shown, and
+  // again at the end with the patients whose events were shown.
+  std::unique_ptr<ops::AuditLog> audit;
+  ops::AuditEntry entry;
+  if (raw) {
+    audit = std::make_unique<ops::AuditLog>(cfg);
+    entry.actor = ops::cli_actor(cfg);
+    entry.action = "consume.raw";
+    for (const auto& t : topics) entry.detail += (entry.detail.empty() ? "" : ",") + t;
+    if (auto st = audit->record(entry); !st) {
+      std::fprintf(stderr,
+                   "budstikke consume: refused: the audit record could not be written: %s\n",
+                   st.error().message.c_str());
+      return 1;
+    }
+  }
   // A throw-away group: reads from the beginning, commits nothing that matters.
   auto c = bus::Consumer::create(cfg.kafka, "budstikke-consume-" + uuid_v4(), topics);
   if (!c) {
@@ -113,6 +132,8 @@ int cmd_consume(const Args& args) {
     const auto& msg = **m;
     ++n;
     if (raw) {
+      if (auto e = event_from_json_string(msg.value()))
+        if (auto pr = patient_ref(*e, cfg.key_secret); !pr.empty()) entry.patient_refs.insert(pr);
       std::printf("%s\n", redact_identity_numbers(msg.value()).c_str());
       continue;
     }
@@ -159,6 +180,12 @@ int cmd_consume(const Args& args) {
   }
   (void)(*c)->close();
   std::fprintf(stderr, "%ld record(s)\n", n);
+  if (audit) {
+    entry.count = n;
+    if (auto st = audit->record(entry); !st)
+      std::fprintf(stderr, "budstikke consume: the closing audit record was not written: %s\n",
+                   st.error().message.c_str());
+  }
   return 0;
 }
 
