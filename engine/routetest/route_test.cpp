@@ -149,10 +149,10 @@ std::vector<std::string> line_diff(const std::string& expected, const std::strin
       ops.push_back({' ', a[i]});
       ++i;
       ++j;
-    } else if (j < m && (i == n || l[i][j + 1] >= l[i + 1][j])) {
-      ops.push_back({'+', b[j++]});
-    } else {
+    } else if (i < n && (j == m || l[i + 1][j] >= l[i][j + 1])) {
       ops.push_back({'-', a[i++]});
+    } else {
+      ops.push_back({'+', b[j++]});
     }
   }
   // Changed lines with two lines of context.
