@@ -33,6 +33,12 @@ Result<History> message_history(const config::EngineConfig& cfg, const std::stri
     json t = json::parse(m.value(), nullptr, false);
     if (!t.is_object()) return true;
     const std::string event_id = t.value("event_id", "");
+    // A receipt that answers the message belongs to its history, not the receipt's own
+    // event ids (which would pull in the receipt's routing).
+    if (t.value("in_reply_to", "") == id && t.value("message_id", "") != id) {
+      h.states.push_back(std::move(t));
+      return true;
+    }
     const bool mine = m.key() == key || t.value("message_id", "") == id ||
                       t.value("conversation_ref", "") == id || h.event_ids.count(event_id) > 0;
     if (mine) {
@@ -70,6 +76,17 @@ std::string describe_state(const json& t) {
   add("system", "to ");
   add("code", "code ");
   add("by", "by ");
+  if (t.contains("in_reply_to") && t.value("message_id", "") != "") {
+    line += " answering " + t.value("in_reply_to", "");
+    const std::string st = t.value("receipt_status", "");
+    if (!st.empty())
+      line += std::string(" status ") + st + (st == "1" ? " (OK)" : st == "2" ? " (rejected)" : "");
+    if (auto er = t.find("receipt_errors"); er != t.end() && er->is_array() && !er->empty()) {
+      std::string codes;
+      for (const auto& x : *er) codes += (codes.empty() ? "" : ",") + x.get<std::string>();
+      line += " errors " + codes;
+    }
+  }
   if (t.contains("attempts") && t.at("attempts").is_number())
     line += " (attempt " + std::to_string(t.value("attempts", 0)) + ")";
   if (t.contains("latency_ms") && t.at("latency_ms").is_number())

@@ -219,6 +219,17 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
                 {"type", std::string(to_string(e.type))},
                 {"validated", e.source.validated.value_or(false)}};
       if (const auto pr = patient_ref(e, settings_.key_secret); !pr.empty()) t["patient_ref"] = pr;
+      // track finds a message by its conversation, and a receipt under the message it answers.
+      if (!e.conversation.conversation_ref.empty())
+        t["conversation_ref"] = e.conversation.conversation_ref;
+      if (!e.conversation.in_reply_to.empty()) {
+        t["in_reply_to"] = e.conversation.in_reply_to;
+        if (const auto st = e.body.find("status"); st != e.body.end() && st->is_object()) {
+          t["receipt_status"] = st->value("code", "");
+          if (const auto er = e.body.find("errors"); er != e.body.end() && er->is_array())
+            for (const auto& x : *er) t["receipt_errors"].push_back(x.value("code", ""));
+        }
+      }
       pending->type = std::string(to_string(e.type));
       records.push_back({prefix + kTrackingTopic,
                          tracking_key(e.source.message_id, settings_.key_secret),

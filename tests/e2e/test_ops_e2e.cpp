@@ -183,12 +183,32 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
   EXPECT_EQ(rrc2, 0) << again;
   EXPECT_NE(again.find("nothing to replay"), std::string::npos) << again;
 
+  // The hospital's system answers with an AppRec: part of the message's history.
+  engine.drop("apprec.xml",
+              std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                          "<AppRec xmlns=\"http://www.kith.no/xmlstds/apprec/2004-11-21\">\n"
+                          "  <MsgType V=\"APPREC\" DN=\"Applikasjonskvittering\"/>\n"
+                          "  <MIGversion>v1.0 2004-11-21</MIGversion>\n"
+                          "  <GenDate>2026-11-22T06:00:00</GenDate>\n"
+                          "  <Id>e2e-apprec-0001</Id>\n"
+                          "  <Sender><HCP><Inst><Name>Test hospital</Name><Id>8200001</Id>"
+                          "<TypeId V=\"HER\" DN=\"HER-id\"/></Inst></HCP></Sender>\n"
+                          "  <Receiver><HCP><Inst><Name>Test GP office</Name><Id>8100001</Id>"
+                          "<TypeId V=\"HER\" DN=\"HER-id\"/></Inst></HCP></Receiver>\n"
+                          "  <Status V=\"1\" DN=\"OK\"/>\n"
+                          "  <OriginalMsgId>\n"
+                          "    <MsgType V=\"DIALOG_NOTAT\" DN=\"Notat\"/>\n"
+                          "    <IssueDate>2026-11-20T09:12:00</IssueDate>\n"
+                          "    <Id>") +
+                  kMsgId + "</Id>\n  </OriginalMsgId>\n</AppRec>\n");
+
   // 4. budstikke track: the whole history, in order.
   std::string history;
   ASSERT_TRUE(wait_for(
       [&] {
         history = run("track" + cfg + " " + kMsgId).second;
-        return history.find("delivered") != std::string::npos;
+        return history.find("delivered route dialog-both-ways") != std::string::npos &&
+               history.find("answering") != std::string::npos;
       },
       std::chrono::seconds(30)))
       << history;
@@ -196,6 +216,10 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
   EXPECT_TRUE(in_order(history, {"received via file:inbox", "routed route dialog-both-ways",
                                  "attempt_failed", "(attempt 1)", "dead_lettered", "(attempt 2)",
                                  "replayed", "by e2e-operator", "delivered"}))
+      << history;
+  EXPECT_NE(history.find("received via file:inbox as apprec answering " + std::string(kMsgId) +
+                         " status 1 (OK)"),
+            std::string::npos)
       << history;
   // One AppRec only: the negative one sent when the job died.
   std::this_thread::sleep_for(std::chrono::seconds(2));
