@@ -81,8 +81,11 @@ Result<std::vector<Candidate>> one_to_one(const config::EngineConfig& cfg,
   auto hist = message_history(cfg, req.message_id);
   if (!hist) return hist.error();
   std::string type;
+  // The message's own "received" state (not that of a receipt answering it).
   for (const auto& s : hist->states)
-    if (s.value("state", "") == "received") type = s.value("type", "");
+    if (type.empty() && s.value("state", "") == "received" &&
+        s.value("in_reply_to", "") != req.message_id)
+      type = s.value("type", "");
   if (type.empty())
     return Error::permanent(ErrorDomain::kConfig, "message '" +
                                                       redact_identity_numbers(req.message_id) +
@@ -108,7 +111,7 @@ Result<std::vector<Candidate>> one_to_one(const config::EngineConfig& cfg,
   // Rendered as a route would for this system: a route of one destination.
   config::Diagnostics d;
   const std::string text = "name: replay\nfrom: [" + type +
-                           "]\nrender: [kith, hl7v2, json, original]\nto: [" + sys->id +
+                           "]\nrender: [kith, hl7v2/2.5, json, original]\nto: [" + sys->id +
                            "]\nreceipts: none\n";
   auto route = route::parse_route(text, "(replay)", reg, codecs, d);
   if (!route || d.has_errors())

@@ -223,13 +223,48 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
       << history;
   // One AppRec only: the negative one sent when the job died.
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  EXPECT_EQ(files_in(outbox / "gp-office"), 1u);
+  ASSERT_EQ(files_in(outbox / "gp-office"), 1u);
+
+  // One message to one system: the dialog rendered for the GP office (readdressed KITH).
+  const size_t gp_files = files_in(outbox / "gp-office");
+  const auto [trc, to_gp] =
+      run("replay" + cfg + " --message-id " + std::string(kMsgId) + " --to gp-office");
+  std::printf("budstikke replay --message-id ... --to gp-office:\n%s", to_gp.c_str());
+  EXPECT_EQ(trc, 0) << to_gp;
+  EXPECT_NE(to_gp.find("-> gp-office"), std::string::npos) << to_gp;
+  ASSERT_TRUE(wait_for([&] { return files_in(outbox / "gp-office") == gp_files + 1; },
+                       std::chrono::seconds(60)))
+      << to_gp;
+  bool readdressed = false;
+  for (const auto& e : fs::directory_iterator(outbox / "gp-office")) {
+    const std::string f = testenv::read_file(e.path());
+    if (f.find("<Dialogmelding") != std::string::npos &&
+        f.find("Test GP office") != std::string::npos)
+      readdressed = true;
+  }
+  EXPECT_TRUE(readdressed) << "no readdressed dialogmelding in the GP office's outbox";
+  // The same over the admin API: a dry run of one message; bad requests get 400.
+  auto post = [&](const std::string& target, const std::string& body) {
+    return testenv::http_request("POST", "127.0.0.1", admin_port, target, kToken, body);
+  };
+  const auto api_replay =
+      post("/api/dlq/replay", std::string(R"({"system": "hospital", "message_id": ")") + kMsgId +
+                                  R"(", "dry_run": true})");
+  EXPECT_EQ(api_replay.status, 200) << api_replay.body;
+  EXPECT_NE(api_replay.body.find("\"replayed\": 1"), std::string::npos) << api_replay.body;
+  EXPECT_EQ(post("/api/dlq/replay", R"({"system": 5})").status, 400);
+  EXPECT_EQ(post("/api/dlq/replay", R"({"all": true, "since": "yesterday"})").status, 400);
+  EXPECT_EQ(post("/api/dlq/replay", R"({"system": "no-such-system"})").status, 400);
+  EXPECT_EQ(post("/api/dlq/replay", "not json").status, 400);
+  bodies.push_back(api_replay.body);
 
   // 5. Metrics: delivered, dead-lettered, DLQ depth back to 0 after the replay.
   const auto metrics = get("/metrics");
   ASSERT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("budstikke_dead_lettered_total{system=\"hospital\"} 1"),
             std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("budstikke_dlq_depth{system=\"hospital\"} 0"), std::string::npos)
       << metrics.body;
   EXPECT_NE(metrics.body.find("budstikke_delivered_total{system=\"hospital\"} 1"),
             std::string::npos)
