@@ -197,7 +197,11 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines
     return received() == expected_total && files_in(gp, "AppRec") == static_cast<size_t>(kDialog) &&
            files_in(gp) == static_cast<size_t>(kDialog + kResult) &&
            count(engine.prefix() + "national.kjernejournal") >= kAdt &&
-           count(engine.prefix() + "dlq." + kDown) >= kAdt;
+           count(engine.prefix() + "dlq." + kDown) >= kAdt && [&] {
+             const auto got = receiver.deliveries();
+             const auto lab = got.find("nordvik-lab");
+             return lab != got.end() && lab->second.size() == static_cast<size_t>(kResult);
+           }();
   };
 
   // Crash the engine twice: first while the routes are still working through the input
@@ -237,8 +241,13 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines
     EXPECT_TRUE(it != got.end()) << s << " received nothing";
   }
   EXPECT_EQ(got.count(kDown), 0u) << "the down system acknowledged nothing";
+  // The lab gets an AppRec for each of its results, once the GP office had it.
+  const auto lab = got.find("nordvik-lab");
+  EXPECT_TRUE(lab != got.end() && lab->second.size() == static_cast<size_t>(kResult))
+      << "AppRecs at nordvik-lab: " << (lab == got.end() ? 0 : lab->second.size());
   // Nothing arrived anywhere the routes do not send it.
-  for (const auto& [s, ids] : got) EXPECT_TRUE(expected.count(s)) << "unexpected system " << s;
+  for (const auto& [s, ids] : got)
+    EXPECT_TRUE(expected.count(s) || s == "nordvik-lab") << "unexpected system " << s;
   EXPECT_EQ(missing, 0u);
   EXPECT_EQ(files_in(gp, "AppRec"), static_cast<size_t>(kDialog));
   EXPECT_EQ(files_in(gp), static_cast<size_t>(kDialog + kResult));
