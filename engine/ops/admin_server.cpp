@@ -529,6 +529,8 @@ void AdminServer::stop() {
     // Handlers in flight finish first (they may still use the engine's objects).
     I.cv.wait_for(lock, std::chrono::seconds(60), [&] { return I.active == 0; });
   }
+  for (const char* g : {"budstikke_dlq_depth", "budstikke_consumer_lag", "budstikke_routes_loaded"})
+    metrics::global().remove_gauge(g);
   asio::post(I.io, [impl = impl_] {
     beast::error_code ec;
     impl->acceptor.close(ec);

@@ -81,9 +81,11 @@ std::string reload(const StageBuilder& build, bus::Producer& producer,
 nlohmann::json EngineControl::reload(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   const uint64_t before = finished_;
+  if (closing_) return {{"applied", false}, {"errors", "the engine is shutting down"}};
   requested_ = true;
-  if (!cv_.wait_for(lock, timeout, [&] { return finished_ > before; }))
+  if (!cv_.wait_for(lock, timeout, [&] { return finished_ > before || closing_; }))
     return {{"applied", false}, {"errors", "timed out waiting for the reload"}};
+  if (finished_ == before) return {{"applied", false}, {"errors", "the engine is shutting down"}};
   return last_reload_;
 }
 
@@ -120,6 +122,14 @@ void EngineControl::set_stages(bool running, nlohmann::json status) {
   const std::lock_guard lock(mu_);
   running_ = running;
   status_ = std::move(status);
+}
+
+void EngineControl::closing() {
+  {
+    const std::lock_guard lock(mu_);
+    closing_ = true;
+  }
+  cv_.notify_all();
 }
 
 void apply_logging(const config::EngineConfig& cfg) {
@@ -241,6 +251,7 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
       }
     }
     control.set_stages(false, stages_status(stages));
+    control.closing();
     log::info(kModule, "stopping", {{"signal", std::to_string(g_signal.load())}});
   }
   // Graceful: sources stop taking input and finish what is in flight; then flush.

@@ -46,6 +46,8 @@ class EngineControl {
   bool take_reload_request();
   void reload_finished(bool applied, const std::string& errors);
   void set_stages(bool running, nlohmann::json status);
+  // Shutting down: reload requests are answered at once, never again applied.
+  void closing();
 
  private:
   mutable std::mutex mu_;
@@ -54,6 +56,7 @@ class EngineControl {
   uint64_t finished_ = 0;  // reloads finished so far
   nlohmann::json last_reload_ = nullptr;
   bool running_ = false;
+  bool closing_ = false;
   nlohmann::json status_ = nlohmann::json::object();
 };
 

@@ -283,6 +283,11 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
   EXPECT_EQ(reload.status, 200) << reload.body;
   bodies.push_back(reload.body);
 
+  // consume --raw shows content: audited too.
+  const auto [crc, raw] = run("consume" + cfg + " --raw --max 1 canonical.dialog");
+  EXPECT_EQ(crc, 0) << raw;
+  EXPECT_NE(raw.find("***********"), std::string::npos) << "the number is redacted in --raw";
+
   // 6. budstikke audit --patient: who read and re-sent this patient's messages.
   const auto [arc, audit] = run("audit" + cfg + " --patient " + kFnr);
   std::printf("budstikke audit --patient ***********:\n%s", audit.c_str());
@@ -291,6 +296,7 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
   EXPECT_NE(audit.find("e2e-operator  track"), std::string::npos) << audit;
   EXPECT_NE(audit.find("admin-api@127.0.0.1  api.message"), std::string::npos) << audit;
   EXPECT_NE(audit.find("admin-api@127.0.0.1  api.dlq"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("e2e-operator  consume.raw"), std::string::npos) << audit;
   const auto [arc2, nobody] = run("audit" + cfg + " --patient 01010112345");
   EXPECT_EQ(arc2, 0) << nobody;
   EXPECT_NE(nobody.find("0 audit record(s)"), std::string::npos) << nobody;
@@ -308,8 +314,11 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
   EXPECT_EQ(engine.stop(), 0);
 
   // 8. Privacy: no identity number in any response, CLI output, log line or the audit log.
-  std::vector<std::pair<std::string, std::string>> texts = {
-      {"replay", replayed}, {"track", history}, {"audit", audit}, {"unknown", unknown}};
+  std::vector<std::pair<std::string, std::string>> texts = {{"replay", replayed},
+                                                            {"track", history},
+                                                            {"audit", audit},
+                                                            {"unknown", unknown},
+                                                            {"consume --raw", raw}};
   for (size_t i = 0; i < bodies.size(); ++i)
     texts.push_back({"body " + std::to_string(i), bodies[i]});
   for (const char* f : {"engine/engine-1.log", "engine/engine-1.out", "audit.log"})
