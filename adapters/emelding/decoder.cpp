@@ -272,15 +272,27 @@ json lab_results(const tree::Node* root) {
   return out;
 }
 
+// The analyses a requisition asks for: Rekvisisjon has them as ReqInvestigation/Investigation
+// beside the sample (AnalysedSubject); older layouts nest them in the sample.
 json requested_analyses(const tree::Node* root) {
   json out = json::array();
   std::vector<const tree::Node*> items;
-  collect(root, "AnalysedSubject", items);
+  collect(root, "ReqInvestigation", items);
+  if (items.empty()) collect(root, "AnalysedSubject", items);
   for (const auto* s : items) {
+    std::string specimen;
+    if (const auto* sub = tree::child(s, "AnalysedSubject")) {
+      if (const auto* tc = tree::child(sub, "TypeCoded")) specimen = tree::attr(tc, "DN");
+      if (specimen.empty()) specimen = tree::text_at(sub, "Type");
+    }
     std::vector<const tree::Node*> ids;
     collect(s, "Investigation", ids);
     for (const auto* inv : ids)
-      if (const auto* id = tree::child(inv, "Id")) out.push_back(coded(id));
+      if (const auto* id = tree::child(inv, "Id")) {
+        json a = coded(id);
+        if (!specimen.empty()) a["specimen"] = specimen;
+        out.push_back(std::move(a));
+      }
   }
   return out;
 }

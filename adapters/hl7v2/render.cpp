@@ -1,7 +1,8 @@
 // Canonical events of any origin rendered as HL7 v2 messages (for systems that only take
-// HL7): lab results as ORU^R01, patient movements as ADT, and every other kind as a
-// document (MDM^T02) carrying the original message as an encapsulated attachment. HL7
-// events are never rebuilt here: Hl7Codec::render readdresses their original.
+// HL7): lab results as ORU^R01, lab requisitions as OML^O21, referrals as REF^I12, patient
+// movements as ADT, and every other kind as a document (MDM^T02) carrying the original
+// message as an encapsulated attachment. HL7 events are never rebuilt here:
+// Hl7Codec::render readdresses their original.
 
 #include "adapters/hl7v2/render.hpp"
 
@@ -161,6 +162,76 @@ std::string pv1(const Event& e) {
   return "PV1|1|" + esc(str(v, "class").empty() ? "I" : str(v, "class")) + "\r";
 }
 
+// XCN: id^family^given of a person ("Mari Lindqvist" -> Lindqvist^Mari).
+std::string xcn(const Person& p) {
+  if (p.empty()) return "";
+  const std::string id = !p.her_id.empty() ? p.her_id : p.hpr_number;
+  std::string family = p.name;
+  std::string given;
+  if (const auto comma = p.name.find(','); comma != std::string::npos) {
+    family = p.name.substr(0, comma);
+    given = p.name.substr(comma + 1);
+    if (!given.empty() && given[0] == ' ') given.erase(0, 1);
+  } else if (const auto sp = p.name.rfind(' '); sp != std::string::npos) {
+    given = p.name.substr(0, sp);
+    family = p.name.substr(sp + 1);
+  }
+  return esc(id) + "^" + esc(family) + "^" + esc(given);
+}
+
+std::string org_name(const Party& p) {
+  return !p.department.name.empty() ? p.organisation.name + " / " + p.department.name
+                                    : p.organisation.name;
+}
+
+std::string her_of(const Party& p) {
+  return !p.department.her_id.empty() ? p.department.her_id : p.organisation.her_id;
+}
+
+// OML^O21: the order (ORC) and one OBR per requested analysis.
+std::string oml(const Event& e) {
+  const json& b = e.body;
+  std::string placer = str(b, "request_id");
+  if (placer.empty()) placer = e.source.message_id;
+  const std::string when = hl7_ts(str(b, "issued"));
+  const std::string requester = xcn(e.sender.person);
+  std::string out = pid(e) + "PV1|1|O\r";
+  out += "ORC|NW|" + esc(placer) + "|||||||" + when + "|||" + requester + "|||||||||" +
+         esc(org_name(e.sender)) + "^^^^^^^^^" + esc(her_of(e.sender)) + "\r";
+  int n = 0;
+  for (const auto& a : b.value("analyses", json::array())) {
+    out += "OBR|" + std::to_string(++n) + "|" + esc(placer) + "||" + coded(a) + "|||" + when +
+           "||||||||" + esc(str(a, "specimen")) + "|" + requester + "\r";
+  }
+  return out;
+}
+
+// REF^I12: the referral (RF1), referring and receiving providers (PRD), the patient,
+// diagnoses (DG1) and the reasons as notes (NTE).
+std::string ref(const Event& e, const runtime::RenderRequest& r) {
+  const json& b = e.body;
+  std::string out = "RF1|P^Pending|" + esc(str(b.value("priority", json::object()), "code")) + "|" +
+                    esc(str(b, "requested_service")) + "||" + "|" + esc(e.source.message_id) +
+                    "|||" + hl7_ts(str(b, "generated")) + "\r";
+  const std::string referring = xcn(e.sender.person);
+  out += "PRD|RP|" + (referring.empty() ? "" : referring.substr(referring.find('^') + 1)) + "||" +
+         esc(org_name(e.sender)) + "^^^^^^^^^" + esc(her_of(e.sender)) + "|||" +
+         esc(her_of(e.sender)) + "^HER\r";
+  out += "PRD|RT|||" + esc(r.receiver.organisation.name) + "|||" +
+         esc(r.receiver.organisation.her_id) + "^HER\r";
+  out += pid(e);
+  int n = 0;
+  for (const auto& d : b.value("diagnoses", json::array()))
+    out += "DG1|" + std::to_string(++n) + "||" + coded(d) + "\r";
+  n = 0;
+  for (const auto& reason : b.value("reasons", json::array())) {
+    const std::string heading = str(reason, "heading");
+    out += "NTE|" + std::to_string(++n) + "||" + esc(heading.empty() ? "" : heading + ": ") +
+           esc(str(reason, "text")) + "\r";
+  }
+  return out;
+}
+
 std::string mdm(const Event& e, std::string_view original) {
   const std::string mime = e.original ? e.original->mime : "application/xml";
   return "EVN|T02|" + now_ts() + "\r" + pid(e) + "PV1|1|N\r" + "TXA|1|" +
@@ -190,6 +261,10 @@ Result<std::string> render_event(const Event& e, std::string_view original,
       return msh(e, r, "ADT^A02^ADT_A02", version) + "EVN|A02|" + now_ts() + "\r" + pid(e) + pv1(e);
     case EventType::kPatientUpdate:
       return msh(e, r, "ADT^A08^ADT_A01", version) + "EVN|A08|" + now_ts() + "\r" + pid(e) + pv1(e);
+    case EventType::kLabRequisition:
+      return msh(e, r, "OML^O21^OML_O21", version) + oml(e);
+    case EventType::kReferral:
+      return msh(e, r, "REF^I12^REF_I12", version) + ref(e, r);
     default:
       if (original.empty())
         return Error::permanent(ErrorDomain::kCodec,

@@ -102,3 +102,67 @@ TEST(Render, OtherKindsTravelAsAnMdmDocumentWithTheOriginal) {
   EXPECT_EQ(base64_decode(m.get("OBX-5-5").value_or("")).value_or(""), xml);
   EXPECT_EQ(m.get("TXA-12"), e.source.message_id);
 }
+
+TEST(Render, RekvisisjonBecomesOmlO21WithAnOrderPerAnalysis) {
+  emelding::EmeldingCodec kith(nullptr);
+  hl7v2::Hl7Codec hl7;
+  const std::string xml = testenv::read_file(testenv::source_dir() /
+                                             "examples/messages/rekvisisjon-lab-requisition.xml");
+  const Event e = decode(kith, xml);
+  ASSERT_EQ(e.type, EventType::kLabRequisition);
+  ASSERT_EQ(e.body.at("analyses").size(), 2u);
+  EXPECT_EQ(e.body.at("analyses")[0].value("specimen", ""), "Plasma");
+  auto er7 = hl7.render(e, xml, to_lab());
+  ASSERT_TRUE(er7.ok()) << er7.error().message;
+  const auto m = parse(*er7);
+  EXPECT_EQ(m.get("MSH-9-1"), "OML");
+  EXPECT_EQ(m.get("MSH-9-2"), "O21");
+  EXPECT_EQ(m.get("MSH-10"), e.source.message_id);
+  EXPECT_EQ(m.get("PID-3-1"), "12837512393");
+  EXPECT_EQ(m.get("ORC-1"), "NW");
+  EXPECT_EQ(m.get("ORC-2"), "c4e2b8d3-2f55-4a1f-8b4c-6d7e8f9a0b12");
+  EXPECT_EQ(m.get("ORC-12-1"), "8100011");
+  EXPECT_EQ(m.get("ORC-12-2"), "Lindqvist");
+  EXPECT_EQ(m.get("ORC-21-10"), "8100001");
+  EXPECT_EQ(m.count("OBR"), 2u);
+  EXPECT_EQ(m.get("OBR(1)-4-1"), "NPU03230");
+  EXPECT_EQ(m.get("OBR(1)-4-2"), "P-Kalium");
+  EXPECT_EQ(m.get("OBR(2)-4-1"), "NPU03429");
+  EXPECT_EQ(m.get("OBR(2)-15"), "Plasma");
+  // Read back: a lab requisition with both orders.
+  const Event back = decode(hl7, *er7);
+  EXPECT_EQ(back.type, EventType::kLabRequisition);
+  EXPECT_EQ(back.body.at("orders").size(), 2u) << back.body.dump();
+}
+
+TEST(Render, HenvisningBecomesRefI12WithDiagnosesAndReasons) {
+  emelding::EmeldingCodec kith(nullptr);
+  hl7v2::Hl7Codec hl7;
+  const std::string xml =
+      testenv::read_file(testenv::source_dir() / "examples/messages/henvisning-gp-to-hospital.xml");
+  const Event e = decode(kith, xml);
+  ASSERT_EQ(e.type, EventType::kReferral);
+  runtime::RenderRequest to_dips;
+  to_dips.format = "hl7v2/2.5";
+  to_dips.system_id = "nordvik-dips";
+  to_dips.receiver.organisation.her_id = "8200001";
+  to_dips.receiver.organisation.name = "Nordvik sykehus HF";
+  auto er7 = hl7.render(e, xml, to_dips);
+  ASSERT_TRUE(er7.ok()) << er7.error().message;
+  const auto m = parse(*er7);
+  EXPECT_EQ(m.get("MSH-9-1"), "REF");
+  EXPECT_EQ(m.get("MSH-9-2"), "I12");
+  EXPECT_EQ(m.get("RF1-6"), e.source.message_id);
+  EXPECT_EQ(m.get("PRD(1)-1"), "RP");
+  EXPECT_EQ(m.get("PRD(1)-7-1"), "8100001");
+  EXPECT_EQ(m.get("PRD(2)-1"), "RT");
+  EXPECT_EQ(m.get("PRD(2)-7-1"), "8200001");
+  EXPECT_EQ(m.get("PID-5-1"), "Fjellheim");
+  EXPECT_EQ(m.get("DG1-3-1"), "R02");
+  EXPECT_EQ(m.get("DG1-3-3"), "ICPC-2");
+  EXPECT_NE(m.get("NTE-3").value_or("").find("tungpust ved anstrengelse"), std::string::npos);
+  const Event back = decode(hl7, *er7);
+  EXPECT_EQ(back.type, EventType::kReferral);
+  ASSERT_TRUE(back.body.contains("diagnoses")) << back.body.dump();
+  EXPECT_EQ(back.body.at("diagnoses")[0].value("code", ""), "R02");
+}
