@@ -403,7 +403,8 @@ Result<std::unique_ptr<Consumer>> Consumer::create(const KafkaSettings& settings
                  {"isolation.level", opts.read_committed ? "read_committed" : "read_uncommitted"},
                  {"session.timeout.ms", std::to_string(opts.session_timeout_ms)},
                  {"max.poll.interval.ms", std::to_string(opts.max_poll_interval_ms)},
-                 {"enable.partition.eof", "false"}});
+                 {"enable.partition.eof", "false"},
+                 {"fetch.wait.max.ms", std::to_string(opts.fetch_wait_max_ms)}});
   if (!conf) return conf.error();
   std::unique_ptr<Consumer> c(new Consumer());
   c->group_ = group_id;

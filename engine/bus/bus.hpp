@@ -137,6 +137,10 @@ struct ConsumerOptions {
   // Transactional consumers commit offsets through TransactionalProducer::send_offsets only;
   // on a rebalance their uncommitted stored offsets are dropped, never committed directly.
   bool transactional = false;
+  // How long the broker may hold a fetch when there is nothing new. librdkafka's 500 ms
+  // default shows up as latency when new records become visible only at a transaction
+  // commit (read_committed); the engine's stages ask for less.
+  int fetch_wait_max_ms = 500;
 };
 
 struct TopicPartitionOffset {

@@ -571,6 +571,7 @@ Status DeliveryStage::start() {
   }
   if (topics.empty()) return {};
   bus::ConsumerOptions co;
+  co.fetch_wait_max_ms = 20;
   auto c = bus::Consumer::create(I.settings.kafka, I.settings.topic_prefix + "budstikke-delivery",
                                  topics, co);
   if (!c) return c.error();
