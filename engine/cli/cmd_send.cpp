@@ -30,6 +30,12 @@ int cmd_send(const Args& args) {
   }
   const std::string host = target.substr(0, colon);
   const std::string port = target.substr(colon + 1);
+  // Every file first: a typo in a name should not cost a connection to a hospital system.
+  for (size_t i = 1; i < args.size(); ++i)
+    if (!std::ifstream(args[i], std::ios::binary)) {
+      std::fprintf(stderr, "budstikke send: %s: cannot read the file\n", args[i].c_str());
+      return 2;
+    }
   int failures = 0;
   try {
     asio::io_context io;

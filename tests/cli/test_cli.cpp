@@ -165,7 +165,31 @@ TEST_F(Cli, ShippedRouteTestsPass) {
   }
 }
 
+TEST_F(Cli, DecodeSendLintOnBadInput) {
+  const std::string src = testenv::source_dir().string();
+  expect_clean_failure(run("decode " + (dir_ / "gone.xml").string()), 1,
+                       "gone.xml: cannot read the file");
+  expect_clean_failure(run("decode --schemas " + (testenv::standards_dir() / "xsd").string() + " " +
+                           src + "/examples/messages/not-a-message.txt"),
+                       1, "REJECTED");
+  expect_clean_failure(run("send 127.0.0.1:1 " + (dir_ / "gone.hl7").string()), 2,
+                       "gone.hl7: cannot read the file");
+  expect_clean_failure(run("send 127.0.0.1:1 " + src + "/examples/messages/adt-a01-admission.hl7"),
+                       1, "Connection refused");
+  expect_clean_failure(run("send no-port x"), 2, "is not HOST:PORT");
+  expect_clean_failure(run("lint " + (dir_ / "gone.yaml").string()), 1,
+                       "gone.yaml: error: cannot open file");
+  expect_clean_failure(run("lint" + cfg("broken.yaml")), 1, "broken.yaml:");
+  const CmdResult v = run("version");
+  EXPECT_EQ(v.code, 0);
+  EXPECT_NE(v.out.find("budstikke "), std::string::npos);
+  const CmdResult ref = run("config-reference");
+  EXPECT_EQ(ref.code, 0);
+  EXPECT_NE(ref.out.find("### admin"), std::string::npos) << ref.out.substr(0, 500);
+}
+
 TEST_F(Cli, BrokerDown) {
+  expect_clean_failure(run("consume canonical.dialog" + cfg()), 1, "is not reachable");
   expect_clean_failure(run("track some-message" + cfg()), 1, "is not reachable");
   expect_clean_failure(run("replay --system nordvik-dips" + cfg()), 1, "is not reachable");
   expect_clean_failure(run("audit --patient 12837512393 --topic-only" + cfg()), 1,
