@@ -1,7 +1,9 @@
 #include "engine/route/route_stage.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -55,7 +57,8 @@ void count_committed(const std::string& prefix, const std::string& route,
 
 void transactional_loop(const RouteStageSettings& s, const std::string& name,
                         const std::vector<std::string>& topics, const std::atomic<bool>& stop,
-                        RouteCounters& counters, const Process& process) {
+                        RouteCounters& counters, const Process& process,
+                        const std::function<void(bool committed)>& after_batch = {}) {
   const std::string group = s.topic_prefix + "budstikke-route-" + name;
   const std::string txn_id = group + "-" + s.instance;
   while (!stop.load()) {
@@ -114,9 +117,11 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
                   {{"route", name}, {"error", st.error().message}});
         counters.aborted_batches.fetch_add(1);
         (void)(*producer)->abort();
+        if (after_batch) after_batch(false);
         broken = true;
         continue;
       }
+      if (after_batch) after_batch(true);
       (*consumer)->clear_stored();
       count_committed(s.topic_prefix, name, records, batch.size());
     }
@@ -267,6 +272,23 @@ void RouteStage::run_route(const Route* route) {
 
 void RouteStage::run_receipts() {
   const std::string prefix = s_.topic_prefix;
+  // One AppRec per message and addressee, ever: what was sent is on apprec.sent (written in
+  // the same transaction as the delivery job), read back here at start. A second receipt for
+  // the same message (a resent message, a replay) stays on apprec.outbound, and tracking
+  // says why.
+  const std::string sent_topic = prefix + runtime::kAppRecSentTopic;
+  std::set<std::string> answered;
+  std::set<std::string> pending;  // this batch's, until its transaction commits
+  if (auto topics = bus::list_topics(s_.kafka);
+      topics && std::find(topics->begin(), topics->end(), sent_topic) != topics->end()) {
+    auto st = bus::scan_topics(s_.kafka, {sent_topic}, [&](const bus::Message& m) {
+      answered.insert(std::string(m.key()));
+      return true;
+    });
+    if (!st)
+      log::warn(kModule, "could not read the receipts already sent; duplicates are possible",
+                {{"error", st.error().message}});
+  }
   transactional_loop(
       s_, "receipts", {prefix + runtime::kAppRecOutboundTopic}, stop_, counters_,
       [&](const bus::Message& m, std::vector<bus::Record>& out) {
@@ -289,6 +311,31 @@ void RouteStage::run_receipts() {
                          {{"bs-state", "receipt_not_sent"}},
                          -1});
           return;
+        }
+        const std::string sent_key =
+            original.empty() ? std::string()
+                             : "s:" + hmac_sha256_hex(s_.key_secret, original + "|" + s->id);
+        if (!sent_key.empty() && (answered.count(sent_key) || pending.count(sent_key))) {
+          out.push_back({prefix + runtime::kTrackingTopic,
+                         tkey,
+                         dump({{"state", "receipt_not_sent"},
+                               {"at", now_rfc3339()},
+                               {"message_id", original},
+                               {"system", s->id},
+                               {"reason", "already answered: one AppRec per message"}}),
+                         {{"bs-state", "receipt_not_sent"}},
+                         -1});
+          return;
+        }
+        if (!sent_key.empty()) {
+          pending.insert(sent_key);
+          out.push_back({sent_topic,
+                         sent_key,
+                         dump({{"at", now_rfc3339()},
+                               {"system", s->id},
+                               {"status", m.header("bs-status").value_or("")}}),
+                         {},
+                         -1});
         }
         bus::Record rec;
         rec.topic = delivery::deliver_topic(prefix, s->id);
@@ -317,6 +364,10 @@ void RouteStage::run_receipts() {
                        {{"bs-state", "receipt_routed"}},
                        -1});
         counters_.jobs.fetch_add(1);
+      },
+      [&](bool committed) {
+        if (committed) answered.insert(pending.begin(), pending.end());
+        pending.clear();
       });
 }
 

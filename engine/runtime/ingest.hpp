@@ -22,6 +22,8 @@
 namespace budstikke::runtime {
 
 inline constexpr const char* kAppRecOutboundTopic = "apprec.outbound";
+// One record per (message, addressee) that was sent an AppRec: the receipts route's memory.
+inline constexpr const char* kAppRecSentTopic = "apprec.sent";
 
 // A receipt (AppRec) waiting on apprec.outbound for the party `to` (the sender of the
 // message it answers). Every HER-id the party can be reached by (department, organisation,

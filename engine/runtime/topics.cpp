@@ -15,6 +15,11 @@ std::vector<bus::TopicSpec> core_topics(const std::string& prefix) {
   out.push_back({prefix + kAuditTopic, 1, -1, {{"retention.ms", "-1"}}});
   // Receipts waiting to go back to senders, keyed by (original message, receiver): one each.
   out.push_back({prefix + "apprec.outbound", -1, -1, {}});
+  // Which (message, addressee) pairs were answered: compacted, kept a year.
+  out.push_back({prefix + "apprec.sent",
+                 -1,
+                 -1,
+                 {{"cleanup.policy", "compact,delete"}, {"retention.ms", "31536000000"}}});
   return out;
 }
 

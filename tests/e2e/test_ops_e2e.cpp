@@ -166,6 +166,19 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
   bodies.insert(bodies.end(),
                 {ready.body, dlq_list.body, dlq_entries.body, msg.body, routes_status.body});
 
+  // Time windows and dry runs choose without sending.
+  const auto [w1, in_window] = run("replay" + cfg + " --system hospital --since 1h --dry-run");
+  EXPECT_EQ(w1, 0) << in_window;
+  EXPECT_NE(in_window.find("1 message(s) would be replayed"), std::string::npos) << in_window;
+  const auto [w2, before] = run("replay" + cfg + " --system hospital --until 2020-01-01 --dry-run");
+  EXPECT_EQ(w2, 0) << before;
+  EXPECT_NE(before.find("nothing to replay"), std::string::npos) << before;
+  const auto [w3, by_id] =
+      run("replay" + cfg + " --all --message-id " + std::string(kMsgId) + " --dry-run");
+  EXPECT_EQ(w3, 0) << by_id;
+  EXPECT_NE(by_id.find("would replay"), std::string::npos) << by_id;
+  EXPECT_EQ(receiver.counts()["hospital"], 0);
+
   // 3. The hospital is back; replay its DLQ; the message is delivered once more, no new AppRec.
   down = false;
   const auto [rrc, replayed] = run("replay" + cfg + " --system hospital");
@@ -182,6 +195,13 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
   const auto [rrc2, again] = run("replay" + cfg + " --system hospital");
   EXPECT_EQ(rrc2, 0) << again;
   EXPECT_NE(again.find("nothing to replay"), std::string::npos) << again;
+
+  // The GP office's system sends the same message again: delivered again (same idempotency
+  // key), but the office is not answered a second time.
+  engine.drop("dialog-again.xml", testenv::read_file(src + "/examples/messages/"
+                                                           "dialog-notat-gp-to-hospital.xml"));
+  ASSERT_TRUE(
+      wait_for([&] { return receiver.counts()["hospital"] == 2; }, std::chrono::seconds(60)));
 
   // The hospital's system answers with an AppRec: part of the message's history.
   engine.drop("apprec.xml",
@@ -208,7 +228,8 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
       [&] {
         history = run("track" + cfg + " " + kMsgId).second;
         return history.find("delivered route dialog-both-ways") != std::string::npos &&
-               history.find("answering") != std::string::npos;
+               history.find("answering") != std::string::npos &&
+               history.find("already answered") != std::string::npos;
       },
       std::chrono::seconds(30)))
       << history;
@@ -219,6 +240,10 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
       << history;
   EXPECT_NE(history.find("received via file:inbox as apprec answering " + std::string(kMsgId) +
                          " status 1 (OK)"),
+            std::string::npos)
+      << history;
+  EXPECT_NE(history.find("receipt_not_sent to gp-office: already answered: one AppRec per "
+                         "message"),
             std::string::npos)
       << history;
   // One AppRec only: the negative one sent when the job died.
@@ -266,10 +291,10 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
       << metrics.body;
   EXPECT_NE(metrics.body.find("budstikke_dlq_depth{system=\"hospital\"} 0"), std::string::npos)
       << metrics.body;
-  EXPECT_NE(metrics.body.find("budstikke_delivered_total{system=\"hospital\"} 1"),
+  EXPECT_NE(metrics.body.find("budstikke_delivered_total{system=\"hospital\"} 2"),
             std::string::npos)
       << metrics.body;
-  EXPECT_NE(metrics.body.find("budstikke_received_total{channel=\"file:inbox\",type=\"dialog\"} 1"),
+  EXPECT_NE(metrics.body.find("budstikke_received_total{channel=\"file:inbox\",type=\"dialog\"} 2"),
             std::string::npos)
       << metrics.body;
   EXPECT_NE(metrics.body.find("budstikke_delivery_latency_seconds_bucket{system=\"hospital\""),
