@@ -195,6 +195,9 @@ TEST_F(Cli, BrokerDown) {
   expect_clean_failure(run("audit --patient 12837512393 --topic-only" + cfg()), 1,
                        "no audit records could be read");
   expect_clean_failure(run("topics" + cfg()), 1, "is not reachable");
+  // The engine itself: its own logs are JSON lines; the last line says why it stopped.
+  const CmdResult r = run("run" + cfg());
+  expect_clean_failure(r, 1, "budstikke run: Kafka at 127.0.0.1:1 is not reachable");
 }
 
 }  // namespace
