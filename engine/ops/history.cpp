@@ -98,6 +98,10 @@ std::string describe_state(const json& t) {
   }
   if (auto f = t.find("failures"); f != t.end() && f->is_array())
     for (const auto& x : *f) line += "; not routed: " + x.value("reason", "?");
+  // e-meldinger: whether the XSDs checked it (off per source, or without the schemas).
+  if (state == "received" && t.value("format", "") == "kith" && t.contains("validated") &&
+      t.at("validated").is_boolean())
+    line += t.at("validated").get<bool>() ? " (XSD-validated)" : " (not XSD-validated)";
   for (const char* key : {"reason", "detail"})
     if (t.contains(key) && t.at(key).is_string() && !t.value(key, "").empty())
       line += ": " + t.value(key, "");

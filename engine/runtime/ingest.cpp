@@ -217,6 +217,7 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
                 {"at", now},
                 {"channel", in.channel},
                 {"type", std::string(to_string(e.type))},
+                {"format", e.source.format},
                 {"validated", e.source.validated.value_or(false)}};
       if (const auto pr = patient_ref(e, settings_.key_secret); !pr.empty()) t["patient_ref"] = pr;
       // track finds a message by its conversation, and a receipt under the message it answers.

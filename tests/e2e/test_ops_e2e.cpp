@@ -234,9 +234,10 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
       std::chrono::seconds(30)))
       << history;
   std::printf("budstikke track %s:\n%s", kMsgId, history.c_str());
-  EXPECT_TRUE(in_order(history, {"received via file:inbox", "routed route dialog-both-ways",
-                                 "attempt_failed", "(attempt 1)", "dead_lettered", "(attempt 2)",
-                                 "replayed", "by e2e-operator", "delivered"}))
+  EXPECT_TRUE(in_order(
+      history, {"received via file:inbox as dialog (XSD-validated)",
+                "routed route dialog-both-ways", "attempt_failed", "(attempt 1)", "dead_lettered",
+                "(attempt 2)", "replayed", "by e2e-operator", "delivered"}))
       << history;
   EXPECT_NE(history.find("received via file:inbox as apprec answering " + std::string(kMsgId) +
                          " status 1 (OK)"),
