@@ -38,14 +38,8 @@ bool load_all(const char* cmd, const std::string& file, Loaded& l) {
     std::fprintf(stderr, "budstikke %s: no registry at %s\n", cmd, l.cfg.systems_file.c_str());
     return false;
   }
-  std::shared_ptr<const emelding::SchemaSet> schemas;
-  if (!l.cfg.schema_dir.empty() && std::filesystem::exists(l.cfg.schema_dir)) {
-    auto loaded = emelding::SchemaSet::load(l.cfg.schema_dir);
-    if (loaded) schemas = std::move(*loaded);
-  }
-  if (!schemas)
-    std::fprintf(stderr, "budstikke %s: warning: no XSDs in '%s'; XSD validation is off\n", cmd,
-                 l.cfg.schema_dir.c_str());
+  // Without the XSDs (the same warning as `run`), tests that expect T02 are skipped.
+  const auto schemas = load_schemas(l.cfg.schema_dir);
   l.schemas = schemas != nullptr;
   l.codecs = codec_registry(schemas);
   config::Diagnostics rd;

@@ -60,16 +60,8 @@ std::vector<std::string> find_test_files(const std::vector<std::string>& paths,
 Decoded decode_input(const std::string& bytes, const std::string& name,
                      const runtime::CodecRegistry& codecs, bool validate,
                      const std::string& key_secret) {
-  const runtime::Codec* codec = codecs.detect(bytes);
-  if (!codec) {
-    runtime::CodecRejection r;
-    r.code = "T10";
-    r.code_text = "Støtter ikke meldingsformatet";
-    r.reason = name + ": not a format Budstikke reads";
-    return r;
-  }
-  runtime::DecodeContext ctx{"test", name, validate, key_secret, false};
-  auto d = codec->decode(bytes, ctx);
+  const runtime::DecodeContext ctx{"test", name, validate, key_secret, false};
+  auto d = runtime::decode_with(codecs, bytes, ctx);
   if (auto* rej = std::get_if<runtime::CodecRejection>(&d)) return std::move(*rej);
   auto& out = std::get<runtime::CodecOutput>(d);
   // Deterministic event ids, as the engine's sources make them.

@@ -142,29 +142,30 @@ Ingest::Ingest(bus::Producer& producer, const CodecRegistry& codecs, IngestSetti
       settings_(std::move(settings)),
       claims_(settings_.claim_check_dir) {}
 
+DecodeResult decode_with(const CodecRegistry& codecs, std::string_view bytes,
+                         const DecodeContext& ctx, const Codec** used) {
+  const Codec* codec = codecs.detect(bytes);
+  if (used) *used = codec;
+  if (codec) return codec->decode(bytes, ctx);
+  CodecRejection r;
+  r.code = "T10";
+  r.code_text = "Støtter ikke meldingsformatet";
+  std::string head(bytes.substr(0, 16));
+  for (auto& c : head)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '.';
+  std::string supported;
+  for (const auto& n : codecs.names()) supported += (supported.empty() ? "" : ", ") + n;
+  r.reason = (ctx.name.empty() ? std::string("message") : ctx.name) +
+             ": not a format Budstikke reads (" + std::to_string(bytes.size()) +
+             " bytes starting with '" + head + "'); supported: " + supported;
+  return r;
+}
+
 void Ingest::submit(Inbound in, std::function<void(IngestResult)> done) {
   counters_.received.fetch_add(1);
   DecodeContext ctx{in.channel, in.name, in.validate, settings_.key_secret, in.receipt_inline};
-  DecodeResult decoded;
-  const Codec* codec = codecs_.detect(in.bytes);
-  if (codec) {
-    decoded = codec->decode(in.bytes, ctx);
-  } else {
-    CodecRejection r;
-    r.code = "T10";
-    r.code_text = "Støtter ikke meldingsformatet";
-    std::string head = in.bytes.substr(0, 16);
-    for (auto& c : head)
-      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '.';
-    r.reason = (in.name.empty() ? std::string("message") : in.name) +
-               ": not a format Budstikke reads (" + std::to_string(in.bytes.size()) +
-               " bytes starting with '" + head + "'); supported: " + [&] {
-                 std::string s;
-                 for (const auto& n : codecs_.names()) s += (s.empty() ? "" : ", ") + n;
-                 return s;
-               }();
-    decoded = r;
-  }
+  const Codec* codec = nullptr;
+  DecodeResult decoded = decode_with(codecs_, in.bytes, ctx, &codec);
   publish(in, codec, std::move(decoded), std::move(done));
 }
 

@@ -103,6 +103,11 @@ class Ingest {
 // A version-4-shaped UUID derived from a hash of `seed` (deterministic event ids).
 std::string uuid_from_seed(std::string_view seed);
 
+// Decodes bytes with the codec that recognises them, or rejects them with T10 naming the
+// formats there are. `used` (optional) is set to the codec, null when none recognised them.
+DecodeResult decode_with(const CodecRegistry& codecs, std::string_view bytes,
+                         const DecodeContext& ctx, const Codec** used = nullptr);
+
 // The key used on the tracking topic for a message id: the id itself, unless it could carry
 // an identity number, then a keyed hash.
 std::string tracking_key(const std::string& message_id, const std::string& secret);
