@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <unordered_map>
 
 #include "engine/core/redact.hpp"
 
@@ -84,20 +85,51 @@ Registry::Family& Registry::family(const std::string& name, const std::string& h
   return f;
 }
 
+namespace {
+
+std::atomic<uint64_t> g_registries{0};
+
+// Series already found by this thread, by registry, name and raw label values: hot paths
+// (a counter per message) skip the lock, the escaping and the redaction after the first
+// call. Series are never removed, so the pointers stay valid while their registry lives; a
+// registry's id is never reused.
+std::string cache_key(uint64_t registry, const std::string& name, const Labels& labels) {
+  std::string k = std::to_string(registry) + '\x1f' + name;
+  for (const auto& [n, v] : labels) {
+    k += '\x1f';
+    k += n;
+    k += '=';
+    k += v;
+  }
+  return k;
+}
+
+}  // namespace
+
+Registry::Registry() : id_(++g_registries) {}
+
 Counter& Registry::counter(const std::string& name, const std::string& help, const Labels& labels) {
+  thread_local std::unordered_map<std::string, Counter*> cache;
+  std::string key = cache_key(id_, name, labels);
+  if (const auto it = cache.find(key); it != cache.end()) return *it->second;
   std::lock_guard<std::mutex> lk(mu_);
   auto& f = family(name, help, "counter");
   auto& slot = f.counters[render_labels(labels)];
   if (!slot) slot = std::make_unique<Counter>();
+  cache.emplace(std::move(key), slot.get());
   return *slot;
 }
 
 Histogram& Registry::histogram(const std::string& name, const std::string& help,
                                const Labels& labels) {
+  thread_local std::unordered_map<std::string, Histogram*> cache;
+  std::string key = cache_key(id_, name, labels);
+  if (const auto it = cache.find(key); it != cache.end()) return *it->second;
   std::lock_guard<std::mutex> lk(mu_);
   auto& f = family(name, help, "histogram");
   auto& slot = f.histograms[render_labels(labels)];
   if (!slot) slot = std::make_unique<Histogram>();
+  cache.emplace(std::move(key), slot.get());
   return *slot;
 }
 

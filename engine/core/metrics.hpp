@@ -1,8 +1,9 @@
 #pragma once
 // Metrics in the Prometheus text exposition format (version 0.0.4), served by the admin API.
 //
-// Counters and histograms are created once per label set and then updated lock-free; hot
-// paths keep the returned reference. Gauges are computed when scraped (DLQ depth, consumer
+// Counters and histograms are created once per label set and then updated lock-free; a
+// thread's later lookups of the same series skip the registry's lock (hot paths may still
+// keep the returned reference). Gauges are computed when scraped (DLQ depth, consumer
 // lag). Label values are route names, system ids, channels, types and codes; never patient
 // data: every label value passes through redact_identity_numbers() when the series is made.
 
@@ -57,6 +58,10 @@ using GaugeFn = std::function<std::vector<GaugeSample>()>;
 
 class Registry {
  public:
+  Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  // Get-or-create; a thread's later calls for the same series skip the lock.
   Counter& counter(const std::string& name, const std::string& help, const Labels& labels = {});
   Histogram& histogram(const std::string& name, const std::string& help, const Labels& labels = {});
   // A gauge family computed at scrape time; registering the same name again replaces it.
@@ -74,6 +79,7 @@ class Registry {
     GaugeFn gauge;
   };
   Family& family(const std::string& name, const std::string& help, const char* type);
+  uint64_t id_;
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;
 };

@@ -207,21 +207,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     const std::string actor = "admin-api@" + peer;
     if (path == "/metrics") {
       if (auto r = only(http::verb::get, "GET")) return *r;
-      refresh_gauges();
-      {
-        const std::lock_guard lock(cache_mu);
-        auto dlq = dlq_samples;
-        auto lag = lag_samples;
-        metrics::global().gauge("budstikke_dlq_depth", "Dead letters per system not replayed yet.",
-                                [dlq] { return dlq; });
-        metrics::global().gauge("budstikke_consumer_lag",
-                                "Records the engine's consumer groups have not processed yet.",
-                                [lag] { return lag; });
-      }
-      metrics::global().gauge("budstikke_routes_loaded", "1 when the route stages run.", [this] {
-        return std::vector<metrics::GaugeSample>{
-            {{}, hooks.control && hooks.control->stages_running() ? 1.0 : 0.0}};
-      });
+      refresh_gauges();  // the gauges registered at start() read what this caches
       return {http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
               redact_identity_numbers(metrics::global().render()), ""};
     }
@@ -506,6 +492,22 @@ Status AdminServer::start() {
                             "admin API cannot listen on " + I.cfg.admin_host + ":" +
                                 std::to_string(I.cfg.admin_port) + ": " + ec.message());
   I.port = I.acceptor.local_endpoint().port();
+  // Kafka-derived gauges come from the cache /metrics refreshes (at most every 10 s).
+  Impl* ip = impl_.get();
+  auto& g = metrics::global();
+  g.gauge("budstikke_dlq_depth", "Dead letters per system not replayed yet.", [ip] {
+    const std::lock_guard lock(ip->cache_mu);
+    return ip->dlq_samples;
+  });
+  g.gauge("budstikke_consumer_lag", "Records the engine's consumer groups have not processed yet.",
+          [ip] {
+            const std::lock_guard lock(ip->cache_mu);
+            return ip->lag_samples;
+          });
+  g.gauge("budstikke_routes_loaded", "1 when the route stages run.", [ip] {
+    const bool running = ip->hooks.control && ip->hooks.control->stages_running();
+    return std::vector<metrics::GaugeSample>{{{}, running ? 1.0 : 0.0}};
+  });
   if (I.cfg.admin_token.empty())
     log::warn(kModule, "no admin.token configured: /metrics and /api answer 401");
   do_accept(impl_);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -42,17 +43,23 @@ void count_committed(const std::string& prefix, const std::string& route,
       .inc(events);
   const std::string deliver = prefix + "deliver.";
   const std::string failed = prefix + delivery::kRouteFailedTopic;
+  // Counted per batch: one series update per destination, not one per record.
+  std::map<std::string_view, uint64_t> jobs;
+  uint64_t failures = 0;
   for (const auto& r : records) {
-    if (r.topic.rfind(deliver, 0) == 0) {
-      g.counter("budstikke_routed_total", "Delivery jobs a route produced, per destination.",
-                {{"route", route}, {"system", r.topic.substr(deliver.size())}})
-          .inc();
-    } else if (r.topic == failed) {
-      g.counter("budstikke_route_failures_total",
-                "Events a route could not route (on route.failed).", {{"route", route}})
-          .inc();
-    }
+    if (r.topic.rfind(deliver, 0) == 0)
+      ++jobs[std::string_view(r.topic).substr(deliver.size())];
+    else if (r.topic == failed)
+      ++failures;
   }
+  for (const auto& [system, n] : jobs)
+    g.counter("budstikke_routed_total", "Delivery jobs a route produced, per destination.",
+              {{"route", route}, {"system", std::string(system)}})
+        .inc(n);
+  if (failures > 0)
+    g.counter("budstikke_route_failures_total", "Events a route could not route (on route.failed).",
+              {{"route", route}})
+        .inc(failures);
 }
 
 void transactional_loop(const RouteStageSettings& s, const std::string& name,
