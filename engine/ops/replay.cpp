@@ -41,7 +41,6 @@ struct Candidate {
 // Produces the records and waits until Kafka has them all.
 Status produce_all(bus::Producer& p, const std::vector<bus::Record>& records) {
   auto failed = std::make_shared<std::atomic<int>>(0);
-  auto first = std::make_shared<std::string>();
   for (const auto& r : records) {
     auto st = p.send(r, [failed](Result<bus::Delivery> d) {
       if (!d) failed->fetch_add(1);

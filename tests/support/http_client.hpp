@@ -15,8 +15,11 @@ struct HttpReply {
   std::string error;
 };
 
-inline HttpReply http_post(const std::string& host, int port, const std::string& target,
-                           const std::string& body) {
+// Any method, with an optional bearer token; the reply's status and body.
+inline HttpReply http_request(const std::string& method, const std::string& host, int port,
+                              const std::string& target, const std::string& token = "",
+                              const std::string& body = "",
+                              const std::string& content_type = "application/json") {
   namespace beast = boost::beast;
   namespace http = beast::http;
   using tcp = boost::asio::ip::tcp;
@@ -25,11 +28,12 @@ inline HttpReply http_post(const std::string& host, int port, const std::string&
     boost::asio::io_context io;
     tcp::resolver resolver(io);
     beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::seconds(60));
+    stream.expires_after(std::chrono::seconds(120));
     stream.connect(resolver.resolve(host, std::to_string(port)));
-    http::request<http::string_body> req{http::verb::post, target, 11};
+    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
     req.set(http::field::host, host);
-    req.set(http::field::content_type, "application/xml");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    if (!body.empty()) req.set(http::field::content_type, content_type);
     req.body() = body;
     req.prepare_payload();
     http::write(stream, req);
@@ -46,38 +50,9 @@ inline HttpReply http_post(const std::string& host, int port, const std::string&
   return out;
 }
 
-// Any method, with an optional bearer token; the reply's status and body.
-inline HttpReply http_request(const std::string& method, const std::string& host, int port,
-                              const std::string& target, const std::string& token = "",
-                              const std::string& body = "") {
-  namespace beast = boost::beast;
-  namespace http = beast::http;
-  using tcp = boost::asio::ip::tcp;
-  HttpReply out;
-  try {
-    boost::asio::io_context io;
-    tcp::resolver resolver(io);
-    beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::seconds(120));
-    stream.connect(resolver.resolve(host, std::to_string(port)));
-    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-    req.set(http::field::host, host);
-    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
-    if (!body.empty()) req.set(http::field::content_type, "application/json");
-    req.body() = body;
-    req.prepare_payload();
-    http::write(stream, req);
-    beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(stream, buffer, res);
-    out.status = static_cast<int>(res.result_int());
-    out.body = res.body();
-    beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-  } catch (const std::exception& e) {
-    out.error = e.what();
-  }
-  return out;
+inline HttpReply http_post(const std::string& host, int port, const std::string& target,
+                           const std::string& body) {
+  return http_request("POST", host, port, target, "", body, "application/xml");
 }
 
 }  // namespace budstikke::testenv
