@@ -66,6 +66,7 @@ struct Job {
   bool ok = false;
   bool permanent = false;
   std::string response;
+  Clock::time_point read_at = Clock::now();  // taken off deliver.<system>
   std::string h(const char* name) const {
     const auto it = headers.find(name);
     return it == headers.end() ? std::string() : it->second;
@@ -116,6 +117,7 @@ struct DeliveryStage::Impl {
     metrics::Counter* m_retried = nullptr;
     metrics::Counter* m_dead = nullptr;
     metrics::Histogram* m_latency = nullptr;
+    metrics::Histogram* m_wait = nullptr;
     void init_metrics() {
       auto& g = metrics::global();
       const metrics::Labels l = {{"system", sys->id}};
@@ -129,6 +131,10 @@ struct DeliveryStage::Impl {
                           "Delivery jobs moved to dlq.<system> after the last attempt.", l);
       m_latency = &g.histogram("budstikke_delivery_latency_seconds",
                                "Ingest (canonical event on Kafka) to confirmed delivery.", l);
+      m_wait = &g.histogram("budstikke_delivery_queue_wait_seconds",
+                            "A job read from deliver.<system> to its first attempt: high values "
+                            "mean the system's concurrency or rate limit holds deliveries back.",
+                            l);
     }
 
     void start(int n) {
@@ -197,6 +203,8 @@ struct DeliveryStage::Impl {
           continue;
         }
         if (ordered) busy_keys.insert(j->dj.key);
+        if (j->attempts == 0)
+          m_wait->observe_ms(std::chrono::duration<double, std::milli>(now - j->read_at).count());
         // Circuit breaker: open -> fail fast; after open_ms one trial goes through.
         bool fast_fail = false;
         bool trial = false;

@@ -300,6 +300,9 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
       << metrics.body;
   EXPECT_NE(metrics.body.find("budstikke_delivery_latency_seconds_bucket{system=\"hospital\""),
             std::string::npos);
+  EXPECT_NE(metrics.body.find("budstikke_delivery_queue_wait_seconds_count{system=\"hospital\"} "),
+            std::string::npos)
+      << metrics.body;
   EXPECT_NE(metrics.body.find("budstikke_consumer_lag{group=\"budstikke-delivery\"}"),
             std::string::npos)
       << metrics.body;

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -159,6 +160,10 @@ int main(int argc, char** argv) {
 
   // Latency of the healthy systems' deliveries, from the tracking topic.
   std::vector<double> lat;
+  // Where it goes: ingest (canonical record) -> routed (the route's transaction) -> delivered,
+  // from the Kafka timestamps of the tracking records, per healthy delivery.
+  std::map<std::string, int64_t> received_ts, routed_ts;
+  std::vector<std::pair<std::string, int64_t>> delivered_ts;
   {
     bus::KafkaSettings ks;
     ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
@@ -169,17 +174,31 @@ int main(int argc, char** argv) {
       if (!m || !*m) continue;
       idle = steady_clock::now();
       const auto j = nlohmann::json::parse((**m).value(), nullptr, false);
-      if (!j.is_object() || j.value("state", "") != "delivered" || !j.contains("latency_ms"))
-        continue;
+      if (!j.is_object()) continue;
+      const std::string state = j.value("state", "");
+      const int64_t ts = (**m).timestamp_ms();
+      if (state == "received") received_ts[j.value("message_id", "")] = ts;
+      if (state == "routed") routed_ts[j.value("message_id", "")] = ts;
+      if (state != "delivered" || !j.contains("latency_ms")) continue;
       const std::string sys = j.value("system", "");
       if (faults && (sys == kSlow || sys == kDown)) continue;
       lat.push_back(j.value("latency_ms", 0.0));
+      delivered_ts.emplace_back(j.value("message_id", ""), ts);
     }
   }
-  std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) {
-    return lat.empty() ? 0.0 : lat[static_cast<size_t>(p * static_cast<double>(lat.size() - 1))];
+  std::vector<double> to_routed, to_delivered;
+  for (const auto& [id, ts] : delivered_ts) {
+    const auto r = routed_ts.find(id);
+    const auto c = received_ts.find(id);
+    if (r == routed_ts.end() || c == received_ts.end()) continue;
+    to_routed.push_back(static_cast<double>(r->second - c->second));
+    to_delivered.push_back(static_cast<double>(ts - r->second));
+  }
+  auto pct_of = [](std::vector<double>& v, double p) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
   };
+  auto pct = [&](double p) { return pct_of(lat, p); };
   std::printf(
       "mode=%s messages=%ld adt=%ld oru=%ld failed=%ld ingest_msg_per_s=%.0f "
       "routed_msg_per_s=%.0f deliveries=%ld/%ld delivered_per_s=%.0f p50_ms=%.0f p99_ms=%.0f "
@@ -187,6 +206,11 @@ int main(int argc, char** argv) {
       mode.c_str(), sent.load(), n_adt, n_oru, failed.load(), sent.load() / ingest_secs,
       sent.load() / total_secs, delivered, expected, delivered / total_secs, pct(0.5), pct(0.99),
       lat.size(), static_cast<long long>(topic_count(engine.prefix() + "dlq." + kDown)));
+  std::printf(
+      "split: received->routed p50_ms=%.0f p99_ms=%.0f, routed->delivered p50_ms=%.0f "
+      "p99_ms=%.0f\n",
+      pct_of(to_routed, 0.5), pct_of(to_routed, 0.99), pct_of(to_delivered, 0.5),
+      pct_of(to_delivered, 0.99));
   engine.stop(SIGTERM);
   return delivered >= expected ? 0 : 1;
 }
