@@ -212,5 +212,17 @@ int main(int argc, char** argv) {
       pct_of(to_routed, 0.5), pct_of(to_routed, 0.99), pct_of(to_delivered, 0.5),
       pct_of(to_delivered, 0.99));
   engine.stop(SIGTERM);
+  // Each run makes ~400 topics (deliver. and dlq. per system); a broker kept for many runs
+  // would otherwise run out of file handles.
+  {
+    bus::KafkaSettings ks;
+    ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+    if (auto all = bus::list_topics(ks)) {
+      std::vector<std::string> mine;
+      for (const auto& t : *all)
+        if (t.rfind(engine.prefix(), 0) == 0) mine.push_back(t);
+      (void)bus::delete_topics(ks, mine, std::chrono::milliseconds(60000));
+    }
+  }
   return delivered >= expected ? 0 : 1;
 }
