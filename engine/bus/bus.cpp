@@ -456,15 +456,6 @@ Result<std::optional<Message>> Consumer::poll(Millis timeout) {
   return e;
 }
 
-void Consumer::wake_on(int fd) {
-  rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk_);
-  if (!q) return;
-  static const char kByte = 1;
-  rd_kafka_queue_io_event_enable(q, fd, fd < 0 ? nullptr : &kByte, fd < 0 ? 0 : 1);
-  rd_kafka_queue_destroy(q);
-  wake_fd_ = fd;
-}
-
 Status Consumer::store(const Message& m) {
   auto& slot = stored_[{std::string(m.topic()), m.partition()}];
   slot = std::max(slot, m.offset() + 1);
@@ -541,7 +532,6 @@ Status Consumer::commit(bool sync) {
 Status Consumer::close() {
   if (closed_) return {};
   closed_ = true;
-  if (wake_fd_ >= 0) wake_on(-1);
   Status st = transactional_ ? Status() : commit(true);
   rd_kafka_consumer_close(rk_);
   return st;

@@ -186,9 +186,6 @@ class Consumer {
   void clear_stored();
   // Commits stored offsets and leaves the group.
   Status close();
-  // Makes librdkafka write a byte to `fd` whenever this consumer's queue goes from empty to
-  // not empty (-1 stops it; close() does).
-  void wake_on(int fd);
 
   rd_kafka_s* handle() const { return rk_; }
   const std::string& group_id() const { return group_; }
@@ -199,7 +196,6 @@ class Consumer {
   rd_kafka_s* rk_ = nullptr;
   std::string group_;
   bool transactional_ = false;
-  int wake_fd_ = -1;
   std::map<std::pair<std::string, int32_t>, int64_t> stored_;
   bool closed_ = false;
   RevokeHandler on_revoke_;

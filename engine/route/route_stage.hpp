@@ -1,17 +1,14 @@
 #pragma once
-// The route stage: one consumer group per route (budstikke-route-<name>), the routes sharing
-// one routing loop and its transactional producer. Each cycle gathers what every route's
-// consumer has (up to batch_max, for at most batch_ms after the first event); each event is
-// parsed once for all the routes reading it, then filtered, mapped and rendered per route;
-// the delivery jobs (deliver.<system>), failures (route.failed), receipts for unknown
-// receivers (apprec.outbound) and tracking records are produced in one Kafka transaction with
-// every route's offsets: exactly once inside Kafka. The job key is the event key, so one
-// patient's jobs stay in order.
+// The route stage: one consumer group and one transactional producer per route. A batch of
+// canonical events is filtered, mapped and rendered; the delivery jobs (deliver.<system>),
+// failures (route.failed), receipts for unknown receivers (apprec.outbound) and tracking
+// records are produced in the same Kafka transaction as the batch's offsets: exactly once
+// inside Kafka. The job key is the event key, so one patient's jobs stay in order.
 //
 // A built-in `receipts` route moves AppRecs waiting on apprec.outbound to the system that
-// answers for their receiver's HER-id, when that system takes receipts; it has its own loop.
+// answers for their receiver's HER-id, when that system takes receipts.
 //
-// Transactional ids are stable per loop and instance, so a restarted engine fences its
+// Transactional ids are stable per route and instance, so a restarted engine fences its
 // crashed predecessor at once instead of waiting for its transactions to time out.
 
 #include <atomic>
@@ -26,9 +23,6 @@
 
 namespace budstikke::route {
 
-struct Lane;
-struct ParsedCache;
-
 struct RouteStageSettings {
   std::string topic_prefix;
   std::string instance = "0";
@@ -36,7 +30,6 @@ struct RouteStageSettings {
   bus::KafkaSettings kafka;
   int batch_max = 500;
   int batch_ms = 20;
-  int threads = 1;  // routing loops; the routes are shared out among them
 };
 
 struct RouteCounters {
@@ -60,9 +53,8 @@ class RouteStage {
   const RouteCounters& counters() const { return counters_; }
 
  private:
-  struct Loop;
-  Lane route_lane(const Route* route, ParsedCache* cache);
-  Lane receipts_lane();
+  void run_route(const Route* route);
+  void run_receipts();
   RouteStageSettings s_;
   RouteSet routes_;
   std::shared_ptr<const registry::Registry> reg_;
@@ -70,7 +62,6 @@ class RouteStage {
   const runtime::ClaimCheckStore* claims_;
   RouteCounters counters_;
   std::atomic<bool> stop_{false};
-  std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::thread> threads_;
 };
 
