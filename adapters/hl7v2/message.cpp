@@ -3,6 +3,7 @@
 #include "adapters/mllp/framer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 
@@ -164,16 +165,18 @@ std::optional<Path> Path::parse(std::string_view t) {
   if (i == t.size()) return p;
   if (t[i] != '-') return std::nullopt;
   ++i;
-  std::vector<std::string_view> parts;
+  // F, F-C or F-C-S (no allocation: paths are parsed on every field access).
+  std::array<std::string_view, 3> parts;
+  size_t n_parts = 0;
   size_t start = i;
   while (true) {
+    if (n_parts == parts.size()) return std::nullopt;
     const size_t d = t.find('-', start);
-    parts.push_back(
-        t.substr(start, d == std::string_view::npos ? std::string_view::npos : d - start));
+    parts[n_parts++] =
+        t.substr(start, d == std::string_view::npos ? std::string_view::npos : d - start);
     if (d == std::string_view::npos) break;
     start = d + 1;
   }
-  if (parts.empty() || parts.size() > 3) return std::nullopt;
   std::string_view f = parts[0];
   // F(r) or F[r]
   if (const size_t o = f.find_first_of("(["); o != std::string_view::npos) {
@@ -183,8 +186,8 @@ std::optional<Path> Path::parse(std::string_view t) {
     f = f.substr(0, o);
   }
   if (!number(f, p.field)) return std::nullopt;
-  if (parts.size() > 1 && !number(parts[1], p.component)) return std::nullopt;
-  if (parts.size() > 2 && !number(parts[2], p.subcomponent)) return std::nullopt;
+  if (n_parts > 1 && !number(parts[1], p.component)) return std::nullopt;
+  if (n_parts > 2 && !number(parts[2], p.subcomponent)) return std::nullopt;
   return p;
 }
 

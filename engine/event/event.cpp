@@ -178,7 +178,10 @@ std::optional<EventType> event_type_from_string(std::string_view s) {
   return std::nullopt;
 }
 
-json to_json(const Event& e) {
+namespace {
+
+// Everything but the body.
+json envelope(const Event& e) {
   json j = json::object();
   j["schema_version"] = kCanonicalSchemaVersion;
   j["event_id"] = e.event_id;
@@ -201,7 +204,6 @@ json to_json(const Event& e) {
     put(c, "in_reply_to", e.conversation.in_reply_to);
     j["conversation"] = std::move(c);
   }
-  j["body"] = e.body;
   if (!e.attachments.empty()) {
     json a = json::array();
     for (const auto& b : e.attachments) a.push_back(blob_json(b, true));
@@ -211,8 +213,39 @@ json to_json(const Event& e) {
   return j;
 }
 
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+json to_json(const Event& e) {
+  json j = envelope(e);
+  j["body"] = e.body;
+  return j;
+}
+
 std::string to_json_string(const Event& e) {
-  return to_json(e).dump(-1, ' ', false, json::error_handler_t::replace);
+  // Byte for byte what to_json(e).dump() gives (keys in order: attachments, body, the rest),
+  // without copying the body into the envelope first.
+  json env = envelope(e);
+  std::string out = "{";
+  if (const auto a = env.find("attachments"); a != env.end()) {
+    out += "\"attachments\":";
+    out += dump(*a);
+    out += ',';
+    env.erase(a);
+  }
+  out += "\"body\":";
+  out += dump(e.body);
+  const std::string rest = dump(env);
+  if (rest.size() > 2) {
+    out += ',';
+    out.append(rest, 1, std::string::npos);
+  } else {
+    out += '}';
+  }
+  return out;
 }
 
 Result<Event> event_from_json(const json& j) {

@@ -62,6 +62,22 @@ TEST(Event, JsonRoundTripIsLossless) {
   EXPECT_EQ(to_json_string(*back), text);
 }
 
+// to_json_string splices the body into the envelope instead of copying it: it must give
+// exactly the bytes of the JSON document to_json builds.
+TEST(Event, SerialisedStringIsTheJsonDocument) {
+  auto dump = [](const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  Event full = sample_event();
+  EXPECT_EQ(to_json_string(full), dump(to_json(full)));
+  full.attachments.clear();  // "body" comes first then
+  EXPECT_EQ(to_json_string(full), dump(to_json(full)));
+  Event minimal;
+  EXPECT_EQ(to_json_string(minimal), dump(to_json(minimal)));  // null body
+  minimal.body = "invalid UTF-8: \xff";
+  EXPECT_EQ(to_json_string(minimal), dump(to_json(minimal)));
+}
+
 TEST(Event, MinimalEventRoundTrips) {
   Event e;
   e.event_id = "00000000-0000-4000-8000-000000000000";
