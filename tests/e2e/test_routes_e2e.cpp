@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "engine/bus/bus.hpp"
+#include "engine/event/event.hpp"
 #include "tests/support/engine_process.hpp"
 #include "tests/support/fake_receivers.hpp"
 #include "tests/support/mllp_client.hpp"
@@ -257,6 +258,27 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines
   EXPECT_GE(dlq, kAdt);
   EXPECT_EQ(count(engine.prefix() + "route.failed"), 0);
   EXPECT_EQ(count(engine.prefix() + "ingest.rejected"), 0);
+  // The PLO route reads admissions but lets no HL7 one through: its batches commit their
+  // offsets without a transaction, and it has still read the admission topic to its end.
+  {
+    bus::KafkaSettings ks;
+    ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+    const std::string topic = engine.prefix() + canonical_topic(EventType::kAdmission);
+    int64_t lag = -1;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < until) {
+      auto offs = bus::group_offsets(
+          ks, engine.prefix() + "budstikke-route-plo-hospital-to-municipality", {topic});
+      lag = -1;
+      if (offs && !offs->empty()) {
+        lag = 0;
+        for (const auto& p : *offs) lag += p.lag();
+      }
+      if (lag == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    EXPECT_EQ(lag, 0) << "the PLO route's group has not committed the admission topic";
+  }
   // budstikke track: the whole history of one dialog message, and a clear answer for an
   // unknown id.
   const std::string bin = (testenv::binary_dir() / "bin/budstikke").string();
