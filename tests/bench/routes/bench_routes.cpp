@@ -59,10 +59,14 @@ std::string message(int conn, long i, bool& is_adt) {
          "20261120120000\rOBX|1|NM|NPU02319^Hemoglobin^NPU||13.2|g/dL|11.7-15.3||||F\r";
 }
 
-int64_t topic_count(const std::string& topic) {
+bus::KafkaSettings kafka() {
   bus::KafkaSettings s;
   s.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
-  auto n = bus::topic_message_count(s, topic);
+  return s;
+}
+
+int64_t topic_count(const std::string& topic) {
+  auto n = bus::topic_message_count(kafka(), topic);
   return n ? *n : 0;
 }
 
@@ -165,9 +169,8 @@ int main(int argc, char** argv) {
   std::map<std::string, int64_t> received_ts, routed_ts;
   std::vector<std::pair<std::string, int64_t>> delivered_ts;
   {
-    bus::KafkaSettings ks;
-    ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
-    auto consumer = bus::Consumer::create(ks, "bench-" + uuid_v4(), {engine.prefix() + "tracking"});
+    auto consumer =
+        bus::Consumer::create(kafka(), "bench-" + uuid_v4(), {engine.prefix() + "tracking"});
     auto idle = steady_clock::now();
     while (consumer && steady_clock::now() - idle < 3s) {
       auto m = (*consumer)->poll(200ms);
@@ -214,15 +217,11 @@ int main(int argc, char** argv) {
   engine.stop(SIGTERM);
   // Each run makes ~400 topics (deliver. and dlq. per system); a broker kept for many runs
   // would otherwise run out of file handles.
-  {
-    bus::KafkaSettings ks;
-    ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
-    if (auto all = bus::list_topics(ks)) {
-      std::vector<std::string> mine;
-      for (const auto& t : *all)
-        if (t.rfind(engine.prefix(), 0) == 0) mine.push_back(t);
-      (void)bus::delete_topics(ks, mine, std::chrono::milliseconds(60000));
-    }
+  if (auto all = bus::list_topics(kafka())) {
+    std::vector<std::string> mine;
+    for (const auto& t : *all)
+      if (t.rfind(engine.prefix(), 0) == 0) mine.push_back(t);
+    (void)bus::delete_topics(kafka(), mine, std::chrono::milliseconds(60000));
   }
   return delivered >= expected ? 0 : 1;
 }
