@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The integration tests' broker (a CTest fixture): tests/tools/kafka_fixture.sh start|stop
 #
-# start: a broker already accepting on the port (scripts/kafka's, e.g. one a developer keeps
-#        running) is used as it is; otherwise a test broker is started on an empty state
+# start: the broker scripts/kafka runs from var/kafka (one a developer keeps running), when
+#        it is up, is used as it is; otherwise a test broker is started on an empty state
 #        directory, var/kafka-test. Every run makes its topics under a fresh prefix (about
 #        1,500 per run), so a state kept across runs would grow until the broker runs out of
 #        file handles.
