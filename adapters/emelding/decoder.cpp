@@ -75,30 +75,138 @@ json coded(const tree::Node* e) {
 // Generic, lossless-enough XML -> JSON for the payload: attributes as "@name", repeated
 // children as arrays, text as "#text" (or the value itself for text-only elements).
 // Base64Container content is left out: attachments carry it.
-json to_json_tree(const tree::Node* e) {
-  json obj = json::object();
-  for (const auto& [k, v] : e->attrs) obj["@" + std::string(k)] = v;
-  if (!e->kids.empty()) {
-    std::map<std::string_view, int> counts;
-    for (const tree::Node* k : e->kids) ++counts[k->name];
-    for (const tree::Node* k : e->kids) {
-      json value = k->name == "Base64Container" ? json("(attachment)") : to_json_tree(k);
-      const std::string key(k->name);
-      if (counts[k->name] > 1)
-        obj[key].push_back(std::move(value));
-      else
-        obj[key] = std::move(value);
+//
+// Written straight to JSON text, exactly as nlohmann::json would dump the same tree (keys
+// in byte order, the same escapes), without building it: one string, no node allocations.
+// Key order falls out of the names: "#text" ('#') sorts before every "@attribute" ('@'),
+// and those before every element name (a letter, '_' or a non-ASCII byte).
+void json_string(std::string& out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  out += '"';
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xF];
     }
   }
-  const auto b = e->text.find_first_not_of(" \t\r\n");
-  if (b != std::string::npos) {
-    const auto en = e->text.find_last_not_of(" \t\r\n");
-    std::string text = e->text.substr(b, en - b + 1);
-    if (obj.empty() && e->kids.empty()) return text;
-    obj["#text"] = std::move(text);
+  out.append(s.data() + run, s.size() - run);
+  out += '"';
+}
+
+std::string_view trimmed(std::string_view t) {
+  const auto b = t.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return {};
+  return t.substr(b, t.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+void write_json_tree(std::string& out, const tree::Node* e) {
+  const std::string_view text = trimmed(e->text);
+  if (e->attrs.empty() && e->kids.empty()) {
+    json_string(out, text);
+    return;
   }
-  if (obj.empty()) return "";
-  return obj;
+  out += '{';
+  bool first = true;
+  const auto key = [&](char lead, std::string_view name) {
+    if (!first) out += ',';
+    first = false;
+    if (lead) {
+      out += '"';
+      out += lead;
+      out.append(name.data(), name.size());  // XML names need no escaping
+      out += '"';
+    } else {
+      json_string(out, name);
+    }
+    out += ':';
+  };
+  if (!text.empty()) {
+    key('#', "text");
+    json_string(out, text);
+  }
+  // Attributes by name; of two with the same local name (different namespaces) the last.
+  if (!e->attrs.empty()) {
+    std::vector<size_t> order(e->attrs.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return e->attrs[a].first < e->attrs[b].first; });
+    for (size_t i = 0; i < order.size(); ++i) {
+      const auto& [name, value] = e->attrs[order[i]];
+      if (i + 1 < order.size() && e->attrs[order[i + 1]].first == name) continue;
+      key('@', name);
+      json_string(out, value);
+    }
+  }
+  // Children grouped by name (document order kept within a name); a repeated name is an
+  // array.
+  if (!e->kids.empty()) {
+    std::vector<const tree::Node*> kids(e->kids.begin(), e->kids.end());
+    std::stable_sort(kids.begin(), kids.end(),
+                     [](const tree::Node* a, const tree::Node* b) { return a->name < b->name; });
+    const auto value = [&](const tree::Node* k) {
+      if (k->name == "Base64Container")
+        out += "\"(attachment)\"";
+      else
+        write_json_tree(out, k);
+    };
+    for (size_t i = 0; i < kids.size();) {
+      size_t j = i + 1;
+      while (j < kids.size() && kids[j]->name == kids[i]->name) ++j;
+      key(0, kids[i]->name);
+      if (j - i == 1) {
+        value(kids[i]);
+      } else {
+        out += '[';
+        for (size_t m = i; m < j; ++m) {
+          if (m > i) out += ',';
+          value(kids[m]);
+        }
+        out += ']';
+      }
+      i = j;
+    }
+  }
+  out += '}';
+}
+
+// {"<payload element>": <its tree>} as JSON text: the event's body.content.
+std::string content_json(const tree::Node* payload) {
+  std::string out;
+  out.reserve(4096);
+  out += '{';
+  json_string(out, payload->name);
+  out += ':';
+  write_json_tree(out, payload);
+  out += '}';
+  return out;
 }
 
 // ---- parties
@@ -763,7 +871,7 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
     const auto* refdoc = tree::path(msg, "Document/RefDoc");
     if (auto d = tree::v_at(refdoc, "IssueDate"); !d.empty()) body["issued"] = d;
     if (payload) {
-      body["content"] = {{payload->name, to_json_tree(payload)}};
+      e.body_content_json = content_json(payload);
       if (e.type == EventType::kDialog) body["notes"] = dialog_notes(payload);
       if (e.type == EventType::kReferral) {
         body["reasons"] = reasons(payload);
@@ -811,7 +919,7 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
           body["requested_service"] = tree::text(rs);
       }
       if (auto d = diagnoses(sb); !d.empty()) body["diagnoses"] = d;
-      body["content"] = {{sb->name, to_json_tree(sb)}};
+      e.body_content_json = content_json(sb);
       attachments_from(sb, e.attachments, out.warnings);
     }
   }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <tuple>
 
 #include "engine/core/crypto.hpp"
 #include "engine/core/redact.hpp"
@@ -221,8 +222,26 @@ std::string dump(const json& j) {
 
 json to_json(const Event& e) {
   json j = envelope(e);
-  j["body"] = e.body;
+  j["body"] = e.full_body();
   return j;
+}
+
+json Event::full_body() const {
+  if (body_content_json.empty() || !(body.is_object() || body.is_null())) return body;
+  json b = body;
+  // Written by our own serialiser; a parse failure would be a bug there, so it shows.
+  b["content"] = json::parse(body_content_json);
+  return b;
+}
+
+bool Event::operator==(const Event& o) const {
+  const auto fields = [](const Event& e) {
+    return std::tie(e.event_id, e.type, e.occurred_at, e.received_at, e.source, e.sender,
+                    e.receiver, e.key, e.conversation, e.attachments, e.original);
+  };
+  if (fields(*this) != fields(o)) return false;
+  if (body_content_json.empty() && o.body_content_json.empty()) return body == o.body;
+  return full_body() == o.full_body();
 }
 
 std::string to_json_string(const Event& e) {
@@ -237,7 +256,35 @@ std::string to_json_string(const Event& e) {
     env.erase(a);
   }
   out += "\"body\":";
-  out += dump(e.body);
+  if (e.body_content_json.empty() || !(e.body.is_object() || e.body.is_null())) {
+    out += dump(e.body);
+  } else {
+    // The body's members in key order with the pre-serialised content in its place.
+    out += '{';
+    bool first = true;
+    bool placed = false;
+    const auto member = [&](const std::string& k, auto&& write_value) {
+      if (!first) out += ',';
+      first = false;
+      out += dump(json(k));
+      out += ':';
+      write_value();
+    };
+    const std::string content_key = "content";
+    const auto put_content = [&] { member(content_key, [&] { out += e.body_content_json; }); };
+    if (e.body.is_object()) {
+      for (const auto& [k, v] : e.body.items()) {
+        if (!placed && k >= content_key) {
+          put_content();
+          placed = true;
+        }
+        if (k == content_key) continue;
+        member(k, [&] { out += dump(v); });
+      }
+    }
+    if (!placed) put_content();
+    out += '}';
+  }
   const std::string rest = dump(env);
   if (rest.size() > 2) {
     out += ',';

@@ -124,8 +124,18 @@ struct Event {
   nlohmann::json body = nlohmann::json::object();
   std::vector<Blob> attachments;
   std::optional<Blob> original;
+  // body.content already serialised as JSON text, or empty. The e-melding decoder writes its
+  // generic payload tree (every element of the message) straight to text: building it as
+  // nlohmann::json cost more than the rest of canonicalisation. to_json_string() splices it
+  // in as body.content and to_json() parses it there, so every serialised or JSON form of
+  // the event has one body; set, it takes the place of any "content" in `body` (which must
+  // then be an object or null; otherwise it is ignored).
+  std::string body_content_json;
 
-  bool operator==(const Event&) const = default;
+  // `body` with body_content_json parsed in as "content".
+  nlohmann::json full_body() const;
+  // Equal when every field is, comparing full_body() (however content is carried).
+  bool operator==(const Event& o) const;
 };
 
 // Serialisation: lossless in both directions for valid UTF-8 text (the only kind codecs

@@ -78,6 +78,42 @@ TEST(Event, SerialisedStringIsTheJsonDocument) {
   EXPECT_EQ(to_json_string(minimal), dump(to_json(minimal)));
 }
 
+// A body whose "content" travels pre-serialised (as the e-melding decoder does it): spliced
+// in at its place among the body's keys, equal to the same event with the content parsed.
+TEST(Event, PreSerialisedContentIsSplicedIntoTheBody) {
+  auto dump = [](const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  Event e = sample_event();
+  e.body["content"] = "replaced by body_content_json";
+  e.body_content_json =
+      R"({"ServReq":{"#text":"a \"quoted\" line\nand more","@V":"1","Id":["7","8"]}})";
+  const std::string text = to_json_string(e);
+  EXPECT_EQ(text, dump(to_json(e)));
+  EXPECT_EQ(e.full_body()["content"]["ServReq"]["Id"][1], "8");
+  EXPECT_EQ(e.full_body()["content"]["ServReq"]["#text"], "a \"quoted\" line\nand more");
+  EXPECT_EQ(e.full_body()["reason"], "Smerter i kne");  // keys before and after "content"
+  EXPECT_EQ(e.full_body()["unicode"], e.body["unicode"]);
+  auto back = event_from_json_string(text);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_TRUE(back->body_content_json.empty());
+  EXPECT_EQ(back->body["content"], e.full_body()["content"]);
+  EXPECT_EQ(*back, e);
+  EXPECT_EQ(e, *back);
+  EXPECT_EQ(to_json_string(*back), text);
+  // Different content, different events.
+  Event other = e;
+  other.body_content_json = R"({"ServReq":{"@V":"2"}})";
+  EXPECT_FALSE(other == e);
+  // Only keys before "content", none at all, and a null body.
+  e.body = {{"a", 1}};
+  EXPECT_EQ(to_json_string(e), dump(to_json(e)));
+  e.body = nlohmann::json::object();
+  EXPECT_EQ(to_json_string(e), dump(to_json(e)));
+  e.body = nullptr;
+  EXPECT_EQ(to_json_string(e), dump(to_json(e)));
+}
+
 TEST(Event, MinimalEventRoundTrips) {
   Event e;
   e.event_id = "00000000-0000-4000-8000-000000000000";

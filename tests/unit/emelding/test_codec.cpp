@@ -68,6 +68,19 @@ TEST(EmeldingCodec, EveryValidExampleRoundTripsAndReaddresses) {
     auto* ok = std::get_if<Decoded>(&res);
     ASSERT_NE(ok, nullptr) << r.file;
     const Event& e = ok->events.at(0);
+    // 0. The payload tree travels pre-serialised (Event::body_content_json): spliced into the
+    //    event's JSON it gives exactly the bytes nlohmann writes for the parsed tree (key
+    //    order, escapes), and the event reads back equal.
+    if (e.type != EventType::kAppRec) {
+      EXPECT_FALSE(e.body_content_json.empty()) << r.file;
+    }
+    const std::string text = to_json_string(e);
+    EXPECT_EQ(text, to_json(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+        << r.file;
+    auto back = event_from_json_string(text);
+    ASSERT_TRUE(back.ok()) << r.file;
+    EXPECT_TRUE(back->body_content_json.empty());
+    EXPECT_EQ(*back, e) << r.file;
     // 1. The original bytes come back exactly.
     auto orig = encode_original(e);
     ASSERT_TRUE(orig.ok()) << r.file;
@@ -134,6 +147,16 @@ TEST(EmeldingCodec, CanonicalContentOfALabResult) {
   }
   EXPECT_TRUE(found);
   EXPECT_EQ(e.key.substr(0, 2), "p:");
+  // The whole payload as generic JSON: attributes as "@name", repeated elements as arrays,
+  // text-only elements as their trimmed text.
+  const auto content = e.full_body()["content"];
+  ASSERT_TRUE(content.contains("ServReport"));
+  const auto& sr = content["ServReport"];
+  EXPECT_EQ(sr["ServType"], (nlohmann::json{{"@DN", "Endring"}, {"@V", "M"}}));
+  ASSERT_TRUE(sr["Patient"]["AnalysedSubject"].is_array());
+  EXPECT_EQ(sr["Patient"]["AnalysedSubject"].size(), 3u);
+  EXPECT_EQ(sr["Patient"]["AnalysedSubject"][1]["TypeCoded"]["@DN"], "Plasma");
+  EXPECT_EQ(sr["Patient"]["AnalysedSubject"][1]["IdByServProvider"], "2");
 }
 
 TEST(EmeldingCodec, CanonicalContentOfAReferralAndADialog) {
