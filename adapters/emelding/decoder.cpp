@@ -77,50 +77,9 @@ json coded(const tree::Node* e) {
 // Base64Container content is left out: attachments carry it.
 //
 // Written straight to JSON text, exactly as nlohmann::json would dump the same tree (keys
-// in byte order, the same escapes), without building it: one string, no node allocations.
+// in byte order, append_json_string's escapes), without building it: no node allocations.
 // Key order falls out of the names: "#text" ('#') sorts before every "@attribute" ('@'),
 // and those before every element name (a letter, '_' or a non-ASCII byte).
-void json_string(std::string& out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  out += '"';
-  size_t run = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xF];
-    }
-  }
-  out.append(s.data() + run, s.size() - run);
-  out += '"';
-}
-
 std::string_view trimmed(std::string_view t) {
   const auto b = t.find_first_not_of(" \t\r\n");
   if (b == std::string_view::npos) return {};
@@ -130,7 +89,7 @@ std::string_view trimmed(std::string_view t) {
 void write_json_tree(std::string& out, const tree::Node* e) {
   const std::string_view text = trimmed(e->text);
   if (e->attrs.empty() && e->kids.empty()) {
-    json_string(out, text);
+    append_json_string(out, text);
     return;
   }
   out += '{';
@@ -144,13 +103,13 @@ void write_json_tree(std::string& out, const tree::Node* e) {
       out.append(name.data(), name.size());  // XML names need no escaping
       out += '"';
     } else {
-      json_string(out, name);
+      append_json_string(out, name);
     }
     out += ':';
   };
   if (!text.empty()) {
     key('#', "text");
-    json_string(out, text);
+    append_json_string(out, text);
   }
   // Attributes by name; of two with the same local name (different namespaces) the last.
   if (!e->attrs.empty()) {
@@ -162,7 +121,7 @@ void write_json_tree(std::string& out, const tree::Node* e) {
       const auto& [name, value] = e->attrs[order[i]];
       if (i + 1 < order.size() && e->attrs[order[i + 1]].first == name) continue;
       key('@', name);
-      json_string(out, value);
+      append_json_string(out, value);
     }
   }
   // Children grouped by name (document order kept within a name); a repeated name is an
@@ -202,7 +161,7 @@ std::string content_json(const tree::Node* payload) {
   std::string out;
   out.reserve(4096);
   out += '{';
-  json_string(out, payload->name);
+  append_json_string(out, payload->name);
   out += ':';
   write_json_tree(out, payload);
   out += '}';

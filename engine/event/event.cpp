@@ -218,7 +218,204 @@ std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// Well-formed UTF-8 (Unicode table 3-7: no overlongs, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    unsigned lo = 0x80;
+    unsigned hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return false;
+    for (size_t k = 2; k < len; ++k)
+      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return false;
+    i += len;
+  }
+  return true;
+}
+
+// The members of one JSON object written in nlohmann's key order (bytewise), each value
+// already JSON text: the envelope without building it as nlohmann::json.
+class ObjectText {
+ public:
+  explicit ObjectText(std::string& out) : out_(out) {}
+  // Starts member `key`; its value is what is appended to the returned string until the
+  // next member() or finish().
+  std::string& member(std::string_view key) {
+    close();
+    members_.push_back({key, buf_.size(), 0});
+    return buf_;
+  }
+  void str(std::string_view key, std::string_view v) { append_json_string(member(key), v); }
+  void str_if(std::string_view key, std::string_view v) {
+    if (!v.empty()) str(key, v);
+  }
+  void finish() {
+    close();
+    std::sort(members_.begin(), members_.end(),
+              [](const Member& a, const Member& b) { return a.key < b.key; });
+    out_ += '{';
+    for (size_t i = 0; i < members_.size(); ++i) {
+      if (i) out_ += ',';
+      append_json_string(out_, members_[i].key);
+      out_ += ':';
+      out_.append(buf_, members_[i].offset, members_[i].length);
+    }
+    out_ += '}';
+  }
+
+ private:
+  struct Member {
+    std::string_view key;
+    size_t offset;
+    size_t length;
+  };
+  void close() {
+    if (!members_.empty()) members_.back().length = buf_.size() - members_.back().offset;
+  }
+  std::string& out_;
+  std::string buf_;
+  std::vector<Member> members_;
+};
+
+void write_org(std::string& out, const Organisation& o) {
+  ObjectText j(out);
+  j.str_if("name", o.name);
+  j.str_if("her_id", o.her_id);
+  j.str_if("org_number", o.org_number);
+  if (!o.ids.empty()) {
+    std::string& a = j.member("ids");
+    a += '[';
+    for (size_t i = 0; i < o.ids.size(); ++i) {
+      if (i) a += ',';
+      ObjectText x(a);
+      x.str("value", o.ids[i].value);
+      x.str_if("type", o.ids[i].type);
+      x.finish();
+    }
+    a += ']';
+  }
+  j.finish();
+}
+
+void write_party(std::string& out, const Party& p) {
+  ObjectText j(out);
+  if (!p.organisation.empty()) write_org(j.member("organisation"), p.organisation);
+  if (!p.department.empty()) write_org(j.member("department"), p.department);
+  if (!p.person.empty()) {
+    ObjectText x(j.member("person"));
+    x.str_if("name", p.person.name);
+    x.str_if("her_id", p.person.her_id);
+    x.str_if("hpr_number", p.person.hpr_number);
+    x.str_if("role", p.person.role);
+    x.finish();
+  }
+  j.str_if("system", p.system);
+  j.finish();
+}
+
+void write_blob(std::string& out, const Blob& b, bool with_meta) {
+  ObjectText j(out);
+  if (with_meta) {
+    j.str_if("id", b.id);
+    j.str_if("mime", b.mime);
+    j.str_if("description", b.description);
+  } else {
+    j.str_if("content_type", b.mime);
+  }
+  j.member("size") += std::to_string(b.size);
+  j.str("sha256", b.sha256);
+  if (b.data) {
+    std::string& v = j.member("data_base64");
+    v += '"';
+    v += base64_encode(*b.data);  // base64 needs no escaping
+    v += '"';
+  }
+  j.str_if("claim_check", b.claim_check);
+  j.finish();
+}
+
+void write_body(std::string& out, const Event& e) {
+  if (e.body_content_json.empty() || !(e.body.is_object() || e.body.is_null())) {
+    out += dump(e.body);
+    return;
+  }
+  // The body's members with the pre-serialised content in its place.
+  ObjectText j(out);
+  if (e.body.is_object())
+    for (const auto& [k, v] : e.body.items())
+      if (k != "content") j.member(k) += dump(v);
+  j.member("content") += e.body_content_json;
+  j.finish();
+}
+
 }  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  bool ascii = true;
+  for (const char ch : s) ascii = ascii && static_cast<unsigned char>(ch) < 0x80;
+  if (!ascii && !valid_utf8(s)) {
+    out += dump(json(std::string(s)));  // nlohmann's replacement of the invalid bytes
+    return;
+  }
+  out += '"';
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xF];
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out += '"';
+}
 
 json to_json(const Event& e) {
   json j = envelope(e);
@@ -245,53 +442,49 @@ bool Event::operator==(const Event& o) const {
 }
 
 std::string to_json_string(const Event& e) {
-  // Byte for byte what to_json(e).dump() gives (keys in order: attachments, body, the rest),
-  // without copying the body into the envelope first.
-  json env = envelope(e);
-  std::string out = "{";
-  if (const auto a = env.find("attachments"); a != env.end()) {
-    out += "\"attachments\":";
-    out += dump(*a);
-    out += ',';
-    env.erase(a);
+  // Byte for byte what to_json(e).dump() gives, written directly: nlohmann builds only the
+  // body (when it is not pre-serialised), never the envelope.
+  std::string out;
+  out.reserve(1024 + (e.original && e.original->data ? e.original->data->size() * 4 / 3 : 0) +
+              e.body_content_json.size());
+  ObjectText j(out);
+  j.member("schema_version") += std::to_string(kCanonicalSchemaVersion);
+  j.str("event_id", e.event_id);
+  j.str("type", to_string(e.type));
+  j.str_if("occurred_at", e.occurred_at);
+  j.str("received_at", e.received_at);
+  {
+    ObjectText s(j.member("source"));
+    s.str("format", e.source.format);
+    s.str("message_id", e.source.message_id);
+    s.str_if("version", e.source.version);
+    s.str_if("message_type", e.source.message_type);
+    s.str_if("channel", e.source.channel);
+    if (e.source.validated) s.member("validated") += *e.source.validated ? "true" : "false";
+    s.finish();
   }
-  out += "\"body\":";
-  if (e.body_content_json.empty() || !(e.body.is_object() || e.body.is_null())) {
-    out += dump(e.body);
-  } else {
-    // The body's members in key order with the pre-serialised content in its place.
-    out += '{';
-    bool first = true;
-    bool placed = false;
-    const auto member = [&](const std::string& k, auto&& write_value) {
-      if (!first) out += ',';
-      first = false;
-      out += dump(json(k));
-      out += ':';
-      write_value();
-    };
-    const std::string content_key = "content";
-    const auto put_content = [&] { member(content_key, [&] { out += e.body_content_json; }); };
-    if (e.body.is_object()) {
-      for (const auto& [k, v] : e.body.items()) {
-        if (!placed && k >= content_key) {
-          put_content();
-          placed = true;
-        }
-        if (k == content_key) continue;
-        member(k, [&] { out += dump(v); });
-      }
+  if (!e.sender.empty()) write_party(j.member("sender"), e.sender);
+  if (!e.receiver.empty()) write_party(j.member("receiver"), e.receiver);
+  j.str("key", e.key);
+  if (!e.conversation.empty()) {
+    ObjectText c(j.member("conversation"));
+    c.str_if("conversation_ref", e.conversation.conversation_ref);
+    c.str_if("parent_ref", e.conversation.parent_ref);
+    c.str_if("in_reply_to", e.conversation.in_reply_to);
+    c.finish();
+  }
+  if (!e.attachments.empty()) {
+    std::string& a = j.member("attachments");
+    a += '[';
+    for (size_t i = 0; i < e.attachments.size(); ++i) {
+      if (i) a += ',';
+      write_blob(a, e.attachments[i], true);
     }
-    if (!placed) put_content();
-    out += '}';
+    a += ']';
   }
-  const std::string rest = dump(env);
-  if (rest.size() > 2) {
-    out += ',';
-    out.append(rest, 1, std::string::npos);
-  } else {
-    out += '}';
-  }
+  if (e.original) write_blob(j.member("original"), *e.original, false);
+  write_body(j.member("body"), e);
+  j.finish();
   return out;
 }
 

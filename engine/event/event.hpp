@@ -142,6 +142,9 @@ struct Event {
 // produce); an invalid byte sequence would be written as U+FFFD instead of failing.
 nlohmann::json to_json(const Event& e);
 std::string to_json_string(const Event& e);
+// Appends `s` as a JSON string exactly as nlohmann::json's dump() of the events writes it
+// (UTF-8 kept, control characters escaped, invalid UTF-8 replaced by U+FFFD).
+void append_json_string(std::string& out, std::string_view s);
 Result<Event> event_from_json(const nlohmann::json& j);
 Result<Event> event_from_json_string(std::string_view text);
 

@@ -114,6 +114,39 @@ TEST(Event, PreSerialisedContentIsSplicedIntoTheBody) {
   EXPECT_EQ(to_json_string(e), dump(to_json(e)));
 }
 
+// The envelope is written without nlohmann; every string must still come out exactly as
+// nlohmann writes it, invalid UTF-8 included.
+TEST(Event, JsonStringsAreWrittenAsNlohmannWritesThem) {
+  auto dump = [](const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  const std::vector<std::string> samples = {
+      "",
+      "plain",
+      "quote \" backslash \\ slash /",
+      std::string("controls \b\f\n\r\t \x01 \x1f \x7f and NUL ") + std::string(1, '\0'),
+      "æøå ÆØÅ € 𝄞 \xef\xbf\xbd",
+      "overlong \xc0\xaf",
+      "surrogate \xed\xa0\x80",
+      "truncated \xe2\x82",
+      "lone continuation \x80 and \xbf",
+      "above U+10FFFF \xf4\x90\x80\x80 and \xf5\x80\x80\x80",
+      "4-byte overlong \xf0\x80\x80\x80",
+      "\xff at the start",
+  };
+  for (const auto& s : samples) {
+    std::string out;
+    append_json_string(out, s);
+    EXPECT_EQ(out, dump(nlohmann::json(s))) << s;
+  }
+  Event e = sample_event();
+  e.sender.organisation.name = samples[3];
+  e.receiver.person.name = samples[5];
+  e.source.channel = samples[8];
+  e.attachments.front().description = samples[9];
+  EXPECT_EQ(to_json_string(e), dump(to_json(e)));
+}
+
 TEST(Event, MinimalEventRoundTrips) {
   Event e;
   e.event_id = "00000000-0000-4000-8000-000000000000";
