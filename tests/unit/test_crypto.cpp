@@ -17,6 +17,23 @@ TEST(Crypto, HmacRfc4231TestCase2) {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
+// The keyed context is kept per thread: repeated messages, a key change and back, and an
+// empty key must each give the RFC 4231 / one-shot answers.
+TEST(Crypto, HmacKeyedContextIsReusedCorrectly) {
+  const std::string key1(20, '\x0b');  // RFC 4231 test case 1
+  const std::string tc1 = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7";
+  const std::string tc2 = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(hmac_sha256_hex(key1, "Hi There"), tc1);
+    EXPECT_EQ(hmac_sha256_hex("Jefe", "what do ya want for nothing?"), tc2);
+  }
+  EXPECT_EQ(hmac_sha256_hex(key1, "Hi There"), tc1);
+  EXPECT_EQ(hmac_sha256_hex(key1, "Hi There"), tc1);
+  // HMAC with an empty key and message (a well-known value).
+  EXPECT_EQ(hmac_sha256_hex("", ""),
+            "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+}
+
 TEST(Crypto, Base64RoundTripAllLengths) {
   std::string data;
   for (int i = 0; i < 300; ++i) {
