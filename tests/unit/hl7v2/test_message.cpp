@@ -154,6 +154,82 @@ TEST(Hl7Mllp, DeframerHandlesChunksNoiseAndLimits) {
   EXPECT_EQ(out[0], "after");
 }
 
+namespace {
+
+// The de-framer's rules, one byte at a time: the oracle for the run-at-a-time one.
+struct ReferenceDeframer {
+  size_t max;
+  std::string buf;
+  bool in_frame = false, end_seen = false, discarding = false;
+  size_t skipped = 0;
+  bool feed(std::string_view bytes, std::vector<std::string>& out) {
+    bool too_large = false;
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      const char c = bytes[i];
+      if (!in_frame) {
+        if (c == '\x0b') {
+          in_frame = true;
+          end_seen = discarding = false;
+          buf.clear();
+        } else {
+          ++skipped;
+        }
+        continue;
+      }
+      if (end_seen) {
+        if (!discarding) out.push_back(std::move(buf));
+        buf.clear();
+        in_frame = end_seen = discarding = false;
+        if (c != '\r') --i;
+        continue;
+      }
+      if (c == '\x1c') {
+        end_seen = true;
+        continue;
+      }
+      if (c == '\x0b' && buf.empty()) continue;
+      if (discarding) continue;
+      if (buf.size() >= max) {
+        discarding = true;
+        buf.clear();
+        too_large = true;
+        continue;
+      }
+      buf.push_back(c);
+    }
+    return too_large;
+  }
+};
+
+}  // namespace
+
+// Random streams rich in 0x0B, 0x1C and CR, fed in random chunks to de-framers with small
+// limits: the same frames, the same too-large reports and the same skipped count as the
+// byte-at-a-time rules.
+TEST(Hl7Mllp, DeframerMatchesTheByteAtATimeRules) {
+  std::mt19937 rng(7);
+  const std::string alphabet = "\x0b\x1c\r\nab";
+  for (int round = 0; round < 3000; ++round) {
+    std::string stream(rng() % 200, '\0');
+    for (auto& c : stream) c = alphabet[rng() % alphabet.size()];
+    const size_t max = rng() % 12;
+    budstikke::mllp::Deframer d(max);
+    ReferenceDeframer ref{max, {}};
+    std::vector<std::string> got, want;
+    for (size_t i = 0; i < stream.size();) {
+      const size_t step = 1 + rng() % 17;
+      const auto part = std::string_view(stream).substr(i, step);
+      const bool too_large = d.feed(part, got) == budstikke::mllp::Deframer::Status::kTooLarge;
+      EXPECT_EQ(too_large, ref.feed(part, want)) << "round " << round << " at " << i;
+      i += step;
+    }
+    ASSERT_EQ(got, want) << "round " << round;
+    EXPECT_EQ(d.skipped(), ref.skipped) << "round " << round;
+    EXPECT_EQ(d.in_frame(), ref.in_frame) << "round " << round;
+    EXPECT_EQ(d.buffered(), ref.buf.size()) << "round " << round;
+  }
+}
+
 // Property: for random delimiter sets and random values (including every delimiter, escape
 // and control character), set() then get() returns the value, and re-encoding with another
 // random delimiter set keeps every value.
