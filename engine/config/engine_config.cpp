@@ -81,7 +81,9 @@ Spec build_engine_spec_fields() {
        integer("replication_factor", "Replication factor of topics the engine creates.", 1, 1, 7),
        integer("linger_ms",
                "How long the producer waits to batch records: lower means faster "
-               "acknowledgements upstream, higher fewer requests.",
+               "acknowledgements upstream, higher fewer requests. Measured (BENCHMARKS.md, "
+               "MLLP): 0 gives one connection an ACK p50 of 0.47 ms instead of 1.7 ms, and 64 "
+               "connections about 15% less throughput.",
                1, 0, 1000),
        str("topic_prefix", "Prefix for every topic name (several environments on one cluster).",
            ""),

@@ -3,6 +3,7 @@
 # the local broker; bench_mllp drives it with 64 connections (throughput) and with one
 # connection (ACK latency p50/p99). Every ACK is sent only after Kafka has the message.
 # usage: tests/bench/mllp/run.sh [RUNS=5] [SECONDS=10]
+# LINGER_MS=N sets the producer's kafka.linger_ms (default: the engine's default, 1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$here"
@@ -18,6 +19,7 @@ cat > "$work/engine.yaml" <<YAML
 kafka:
   bootstrap_servers: $(scripts/kafka bootstrap)
   topic_prefix: "bench.mllp.$$."
+${LINGER_MS:+  linger_ms: $LINGER_MS}
 privacy:
   key_secret: benchmark-secret-0123456789
 log:
