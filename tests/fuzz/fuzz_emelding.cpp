@@ -39,7 +39,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     auto& ok = std::get<emelding::Decoded>(r);
     for (const auto& e : ok.events) {
-      (void)to_json_string(e);
+      // Envelope and payload tree are written without nlohmann: exactly nlohmann's bytes.
+      if (to_json_string(e) !=
+          to_json(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+        __builtin_trap();
       (void)emelding::encode_original(e);
     }
     (void)emelding::build_apprec(emelding::apprec_ok(ok.info));
