@@ -79,6 +79,10 @@ struct Decoded {
   std::vector<std::string> warnings;
 };
 
+namespace tree {
+class Tree;
+}
+
 class Decoder {
  public:
   // schemas may be null: validation is then off (and every event says validated=false).
@@ -94,6 +98,20 @@ class Decoder {
   // Validates a document (e.g. one we produced) against the schemas; empty when valid,
   // otherwise the errors with line:col.
   std::vector<std::string> validate(std::string_view bytes);
+
+  // The fast path (native parser and compiled validator; Xerces decides what it declines)
+  // is on by default. Off: every message goes through Xerces, as tests comparing the two do.
+  void set_fast_path(bool on);
+  struct PathStats {
+    size_t fast = 0;                      // decoded entirely on the fast path
+    size_t xerces = 0;                    // handed to Xerces
+    size_t parse_declined = 0;            // ... because the native parser declined
+    size_t validate_declined = 0;         // ... because the compiled validator declined
+    const char* last_declined = nullptr;  // why, for the last message handed to Xerces
+  };
+  const PathStats& path_stats() const;
+  // The tree of the last decode (for tests that compare the two paths).
+  const tree::Tree& last_tree() const;
 
  private:
   struct Impl;

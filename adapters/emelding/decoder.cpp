@@ -16,6 +16,8 @@
 #include <xercesc/util/XMLUni.hpp>
 
 #include "adapters/emelding/codec.hpp"
+#include "adapters/emelding/fast_xml.hpp"
+#include "adapters/emelding/fast_xsd.hpp"
 #include "adapters/emelding/standards.hpp"
 #include "adapters/emelding/tree.hpp"
 #include "adapters/emelding/xml.hpp"
@@ -538,6 +540,42 @@ struct Decoder::Impl {
   std::unique_ptr<x::SAX2XMLReaderImpl> plain;
   NoExternal no_external;
   x::SecurityManager security;
+  // The fast path (fast_xml.hpp, fast_xsd.hpp); Xerces decides whatever it declines.
+  bool fast = true;
+  fastxml::Names names;
+  std::unique_ptr<fastxsd::Validator> validator;
+  PathStats stats;
+
+  // Parses into `tree` through the fast path if it can; true when it did (the tree is then
+  // exactly what Xerces would have built, and the document is well-formed and, if asked,
+  // valid). False: nothing is known yet, parse() with Xerces.
+  bool parse_fast(std::string_view bytes, bool validate) {
+    if (!fast) return false;
+    if (validate && !validator) {
+      if (!schemas || !schemas->compiled()) return false;
+      validator = std::make_unique<fastxsd::Validator>(schemas->compiled());
+    }
+    if (names.size() > 50000) {  // fastxml::parse drops them; the validator's ids go too
+      if (validator) validator->forget_names();
+    }
+    const fastxml::Outcome o = fastxml::parse(bytes, tree, names);
+    if (!o.ok) {
+      ++stats.parse_declined;
+      stats.last_declined = o.declined;
+      return false;
+    }
+    if (validate) {
+      const fastxsd::Outcome v = validator->validate(tree);
+      if (!v.valid) {
+        ++stats.validate_declined;
+        stats.last_declined = v.declined;
+        return false;
+      }
+    }
+    ++stats.fast;
+    builder.resetErrors();
+    return true;
+  }
 
   x::SAX2XMLReaderImpl* reader(bool validate) {
     auto& slot = validate ? validating : plain;
@@ -719,7 +757,10 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
     rej.reason = where(name, line, 1) + ": a DOCTYPE declaration is not allowed in e-meldinger";
     return rej;
   }
-  impl_->parse(bytes, validate, sys_id);
+  if (!impl_->parse_fast(bytes, validate)) {
+    ++impl_->stats.xerces;
+    impl_->parse(bytes, validate, sys_id);
+  }
   const auto& errs = impl_->builder.errors;
   const auto fatal = std::find_if(errs.begin(), errs.end(), [](const auto& e) { return e.fatal; });
   const tree::Node* root = impl_->tree.root;
@@ -892,9 +933,22 @@ std::variant<Decoded, Rejection> Decoder::decode(std::string_view bytes, const D
   return out;
 }
 
+void Decoder::set_fast_path(bool on) {
+  impl_->fast = on;
+}
+
+const Decoder::PathStats& Decoder::path_stats() const {
+  return impl_->stats;
+}
+
+const tree::Tree& Decoder::last_tree() const {
+  return impl_->tree;
+}
+
 std::vector<std::string> Decoder::validate(std::string_view bytes) {
   std::vector<std::string> out;
   if (!impl_->schemas) return {"no schemas loaded"};
+  if (impl_->parse_fast(bytes, true)) return out;
   impl_->parse(bytes, true, "document");
   for (const auto& e : impl_->builder.errors)
     out.push_back(std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.message);

@@ -15,6 +15,7 @@
 #include <xercesc/util/XMLResourceIdentifier.hpp>
 #include <xercesc/validators/common/Grammar.hpp>
 
+#include "adapters/emelding/fast_xsd.hpp"
 #include "adapters/emelding/xml.hpp"
 
 namespace budstikke::emelding {
@@ -191,6 +192,7 @@ Result<std::shared_ptr<const SchemaSet>> SchemaSet::load(const std::string& dir)
   if (s->loaded_.empty())
     return Error::permanent(ErrorDomain::kConfig, "no schema could be loaded from " + s->dir_);
   s->pool_->lockPool();
+  s->compiled_ = fastxsd::Compiled::build(s->pool_.get());
   return std::shared_ptr<const SchemaSet>(std::move(s));
 }
 

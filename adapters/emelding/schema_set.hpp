@@ -24,6 +24,10 @@ class XMLEntityResolver;
 
 namespace budstikke::emelding {
 
+namespace fastxsd {
+class Compiled;
+}
+
 class SchemaSet {
  public:
   // Loads every schema of the directory. Fails only when the directory is missing or no
@@ -41,6 +45,8 @@ class SchemaSet {
   bool has_namespace(const std::string& ns) const { return loaded_.count(ns) > 0; }
   const std::vector<std::string>& warnings() const { return warnings_; }
   size_t grammar_count() const { return loaded_.size(); }
+  // The grammars compiled for the fast validator (fast_xsd.hpp).
+  const std::shared_ptr<const fastxsd::Compiled>& compiled() const { return compiled_; }
 
  private:
   SchemaSet() = default;
@@ -50,6 +56,7 @@ class SchemaSet {
   std::vector<std::string> warnings_;
   std::unique_ptr<XERCES_CPP_NAMESPACE::XMLGrammarPool> pool_;
   std::unique_ptr<XERCES_CPP_NAMESPACE::XMLEntityResolver> resolver_;
+  std::shared_ptr<const fastxsd::Compiled> compiled_;
 };
 
 }  // namespace budstikke::emelding

@@ -19,6 +19,14 @@ struct Node {
   std::string text;  // character data directly inside (not of children)
   std::vector<Node*> kids;
   Node* parent = nullptr;
+  // Filled by the native parser only (fast_xml.hpp), for the compiled validator: the
+  // namespace of each attribute (parallel to attrs), and the xsi attributes the tree leaves out.
+  std::vector<std::string_view> attr_ns;
+  std::string_view xsi_type_ns;     // xsi:type, resolved (interned)
+  std::string_view xsi_type_local;  //
+  bool has_xsi_type = false;
+  bool has_xsi_nil = false;
+  int schema_id = -1;  // the validator's element-name id (fast path)
 };
 
 class Tree {
@@ -32,6 +40,12 @@ class Tree {
     n->text.clear();
     n->kids.clear();
     n->parent = nullptr;
+    n->attr_ns.clear();
+    n->xsi_type_ns = {};
+    n->xsi_type_local = {};
+    n->has_xsi_type = false;
+    n->has_xsi_nil = false;
+    n->schema_id = -1;
     return n;
   }
   void clear() {
