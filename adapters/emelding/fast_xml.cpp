@@ -56,6 +56,13 @@ constexpr std::array<bool, 256> make_name_char() {
 }
 constexpr auto kNameChar = make_name_char();
 
+// The first byte of a local name (after a prefix's colon): a name-start character; a
+// non-ASCII lead byte is checked by the name scanner itself.
+inline bool local_start(char c) {
+  const auto b = static_cast<u8>(c);
+  return b >= 0x80 || (kNameStart[b] && b != ':');
+}
+
 inline bool is_space(u8 c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
@@ -346,10 +353,12 @@ class Parser {
       p_ += n;
     }
     out = std::string_view(reinterpret_cast<const char*>(s), static_cast<size_t>(p_ - s));
-    // Namespaces: at most one colon, not first or last.
+    // Namespaces: at most one colon, not first or last, and the local part an NCName too
+    // (it starts as a name starts: not with a digit, '-' or '.').
     const size_t colon = out.find(':');
-    if (colon != std::string_view::npos && (colon == 0 || colon + 1 == out.size() ||
-                                            out.find(':', colon + 1) != std::string_view::npos))
+    if (colon != std::string_view::npos &&
+        (colon == 0 || colon + 1 == out.size() ||
+         out.find(':', colon + 1) != std::string_view::npos || !local_start(out[colon + 1])))
       return decline("not a QName");
     return true;
   }
@@ -653,7 +662,8 @@ class Parser {
         n->xsi_type_local = names_.intern(v);
         n->xsi_type_ns = resolve({}, ok);
       } else {
-        if (c + 1 == v.size() || v.find(':', c + 1) != std::string_view::npos)
+        if (c + 1 == v.size() || v.find(':', c + 1) != std::string_view::npos ||
+            !local_start(v[c + 1]))
           return decline("bad xsi:type");
         n->xsi_type_local = names_.intern(v.substr(c + 1));
         n->xsi_type_ns = resolve(v.substr(0, c), ok);
@@ -666,7 +676,18 @@ class Parser {
       n->has_xsi_nil = true;
       return true;
     }
-    if (local == "schemaLocation" || local == "noNamespaceSchemaLocation") return true;
+    if (local == "schemaLocation") {
+      size_t tokens = 0;
+      bool in_token = false;
+      for (const char ch : value) {
+        const bool sp = is_space(static_cast<u8>(ch));
+        if (!sp && !in_token) ++tokens;
+        in_token = !sp;
+      }
+      if (tokens == 0 || tokens % 2 != 0) t_.odd_schema_location = true;
+      return true;
+    }
+    if (local == "noNamespaceSchemaLocation") return true;
     return decline("unknown xsi attribute");
   }
 

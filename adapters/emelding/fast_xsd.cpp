@@ -1204,6 +1204,10 @@ Outcome Validator::validate(tree::Tree& t) {
   Impl& m = *impl_;
   m.out = Outcome{};
   tree::Node* root = t.root;
+  if (t.odd_schema_location) {
+    m.decline("xsi:schemaLocation not in pairs", root);
+    return m.out;
+  }
   if (!root) {
     m.decline("no root", nullptr);
     return m.out;

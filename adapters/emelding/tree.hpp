@@ -51,8 +51,12 @@ class Tree {
   void clear() {
     used_ = 0;
     root = nullptr;
+    odd_schema_location = false;
   }
   Node* root = nullptr;
+  // Native parser: an xsi:schemaLocation that is not namespace-location pairs (Xerces
+  // refuses it when validating, and ignores it otherwise).
+  bool odd_schema_location = false;
 
  private:
   std::deque<Node> arena_;  // reused across documents: no allocation once warm

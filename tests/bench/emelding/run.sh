@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # e-melding decode benchmark: Budstikke's decode + validate + canonicalise (one thread)
 # against xmllint --noout --schema (libxml2, validation only) over the same files in one
-# process, measured in the same run. Prints a median of RUNS runs for each corpus.
+# process, measured in the same run; and the same decode with the fast path off (every
+# message through Xerces). Prints a median of RUNS runs for each corpus.
 #
 # usage: tests/bench/emelding/run.sh [RUNS=5] [SECONDS_PER_RUN=3]
 # Needs ../shared/standards (or BUDSTIKKE_STANDARDS).
@@ -79,10 +80,15 @@ measure() { # name listfile schema
     t1=$(date +%s.%N)
     local lint_rate
     lint_rate=$(echo "$total / ($t1 - $t0)" | bc -l)
-    local ours
-    ours=$(xargs -a "$list" taskset -c 0 "$bin" "$std/xsd" "$secs" | sed -n 's/.*msg_per_s=\([0-9]*\).*/\1/p')
-    printf 'run %d %s budstikke_msg_s=%s xmllint_msg_s=%.0f ratio=%.2f avg_bytes=%d\n' \
-      "$r" "$name" "$ours" "$lint_rate" "$(echo "$ours / $lint_rate" | bc -l)" $(( bytes / n ))
+    local line ours fastp xer
+    line=$(xargs -a "$list" taskset -c 0 "$bin" "$std/xsd" "$secs")
+    ours=$(echo "$line" | sed -n 's/.*msg_per_s=\([0-9]*\).*/\1/p')
+    fastp=$(echo "$line" | sed -n 's/.*fast_path=\([0-9]*\) xerces_path=\([0-9]*\).*/\1 of \1+\2/p')
+    # The same decode with the fast path off (Xerces for every message), in the same run.
+    xer=$(BENCH_MODE=xerces xargs -a "$list" taskset -c 0 "$bin" "$std/xsd" "$secs" |
+      sed -n 's/.*msg_per_s=\([0-9]*\).*/\1/p')
+    printf 'run %d %s budstikke_msg_s=%s xmllint_msg_s=%.0f ratio=%.2f avg_bytes=%d xerces_only_msg_s=%s fast_path=%s\n' \
+      "$r" "$name" "$ours" "$lint_rate" "$(echo "$ours / $lint_rate" | bc -l)" $(( bytes / n )) "$xer" "$fastp"
   done
 }
 {
@@ -94,13 +100,15 @@ echo "== medians"
 import re, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    m = re.match(r"run \d+ (\S+) budstikke_msg_s=(\d+) xmllint_msg_s=(\d+) ratio=([\d.]+) avg_bytes=(\d+)", line)
+    m = re.match(r"run \d+ (\S+) budstikke_msg_s=(\d+) xmllint_msg_s=(\d+) ratio=([\d.]+) avg_bytes=(\d+) xerces_only_msg_s=(\d+)", line)
     if m:
-        rows.setdefault(m[1], []).append((int(m[2]), int(m[3]), float(m[4]), int(m[5])))
+        rows.setdefault(m[1], []).append((int(m[2]), int(m[3]), float(m[4]), int(m[5]), int(m[6])))
 for name, r in rows.items():
     ours = statistics.median(x[0] for x in r)
     lint = statistics.median(x[1] for x in r)
     ratio = statistics.median(x[2] for x in r)
+    xer = statistics.median(x[4] for x in r)
     mb = ours * r[0][3] / 1e6
-    print(f"{name}: budstikke {ours:.0f} msg/s ({mb:.1f} MB/s, one core) | xmllint {lint:.0f} msg/s | ratio {ratio:.2f}")
+    print(f"{name}: budstikke {ours:.0f} msg/s ({mb:.1f} MB/s, one core) | xmllint {lint:.0f} msg/s | ratio {ratio:.2f}"
+          f" | Xerces-only path {xer:.0f} msg/s (fast path {ours / xer:.1f}x)")
 PY
