@@ -119,13 +119,20 @@ std::string compare(emelding::Decoder& fast, emelding::Decoder& xerces, const st
   return {};
 }
 
+// Two decoders on the same schemas: one with the fast path, one with Xerces alone.
+class FastPath : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(schemas(), nullptr);
+    xerces.set_fast_path(false);
+  }
+  emelding::Decoder fast{schemas()};
+  emelding::Decoder xerces{schemas()};
+};
+
 }  // namespace
 
-TEST(FastPath, AgreesWithXercesOnEveryExample) {
-  ASSERT_NE(schemas(), nullptr);
-  emelding::Decoder fast(schemas());
-  emelding::Decoder xerces(schemas());
-  xerces.set_fast_path(false);
+TEST_F(FastPath, AgreesWithXercesOnEveryExample) {
   std::vector<std::string> diffs;
   std::map<std::string, std::pair<int, int>> per_folder;  // accepted: fast / all
   std::map<std::string, int> declined_why;
@@ -309,11 +316,7 @@ std::string mutate(const std::string& in, std::mt19937& rng) {
 
 }  // namespace
 
-TEST(FastPath, AgreesWithXercesOnMutatedExamples) {
-  ASSERT_NE(schemas(), nullptr);
-  emelding::Decoder fast(schemas());
-  emelding::Decoder xerces(schemas());
-  xerces.set_fast_path(false);
+TEST_F(FastPath, AgreesWithXercesOnMutatedExamples) {
   // BUDSTIKKE_MUTATIONS (per file) and BUDSTIKKE_MUTATION_SEED widen the search by hand.
   const char* seed = std::getenv("BUDSTIKKE_MUTATION_SEED");
   std::mt19937 rng(seed ? static_cast<unsigned>(std::atoi(seed)) : 20261201u);
@@ -351,11 +354,7 @@ TEST(FastPath, AgreesWithXercesOnMutatedExamples) {
 // Inputs on which the two paths once disagreed (found by the mutation test and kept here),
 // and edge cases of the native parser, each edit applied to one of the project's own
 // example messages.
-TEST(FastPath, AgreesWithXercesOnKnownEdgeCases) {
-  ASSERT_NE(schemas(), nullptr);
-  emelding::Decoder fast(schemas());
-  emelding::Decoder xerces(schemas());
-  xerces.set_fast_path(false);
+TEST_F(FastPath, AgreesWithXercesOnKnownEdgeCases) {
   const std::string base = testenv::read_file(testenv::source_dir() /
                                               "examples/messages/dialog-notat-gp-to-hospital.xml");
   const std::string root = "<MsgHead ";
