@@ -555,7 +555,10 @@ struct Decoder::Impl {
       if (!schemas || !schemas->compiled()) return false;
       validator = std::make_unique<fastxsd::Validator>(schemas->compiled());
     }
-    if (names.size() > 50000) {  // fastxml::parse drops them; the validator's ids go too
+    // Bounded growth: a stream of hostile messages with fresh names each time. The interned
+    // names go between documents, and with them the validator's ids keyed by them.
+    if (names.size() > 50000) {
+      names.clear();
       if (validator) validator->forget_names();
     }
     const fastxml::Outcome o = fastxml::parse(bytes, tree, names);

@@ -713,9 +713,6 @@ class Parser {
 }  // namespace
 
 Outcome parse(std::string_view in, tree::Tree& t, Names& names) {
-  // Bounded growth: the interned names are dropped between documents once there are many
-  // (a stream of hostile messages with fresh names each time).
-  if (names.size() > 50000) names.clear();
   t.clear();
   Outcome o = Parser(in, t, names, false).run();
   if (o.ok || o.declined != kLatin1) return o;

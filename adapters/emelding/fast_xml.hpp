@@ -29,8 +29,8 @@ inline constexpr std::string_view kXmlnsNs = "http://www.w3.org/2000/xmlns/";
 inline constexpr std::string_view kXsiNs = "http://www.w3.org/2001/XMLSchema-instance";
 
 // Interned strings: names and namespace URIs repeat endlessly across messages. Views stay
-// valid as long as the table (it is never trimmed while a tree refers to it: clear() only
-// between documents, when it has grown past its cap).
+// valid until clear(), which the owner calls only between documents (the Decoder does when
+// the table has grown past its cap, together with everything keyed by these views).
 class Names {
  public:
   std::string_view intern(std::string_view s) {

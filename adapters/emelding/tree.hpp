@@ -26,7 +26,6 @@ struct Node {
   std::string_view xsi_type_local;  //
   bool has_xsi_type = false;
   bool has_xsi_nil = false;
-  int schema_id = -1;  // the validator's element-name id (fast path)
 };
 
 class Tree {
@@ -45,7 +44,6 @@ class Tree {
     n->xsi_type_local = {};
     n->has_xsi_type = false;
     n->has_xsi_nil = false;
-    n->schema_id = -1;
     return n;
   }
   void clear() {

@@ -403,3 +403,22 @@ TEST_F(FastPath, AgreesWithXercesOnKnownEdgeCases) {
     EXPECT_EQ(compare(fast, xerces, doc, false, what), "") << what;
   }
 }
+
+// The interned names are dropped once there are more than 50,000 (a stream of messages with
+// fresh names each time), and the validator's ids keyed by them with them: afterwards the
+// fast path must still validate exactly as before.
+TEST_F(FastPath, StillAgreesAfterTheInternedNamesAreDropped) {
+  const std::string msg =
+      testenv::read_file(testenv::source_dir() / "examples/messages/svarrapport-lab-result.xml");
+  ASSERT_EQ(compare(fast, xerces, msg, true, "before"), "");
+  const auto fast_before = fast.path_stats().fast;
+  for (int doc = 0; doc < 60; ++doc) {
+    std::string junk = "<root>";
+    for (int i = 0; i < 1000; ++i) junk += "<n" + std::to_string(doc * 1000 + i) + "/>";
+    junk += "</root>";
+    (void)run(fast, junk, true, "junk");
+    (void)run(fast, junk, false, "junk");
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(compare(fast, xerces, msg, true, "after"), "");
+  EXPECT_EQ(fast.path_stats().fast, fast_before + 60 + 3);  // the junk parses unvalidated
+}
