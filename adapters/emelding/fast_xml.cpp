@@ -1,5 +1,7 @@
 #include "adapters/emelding/fast_xml.hpp"
 
+#include "adapters/emelding/utf.hpp"
+
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -101,24 +103,6 @@ size_t utf8_char(const u8* p, const u8* end) {
   if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return 0;  // overlong
   if (!is_xml_char(cp)) return 0;  // surrogates, U+FFFE/FFFF, > U+10FFFF
   return len;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 struct RawAttr {
@@ -395,7 +379,7 @@ class Parser {
       if (p_ >= end_ || digits == 0) return decline("bad character reference");
       ++p_;
       if (!is_xml_char(cp)) return decline("character reference to a non-XML character");
-      append_utf8(out, cp);
+      utf::append_utf8(out, cp);
       return true;
     }
     const u8* s = p_;

@@ -22,6 +22,7 @@
 #include <xercesc/validators/schema/SchemaGrammar.hpp>
 #include <xercesc/validators/schema/SchemaSymbols.hpp>
 
+#include "adapters/emelding/utf.hpp"
 #include "adapters/emelding/xml.hpp"
 
 namespace budstikke::emelding::fastxsd {
@@ -971,36 +972,7 @@ struct Validator::Impl {
 
   bool xerces_ok(const SimpleType& t, const std::string& v) {
     buf.clear();
-    buf.reserve(v.size());
-    // UTF-8 -> UTF-16 (the parser has checked the UTF-8).
-    for (size_t i = 0; i < v.size();) {
-      const auto c = static_cast<unsigned char>(v[i]);
-      uint32_t cp;
-      size_t len;
-      if (c < 0x80) {
-        cp = c;
-        len = 1;
-      } else if (c < 0xE0) {
-        cp = c & 0x1F;
-        len = 2;
-      } else if (c < 0xF0) {
-        cp = c & 0x0F;
-        len = 3;
-      } else {
-        cp = c & 0x07;
-        len = 4;
-      }
-      for (size_t k = 1; k < len && i + k < v.size(); ++k)
-        cp = (cp << 6) | (static_cast<unsigned char>(v[i + k]) & 0x3F);
-      i += len;
-      if (cp >= 0x10000) {
-        cp -= 0x10000;
-        buf += static_cast<char16_t>(0xD800 + (cp >> 10));
-        buf += static_cast<char16_t>(0xDC00 + (cp & 0x3FF));
-      } else {
-        buf += static_cast<char16_t>(cp);
-      }
-    }
+    utf::append_utf16(buf, v);  // the parser has checked the UTF-8
     try {
       t.dv->validate(reinterpret_cast<const XMLCh*>(buf.c_str()), nullptr,
                      x::XMLPlatformUtils::fgMemoryManager);

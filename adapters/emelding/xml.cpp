@@ -1,5 +1,7 @@
 #include "adapters/emelding/xml.hpp"
 
+#include "adapters/emelding/utf.hpp"
+
 #include <mutex>
 
 #include <xercesc/util/PlatformUtils.hpp>
@@ -28,21 +30,7 @@ std::string utf8(const XMLCh* s) {
       c = 0x10000 + ((c - 0xD800) << 10) + (static_cast<uint32_t>(p[1]) - 0xDC00);
       ++p;
     }
-    if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-    } else if (c < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-    }
+    utf::append_utf8(out, c);
   }
   return out;
 }
@@ -50,35 +38,7 @@ std::string utf8(const XMLCh* s) {
 std::u16string utf16(std::string_view s) {
   std::u16string out;
   out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    uint32_t c = 0xFFFD;
-    size_t len = 1;
-    if (b < 0x80) {
-      c = b;
-    } else if ((b >> 5) == 6 && i + 1 < s.size()) {
-      c = ((b & 0x1Fu) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu);
-      len = 2;
-    } else if ((b >> 4) == 14 && i + 2 < s.size()) {
-      c = ((b & 0x0Fu) << 12) | ((static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 6) |
-          (static_cast<unsigned char>(s[i + 2]) & 0x3Fu);
-      len = 3;
-    } else if ((b >> 3) == 30 && i + 3 < s.size()) {
-      c = ((b & 0x07u) << 18) | ((static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 12) |
-          ((static_cast<unsigned char>(s[i + 2]) & 0x3Fu) << 6) |
-          (static_cast<unsigned char>(s[i + 3]) & 0x3Fu);
-      len = 4;
-    }
-    if (c >= 0x10000) {
-      c -= 0x10000;
-      out.push_back(static_cast<char16_t>(0xD800 + (c >> 10)));
-      out.push_back(static_cast<char16_t>(0xDC00 + (c & 0x3FF)));
-    } else {
-      out.push_back(static_cast<char16_t>(c));
-    }
-    i += len;
-  }
+  utf::append_utf16(out, s);
   return out;
 }
 
