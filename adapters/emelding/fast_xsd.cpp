@@ -173,25 +173,42 @@ void normalise_ws(std::string& v, int ws) {
   v.resize(out);
 }
 
-struct IntBounds {
+// The built-in types decided natively; integers with their bounds. Every other built-in
+// (language, NMTOKEN, Name, anyURI, base64Binary, duration, ...) goes to Xerces.
+struct Builtin {
   const char* name;
-  bool has_lo, has_hi;
-  int64_t lo, hi;
+  Native native;
+  bool has_lo = false, has_hi = false;
+  int64_t lo = 0, hi = 0;
 };
-constexpr IntBounds kIntegers[] = {
-    {"integer", false, false, 0, 0},
-    {"long", true, true, INT64_MIN, INT64_MAX},
-    {"int", true, true, INT32_MIN, INT32_MAX},
-    {"short", true, true, INT16_MIN, INT16_MAX},
-    {"byte", true, true, INT8_MIN, INT8_MAX},
-    {"nonNegativeInteger", true, false, 0, 0},
-    {"positiveInteger", true, false, 1, 0},
-    {"nonPositiveInteger", false, true, 0, 0},
-    {"negativeInteger", false, true, 0, -1},
-    {"unsignedLong", true, false, 0, 0},  // its upper bound is checked by Xerces (see below)
-    {"unsignedInt", true, true, 0, UINT32_MAX},
-    {"unsignedShort", true, true, 0, UINT16_MAX},
-    {"unsignedByte", true, true, 0, UINT8_MAX},
+constexpr Builtin kBuiltins[] = {
+    {"string", Native::kAny},
+    {"normalizedString", Native::kAny},
+    {"token", Native::kAny},
+    {"anySimpleType", Native::kAny},
+    {"boolean", Native::kBoolean},
+    {"decimal", Native::kDecimal},
+    {"double", Native::kDouble},
+    {"float", Native::kFloat},
+    {"dateTime", Native::kDateTime},
+    {"date", Native::kDate},
+    {"time", Native::kTime},
+    {"gYear", Native::kYear},
+    {"gYearMonth", Native::kYearMonth},
+    {"integer", Native::kInteger},
+    {"long", Native::kInteger, true, true, INT64_MIN, INT64_MAX},
+    {"int", Native::kInteger, true, true, INT32_MIN, INT32_MAX},
+    {"short", Native::kInteger, true, true, INT16_MIN, INT16_MAX},
+    {"byte", Native::kInteger, true, true, INT8_MIN, INT8_MAX},
+    {"nonNegativeInteger", Native::kInteger, true, false, 0, 0},
+    {"positiveInteger", Native::kInteger, true, false, 1, 0},
+    {"nonPositiveInteger", Native::kInteger, false, true, 0, 0},
+    {"negativeInteger", Native::kInteger, false, true, 0, -1},
+    // Values of up to 18 digits lie below its upper bound; longer ones go to Xerces.
+    {"unsignedLong", Native::kInteger, true, false, 0, 0},
+    {"unsignedInt", Native::kInteger, true, true, 0, UINT32_MAX},
+    {"unsignedShort", Native::kInteger, true, true, 0, UINT16_MAX},
+    {"unsignedByte", Native::kInteger, true, true, 0, UINT8_MAX},
 };
 
 class Compiler {
@@ -320,40 +337,16 @@ class Compiler {
     }
     if (!b) return &t;  // Xerces
     const std::string name = u8(b->getTypeLocalName());
-    bool known = true;
-    if (name == "string" || name == "normalizedString" || name == "token" ||
-        name == "anySimpleType")
-      t.native = Native::kAny;
-    else if (name == "boolean")
-      t.native = Native::kBoolean;
-    else if (name == "decimal")
-      t.native = Native::kDecimal;
-    else if (name == "double")
-      t.native = Native::kDouble;
-    else if (name == "float")
-      t.native = Native::kFloat;
-    else if (name == "dateTime")
-      t.native = Native::kDateTime;
-    else if (name == "date")
-      t.native = Native::kDate;
-    else if (name == "time")
-      t.native = Native::kTime;
-    else if (name == "gYear")
-      t.native = Native::kYear;
-    else if (name == "gYearMonth")
-      t.native = Native::kYearMonth;
-    else
-      known = false;
-    if (!known)
-      for (const IntBounds& ib : kIntegers)
-        if (name == ib.name) {
-          known = true;
-          t.native = Native::kInteger;
-          t.int_has_lo = ib.has_lo;
-          t.int_has_hi = ib.has_hi;
-          t.int_lo = ib.lo;
-          t.int_hi = ib.hi;
-        }
+    const Builtin* known = nullptr;
+    for (const Builtin& bi : kBuiltins)
+      if (name == bi.name) known = &bi;
+    if (known) {
+      t.native = known->native;
+      t.int_has_lo = known->has_lo;
+      t.int_has_hi = known->has_hi;
+      t.int_lo = known->lo;
+      t.int_hi = known->hi;
+    }
     if (!known) return &t;       // Xerces
     if (facets != 0) return &t;  // Xerces: patterns, lengths, ranges, digits
     if (enumerated) {
