@@ -453,7 +453,10 @@ class Compiler {
         c.dfa.clear();
       }
     }
-    if (c.unsupported) ++stats_.unsupported;
+    if (c.unsupported) {
+      ++stats_.unsupported;
+      ++stats_.unsupported_why[c.unsupported];
+    }
     stats_.dfa_states += c.dfa.size();
     return &c;
   }

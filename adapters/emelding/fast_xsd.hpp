@@ -22,6 +22,7 @@
 // Thread safety: a Compiled schema is immutable and shared; a Validator belongs to one
 // thread (one Decoder).
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -50,10 +51,11 @@ class Compiled {
   Compiled& operator=(const Compiled&) = delete;
 
   struct Stats {
-    size_t elements = 0;       // element declarations compiled
-    size_t complex_types = 0;  // complex types compiled
-    size_t unsupported = 0;    // complex types the validator declines
-    size_t simple_types = 0;   // simple types compiled
+    size_t elements = 0;                            // element declarations compiled
+    size_t complex_types = 0;                       // complex types compiled
+    size_t unsupported = 0;                         // complex types the validator declines
+    std::map<std::string, size_t> unsupported_why;  // ... by reason
+    size_t simple_types = 0;                        // simple types compiled
     size_t native_simple = 0;  // ... of which decided natively (no Xerces call)
     size_t dfa_states = 0;     // automaton states in all
   };

@@ -9,6 +9,7 @@
 
 #include "adapters/emelding/apprec.hpp"
 #include "adapters/emelding/codec.hpp"
+#include "adapters/emelding/fast_xsd.hpp"
 #include "adapters/hl7v2/canonical.hpp"
 #include "engine/cli/commands.hpp"
 #include "engine/config/engine_config.hpp"
@@ -100,6 +101,17 @@ int cmd_decode(const Args& args) {
           std::fprintf(stderr, "%zu grammars from %s\n", set->grammar_count(),
                        set->directory().c_str());
           for (const auto& w : set->warnings()) std::fprintf(stderr, "  warning: %s\n", w.c_str());
+          if (const auto& c = set->compiled()) {
+            const auto& st = c->stats();
+            std::fprintf(stderr,
+                         "fast validator: %zu element declarations, %zu complex types (%zu "
+                         "left to Xerces), %zu simple types (%zu decided natively), %zu automaton "
+                         "states\n",
+                         st.elements, st.complex_types, st.unsupported, st.simple_types,
+                         st.native_simple, st.dfa_states);
+            for (const auto& [why, n] : st.unsupported_why)
+              std::fprintf(stderr, "  left to Xerces: %zu complex type(s): %s\n", n, why.c_str());
+          }
         }
       }
     }

@@ -330,6 +330,8 @@ const std::vector<Command>& commands() {
        "  --no-validate    skip XSD validation (well-formedness and structure still checked)\n"
        "  --apprec         also print the AppRec (or HL7 NAK) that would go back to the sender\n"
        "  --with-original  include the original bytes (base64) in the event\n"
+       "  --schema-info    print what was loaded from the schema folder: grammars, warnings,\n"
+       "                   and what the fast validator compiled (the rest goes to Xerces)\n"
        "  -c FILE          engine configuration to take the schema folder and key from\n\n"
        "Exit 0 when every file was accepted, 1 when any was rejected, 2 on usage errors.\n",
        cmd_decode},

@@ -188,6 +188,18 @@ TEST_F(Cli, DecodeSendLintOnBadInput) {
   EXPECT_NE(ref.out.find("### admin"), std::string::npos) << ref.out.substr(0, 500);
 }
 
+// --schema-info says what was loaded, and how much of it the fast validator compiled.
+TEST_F(Cli, DecodeSchemaInfo) {
+  const std::string src = testenv::source_dir().string();
+  const CmdResult r =
+      run("decode --schema-info --schemas " + (testenv::standards_dir() / "xsd").string() + " " +
+          src + "/examples/messages/svarrapport-lab-result.xml");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find(" grammars from "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fast validator: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" complex types ("), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, BrokerDown) {
   expect_clean_failure(run("consume canonical.dialog" + cfg()), 1, "is not reachable");
   expect_clean_failure(run("track some-message" + cfg()), 1, "is not reachable");
