@@ -6,6 +6,8 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 
 namespace budstikke::hl7v2 {
 
@@ -18,6 +20,14 @@ bool is_alnum(char c) {
 bool valid_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
+    // ASCII runs eight bytes at a time.
+    while (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if (w & 0x8080808080808080ULL) break;
+      i += 8;
+    }
+    if (i >= s.size()) break;
     const auto c = static_cast<unsigned char>(s[i]);
     size_t n = 0;
     if (c < 0x80) {
@@ -52,6 +62,21 @@ std::string latin1_to_utf8(std::string_view s) {
     }
   }
   return out;
+}
+
+// The first \r or \n at or after `from` (npos when none). A plain loop: find_first_of with a
+// two-character set calls memchr once per byte.
+size_t find_eol(std::string_view s, size_t from) {
+  for (size_t i = from; i < s.size(); ++i)
+    if (s[i] == '\r' || s[i] == '\n') return i;
+  return std::string_view::npos;
+}
+
+// True when [b, e) of s holds only spaces and tabs (or nothing).
+bool blank_between(std::string_view s, size_t b, size_t e) {
+  for (size_t i = b; i < e; ++i)
+    if (s[i] != ' ' && s[i] != '\t') return false;
+  return true;
 }
 
 // The n-th (0-based) piece of `s` split by `sep`, or nullopt when there are fewer pieces.
@@ -317,7 +342,7 @@ std::variant<Message, ParseError> Message::parse(std::string_view bytes, const P
   if (enc.size() == 5) m.d_.truncation = enc[4];
 
   // Character set from MSH-18, read off the raw first segment.
-  size_t first_end = bytes.find_first_of("\r\n", start);
+  size_t first_end = find_eol(bytes, start);
   if (first_end == std::string_view::npos) first_end = bytes.size();
   const std::string_view msh = bytes.substr(start, first_end - start);
   m.charset_ = std::string(piece(msh, fs, 17).value_or(""));
@@ -336,9 +361,9 @@ std::variant<Message, ParseError> Message::parse(std::string_view bytes, const P
   size_t i = 0;
   bool term_set = false;
   while (i < t.size()) {
-    size_t e = t.find_first_of("\r\n", i);
+    size_t e = find_eol(t, i);
     if (e == std::string::npos) e = t.size();
-    const bool blank = t.find_first_not_of(" \t", i) >= e;  // empty or only spaces
+    const bool blank = blank_between(t, i, e);  // empty or only spaces
     if (e > i && !blank) {
       const std::string_view seg(t.data() + i, e - i);
       const size_t n = m.segs_.size() + 1;
@@ -349,7 +374,7 @@ std::variant<Message, ParseError> Message::parse(std::string_view bytes, const P
                               "' does not start with a segment id",
                           static_cast<int>(n), "", start + i};
       }
-      m.segs_.emplace_back(static_cast<uint32_t>(i), static_cast<uint32_t>(e));
+      m.add_segment(i, e);
     }
     if (e < t.size() && !term_set) {
       m.terminator_ =
@@ -367,14 +392,34 @@ std::variant<Message, ParseError> Message::parse(std::string_view bytes, const P
   return m;
 }
 
+void Message::add_segment(size_t b, size_t e) {
+  if (sep_begin_.empty()) sep_begin_.push_back(0);
+  segs_.emplace_back(static_cast<uint32_t>(b), static_cast<uint32_t>(e));
+  const char fs = d_.field;
+  const char* p = text_.data();
+  for (size_t k = b; k < e; ++k)
+    if (p[k] == fs) seps_.push_back(static_cast<uint32_t>(k));
+  sep_begin_.push_back(static_cast<uint32_t>(seps_.size()));
+}
+
+std::optional<std::string_view> Message::field_piece(size_t i, size_t n) const {
+  const size_t first = sep_begin_[i];
+  const size_t count = sep_begin_[i + 1] - first;
+  if (n > count) return std::nullopt;
+  const size_t b = n == 0 ? segs_[i].first : seps_[first + n - 1] + 1;
+  const size_t e = n == count ? segs_[i].second : seps_[first + n];
+  return std::string_view(text_).substr(b, e - b);
+}
+
 void Message::reindex() {
   segs_.clear();
+  seps_.clear();
+  sep_begin_.clear();
   size_t i = 0;
   while (i < text_.size()) {
-    size_t e = text_.find_first_of("\r\n", i);
+    size_t e = find_eol(text_, i);
     if (e == std::string::npos) e = text_.size();
-    if (e > i && text_.find_first_not_of(" \t", i) < e)
-      segs_.emplace_back(static_cast<uint32_t>(i), static_cast<uint32_t>(e));
+    if (e > i && !blank_between(text_, i, e)) add_segment(i, e);
     if (e < text_.size() && text_[e] == '\r' && e + 1 < text_.size() && text_[e + 1] == '\n') ++e;
     i = e + 1;
   }
@@ -396,23 +441,20 @@ size_t Message::count(std::string_view id) const {
 
 std::optional<std::string_view> Message::get_raw(const Path& p) const {
   int seen = 0;
-  std::optional<std::string_view> seg;
+  size_t index = segs_.size();
   for (size_t i = 0; i < segs_.size(); ++i)
     if (segment_id(i) == p.segment && ++seen == p.occurrence) {
-      seg = segment_raw(i);
+      index = i;
       break;
     }
-  if (!seg) return std::nullopt;
-  if (p.field == 0) return seg;
+  if (index == segs_.size()) return std::nullopt;
+  if (p.field == 0) return segment_raw(index);
   const bool msh = p.segment == "MSH" || p.segment == "FHS" || p.segment == "BHS";
-  std::optional<std::string_view> field;
-  if (msh && p.field == 1) return seg->substr(3, 1);
-  if (msh && p.field == 2) {
-    const size_t end = seg->find(d_.field, 4);
-    return seg->substr(4, end == std::string_view::npos ? std::string_view::npos : end - 4);
-  }
-  field = piece(*seg, d_.field, static_cast<size_t>(msh ? p.field - 1 : p.field));
-  if (!field) return std::nullopt;
+  if (msh && p.field == 1) return segment_raw(index).substr(3, 1);
+  // MSH-2 is the piece between the first two separators, as any other MSH field is piece
+  // field-1.
+  const auto field = field_piece(index, static_cast<size_t>(msh ? p.field - 1 : p.field));
+  if (!field || (msh && p.field == 2)) return field;
   auto rep = piece(*field, d_.repetition, static_cast<size_t>(p.repetition - 1));
   if (!rep) return std::nullopt;
   if (p.component == 0) return rep;
@@ -449,20 +491,20 @@ std::string Message::unescape(std::string_view raw) const {
 
 size_t Message::repetitions(std::string_view segment_path) const {
   auto p = Path::parse(segment_path);
-  if (!p) return 0;
-  p->repetition = 1;
-  p->component = 0;
-  p->subcomponent = 0;
-  Path whole = *p;
-  auto field_raw = [&]() -> std::optional<std::string_view> {
-    Path f = whole;
-    auto seg = get_raw(Path{f.segment, f.occurrence, 0, 1, 0, 0});
-    if (!seg) return std::nullopt;
-    const bool msh = f.segment == "MSH";
-    return piece(*seg, d_.field, static_cast<size_t>(msh ? f.field - 1 : f.field));
-  }();
-  if (!field_raw) return 0;
-  return static_cast<size_t>(std::count(field_raw->begin(), field_raw->end(), d_.repetition)) + 1;
+  return p ? repetitions(*p) : 0;
+}
+
+size_t Message::repetitions(const Path& field) const {
+  if (field.field <= 0) return 0;
+  int seen = 0;
+  size_t index = 0;
+  for (; index < segs_.size(); ++index)
+    if (segment_id(index) == field.segment && ++seen == field.occurrence) break;
+  if (index == segs_.size()) return 0;
+  const bool msh = field.segment == "MSH";
+  const auto f = field_piece(index, static_cast<size_t>(msh ? field.field - 1 : field.field));
+  if (!f) return 0;
+  return static_cast<size_t>(std::count(f->begin(), f->end(), d_.repetition)) + 1;
 }
 
 Status Message::set(std::string_view path, std::string_view value) {
@@ -607,7 +649,7 @@ std::variant<Stream, ParseError> parse_stream(std::string_view bytes, const Pars
       return std::nullopt;
     };
     while (i < chunk.size()) {
-      size_t e = chunk.find_first_of("\r\n", i);
+      size_t e = find_eol(chunk, i);
       if (e == std::string_view::npos) e = chunk.size();
       size_t b = i;
       while (b < e && (chunk[b] == ' ' || chunk[b] == '\t')) ++b;

@@ -78,6 +78,7 @@ class Message {
   std::optional<std::string> get(const Path& p) const;
   // Number of repetitions of a field (0 when absent).
   size_t repetitions(std::string_view segment_path) const;
+  size_t repetitions(const Path& field) const;  // only segment, occurrence and field count
 
   // Sets a value (escaped as needed), creating fields/components as necessary.
   Status set(std::string_view path, std::string_view value);
@@ -92,6 +93,14 @@ class Message {
  private:
   std::string text_;
   std::vector<std::pair<uint32_t, uint32_t>> segs_;  // [begin, end) into text_
+  // Field index, built with the segment index in one pass over the text: the positions of
+  // segment i's field separators are seps_[sep_begin_[i] .. sep_begin_[i + 1]).
+  std::vector<uint32_t> seps_;
+  std::vector<uint32_t> sep_begin_;
+  // The n-th piece (0: the segment id) of segment i split at the field separator.
+  std::optional<std::string_view> field_piece(size_t i, size_t n) const;
+  // Adds the segment [b, e) of text_ to both indexes.
+  void add_segment(size_t b, size_t e);
   Delimiters d_;
   std::string charset_;
   std::string terminator_ = "\r";

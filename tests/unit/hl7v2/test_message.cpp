@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 
 #include "adapters/hl7v2/message.hpp"
@@ -302,4 +303,96 @@ TEST(Hl7Property, RandomDelimitersAndValuesSurviveEncodeAndReencode) {
 TEST(Hl7Message, HexEscapeWithNonUtf8BytesStaysValidUtf8) {
   const Message m = must_parse("MSH|^~\\&|A|B|C|D|2026||ADT^A01|1|P|2.5\rPID|1||||M\\XC6\\LAND\r");
   EXPECT_EQ(m.get("PID-5"), "M\xC3\x86LAND");
+}
+
+// get_raw reads fields from an index built at parse time (and rebuilt by set()): it must
+// give what splitting the segment text gives, for every segment, occurrence, field,
+// repetition and component of random messages with random delimiters, MSH-1 and MSH-2
+// included, and nothing past the last field.
+TEST(Hl7Property, FieldIndexAgreesWithSplittingTheText) {
+  std::mt19937 rng(20261201);
+  auto split = [](std::string_view s, char sep) {
+    std::vector<std::string_view> out;
+    size_t b = 0;
+    while (true) {
+      const size_t e = s.find(sep, b);
+      out.push_back(s.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b));
+      if (e == std::string_view::npos) break;
+      b = e + 1;
+    }
+    return out;
+  };
+  const std::string specials = "|^~\\&#!$%*+/";
+  int checked = 0;
+  for (int round = 0; round < 200; ++round) {
+    std::string pool = specials;
+    std::shuffle(pool.begin(), pool.end(), rng);
+    const char fs = pool[0], cs = pool[1], rs = pool[2], es = pool[3], ss = pool[4];
+    const std::string alphabet = std::string("ab1 ") + fs + cs + rs + ss;
+    auto value = [&] {
+      std::string v;
+      const int n = std::uniform_int_distribution<int>(0, 10)(rng);
+      for (int i = 0; i < n; ++i)
+        v.push_back(alphabet[std::uniform_int_distribution<size_t>(0, alphabet.size() - 1)(rng)]);
+      return v;
+    };
+    std::string text = std::string("MSH") + fs + cs + rs + es + ss + fs + "A" + fs + fs + fs + fs +
+                       fs + fs + "ADT" + cs + "A01" + fs + "ID" + std::to_string(round);
+    const char* ids[] = {"PID", "OBX", "NTE", "ZXY"};
+    const int segments = std::uniform_int_distribution<int>(1, 6)(rng);
+    for (int k = 0; k < segments; ++k) {
+      text += '\r';
+      text += ids[std::uniform_int_distribution<int>(0, 3)(rng)];
+      const int fields = std::uniform_int_distribution<int>(0, 8)(rng);
+      for (int f = 0; f < fields; ++f) text += fs + value();
+    }
+    Message m = must_parse(text);
+    if (round % 2 == 1) {  // the index after set() (which rebuilds it)
+      ASSERT_TRUE(m.set("ZZZ-3-2", "v").ok());
+      ASSERT_TRUE(m.set("MSH-4", "FAC").ok());
+    }
+    std::map<std::string, int> seen;
+    for (size_t s = 0; s < m.segment_count(); ++s) {
+      const std::string_view raw = m.segment_raw(s);
+      const std::string id(raw.substr(0, 3));
+      const int occurrence = ++seen[id];
+      const bool msh = id == "MSH";
+      const auto pieces = split(raw, fs);
+      for (int f = 1; f <= static_cast<int>(pieces.size()) + 1; ++f) {
+        Path p{id, occurrence, f, 1, 0, 0};
+        std::optional<std::string_view> want;
+        if (msh && f == 1)
+          want = raw.substr(3, 1);
+        else if (static_cast<size_t>(msh ? f - 1 : f) < pieces.size())
+          want = pieces[static_cast<size_t>(msh ? f - 1 : f)];
+        if (msh && f <= 2) {  // the delimiters themselves, whole, whatever the component
+          EXPECT_EQ(m.get_raw(p), want) << id << "-" << f << " in " << raw;
+          p.component = 2;
+          EXPECT_EQ(m.get_raw(p), want) << id << "-" << f << "-2 in " << raw;
+          continue;
+        }
+        if (!want) {
+          EXPECT_FALSE(m.get_raw(p).has_value()) << id << "-" << f << " in " << raw;
+          EXPECT_EQ(m.repetitions(p), 0u);
+          continue;
+        }
+        const auto reps = split(*want, rs);
+        EXPECT_EQ(m.repetitions(p), reps.size()) << id << "-" << f << " in " << raw;
+        for (size_t r = 0; r < reps.size(); ++r) {
+          const auto comps = split(reps[r], cs);
+          for (size_t c = 0; c <= comps.size(); ++c) {
+            p.repetition = static_cast<int>(r + 1);
+            p.component = static_cast<int>(c + 1);
+            const auto got = m.get_raw(p);
+            if (c == comps.size())
+              EXPECT_FALSE(got.has_value()) << id << "-" << f << "(" << r + 1 << ")-" << c + 1;
+            else
+              EXPECT_EQ(got, comps[c]) << id << "-" << f << "(" << r + 1 << ")-" << c + 1;
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  std::printf("field index: %d components checked against the split text\n", checked);
 }
