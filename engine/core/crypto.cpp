@@ -91,30 +91,38 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
   return to_hex(md.data(), len);
 }
 
-std::string base64_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
+void append_base64(std::string& out, std::string_view in) {
+  // Sized once and written through a pointer: push_back per character was most of the cost.
+  const size_t at = out.size();
+  out.resize(at + (in.size() + 2) / 3 * 4);
+  char* o = out.data() + at;
   const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
     const uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8) | p[i + 2];
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back(kB64[v & 63]);
+    *o++ = kB64[(v >> 18) & 63];
+    *o++ = kB64[(v >> 12) & 63];
+    *o++ = kB64[(v >> 6) & 63];
+    *o++ = kB64[v & 63];
   }
   if (i + 1 == in.size()) {
     const uint32_t v = uint32_t{p[i]} << 16;
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out += "==";
+    *o++ = kB64[(v >> 18) & 63];
+    *o++ = kB64[(v >> 12) & 63];
+    *o++ = '=';
+    *o++ = '=';
   } else if (i + 2 == in.size()) {
     const uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8);
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back('=');
+    *o++ = kB64[(v >> 18) & 63];
+    *o++ = kB64[(v >> 12) & 63];
+    *o++ = kB64[(v >> 6) & 63];
+    *o++ = '=';
   }
+}
+
+std::string base64_encode(std::string_view in) {
+  std::string out;
+  append_base64(out, in);
   return out;
 }
 

@@ -16,6 +16,7 @@ std::string sha256_hex(std::string_view bytes);
 std::string hmac_sha256_hex(std::string_view key, std::string_view message);
 
 std::string base64_encode(std::string_view bytes);
+void append_base64(std::string& out, std::string_view bytes);  // base64_encode, appended
 // Decodes standard base64; whitespace (as found in XML payloads) is skipped.
 // Returns nullopt on any other invalid character or a bad length.
 std::optional<std::string> base64_decode(std::string_view text);

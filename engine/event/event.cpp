@@ -347,7 +347,7 @@ void write_blob(std::string& out, const Blob& b, bool with_meta) {
   if (b.data) {
     std::string& v = j.member("data_base64");
     v += '"';
-    v += base64_encode(*b.data);  // base64 needs no escaping
+    append_base64(v, *b.data);  // base64 needs no escaping
     v += '"';
   }
   j.str_if("claim_check", b.claim_check);
