@@ -77,7 +77,10 @@ Spec build_engine_spec_fields() {
        one_of(str("security_protocol", "Transport security.", "plaintext"),
               {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"}),
        object("tls", "TLS settings.", tls), object("sasl", "SASL settings.", sasl),
-       integer("partitions", "Partitions of topics the engine creates.", 4, 1, 1024),
+       integer("partitions",
+               "Partitions of topics the engine creates (the tracking and audit topics, read "
+               "whole, have one).",
+               4, 1, 1024),
        integer("replication_factor", "Replication factor of topics the engine creates.", 1, 1, 7),
        integer("linger_ms",
                "How long the producer waits to batch records: lower means faster "

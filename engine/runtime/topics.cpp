@@ -10,8 +10,11 @@ std::vector<bus::TopicSpec> core_topics(const std::string& prefix) {
     out.push_back({prefix + canonical_topic(static_cast<EventType>(t)), -1, -1, {}});
   out.push_back({prefix + kRejectedTopic, -1, -1, {{"retention.ms", "2592000000"}}});
   // One record per state of a message, keyed by its tracking key. Not compacted: `track`
-  // shows every state, so each must stay (90 days).
-  out.push_back({prefix + kTrackingTopic, -1, -1, {{"retention.ms", "7776000000"}}});
+  // shows every state, so each must stay (90 days). One partition: `track` reads the topic
+  // whole and no consumer group shares it out, while every message writes to it at every
+  // stage - and librdkafka sends one produce request per partition, so four partitions
+  // meant four small requests where one does (design note 26).
+  out.push_back({prefix + kTrackingTopic, 1, -1, {{"retention.ms", "7776000000"}}});
   out.push_back({prefix + kAuditTopic, 1, -1, {{"retention.ms", "-1"}}});
   // Receipts waiting to go back to senders, keyed by (original message, receiver): one each.
   out.push_back({prefix + "apprec.outbound", -1, -1, {}});
