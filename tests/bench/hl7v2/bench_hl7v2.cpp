@@ -4,7 +4,9 @@
 //   full:  parse + visit every field, repetition, component and sub-component and unescape
 //          every leaf - the same work as a full parse into a tree (HAPI's PipeParser does
 //          that, plus typing).
-// usage: bench_hl7v2 SECONDS FILE...
+//   event: what the engine's ingest does per message before Kafka: the codec's decode
+//          (parse, canonical event, the ACK) and the event's JSON (not compared with HAPI).
+// usage: bench_hl7v2 SECONDS FILE...   (BENCH_MODES=index,full,event picks modes)
 
 #include <chrono>
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "adapters/hl7v2/canonical.hpp"
 #include "adapters/hl7v2/message.hpp"
 
 using namespace budstikke::hl7v2;
@@ -69,14 +72,31 @@ int main(int argc, char** argv) {
     total += msgs.back().size();
   }
   using Clock = std::chrono::steady_clock;
-  for (const char* mode : {"index", "full"}) {
+  const Hl7Codec codec;
+  budstikke::runtime::DecodeContext ctx{"mllp:bench", "bench", false, "bench-secret-0123456789",
+                                        true};
+  for (const char* mode : {"index", "full", "event"}) {
     const bool full = std::string(mode) == "full";
+    const bool event = std::string(mode) == "event";
+    // BENCH_MODES=event (a comma-separated list) runs only those modes, e.g. under perf.
+    if (const char* only = std::getenv("BENCH_MODES");
+        only &&
+        ("," + std::string(only) + ",").find("," + std::string(mode) + ",") == std::string::npos)
+      continue;
     size_t n = 0;
     size_t bytes = 0;
     size_t leaves = 0;
     const auto t0 = Clock::now();
     while (std::chrono::duration<double>(Clock::now() - t0).count() < seconds) {
       for (const auto& s : msgs) {
+        if (event) {
+          auto d = codec.decode(s, ctx);
+          if (auto* out = std::get_if<budstikke::runtime::CodecOutput>(&d))
+            for (const auto& e : out->events) leaves += budstikke::to_json_string(e).size();
+          ++n;
+          bytes += s.size();
+          continue;
+        }
         auto r = Message::parse(s);
         const Message& m = std::get<Message>(r);
         if (full) leaves += visit_all(m);
