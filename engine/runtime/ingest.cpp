@@ -88,6 +88,55 @@ struct Pending {
 
 }  // namespace
 
+// The "received" tracking record of an event, written as text with the members in the
+// order nlohmann::json's dump gives them (sorted), as it was when built as a json object:
+// it is written for every message, next to the event.
+std::string received_record(const Event& e, const std::string& channel, const std::string& now,
+                            const std::string& secret) {
+  std::string out;
+  out.reserve(320);
+  bool first = true;
+  auto key = [&](std::string_view k) {
+    out += first ? '{' : ',';
+    first = false;
+    append_json_string(out, k);
+    out += ':';
+  };
+  auto str = [&](std::string_view k, std::string_view v) {
+    key(k);
+    append_json_string(out, v);
+  };
+  str("at", now);
+  str("channel", channel);
+  // track finds a message by its conversation, and a receipt under the message it answers.
+  if (!e.conversation.conversation_ref.empty())
+    str("conversation_ref", e.conversation.conversation_ref);
+  str("event_id", e.event_id);
+  str("format", e.source.format);
+  const bool reply = !e.conversation.in_reply_to.empty();
+  if (reply) str("in_reply_to", e.conversation.in_reply_to);
+  str("message_id", e.source.message_id);
+  if (const auto pr = patient_ref(e, secret); !pr.empty()) str("patient_ref", pr);
+  if (reply)
+    if (const auto st = e.body.find("status"); st != e.body.end() && st->is_object()) {
+      if (const auto er = e.body.find("errors"); er != e.body.end() && er->is_array()) {
+        json codes = json::array();
+        for (const auto& x : *er) codes.push_back(x.value("code", ""));
+        if (!codes.empty()) {
+          key("receipt_errors");
+          out += codes.dump(-1, ' ', false, json::error_handler_t::replace);
+        }
+      }
+      str("receipt_status", st->value("code", ""));
+    }
+  str("state", "received");
+  str("type", to_string(e.type));
+  key("validated");
+  out += e.source.validated.value_or(false) ? "true" : "false";
+  out += '}';
+  return out;
+}
+
 std::string uuid_from_seed(std::string_view seed) {
   std::string h = sha256_hex(seed).substr(0, 32);
   h[12] = '4';
@@ -212,32 +261,12 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
       rec.value = to_json_string(e);
       for (auto& [k, v] : kafka_headers(e)) rec.headers.push_back({k, v});
       records.push_back(std::move(rec));
-      json t = {{"message_id", e.source.message_id},
-                {"event_id", e.event_id},
-                {"state", "received"},
-                {"at", now},
-                {"channel", in.channel},
-                {"type", std::string(to_string(e.type))},
-                {"format", e.source.format},
-                {"validated", e.source.validated.value_or(false)}};
-      if (const auto pr = patient_ref(e, settings_.key_secret); !pr.empty()) t["patient_ref"] = pr;
-      // track finds a message by its conversation, and a receipt under the message it answers.
-      if (!e.conversation.conversation_ref.empty())
-        t["conversation_ref"] = e.conversation.conversation_ref;
-      if (!e.conversation.in_reply_to.empty()) {
-        t["in_reply_to"] = e.conversation.in_reply_to;
-        if (const auto st = e.body.find("status"); st != e.body.end() && st->is_object()) {
-          t["receipt_status"] = st->value("code", "");
-          if (const auto er = e.body.find("errors"); er != e.body.end() && er->is_array())
-            for (const auto& x : *er) t["receipt_errors"].push_back(x.value("code", ""));
-        }
-      }
-      pending->type = std::string(to_string(e.type));
       records.push_back({prefix + kTrackingTopic,
                          tracking_key(e.source.message_id, settings_.key_secret),
-                         t.dump(-1, ' ', false, json::error_handler_t::replace),
+                         received_record(e, in.channel, now, settings_.key_secret),
                          {{"bs-state", "received"}},
                          -1});
+      pending->type = std::string(to_string(e.type));
     }
   } else {
     auto& rej = std::get<CodecRejection>(decoded);

@@ -112,4 +112,8 @@ DecodeResult decode_with(const CodecRegistry& codecs, std::string_view bytes,
 // an identity number, then a keyed hash.
 std::string tracking_key(const std::string& message_id, const std::string& secret);
 
+// The "received" tracking record (JSON) of an accepted event: what `track` shows first.
+std::string received_record(const Event& e, const std::string& channel, const std::string& now,
+                            const std::string& secret);
+
 }  // namespace budstikke::runtime

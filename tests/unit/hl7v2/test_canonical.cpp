@@ -6,6 +6,7 @@
 #include "adapters/hl7v2/canonical.hpp"
 #include "engine/core/crypto.hpp"
 #include "engine/core/redact.hpp"
+#include "engine/runtime/ingest.hpp"
 
 using namespace budstikke;
 using namespace budstikke::hl7v2;
@@ -180,4 +181,54 @@ TEST(Hl7Canonical, FuzzFoundInvalidUtf8NeverThrowsOnSerialisation) {
   const std::string msg = kMsh + "ADT^A08|U1|P|2.5\rPID|1||1^^^X^PI||A\\XFFFE\\B\r";
   const Event e = one(msg);
   EXPECT_NO_THROW((void)to_json_string(e));
+}
+
+// The "received" tracking record is written as text; it must be the JSON object the
+// tracking readers expect, byte for byte as nlohmann::json writes that object.
+TEST(TrackingRecord, ReceivedRecordIsTheJsonObjectTrackReads) {
+  using nlohmann::json;
+  const std::string secret = "unit-secret-0123456789abcdef";
+  const std::string text =
+      "MSH|^~\\&|DIPS|NORDVIK^8200001^HER|RIS|NORDVIK|20261120101500+0100||ADT^A01|MSG7|P|2.5\r"
+      "PID|1||13116900216^^^NOR^FNR||Nordmann^\xc3\x85se||19691113|F\r";
+  runtime::DecodeContext ctx{"mllp:test", "t", true, secret, false};
+  auto d = Hl7Codec().decode(text, ctx);
+  ASSERT_TRUE(std::holds_alternative<runtime::CodecOutput>(d));
+  Event e = std::get<runtime::CodecOutput>(d).events.at(0);
+  auto expected = [&](const Event& ev) {
+    json t = {{"message_id", ev.source.message_id},
+              {"event_id", ev.event_id},
+              {"state", "received"},
+              {"at", "2026-12-01T10:00:00Z"},
+              {"channel", "mllp:test"},
+              {"type", std::string(to_string(ev.type))},
+              {"format", ev.source.format},
+              {"validated", ev.source.validated.value_or(false)}};
+    if (const auto pr = patient_ref(ev, secret); !pr.empty()) t["patient_ref"] = pr;
+    if (!ev.conversation.conversation_ref.empty())
+      t["conversation_ref"] = ev.conversation.conversation_ref;
+    if (!ev.conversation.in_reply_to.empty()) {
+      t["in_reply_to"] = ev.conversation.in_reply_to;
+      if (const auto st = ev.body.find("status"); st != ev.body.end() && st->is_object()) {
+        t["receipt_status"] = st->value("code", "");
+        if (const auto er = ev.body.find("errors"); er != ev.body.end() && er->is_array())
+          for (const auto& x : *er) t["receipt_errors"].push_back(x.value("code", ""));
+      }
+    }
+    return t.dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  const std::string got = runtime::received_record(e, "mllp:test", "2026-12-01T10:00:00Z", secret);
+  EXPECT_EQ(got, expected(e));
+  EXPECT_NE(got.find("\"patient_ref\""), std::string::npos);
+  EXPECT_EQ(got.find("13116900216"), std::string::npos);  // no identity number in tracking
+
+  // A receipt: conversation, the message it answers, its status and error codes.
+  e.conversation.conversation_ref = "conv-1";
+  e.conversation.in_reply_to = "MSG6";
+  e.body["status"] = {{"code", "AVVIST"}};
+  e.body["errors"] = json::array({{{"code", "E10"}}, {{"code", "T10"}}});
+  e.source.validated = true;
+  EXPECT_EQ(runtime::received_record(e, "mllp:test", "2026-12-01T10:00:00Z", secret), expected(e));
+  e.body["errors"] = json::array();  // no codes: no receipt_errors member
+  EXPECT_EQ(runtime::received_record(e, "mllp:test", "2026-12-01T10:00:00Z", secret), expected(e));
 }
