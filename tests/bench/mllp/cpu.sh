@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Where the CPU goes under the MLLP load: one run of bench_mllp against an engine (release
+# build) on the local broker (which must be running: scripts/kafka start), printing the
+# throughput and each process's CPU time per message (engine, broker, load generator) and
+# the engine's busiest threads. For A/B runs give another engine binary.
+# usage: tests/bench/mllp/cpu.sh [CONNECTIONS=64] [SECONDS=10]
+# Environment: ENGINE=path/to/budstikke, LINGER_MS, PARTITIONS (kafka.partitions),
+# THREADS (the source's I/O threads, default 2), PERF=1 (perf record of the engine to
+# var/perf-mllp.data).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../../.." && pwd)
+cd "$here"
+conns=${1:-64}
+secs=${2:-10}
+engine_bin=${ENGINE:-build/release/bin/budstikke}
+scripts/kafka status >/dev/null || { echo "cpu.sh: start the broker first (scripts/kafka start)" >&2; exit 2; }
+broker=$(scripts/kafka status | sed -n 's/.* pid \([0-9]*\).*/\1/p')
+work=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+cat > "$work/engine.yaml" <<YAML
+kafka:
+  bootstrap_servers: $(scripts/kafka bootstrap)
+  topic_prefix: "cpu.mllp.$$."
+${LINGER_MS:+  linger_ms: $LINGER_MS}
+${PARTITIONS:+  partitions: $PARTITIONS}
+privacy:
+  key_secret: benchmark-secret-0123456789
+log:
+  level: warn
+sources:
+  - name: mllp
+    type: mllp
+    port: $port
+    threads: ${THREADS:-2}
+YAML
+"$engine_bin" run -c "$work/engine.yaml" > "$work/engine.out" 2> "$work/engine.log" &
+engine=$!
+trap 'kill -TERM $engine 2>/dev/null; wait $engine 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do grep -q "running on" "$work/engine.out" && break; sleep 0.1; done
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+threads() { for t in /proc/$engine/task/*; do echo "$(cat "$t/comm")/${t##*/} $(ticks "$engine/task/${t##*/}")"; done; }
+build/release/bin/bench_mllp 127.0.0.1 $port "$conns" 3 >/dev/null  # warm-up (topics, JIT)
+e0=$(ticks $engine); b0=$(ticks "$broker"); threads > "$work/t0"
+perf_pid=
+if [ -n "${PERF:-}" ]; then
+  perf record -F 499 --call-graph dwarf,16384 -p $engine -o var/perf-mllp.data -- sleep "$secs" >/dev/null 2>&1 &
+  perf_pid=$!
+fi
+/usr/bin/time -f "generator_cpu_s=%U+%S" build/release/bin/bench_mllp 127.0.0.1 $port "$conns" "$secs" > "$work/b" 2>&1
+e1=$(ticks $engine); b1=$(ticks "$broker"); threads > "$work/t1"
+[ -n "$perf_pid" ] && wait "$perf_pid"
+cat "$work/b"
+/usr/bin/python3 - "$work" "$e0" "$e1" "$b0" "$b1" "$(getconf CLK_TCK)" <<'PY'
+import re, sys
+work, e0, e1, b0, b1, hz = sys.argv[1], *map(int, sys.argv[2:7])
+out = open(f"{work}/b").read()
+n = int(re.search(r"messages=(\d+)", out)[1])
+u, s = map(float, re.search(r"generator_cpu_s=([\d.]+)\+([\d.]+)", out).groups())
+us = lambda ticks: ticks * 1e6 / hz / max(n, 1)
+print(f"cpu per message: engine {us(e1 - e0):.0f} us, broker {us(b1 - b0):.0f} us, "
+      f"generator {(u + s) * 1e6 / max(n, 1):.0f} us")
+t0 = dict(l.split() for l in open(f"{work}/t0"))
+for name, v in sorted(((k, int(v) - int(t0.get(k, 0))) for k, v in
+                       (l.split() for l in open(f"{work}/t1"))), key=lambda x: -x[1])[:6]:
+    if v > 0: print(f"  thread {name}: {us(v):.0f} us/msg")
+PY
