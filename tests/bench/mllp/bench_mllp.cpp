@@ -141,6 +141,13 @@ int main(int argc, char** argv) {
   char buf[64 * 1024];
   bool stopping = false;
   int outstanding = open;
+  // A connection is done: after its last ACK, or broken (counted as a failure).
+  auto retire = [&](Conn& c, bool broken) {
+    failed += broken ? 1 : 0;
+    --outstanding;
+    ::close(c.fd);
+    c.fd = -1;
+  };
   while (outstanding > 0) {
     const auto now = steady_clock::now();
     if (!stopping && now >= deadline) stopping = true;
@@ -152,20 +159,14 @@ int main(int argc, char** argv) {
       if (c.fd < 0) continue;
       if (c.sent < c.out.size()) {
         if (!pump(c)) {
-          ++failed;
-          --outstanding;
-          ::close(c.fd);
-          c.fd = -1;
+          retire(c, true);
           continue;
         }
         if (c.sent == c.out.size()) watch(c);
       }
       const ssize_t r = ::recv(c.fd, buf, sizeof buf, 0);
       if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-        ++failed;
-        --outstanding;
-        ::close(c.fd);
-        c.fd = -1;
+        retire(c, true);
         continue;
       }
       if (r < 0) continue;
@@ -179,17 +180,8 @@ int main(int argc, char** argv) {
               duration<double, std::milli>(steady_clock::now() - c.started).count());
           ++acked;
         }
-        if (stopping) {
-          --outstanding;
-          ::close(c.fd);
-          c.fd = -1;
-          break;
-        }
-        if (!send_next(c)) {
-          ++failed;
-          --outstanding;
-          ::close(c.fd);
-          c.fd = -1;
+        if (stopping || !send_next(c)) {
+          retire(c, !stopping);
           break;
         }
       }

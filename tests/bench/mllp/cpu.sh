@@ -17,22 +17,8 @@ scripts/kafka status >/dev/null || { echo "cpu.sh: start the broker first (scrip
 broker=$(scripts/kafka status | sed -n 's/.* pid \([0-9]*\).*/\1/p')
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
-cat > "$work/engine.yaml" <<YAML
-kafka:
-  bootstrap_servers: $(scripts/kafka bootstrap)
-  topic_prefix: "cpu.mllp.$$."
-${LINGER_MS:+  linger_ms: $LINGER_MS}
-${PARTITIONS:+  partitions: $PARTITIONS}
-privacy:
-  key_secret: benchmark-secret-0123456789
-log:
-  level: warn
-sources:
-  - name: mllp
-    type: mllp
-    port: $port
-    threads: ${THREADS:-2}
-YAML
+. tests/bench/mllp/engine_yaml.sh
+engine_yaml "$work/engine.yaml" "$port" "cpu.mllp.$$."
 "$engine_bin" run -c "$work/engine.yaml" > "$work/engine.out" 2> "$work/engine.log" &
 engine=$!
 trap 'kill -TERM $engine 2>/dev/null; wait $engine 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -3,7 +3,7 @@
 # the local broker; bench_mllp drives it with 64 connections (throughput) and with one
 # connection (ACK latency p50/p99). Every ACK is sent only after Kafka has the message.
 # usage: tests/bench/mllp/run.sh [RUNS=5] [SECONDS=10]
-# LINGER_MS=N sets the producer's kafka.linger_ms (default: the engine's default, 1).
+# LINGER_MS, PARTITIONS, THREADS: see engine_yaml.sh (default: the engine's defaults).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$here"
@@ -15,21 +15,8 @@ started=0
 if ! scripts/kafka status >/dev/null 2>&1; then scripts/kafka start >/dev/null; started=1; fi
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
-cat > "$work/engine.yaml" <<YAML
-kafka:
-  bootstrap_servers: $(scripts/kafka bootstrap)
-  topic_prefix: "bench.mllp.$$."
-${LINGER_MS:+  linger_ms: $LINGER_MS}
-privacy:
-  key_secret: benchmark-secret-0123456789
-log:
-  level: warn
-sources:
-  - name: mllp
-    type: mllp
-    port: $port
-    threads: 2
-YAML
+. tests/bench/mllp/engine_yaml.sh
+engine_yaml "$work/engine.yaml" "$port" "bench.mllp.$$."
 build/release/bin/budstikke run -c "$work/engine.yaml" > "$work/engine.out" 2> "$work/engine.log" &
 engine=$!
 cleanup() {

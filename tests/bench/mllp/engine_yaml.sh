@@ -1,0 +1,22 @@
+# Sourced by the MLLP bench scripts: writes the engine's configuration for the benchmark.
+# usage: engine_yaml FILE PORT TOPIC_PREFIX
+# Environment: LINGER_MS (kafka.linger_ms), PARTITIONS (kafka.partitions), THREADS (the
+# MLLP source's I/O threads, default 2); unset ones take the engine's defaults.
+engine_yaml() {
+  cat > "$1" <<YAML
+kafka:
+  bootstrap_servers: $(scripts/kafka bootstrap)
+  topic_prefix: "$3"
+${LINGER_MS:+  linger_ms: $LINGER_MS}
+${PARTITIONS:+  partitions: $PARTITIONS}
+privacy:
+  key_secret: benchmark-secret-0123456789
+log:
+  level: warn
+sources:
+  - name: mllp
+    type: mllp
+    port: $2
+    threads: ${THREADS:-2}
+YAML
+}
