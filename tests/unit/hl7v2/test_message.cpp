@@ -32,6 +32,15 @@ const char* kAdt =
     "OBX|1|ST|TXT^Note||Line one\\.br\\line two \\F\\ pipe \\S\\ hat \\T\\ amp \\R\\ tilde \\E\\ "
     "slash||||||F\r";
 
+// Up to `max_len` characters drawn from `alphabet`.
+std::string random_text(std::mt19937& rng, const std::string& alphabet, int max_len) {
+  std::string v;
+  const int n = std::uniform_int_distribution<int>(0, max_len)(rng);
+  for (int i = 0; i < n; ++i)
+    v.push_back(alphabet[std::uniform_int_distribution<size_t>(0, alphabet.size() - 1)(rng)]);
+  return v;
+}
+
 }  // namespace
 
 TEST(Hl7Message, PathsRepetitionsComponents) {
@@ -249,13 +258,7 @@ TEST(Hl7Property, RandomDelimitersAndValuesSurviveEncodeAndReencode) {
     return d;
   };
   const std::string alphabet = "abcXYZ019 .-" + specials;
-  auto random_value = [&] {
-    std::string v;
-    const int n = std::uniform_int_distribution<int>(0, 12)(rng);
-    for (int i = 0; i < n; ++i)
-      v.push_back(alphabet[std::uniform_int_distribution<size_t>(0, alphabet.size() - 1)(rng)]);
-    return v;
-  };
+  auto random_value = [&] { return random_text(rng, alphabet, 12); };
   int checked = 0;
   for (int round = 0; round < 300; ++round) {
     const Delimiters d = pick_delims();
@@ -329,13 +332,7 @@ TEST(Hl7Property, FieldIndexAgreesWithSplittingTheText) {
     std::shuffle(pool.begin(), pool.end(), rng);
     const char fs = pool[0], cs = pool[1], rs = pool[2], es = pool[3], ss = pool[4];
     const std::string alphabet = std::string("ab1 ") + fs + cs + rs + ss;
-    auto value = [&] {
-      std::string v;
-      const int n = std::uniform_int_distribution<int>(0, 10)(rng);
-      for (int i = 0; i < n; ++i)
-        v.push_back(alphabet[std::uniform_int_distribution<size_t>(0, alphabet.size() - 1)(rng)]);
-      return v;
-    };
+    auto value = [&] { return random_text(rng, alphabet, 10); };
     std::string text = std::string("MSH") + fs + cs + rs + es + ss + fs + "A" + fs + fs + fs + fs +
                        fs + fs + "ADT" + cs + "A01" + fs + "ID" + std::to_string(round);
     const char* ids[] = {"PID", "OBX", "NTE", "ZXY"};
