@@ -1,6 +1,7 @@
 #include "engine/registry/registry.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -552,6 +553,11 @@ const System* Registry::owner_of_her(const std::string& her_id) const {
 const System* Registry::owner_of_org(const std::string& org_number) const {
   const auto it = by_org_.find(org_number);
   return it == by_org_.end() ? nullptr : &systems_[it->second];
+}
+
+uint64_t Registry::next_serial() {
+  static std::atomic<uint64_t> n{0};
+  return ++n;
 }
 
 const nlohmann::json& Registry::json_of(const std::string& id) const {

@@ -108,8 +108,13 @@ class Registry {
   // system("id") in route expressions: null when unknown.
   const nlohmann::json& json_of(const std::string& id) const;
   const std::string& file() const { return file_; }
+  // Unique among the registries of this process (a loaded or reloaded registry gets a new
+  // one): what caches of values computed from a registry are keyed by.
+  uint64_t serial() const { return serial_; }
 
  private:
+  static uint64_t next_serial();
+  uint64_t serial_ = next_serial();
   std::string file_;
   std::vector<System> systems_;
   std::map<std::string, size_t> by_id_;

@@ -91,6 +91,8 @@ json event_view(const Event& e) {
 struct Node {
   virtual ~Node() = default;
   virtual json eval(const EvalContext& c) const = 0;
+  // Whether the value can depend on the event or the clock (see Expr::reads_event).
+  virtual bool reads_event() const = 0;
 };
 
 namespace {
@@ -101,6 +103,7 @@ struct Literal final : Node {
   json v;
   explicit Literal(json x) : v(std::move(x)) {}
   json eval(const EvalContext&) const override { return v; }
+  bool reads_event() const override { return false; }
 };
 
 struct ListLit final : Node {
@@ -109,6 +112,10 @@ struct ListLit final : Node {
     json a = json::array();
     for (const auto& i : items) a.push_back(i->eval(c));
     return a;
+  }
+  bool reads_event() const override {
+    return std::any_of(items.begin(), items.end(),
+                       [](const NodePtr& i) { return i->reads_event(); });
   }
 };
 
@@ -160,12 +167,14 @@ struct Path final : Node {
     }
     return cur ? *cur : json();
   }
+  bool reads_event() const override { return root != "system"; }
 };
 
 struct Member final : Node {
   NodePtr base;
   std::string name;
   json eval(const EvalContext& c) const override { return member(base->eval(c), name); }
+  bool reads_event() const override { return base->reads_event(); }
 };
 
 struct Index final : Node {
@@ -182,6 +191,7 @@ struct Index final : Node {
     if (b.is_object() && i.is_string()) return member(b, i.get<std::string>());
     return json();
   }
+  bool reads_event() const override { return base->reads_event() || index->reads_event(); }
 };
 
 int compare(const json& a, const json& b, bool& ok) {
@@ -256,11 +266,13 @@ struct Binary final : Node {
     if (op == ">=") return k >= 0;
     return json();
   }
+  bool reads_event() const override { return l->reads_event() || r->reads_event(); }
 };
 
 struct Not final : Node {
   NodePtr x;
   json eval(const EvalContext& c) const override { return !truthy(x->eval(c)); }
+  bool reads_event() const override { return x->reads_event(); }
 };
 
 struct Neg final : Node {
@@ -269,6 +281,7 @@ struct Neg final : Node {
     json v = x->eval(c);
     return v.is_number() ? json(-v.get<double>()) : json();
   }
+  bool reads_event() const override { return x->reads_event(); }
 };
 
 using Fn = std::function<json(const EvalContext&, const std::vector<NodePtr>&)>;
@@ -276,7 +289,12 @@ using Fn = std::function<json(const EvalContext&, const std::vector<NodePtr>&)>;
 struct Call final : Node {
   Fn fn;
   std::vector<NodePtr> args;
+  bool clock = false;  // now(), today()
   json eval(const EvalContext& c) const override { return fn(c, args); }
+  bool reads_event() const override {
+    return clock ||
+           std::any_of(args.begin(), args.end(), [](const NodePtr& a) { return a->reads_event(); });
+  }
 };
 
 std::string str_of(const json& v) {
@@ -437,6 +455,7 @@ struct Matches final : Node {
     if (v.is_null()) return false;
     return std::regex_search(str_of(v), *re);
   }
+  bool reads_event() const override { return text->reads_event(); }
 };
 
 // ---------------------------------------------------------------------------------------
@@ -757,6 +776,7 @@ class Parser {
       take();
       auto call = std::make_shared<Call>();
       call->fn = it->second.fn;
+      call->clock = t.text == "now" || t.text == "today";
       if (peek().kind != Tok::kRParen) {
         for (;;) {
           call->args.push_back(parse_or());
@@ -826,6 +846,27 @@ json Expr::eval(const EvalContext& c) const {
 
 bool Expr::test(const EvalContext& c) const {
   return truthy(eval(c));
+}
+
+bool Expr::reads_event() const {
+  return root_ && root_->reads_event();
+}
+
+std::vector<Expr> Expr::conjuncts() const {
+  std::vector<Expr> out;
+  std::function<void(const NodePtr&)> walk = [&](const NodePtr& n) {
+    if (const auto* b = dynamic_cast<const Binary*>(n.get()); b && b->op == "and") {
+      walk(b->l);
+      walk(b->r);
+      return;
+    }
+    Expr e;
+    e.text_ = text_;
+    e.root_ = n;
+    out.push_back(std::move(e));
+  };
+  if (root_) walk(root_);
+  return out;
 }
 
 }  // namespace budstikke::route

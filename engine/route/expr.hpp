@@ -58,6 +58,12 @@ class Expr {
   static std::variant<Expr, ExprError> compile(std::string_view text, const CompileOptions& o);
   nlohmann::json eval(const EvalContext& c) const;
   bool test(const EvalContext& c) const;  // eval() then truthiness
+  // Whether the value can depend on the event or the clock (now(), today()). When not, it
+  // depends on `system` and the registry only: a `to: query` computes it once per registry.
+  bool reads_event() const;
+  // The operands of a top-level `a and b and ...`, each an expression of its own (the
+  // expression itself when it is no conjunction). All truthy <=> test() is true.
+  std::vector<Expr> conjuncts() const;
   const std::string& text() const { return text_; }
 
  private:

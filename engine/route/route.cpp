@@ -13,6 +13,22 @@
 
 namespace budstikke::route {
 
+std::vector<size_t> QueryPlan::candidates_in(const registry::Registry& reg) {
+  const std::lock_guard lock(mu);
+  if (registry_serial != reg.serial()) {
+    candidates.clear();
+    const auto& systems = reg.systems();
+    for (size_t i = 0; i < systems.size(); ++i) {
+      const EvalContext c{nullptr, &reg, &reg.json_of(systems[i].id)};
+      if (std::all_of(per_system.begin(), per_system.end(),
+                      [&](const Expr& x) { return x.test(c); }))
+        candidates.push_back(i);
+    }
+    registry_serial = reg.serial();
+  }
+  return candidates;
+}
+
 using config::Diagnostics;
 using config::Field;
 using config::Kind;
@@ -390,6 +406,9 @@ class RouteLoader {
         dest.kind = Destination::Kind::kQuery;
         dest.query = compile(d["query"], p + ".query", {"system"});
         if (!dest.query) continue;
+        dest.plan = std::make_shared<QueryPlan>();
+        for (auto& c : dest.query->conjuncts())
+          (c.reads_event() ? dest.plan->per_event : dest.plan->per_system).push_back(std::move(c));
       } else {
         d_.error(file_, d.Mark(), p, "expected a system id, receiver, sender or {query: expr}");
         continue;
@@ -555,13 +574,17 @@ RouteResult Route::process(const Event& in, const RouteEnv& env,
         }
         break;
       }
-      case Destination::Kind::kQuery:
-        for (const auto& s : reg.systems()) {
-          const json& sj = reg.json_of(s.id);
-          EvalContext qc{view, &reg, &sj};
-          if (d.query->test(qc)) add(&s);
+      case Destination::Kind::kQuery: {
+        const auto& systems = reg.systems();
+        for (const size_t i : d.plan->candidates_in(reg)) {
+          const json& sj = reg.json_of(systems[i].id);
+          const EvalContext qc{view, &reg, &sj};
+          if (std::all_of(d.plan->per_event.begin(), d.plan->per_event.end(),
+                          [&](const Expr& x) { return x.test(qc); }))
+            add(&systems[i]);
         }
         break;
+      }
     }
   }
 

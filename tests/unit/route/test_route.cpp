@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "adapters/emelding/emelding_codec.hpp"
@@ -336,6 +337,86 @@ TEST(Route, MapRenderAndUnknownReceiver) {
   EXPECT_EQ(res.deliveries[0].system, "st-olav");
   EXPECT_EQ(res.deliveries[0].format, "json");
   EXPECT_NE(res.deliveries[0].payload.find("seen by REGION"), std::string::npos);
+}
+
+TEST(Expr, KnowsWhetherItReadsTheEventAndSplitsConjunctions) {
+  route::CompileOptions o;
+  o.extra_roots = {"system"};
+  auto compile = [&](const char* text) {
+    auto c = route::Expr::compile(text, o);
+    EXPECT_TRUE(std::holds_alternative<route::Expr>(c)) << text;
+    return std::get<route::Expr>(c);
+  };
+  EXPECT_FALSE(compile("system.kind == \"gp\" and \"adt\" in system.tags").reads_event());
+  EXPECT_FALSE(
+      compile("lower(system.name) == \"x\" or len(system(\"a\").her_ids) > 0").reads_event());
+  EXPECT_TRUE(compile("system.kind == type").reads_event());
+  EXPECT_TRUE(compile("not exists(body.x)").reads_event());
+  EXPECT_TRUE(compile("date(now()) > \"2026-01-01\"").reads_event());  // the clock
+  EXPECT_TRUE(compile("[1, sender.her_id][1] == 2").reads_event());
+  const auto parts =
+      compile("system.kind == \"gp\" and (type == \"a\" or true) and not system.enabled")
+          .conjuncts();
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_FALSE(parts[0].reads_event());
+  EXPECT_TRUE(parts[1].reads_event());
+  EXPECT_FALSE(parts[2].reads_event());
+  EXPECT_EQ(compile("type == \"a\" or system.kind == \"gp\"").conjuncts().size(), 1u);
+}
+
+// A query's destinations are the systems the whole expression holds for, though the
+// conjuncts that read no event are evaluated once per registry; a new registry (a reload)
+// is planned anew.
+TEST(Route, QueryDestinationsAreTheSystemsTheQueryHoldsFor) {
+  Diagnostics d;
+  auto reg = reg_of(kRegistry, d);
+  // The reloaded registry: the municipalities' systems are GP systems now.
+  std::string changed = kRegistry;
+  changed.replace(changed.find("kind: municipality"), 18, "kind: gp");
+  auto reg2 = reg_of(changed, d);
+  ASSERT_FALSE(d.has_errors()) << errors(d);
+  ASSERT_EQ(reg2->find("kommune-2")->kind, "gp");
+  const auto cs = codecs();
+  auto e =
+      decode_file(cs, testenv::source_dir().string() + "/examples/messages/adt-a01-admission.hl7");
+  ASSERT_TRUE(e);
+  const nlohmann::json view = route::event_view(*e);
+  const char* queries[] = {
+      "system.kind == \"municipality\"",
+      "system.kind == \"hospital\" and type == \"admission\"",
+      "system.kind == \"hospital\" and type == \"discharge\"",
+      "type == \"admission\" and (system.id == \"gp-1\" or system.kind == \"municipality\")",
+      "\"kommune-1\" in system.tags or type == \"admission\" and system.kind != \"gp\"",
+      "date(now()) >= \"2000-01-01\" and system.kind == \"gp\" and exists(body)",
+      "system.id in [\"kommune-2\", \"st-olav\"] and not (type == \"x\")",
+  };
+  int nonempty = 0;
+  for (const char* q : queries) {
+    auto route = route::parse_route(std::string("name: q\nfrom: [admission]\nrender: [json]\nto:\n"
+                                                "  - query: '") +
+                                        q + "'\n",
+                                    "q.yaml", *reg, cs, d);
+    ASSERT_TRUE(route) << q << ": " << errors(d);
+    route::CompileOptions o;
+    o.extra_roots = {"system"};
+    const auto whole = std::get<route::Expr>(route::Expr::compile(q, o));
+    for (const auto* r : {reg.get(), reg2.get(), reg.get()}) {
+      std::set<std::string> expected, got;
+      for (const auto& s : r->systems()) {
+        const route::EvalContext c{&view, r, &r->json_of(s.id)};
+        if (whole.test(c)) expected.insert(s.id);
+      }
+      route::RouteEnv env{r, &cs, nullptr};
+      const auto res = route->process(*e, env);
+      // A system that does not take JSON is a failure naming it, the others deliveries.
+      for (const auto& dv : res.deliveries) got.insert(dv.system);
+      for (const auto& f : res.failures) got.insert(f.system);
+      for (const auto& id : res.skipped) got.insert(id);
+      EXPECT_EQ(got, expected) << q << " with " << r->systems().size() << " systems";
+      nonempty += expected.empty() ? 0 : 1;
+    }
+  }
+  EXPECT_GE(nonempty, 15);  // the cases route somewhere, not only nowhere
 }
 
 }  // namespace
