@@ -553,6 +553,11 @@ Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
                                    {"enable.idempotence", "true"},
                                    {"acks", "all"},
                                    {"linger.ms", "5"},
+                                   // A transaction that begins while the broker still writes
+                                   // the previous one's markers is answered
+                                   // CONCURRENT_TRANSACTIONS and retried after this; at the
+                                   // 100 ms default that wait was most of a route's latency.
+                                   {"retry.backoff.ms", "10"},
                                    {"transaction.timeout.ms", "60000"}});
   if (!conf) return conf.error();
   std::unique_ptr<TransactionalProducer> p(new TransactionalProducer());

@@ -137,9 +137,11 @@ struct ConsumerOptions {
   // Transactional consumers commit offsets through TransactionalProducer::send_offsets only;
   // on a rebalance their uncommitted stored offsets are dropped, never committed directly.
   bool transactional = false;
-  // How long the broker may hold a fetch when there is nothing new. librdkafka's 500 ms
-  // default shows up as latency when new records become visible only at a transaction
-  // commit (read_committed); the engine's stages ask for less.
+  // How long the broker may hold a fetch when there is nothing new; it answers as soon as
+  // there is (also when a transaction commit makes records visible to read_committed).
+  // Shorter waits do not make delivery faster, only fetches more frequent: at 20 ms the
+  // delivery stage's consumer (~200 partitions) and the route consumers kept the broker at
+  // 0.5-0.7 cores with almost no traffic; 500 ms, 0.07 (BENCHMARKS.md, session 8).
   int fetch_wait_max_ms = 500;
 };
 

@@ -77,7 +77,6 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
       continue;
     }
     bus::ConsumerOptions co;
-    co.fetch_wait_max_ms = 20;
     co.transactional = true;
     auto consumer = bus::Consumer::create(s.kafka, group, topics, co);
     if (!consumer) {
