@@ -13,17 +13,18 @@
 
 namespace budstikke::route {
 
-std::vector<size_t> QueryPlan::candidates_in(const registry::Registry& reg) {
+std::shared_ptr<const std::vector<size_t>> QueryPlan::candidates_in(const registry::Registry& reg) {
   const std::lock_guard lock(mu);
-  if (registry_serial != reg.serial()) {
-    candidates.clear();
+  if (!candidates || registry_serial != reg.serial()) {
+    auto found = std::make_shared<std::vector<size_t>>();
     const auto& systems = reg.systems();
     for (size_t i = 0; i < systems.size(); ++i) {
       const EvalContext c{nullptr, &reg, &reg.json_of(systems[i].id)};
       if (std::all_of(per_system.begin(), per_system.end(),
                       [&](const Expr& x) { return x.test(c); }))
-        candidates.push_back(i);
+        found->push_back(i);
     }
+    candidates = std::move(found);
     registry_serial = reg.serial();
   }
   return candidates;
@@ -404,10 +405,10 @@ class RouteLoader {
           if (kv.first.Scalar() != "query")
             d_.error(file_, kv.first.Mark(), p + "." + kv.first.Scalar(), "unknown key");
         dest.kind = Destination::Kind::kQuery;
-        dest.query = compile(d["query"], p + ".query", {"system"});
-        if (!dest.query) continue;
+        const auto query = compile(d["query"], p + ".query", {"system"});
+        if (!query) continue;
         dest.plan = std::make_shared<QueryPlan>();
-        for (auto& c : dest.query->conjuncts())
+        for (auto& c : query->conjuncts())
           (c.reads_event() ? dest.plan->per_event : dest.plan->per_system).push_back(std::move(c));
       } else {
         d_.error(file_, d.Mark(), p, "expected a system id, receiver, sender or {query: expr}");
@@ -576,7 +577,7 @@ RouteResult Route::process(const Event& in, const RouteEnv& env,
       }
       case Destination::Kind::kQuery: {
         const auto& systems = reg.systems();
-        for (const size_t i : d.plan->candidates_in(reg)) {
+        for (const size_t i : *d.plan->candidates_in(reg)) {
           const json& sj = reg.json_of(systems[i].id);
           const EvalContext qc{view, &reg, &sj};
           if (std::all_of(d.plan->per_event.begin(), d.plan->per_event.end(),

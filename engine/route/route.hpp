@@ -53,18 +53,18 @@ struct QueryPlan {
   std::vector<Expr> per_system;  // conjuncts that do not read the event
   std::vector<Expr> per_event;   // conjuncts that do
   std::mutex mu;
-  uint64_t registry_serial = 0;    // of the registry `candidates` was computed for
-  std::vector<size_t> candidates;  // indexes into Registry::systems()
-  // The indexes of the systems the per-system conjuncts hold for, in registry order.
-  std::vector<size_t> candidates_in(const registry::Registry& reg);
+  uint64_t registry_serial = 0;  // of the registry `candidates` was computed for
+  std::shared_ptr<const std::vector<size_t>> candidates;  // indexes into Registry::systems()
+  // The indexes of the systems the per-system conjuncts hold for, in registry order (shared,
+  // not copied per event; a new registry gets a new list).
+  std::shared_ptr<const std::vector<size_t>> candidates_in(const registry::Registry& reg);
 };
 
 struct Destination {
   enum class Kind { kSystem, kReceiver, kSender, kQuery };
   Kind kind = Kind::kSystem;
   std::string system_id;
-  std::optional<Expr> query;
-  std::shared_ptr<QueryPlan> plan;  // with query
+  std::shared_ptr<QueryPlan> plan;  // kQuery: the compiled query, planned
 };
 
 struct MapStep {
