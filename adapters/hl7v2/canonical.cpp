@@ -6,12 +6,31 @@
 
 namespace budstikke::hl7v2 {
 
-using nlohmann::json;
-
 namespace {
 
-void put(json& j, const char* k, std::optional<std::string>&& v) {
-  if (v && !v->empty() && *v != "\"\"") j[k] = std::move(*v);
+// The body is written as JSON text (Event::body_json), not built as nlohmann::json: that and
+// its dump were about half of the decode. Values are views into the message, unescaped only
+// when they hold an escape character.
+class Values {
+ public:
+  explicit Values(const Message& m) : m_(m) {}
+  // The value at p, empty when absent; valid until the next call.
+  std::string_view operator()(const Path& p) {
+    const auto v = m_.get_view(p, scratch_);
+    return v ? *v : std::string_view();
+  }
+  const Message& message() const { return m_; }
+
+ private:
+  const Message& m_;
+  std::string scratch_;
+};
+
+// A member for a value that is present and not the explicit null "".
+bool put(JsonObjectText& j, std::string_view k, std::string_view v) {
+  if (v.empty() || v == "\"\"") return false;
+  j.str(k, v);
+  return true;
 }
 
 // Paths built, not parsed: the mapping reads some sixty values of every message.
@@ -25,6 +44,22 @@ struct Seg {
   int k = 1;
   Path f(int field, int component = 0, int subcomponent = 0, int repetition = 1) const {
     return Path{std::string(id), k, field, repetition, component, subcomponent};
+  }
+};
+
+// A nested object: written to its own text, added to the parent only when it has members
+// (or always, with add_to_always).
+struct Nested {
+  std::string text;
+  JsonObjectText obj{text};
+  bool add_to(JsonObjectText& parent, std::string_view key) {
+    if (obj.empty()) return false;
+    add_to_always(parent, key);
+    return true;
+  }
+  void add_to_always(JsonObjectText& parent, std::string_view key) {
+    obj.finish();
+    parent.raw(key, text);
   }
 };
 
@@ -46,91 +81,110 @@ Party party(const Message& m, int app, int facility) {
   return p;
 }
 
-json patient(const Message& m) {
-  json p = json::object();
-  json ids = json::array();
-  const size_t reps = m.repetitions(at("PID", 3));
+// body.patient; `identity` is what patient_identity() reads from it.
+void patient(Values& v, JsonObjectText& body, std::string& identity) {
+  Nested p;
+  const Message& m = v.message();
   // National identity numbers first: they are the patient's key.
-  std::vector<json> national, other;
+  std::string national, other;
+  std::optional<std::string> national_identity, other_identity;
+  const size_t reps = m.repetitions(at("PID", 3));
   for (size_t r = 1; r <= reps; ++r) {
     const Seg pid{"PID"};
     const int rep = static_cast<int>(r);
-    std::string value = m.get(pid.f(3, 1, 0, rep)).value_or("");
+    const std::string value(v(pid.f(3, 1, 0, rep)));
     if (value.empty()) continue;
-    json id = {{"value", std::move(value)}};
-    const std::string type = m.get(pid.f(3, 5, 0, rep)).value_or("");
-    if (!type.empty()) id["type"] = type;
-    put(id, "authority", m.get(pid.f(3, 4, 1, rep)));
-    (type == "FNR" || type == "DNR" || type == "NNNOR" || type == "HNR" ? national : other)
-        .push_back(id);
+    const std::string type(v(pid.f(3, 5, 0, rep)));
+    const bool is_national = type == "FNR" || type == "DNR" || type == "NNNOR" || type == "HNR";
+    std::string& list = is_national ? national : other;
+    if (!list.empty()) list += ',';
+    JsonObjectText id(list);
+    id.str("value", value);
+    id.str_if("type", type);
+    put(id, "authority", v(pid.f(3, 4, 1, rep)));
+    id.finish();
+    auto& first = is_national ? national_identity : other_identity;
+    if (!first)
+      first = patient_identity_of(
+          value, type.empty() ? std::nullopt : std::optional<std::string_view>(type));
   }
-  for (auto& x : national) ids.push_back(std::move(x));
-  for (auto& x : other) ids.push_back(std::move(x));
-  if (!ids.empty()) p["ids"] = ids;
-  json name = json::object();
-  put(name, "family", m.get(at("PID", 5, 1, 1)));
-  put(name, "given", m.get(at("PID", 5, 2)));
-  put(name, "middle", m.get(at("PID", 5, 3)));
-  if (!name.empty()) p["name"] = name;
-  if (auto d = hl7_date(m.get(at("PID", 7, 1)).value_or("")); !d.empty()) p["birth_date"] = d;
-  put(p, "sex", m.get(at("PID", 8)));
-  return p;
+  if (!national.empty() || !other.empty())
+    p.obj.raw("ids",
+              "[" + national + (!national.empty() && !other.empty() ? "," : "") + other + "]");
+  identity = national_identity ? *national_identity : other_identity.value_or("");
+  Nested name;
+  put(name.obj, "family", v(at("PID", 5, 1, 1)));
+  put(name.obj, "given", v(at("PID", 5, 2)));
+  put(name.obj, "middle", v(at("PID", 5, 3)));
+  name.add_to(p.obj, "name");
+  p.obj.str_if("birth_date", hl7_date(v(at("PID", 7, 1))));
+  put(p.obj, "sex", v(at("PID", 8)));
+  p.add_to_always(body, "patient");
 }
 
-json visit(const Message& m) {
-  json v = json::object();
-  if (m.count("PV1") == 0) return v;
-  put(v, "class", m.get(at("PV1", 2)));
-  json loc = json::object();
-  put(loc, "point_of_care", m.get(at("PV1", 3, 1)));
-  put(loc, "room", m.get(at("PV1", 3, 2)));
-  put(loc, "bed", m.get(at("PV1", 3, 3)));
-  put(loc, "facility", m.get(at("PV1", 3, 4)));
-  if (!loc.empty()) v["location"] = loc;
-  json prior = json::object();
-  put(prior, "point_of_care", m.get(at("PV1", 6, 1)));
-  put(prior, "room", m.get(at("PV1", 6, 2)));
-  if (!prior.empty()) v["prior_location"] = prior;
-  json att = json::object();
-  put(att, "id", m.get(at("PV1", 7, 1)));
-  put(att, "family", m.get(at("PV1", 7, 2)));
-  put(att, "given", m.get(at("PV1", 7, 3)));
-  if (!att.empty()) v["attending"] = att;
-  put(v, "service", m.get(at("PV1", 10)));
-  put(v, "visit_number", m.get(at("PV1", 19, 1)));
-  if (auto t = m.get(at("PV1", 44, 1)); t && !t->empty())
-    v["admitted"] = hl7_time_to_rfc3339(*t).empty() ? *t : hl7_time_to_rfc3339(*t);
-  if (auto t = m.get(at("PV1", 45, 1)); t && !t->empty())
-    v["discharged"] = hl7_time_to_rfc3339(*t).empty() ? *t : hl7_time_to_rfc3339(*t);
-  return v;
+// A time stamp as RFC 3339 when it converts, else as sent.
+void time_member(JsonObjectText& j, std::string_view key, std::string_view t) {
+  if (t.empty()) return;
+  const std::string rfc = hl7_time_to_rfc3339(t);
+  j.str(key, rfc.empty() ? t : std::string_view(rfc));
 }
 
-// A coded element (CE/CWE): field `field` of the segment.
-json coded(const Message& m, const Seg& seg, int field) {
-  json c = json::object();
-  put(c, "code", m.get(seg.f(field, 1)));
-  put(c, "text", m.get(seg.f(field, 2)));
-  put(c, "system", m.get(seg.f(field, 3)));
-  return c;
+void visit(Values& v, JsonObjectText& body) {
+  if (v.message().count("PV1") == 0) return;
+  Nested vis;
+  put(vis.obj, "class", v(at("PV1", 2)));
+  Nested loc;
+  put(loc.obj, "point_of_care", v(at("PV1", 3, 1)));
+  put(loc.obj, "room", v(at("PV1", 3, 2)));
+  put(loc.obj, "bed", v(at("PV1", 3, 3)));
+  put(loc.obj, "facility", v(at("PV1", 3, 4)));
+  loc.add_to(vis.obj, "location");
+  Nested prior;
+  put(prior.obj, "point_of_care", v(at("PV1", 6, 1)));
+  put(prior.obj, "room", v(at("PV1", 6, 2)));
+  prior.add_to(vis.obj, "prior_location");
+  Nested att;
+  put(att.obj, "id", v(at("PV1", 7, 1)));
+  put(att.obj, "family", v(at("PV1", 7, 2)));
+  put(att.obj, "given", v(at("PV1", 7, 3)));
+  att.add_to(vis.obj, "attending");
+  put(vis.obj, "service", v(at("PV1", 10)));
+  put(vis.obj, "visit_number", v(at("PV1", 19, 1)));
+  time_member(vis.obj, "admitted", v(at("PV1", 44, 1)));
+  time_member(vis.obj, "discharged", v(at("PV1", 45, 1)));
+  vis.add_to(body, "visit");
+}
+
+// A coded element (CE/CWE): field `field` of the segment, as an object (maybe empty).
+void coded(Values& v, const Seg& seg, int field, Nested& c) {
+  put(c.obj, "code", v(seg.f(field, 1)));
+  put(c.obj, "text", v(seg.f(field, 2)));
+  put(c.obj, "system", v(seg.f(field, 3)));
 }
 
 // OBX segments; ED values (embedded documents) become attachments.
-json observations(const Message& m, std::vector<Blob>& attachments) {
-  json out = json::array();
+void observations(Values& v, JsonObjectText& body, std::vector<Blob>& attachments) {
+  const Message& m = v.message();
   const size_t n = m.count("OBX");
+  if (n == 0) return;
+  std::string out = "[";
   for (size_t k = 1; k <= n; ++k) {
     const Seg seg{"OBX", static_cast<int>(k)};
-    json o = json::object();
-    put(o, "set_id", m.get(seg.f(1)));
-    const std::string type = m.get(seg.f(2)).value_or("");
-    if (!type.empty()) o["value_type"] = type;
-    o["observation"] = coded(m, seg, 3);
+    if (k > 1) out += ',';
+    JsonObjectText o(out);
+    put(o, "set_id", v(seg.f(1)));
+    const std::string type(v(seg.f(2)));
+    o.str_if("value_type", type);
+    {
+      Nested c;
+      coded(v, seg, 3, c);
+      c.add_to_always(o, "observation");
+    }
     if (type == "ED") {
-      const std::string data = m.get(seg.f(5, 5)).value_or("");
-      auto bytes = base64_decode(data);
+      auto bytes = base64_decode(v(seg.f(5, 5)));
       if (bytes) {
-        const std::string sub = m.get(seg.f(5, 3)).value_or("");
-        const std::string main = m.get(seg.f(5, 2)).value_or("");
+        const std::string sub(v(seg.f(5, 3)));
+        const std::string main(v(seg.f(5, 2)));
         std::string mime = "application/octet-stream";
         if (sub == "PDF" || sub == "pdf")
           mime = "application/pdf";
@@ -138,64 +192,79 @@ json observations(const Message& m, std::vector<Blob>& attachments) {
           mime = main + "/" + sub;
         Blob b = make_inline_blob(std::move(*bytes), mime);
         b.id = "att-" + std::to_string(attachments.size() + 1);
-        b.description = m.get(seg.f(3, 2)).value_or("");
-        o["attachment"] = b.id;
+        b.description = std::string(v(seg.f(3, 2)));
+        o.str("attachment", b.id);
         attachments.push_back(std::move(b));
       } else {
-        o["value"] = "(ED value is not valid base64)";
+        o.str("value", "(ED value is not valid base64)");
       }
     } else {
       const size_t reps = m.repetitions(seg.f(5));
       std::string value;
+      std::string scratch;
       for (size_t r = 1; r <= reps; ++r) {
-        auto v = m.get(seg.f(5, 0, 0, static_cast<int>(r)));
-        if (!v) continue;
+        const auto rv = m.get_view(seg.f(5, 0, 0, static_cast<int>(r)), scratch);
+        if (!rv) continue;
         if (!value.empty()) value += "\n";
-        value += *v;
+        value += *rv;
       }
-      if (!value.empty()) o["value"] = value;
+      o.str_if("value", value);
     }
-    put(o, "unit", m.get(seg.f(6, 1)));
-    put(o, "reference_range", m.get(seg.f(7)));
-    put(o, "flag", m.get(seg.f(8)));
-    put(o, "status", m.get(seg.f(11)));
-    if (auto t = m.get(seg.f(14, 1)); t && !t->empty()) o["observed"] = *t;
-    out.push_back(std::move(o));
+    put(o, "unit", v(seg.f(6, 1)));
+    put(o, "reference_range", v(seg.f(7)));
+    put(o, "flag", v(seg.f(8)));
+    put(o, "status", v(seg.f(11)));
+    o.str_if("observed", v(seg.f(14, 1)));
+    o.finish();
   }
-  return out;
+  out += ']';
+  body.raw("observations", out);
 }
 
-json orders(const Message& m) {
-  json out = json::array();
-  const size_t n = std::max(m.count("OBR"), m.count("ORC"));
+void orders(Values& v, JsonObjectText& body) {
+  const Message& m = v.message();
+  const size_t obrs = m.count("OBR");
+  const size_t n = std::max(obrs, m.count("ORC"));
+  if (n == 0) return;
+  std::string out = "[";
   for (size_t k = 1; k <= n; ++k) {
     const Seg orc{"ORC", static_cast<int>(k)};
     const Seg obr{"OBR", static_cast<int>(k)};
-    json o = json::object();
-    put(o, "control", m.get(orc.f(1)));
-    put(o, "placer_order", m.get(orc.f(2, 1)));
-    put(o, "filler_order", m.get(orc.f(3, 1)));
-    if (m.count("OBR") >= k) {
-      o["service"] = coded(m, obr, 4);
-      if (!o.contains("placer_order")) put(o, "placer_order", m.get(obr.f(2, 1)));
-      if (!o.contains("filler_order")) put(o, "filler_order", m.get(obr.f(3, 1)));
-      put(o, "priority", m.get(obr.f(5)));
-      put(o, "collected", m.get(obr.f(7, 1)));
-      put(o, "result_status", m.get(obr.f(25)));
+    if (k > 1) out += ',';
+    JsonObjectText o(out);
+    put(o, "control", v(orc.f(1)));
+    bool placer = put(o, "placer_order", v(orc.f(2, 1)));
+    bool filler = put(o, "filler_order", v(orc.f(3, 1)));
+    if (obrs >= k) {
+      Nested c;
+      coded(v, obr, 4, c);
+      c.add_to_always(o, "service");
+      if (!placer) placer = put(o, "placer_order", v(obr.f(2, 1)));
+      if (!filler) filler = put(o, "filler_order", v(obr.f(3, 1)));
+      put(o, "priority", v(obr.f(5)));
+      put(o, "collected", v(obr.f(7, 1)));
+      put(o, "result_status", v(obr.f(25)));
     }
-    out.push_back(std::move(o));
+    o.finish();
   }
-  return out;
+  out += ']';
+  body.raw("orders", out);
 }
 
-json diagnoses(const Message& m) {
-  json out = json::array();
-  const size_t n = m.count("DG1");
+void diagnoses(Values& v, JsonObjectText& body) {
+  const size_t n = v.message().count("DG1");
+  std::string out;
   for (size_t k = 1; k <= n; ++k) {
-    json d = coded(m, Seg{"DG1", static_cast<int>(k)}, 3);
-    if (!d.empty()) out.push_back(std::move(d));
+    Nested d;
+    coded(v, Seg{"DG1", static_cast<int>(k)}, 3, d);
+    if (d.obj.empty()) continue;
+    d.obj.finish();
+    out += out.empty() ? '[' : ',';
+    out += d.text;
   }
-  return out;
+  if (out.empty()) return;
+  out += ']';
+  body.raw("diagnoses", out);
 }
 
 EventType type_for(const std::string& type, const std::string& trigger, bool& cancelled) {
@@ -273,47 +342,50 @@ Event to_event(const Message& m, std::string_view original, const runtime::Decod
   std::string when = m.get(at("EVN", 2, 1)).value_or("");
   if (when.empty()) when = m.get(at("MSH", 7, 1)).value_or("");
   e.occurred_at = hl7_time_to_rfc3339(when);
-  json body = json::object();
-  body["message_type"] = {{"code", type}, {"trigger", trigger}};
-  if (!when.empty()) body["event_time"] = when;
-  if (cancelled) body["cancelled"] = true;
-  put(body, "processing_id", m.get(at("MSH", 11, 1)));
-  if (m.count("PID"))
-    body["patient"] = patient(m);
-  else
-    body["patient"] = json::object();
-  if (auto v = visit(m); !v.empty()) body["visit"] = v;
-  if (e.type == EventType::kMerge && m.count("MRG")) {
-    json prior = json::object();
-    put(prior, "id", m.get(at("MRG", 1, 1)));
-    put(prior, "type", m.get(at("MRG", 1, 5)));
-    body["merged_from"] = prior;
+  Values v(m);
+  JsonObjectText body(e.body_json);
+  {
+    Nested mt;
+    mt.obj.str("code", type);
+    mt.obj.str("trigger", trigger);
+    mt.add_to_always(body, "message_type");
   }
-  if (m.count("OBR") || m.count("ORC")) body["orders"] = orders(m);
-  if (m.count("OBX")) body["observations"] = observations(m, e.attachments);
-  if (auto d = diagnoses(m); !d.empty()) body["diagnoses"] = d;
+  body.str_if("event_time", when);
+  if (cancelled) body.raw("cancelled", "true");
+  put(body, "processing_id", v(at("MSH", 11, 1)));
+  patient(v, body, e.body_json_patient_identity);
+  visit(v, body);
+  if (e.type == EventType::kMerge && m.count("MRG")) {
+    Nested prior;
+    put(prior.obj, "id", v(at("MRG", 1, 1)));
+    put(prior.obj, "type", v(at("MRG", 1, 5)));
+    prior.add_to_always(body, "merged_from");
+  }
+  orders(v, body);
+  observations(v, body, e.attachments);
+  diagnoses(v, body);
   if (m.count("RF1")) {
-    json rf = json::object();
-    put(rf, "status", m.get(at("RF1", 1, 1)));
-    put(rf, "priority", m.get(at("RF1", 2, 1)));
-    put(rf, "type", m.get(at("RF1", 3, 1)));
-    put(rf, "category", m.get(at("RF1", 5, 1)));
-    put(rf, "referral_id", m.get(at("RF1", 6, 1)));
-    put(rf, "reason", m.get(at("RF1", 10, 2)));
-    body["referral"] = rf;
+    Nested rf;
+    put(rf.obj, "status", v(at("RF1", 1, 1)));
+    put(rf.obj, "priority", v(at("RF1", 2, 1)));
+    put(rf.obj, "type", v(at("RF1", 3, 1)));
+    put(rf.obj, "category", v(at("RF1", 5, 1)));
+    put(rf.obj, "referral_id", v(at("RF1", 6, 1)));
+    put(rf.obj, "reason", v(at("RF1", 10, 2)));
+    rf.add_to_always(body, "referral");
   }
   if (m.count("TXA")) {
-    json doc = json::object();
-    put(doc, "document_type", m.get(at("TXA", 2, 1)));
-    put(doc, "unique_id", m.get(at("TXA", 12, 1)));
-    put(doc, "status", m.get(at("TXA", 17)));
-    body["document"] = doc;
+    Nested doc;
+    put(doc.obj, "document_type", v(at("TXA", 2, 1)));
+    put(doc.obj, "unique_id", v(at("TXA", 12, 1)));
+    put(doc.obj, "status", v(at("TXA", 17)));
+    doc.add_to_always(body, "document");
   }
   if (e.type == EventType::kAppRec) {
-    put(body, "ack_code", m.get(at("MSA", 1)));
+    put(body, "ack_code", v(at("MSA", 1)));
     e.conversation.in_reply_to = m.get(at("MSA", 2)).value_or("");
   }
-  e.body = std::move(body);
+  body.finish();
   e.original = make_inline_blob(std::string(original), "application/hl7-v2");
   assign_key(e, ctx.key_secret);
   return e;

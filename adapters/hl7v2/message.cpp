@@ -479,6 +479,16 @@ std::optional<std::string> Message::get(const Path& p) const {
   return unescape(*raw);
 }
 
+std::optional<std::string_view> Message::get_view(const Path& p, std::string& scratch) const {
+  auto raw = get_raw(p);
+  if (!raw || !d_.has_escape || raw->find(d_.escape) == std::string_view::npos) return raw;
+  if ((p.segment == "MSH" || p.segment == "FHS" || p.segment == "BHS") &&
+      (p.field == 1 || p.field == 2))
+    return raw;
+  scratch = unescape(*raw);
+  return std::string_view(scratch);
+}
+
 std::optional<std::string> Message::get(std::string_view path) const {
   auto p = Path::parse(path);
   if (!p) return std::nullopt;

@@ -76,6 +76,9 @@ class Message {
   std::optional<std::string> get(std::string_view path) const;
   std::optional<std::string_view> get_raw(const Path& p) const;
   std::optional<std::string> get(const Path& p) const;
+  // get() as a view: into the message's text when the wire text holds no escape character
+  // (most values), else into `scratch`, which it overwrites.
+  std::optional<std::string_view> get_view(const Path& p, std::string& scratch) const;
   // Number of repetitions of a field (0 when absent).
   size_t repetitions(std::string_view segment_path) const;
   size_t repetitions(const Path& field) const;  // only segment, occurrence and field count

@@ -253,52 +253,8 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-// The members of one JSON object written in nlohmann's key order (bytewise), each value
-// already JSON text: the envelope without building it as nlohmann::json.
-class ObjectText {
- public:
-  explicit ObjectText(std::string& out) : out_(out) {}
-  // Starts member `key`; its value is what is appended to the returned string until the
-  // next member() or finish().
-  std::string& member(std::string_view key) {
-    close();
-    members_.push_back({key, buf_.size(), 0});
-    return buf_;
-  }
-  void str(std::string_view key, std::string_view v) { append_json_string(member(key), v); }
-  void str_if(std::string_view key, std::string_view v) {
-    if (!v.empty()) str(key, v);
-  }
-  void finish() {
-    close();
-    std::sort(members_.begin(), members_.end(),
-              [](const Member& a, const Member& b) { return a.key < b.key; });
-    out_ += '{';
-    for (size_t i = 0; i < members_.size(); ++i) {
-      if (i) out_ += ',';
-      append_json_string(out_, members_[i].key);
-      out_ += ':';
-      out_.append(buf_, members_[i].offset, members_[i].length);
-    }
-    out_ += '}';
-  }
-
- private:
-  struct Member {
-    std::string_view key;
-    size_t offset;
-    size_t length;
-  };
-  void close() {
-    if (!members_.empty()) members_.back().length = buf_.size() - members_.back().offset;
-  }
-  std::string& out_;
-  std::string buf_;
-  std::vector<Member> members_;
-};
-
 void write_org(std::string& out, const Organisation& o) {
-  ObjectText j(out);
+  JsonObjectText j(out);
   j.str_if("name", o.name);
   j.str_if("her_id", o.her_id);
   j.str_if("org_number", o.org_number);
@@ -307,7 +263,7 @@ void write_org(std::string& out, const Organisation& o) {
     a += '[';
     for (size_t i = 0; i < o.ids.size(); ++i) {
       if (i) a += ',';
-      ObjectText x(a);
+      JsonObjectText x(a);
       x.str("value", o.ids[i].value);
       x.str_if("type", o.ids[i].type);
       x.finish();
@@ -318,11 +274,11 @@ void write_org(std::string& out, const Organisation& o) {
 }
 
 void write_party(std::string& out, const Party& p) {
-  ObjectText j(out);
+  JsonObjectText j(out);
   if (!p.organisation.empty()) write_org(j.member("organisation"), p.organisation);
   if (!p.department.empty()) write_org(j.member("department"), p.department);
   if (!p.person.empty()) {
-    ObjectText x(j.member("person"));
+    JsonObjectText x(j.member("person"));
     x.str_if("name", p.person.name);
     x.str_if("her_id", p.person.her_id);
     x.str_if("hpr_number", p.person.hpr_number);
@@ -334,7 +290,7 @@ void write_party(std::string& out, const Party& p) {
 }
 
 void write_blob(std::string& out, const Blob& b, bool with_meta) {
-  ObjectText j(out);
+  JsonObjectText j(out);
   if (with_meta) {
     j.str_if("id", b.id);
     j.str_if("mime", b.mime);
@@ -355,12 +311,16 @@ void write_blob(std::string& out, const Blob& b, bool with_meta) {
 }
 
 void write_body(std::string& out, const Event& e) {
+  if (!e.body_json.empty()) {
+    out += e.body_json;
+    return;
+  }
   if (e.body_content_json.empty() || !(e.body.is_object() || e.body.is_null())) {
     out += dump(e.body);
     return;
   }
   // The body's members with the pre-serialised content in its place.
-  ObjectText j(out);
+  JsonObjectText j(out);
   if (e.body.is_object())
     for (const auto& [k, v] : e.body.items())
       if (k != "content") j.member(k) += dump(v);
@@ -417,6 +377,26 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
+std::string& JsonObjectText::member(std::string_view key) {
+  close();
+  members_.push_back({key, buf_.size(), 0});
+  return buf_;
+}
+
+void JsonObjectText::finish() {
+  close();
+  std::sort(members_.begin(), members_.end(),
+            [](const Member& a, const Member& b) { return a.key < b.key; });
+  out_ += '{';
+  for (size_t i = 0; i < members_.size(); ++i) {
+    if (i) out_ += ',';
+    append_json_string(out_, members_[i].key);
+    out_ += ':';
+    out_.append(buf_, members_[i].offset, members_[i].length);
+  }
+  out_ += '}';
+}
+
 json to_json(const Event& e) {
   json j = envelope(e);
   j["body"] = e.full_body();
@@ -424,6 +404,8 @@ json to_json(const Event& e) {
 }
 
 json Event::full_body() const {
+  // Written by our own serialisers; a parse failure would be a bug there, so it shows.
+  if (!body_json.empty()) return json::parse(body_json);
   if (body_content_json.empty() || !(body.is_object() || body.is_null())) return body;
   json b = body;
   // Written by our own serialiser; a parse failure would be a bug there, so it shows.
@@ -437,8 +419,17 @@ bool Event::operator==(const Event& o) const {
                     e.receiver, e.key, e.conversation, e.attachments, e.original);
   };
   if (fields(*this) != fields(o)) return false;
-  if (body_content_json.empty() && o.body_content_json.empty()) return body == o.body;
+  const auto plain = [](const Event& e) {
+    return e.body_json.empty() && e.body_content_json.empty();
+  };
+  if (plain(*this) && plain(o)) return body == o.body;
   return full_body() == o.full_body();
+}
+
+const json& Event::body_of(json& scratch) const {
+  if (body_json.empty() && body_content_json.empty()) return body;
+  scratch = full_body();
+  return scratch;
 }
 
 std::string to_json_string(const Event& e) {
@@ -446,15 +437,15 @@ std::string to_json_string(const Event& e) {
   // body (when it is not pre-serialised), never the envelope.
   std::string out;
   out.reserve(1024 + (e.original && e.original->data ? e.original->data->size() * 4 / 3 : 0) +
-              e.body_content_json.size());
-  ObjectText j(out);
+              e.body_content_json.size() + e.body_json.size());
+  JsonObjectText j(out);
   j.member("schema_version") += std::to_string(kCanonicalSchemaVersion);
   j.str("event_id", e.event_id);
   j.str("type", to_string(e.type));
   j.str_if("occurred_at", e.occurred_at);
   j.str("received_at", e.received_at);
   {
-    ObjectText s(j.member("source"));
+    JsonObjectText s(j.member("source"));
     s.str("format", e.source.format);
     s.str("message_id", e.source.message_id);
     s.str_if("version", e.source.version);
@@ -467,7 +458,7 @@ std::string to_json_string(const Event& e) {
   if (!e.receiver.empty()) write_party(j.member("receiver"), e.receiver);
   j.str("key", e.key);
   if (!e.conversation.empty()) {
-    ObjectText c(j.member("conversation"));
+    JsonObjectText c(j.member("conversation"));
     c.str_if("conversation_ref", e.conversation.conversation_ref);
     c.str_if("parent_ref", e.conversation.parent_ref);
     c.str_if("in_reply_to", e.conversation.in_reply_to);
@@ -568,7 +559,29 @@ Result<Event> event_from_json_string(std::string_view text) {
   return event_from_json(j);
 }
 
+std::optional<std::string> patient_identity_of(std::string_view value,
+                                               std::optional<std::string_view> type) {
+  std::string out;
+  if (type) {
+    out = *type;
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  } else {
+    out = "ID";
+  }
+  out += ':';
+  const size_t prefix = out.size();
+  for (const char c : value)
+    if (c != ' ') out.push_back(c);
+  if (out.size() == prefix) return std::nullopt;
+  return out;
+}
+
 std::optional<std::string> patient_identity(const Event& e) {
+  if (!e.body_json.empty()) {
+    if (e.body_json_patient_identity.empty()) return std::nullopt;
+    return e.body_json_patient_identity;
+  }
   const auto p = e.body.find("patient");
   if (p == e.body.end() || !p->is_object()) return std::nullopt;
   const auto ids = p->find("ids");
@@ -577,17 +590,11 @@ std::optional<std::string> patient_identity(const Event& e) {
     if (!id.is_object()) continue;
     const auto v = id.find("value");
     if (v == id.end() || !v->is_string()) continue;
-    std::string value;
-    for (const char c : v->get_ref<const std::string&>())
-      if (c != ' ') value.push_back(c);
-    if (value.empty()) continue;
-    std::string type = "ID";
-    if (const auto t = id.find("type"); t != id.end() && t->is_string()) {
-      type = t->get<std::string>();
-      std::transform(type.begin(), type.end(), type.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    }
-    return type + ":" + value;
+    std::optional<std::string_view> type;
+    if (const auto t = id.find("type"); t != id.end() && t->is_string())
+      type = t->get_ref<const std::string&>();
+    if (auto identity = patient_identity_of(v->get_ref<const std::string&>(), type))
+      return identity;
   }
   return std::nullopt;
 }

@@ -17,6 +17,7 @@
 
 #include "engine/core/result.hpp"
 #include "engine/core/time.hpp"
+#include "engine/event/json_text.hpp"
 
 namespace budstikke {
 
@@ -131,9 +132,22 @@ struct Event {
   // the event has one body; set, it takes the place of any "content" in `body` (which must
   // then be an object or null; otherwise it is ignored).
   std::string body_content_json;
+  // The whole body already serialised as JSON text (an object), or empty. The HL7 v2 codec
+  // writes it so: building the body as nlohmann::json and dumping it was about half of its
+  // decode. Set, it takes the place of `body` and body_content_json; in-process readers of a
+  // decoded event use full_body() or body_of() (events read from Kafka never have it).
+  std::string body_json;
+  // With body_json: what patient_identity() would read from its body.patient (empty when
+  // none), set by the codec as it writes the text, so that the Kafka key and the tracking
+  // record's patient reference do not parse the body again.
+  std::string body_json_patient_identity;
 
-  // `body` with body_content_json parsed in as "content".
+  // The body as one nlohmann::json: body_json parsed, or `body` with body_content_json
+  // parsed in as "content".
   nlohmann::json full_body() const;
+  // The same without a copy when the body is held as nlohmann::json: `body` itself, else
+  // full_body() in `scratch`.
+  const nlohmann::json& body_of(nlohmann::json& scratch) const;
   // Equal when every field is, comparing full_body() (however content is carried).
   bool operator==(const Event& o) const;
 };
@@ -142,15 +156,17 @@ struct Event {
 // produce); an invalid byte sequence would be written as U+FFFD instead of failing.
 nlohmann::json to_json(const Event& e);
 std::string to_json_string(const Event& e);
-// Appends `s` as a JSON string exactly as nlohmann::json's dump() of the events writes it
-// (UTF-8 kept, control characters escaped, invalid UTF-8 replaced by U+FFFD).
-void append_json_string(std::string& out, std::string_view s);
 Result<Event> event_from_json(const nlohmann::json& j);
 Result<Event> event_from_json_string(std::string_view text);
 
-// The patient identity used for the key: the first identifier in body.patient.ids,
-// normalised as "<TYPE>:<value>" (type upper-cased, spaces removed from the value).
+// The patient identity used for the key: the first identifier in body.patient.ids with a
+// value, normalised as "<TYPE>:<value>" (type upper-cased, "ID" when it has none, spaces
+// removed from the value).
 std::optional<std::string> patient_identity(const Event& e);
+// That normalisation of one identifier (`type` absent: "ID"); none when its value is empty
+// without spaces.
+std::optional<std::string> patient_identity_of(std::string_view value,
+                                               std::optional<std::string_view> type);
 
 // The Kafka key: HMAC-SHA-256 under `secret` of the patient identity ("p:"), else of the
 // conversation ref ("c:"), else of the event id ("e:"). Never contains the identity itself.

@@ -117,9 +117,11 @@ std::string received_record(const Event& e, const std::string& channel, const st
   if (reply) str("in_reply_to", e.conversation.in_reply_to);
   str("message_id", e.source.message_id);
   if (const auto pr = patient_ref(e, secret); !pr.empty()) str("patient_ref", pr);
+  json scratch;
+  const json& body = reply ? e.body_of(scratch) : e.body;
   if (reply)
-    if (const auto st = e.body.find("status"); st != e.body.end() && st->is_object()) {
-      if (const auto er = e.body.find("errors"); er != e.body.end() && er->is_array()) {
+    if (const auto st = body.find("status"); st != body.end() && st->is_object()) {
+      if (const auto er = body.find("errors"); er != body.end() && er->is_array()) {
         json codes = json::array();
         for (const auto& x : *er) codes.push_back(x.value("code", ""));
         if (!codes.empty()) {

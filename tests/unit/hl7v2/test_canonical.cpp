@@ -7,6 +7,7 @@
 #include "engine/core/crypto.hpp"
 #include "engine/core/redact.hpp"
 #include "engine/runtime/ingest.hpp"
+#include "tests/support/test_env.hpp"
 
 using namespace budstikke;
 using namespace budstikke::hl7v2;
@@ -50,8 +51,9 @@ TEST(Hl7Canonical, AdmissionTransferDischargeUpdateMerge) {
         Case{"A08", EventType::kPatientUpdate, false}, Case{"A11", EventType::kAdmission, true},
         Case{"A13", EventType::kDischarge, true}, Case{"A40", EventType::kMerge, false}}) {
     const Event e = one(kMsh + "ADT^" + c.trigger + "|M" + c.trigger + "|P|2.5" + pid);
+    const nlohmann::json body = e.full_body();
     EXPECT_EQ(e.type, c.type) << c.trigger;
-    EXPECT_EQ(e.body.value("cancelled", false), c.cancelled) << c.trigger;
+    EXPECT_EQ(body.value("cancelled", false), c.cancelled) << c.trigger;
     EXPECT_EQ(e.source.message_type, std::string("ADT^") + c.trigger);
     EXPECT_EQ(e.source.message_id, std::string("M") + c.trigger);
     EXPECT_EQ(e.sender.organisation.her_id, "8200001");
@@ -59,13 +61,13 @@ TEST(Hl7Canonical, AdmissionTransferDischargeUpdateMerge) {
     EXPECT_EQ(e.receiver.organisation.her_id, "8300001");
     EXPECT_EQ(e.occurred_at, "2026-11-20T10:15:00+01:00");
     // The national id comes first and keys the event; it never appears in the key.
-    EXPECT_EQ(e.body.at("patient").at("ids").at(0).value("type", ""), "FNR");
-    EXPECT_EQ(e.body.at("patient").value("birth_date", ""), "1975-03-12");
+    EXPECT_EQ(body.at("patient").at("ids").at(0).value("type", ""), "FNR");
+    EXPECT_EQ(body.at("patient").value("birth_date", ""), "1975-03-12");
     EXPECT_EQ(e.key.substr(0, 2), "p:");
     EXPECT_FALSE(contains_identity_number(e.key.substr(2)) &&
                  e.key.find("12837512393") != std::string::npos);
-    EXPECT_EQ(e.body.at("visit").at("location").value("point_of_care", ""), "MED");
-    EXPECT_EQ(e.body.at("visit").value("visit_number", ""), "V123");
+    EXPECT_EQ(body.at("visit").at("location").value("point_of_care", ""), "MED");
+    EXPECT_EQ(body.at("visit").value("visit_number", ""), "V123");
   }
 }
 
@@ -80,7 +82,8 @@ TEST(Hl7Canonical, LabResultWithEmbeddedPdf) {
                           base64_encode(pdf) + "||||||F\r";
   const Event e = one(msg);
   EXPECT_EQ(e.type, EventType::kLabResult);
-  const auto& obs = e.body["observations"];
+  const nlohmann::json body = e.full_body();
+  const auto& obs = body["observations"];
   ASSERT_EQ(obs.size(), 3u);
   EXPECT_EQ(obs[1]["observation"]["code"], "NPU03429");
   EXPECT_EQ(obs[1]["value"], "148");
@@ -93,7 +96,7 @@ TEST(Hl7Canonical, LabResultWithEmbeddedPdf) {
   EXPECT_EQ(*e.attachments[0].data, pdf);
   EXPECT_EQ(e.attachments[0].sha256, sha256_hex(pdf));
   EXPECT_EQ(obs[2]["attachment"], e.attachments[0].id);
-  EXPECT_EQ(e.body["orders"][0]["service"]["code"], "NPU03230");
+  EXPECT_EQ(body["orders"][0]["service"]["code"], "NPU03230");
 }
 
 TEST(Hl7Canonical, RequisitionReferralDocument) {
@@ -107,16 +110,16 @@ TEST(Hl7Canonical, RequisitionReferralDocument) {
                         "REF^I12|F1|P|2.5\rRF1|A^Accepted|R^Routine|MED^Medisin||O|REF123\r"
                         "PID|1||1^^^X^PI\rDG1|1||I10^Essensiell hypertensjon^ICD10\r");
   EXPECT_EQ(ref.type, EventType::kReferral);
-  EXPECT_EQ(ref.body["referral"]["referral_id"], "REF123");
-  EXPECT_EQ(ref.body["diagnoses"][0]["code"], "I10");
-  EXPECT_EQ(ref.body["diagnoses"][0]["system"], "ICD10");
+  EXPECT_EQ(ref.full_body()["referral"]["referral_id"], "REF123");
+  EXPECT_EQ(ref.full_body()["diagnoses"][0]["code"], "I10");
+  EXPECT_EQ(ref.full_body()["diagnoses"][0]["system"], "ICD10");
   const Event doc =
       one(kMsh +
           "MDM^T02|D1|P|2.5\rPID|1||1^^^X^PI\rTXA|1|DS^Epikrise|TX|||||||||DOC77||||||AU\r"
           "OBX|1|ED|DS^Epikrise||^application^PDF^Base64^" +
           base64_encode("pdf") + "\r");
   EXPECT_EQ(doc.type, EventType::kDocument);
-  EXPECT_EQ(doc.body["document"]["unique_id"], "DOC77");
+  EXPECT_EQ(doc.full_body()["document"]["unique_id"], "DOC77");
   EXPECT_EQ(doc.attachments.size(), 1u);
 }
 
@@ -209,9 +212,10 @@ TEST(TrackingRecord, ReceivedRecordIsTheJsonObjectTrackReads) {
       t["conversation_ref"] = ev.conversation.conversation_ref;
     if (!ev.conversation.in_reply_to.empty()) {
       t["in_reply_to"] = ev.conversation.in_reply_to;
-      if (const auto st = ev.body.find("status"); st != ev.body.end() && st->is_object()) {
+      const json body = ev.full_body();
+      if (const auto st = body.find("status"); st != body.end() && st->is_object()) {
         t["receipt_status"] = st->value("code", "");
-        if (const auto er = ev.body.find("errors"); er != ev.body.end() && er->is_array())
+        if (const auto er = body.find("errors"); er != body.end() && er->is_array())
           for (const auto& x : *er) t["receipt_errors"].push_back(x.value("code", ""));
       }
     }
@@ -219,10 +223,23 @@ TEST(TrackingRecord, ReceivedRecordIsTheJsonObjectTrackReads) {
   };
   const std::string got = runtime::received_record(e, "mllp:test", "2026-12-01T10:00:00Z", secret);
   EXPECT_EQ(got, expected(e));
+  // An HL7 ACK answers a message; its body is text as every HL7 event's is.
+  auto ack = Hl7Codec().decode(
+      "MSH|^~\\&|RIS|NORDVIK|DIPS|NORDVIK|20261120101600+0100||ACK^A01|ACK7|P|2.5\r"
+      "MSA|AA|MSG7\r",
+      ctx);
+  ASSERT_TRUE(std::holds_alternative<runtime::CodecOutput>(ack));
+  const Event a = std::get<runtime::CodecOutput>(ack).events.at(0);
+  ASSERT_FALSE(a.body_json.empty());
+  EXPECT_EQ(a.conversation.in_reply_to, "MSG7");
+  EXPECT_EQ(runtime::received_record(a, "mllp:test", "2026-12-01T10:00:00Z", secret), expected(a));
   EXPECT_NE(got.find("\"patient_ref\""), std::string::npos);
   EXPECT_EQ(got.find("13116900216"), std::string::npos);  // no identity number in tracking
 
-  // A receipt: conversation, the message it answers, its status and error codes.
+  // A receipt: conversation, the message it answers, its status and error codes (the body
+  // as nlohmann::json, as events read from Kafka hold it).
+  e.body = e.full_body();
+  e.body_json.clear();
   e.conversation.conversation_ref = "conv-1";
   e.conversation.in_reply_to = "MSG6";
   e.body["status"] = {{"code", "AVVIST"}};
@@ -231,4 +248,50 @@ TEST(TrackingRecord, ReceivedRecordIsTheJsonObjectTrackReads) {
   EXPECT_EQ(runtime::received_record(e, "mllp:test", "2026-12-01T10:00:00Z", secret), expected(e));
   e.body["errors"] = json::array();  // no codes: no receipt_errors member
   EXPECT_EQ(runtime::received_record(e, "mllp:test", "2026-12-01T10:00:00Z", secret), expected(e));
+}
+
+// The HL7 body is written as JSON text (Event::body_json). For every corpus message and a
+// few written for the cases the corpus lacks (escapes, identifiers in either order, blanks
+// in a number, no patient, explicit nulls), it must be what nlohmann::json writes for the
+// same value, survive a round trip through JSON, and give the patient identity, Kafka key
+// and patient reference that reading the body as JSON gives.
+TEST(Hl7Canonical, TextBodyIsExactlyTheJsonOfItsValue) {
+  using nlohmann::json;
+  std::vector<std::string> inputs = {
+      kMsh +
+          "ADT^A01|T1|P|2.5\rPID|1||A55^^^NORDVIK^PI~1283 7512393^^^NOR^FNR~9^^^X^XX||"
+          "Fjell\\T\\heim^K\\S\\ari^\"\"||19750312|F\rPV1|1|I|\"\"^2\\F\\1\r",
+      kMsh + "ADT^A08|T2|P|2.5\rPID|1||   ^^^X^PI~77^^^X\r",
+      kMsh + "ADT^A40|T3|P|2.5\rPID|1||5^^^X^PI\rMRG|4^^^X^PI\r",
+      kMsh +
+          "ORU^R01|T4|P|2.5\rOBR|1|P1\rOBX|1|TX|C^T||a~b~~c||||||F\r"
+          "OBX|2|ED|D^Doc||^application^PDF^Base64^!!notbase64\r",
+      kMsh + "ACK^A01|T5|P|2.5\rMSA|AE|M9\r",
+  };
+  const std::filesystem::path dir = testenv::corpora_dir() / "hl7v2";
+  for (const auto& f : std::filesystem::directory_iterator(dir))
+    if (f.path().extension() == ".hl7") inputs.push_back(testenv::read_file(f.path()));
+  ASSERT_GT(inputs.size(), 100u) << dir;
+  const std::string secret = "text-body-secret-0123456789";
+  const runtime::DecodeContext c{"test", "msg", true, secret};
+  size_t events = 0;
+  for (const auto& in : inputs) {
+    auto r = Hl7Codec().decode(in, c);
+    auto* out = std::get_if<runtime::CodecOutput>(&r);
+    if (!out) continue;
+    for (const Event& e : out->events) {
+      ++events;
+      ASSERT_FALSE(e.body_json.empty());
+      const std::string text = to_json_string(e);
+      EXPECT_EQ(text, to_json(e).dump(-1, ' ', false, json::error_handler_t::replace)) << in;
+      auto back = event_from_json_string(text);
+      ASSERT_TRUE(back.ok()) << back.error().message;
+      EXPECT_TRUE(back.value() == e) << in;
+      EXPECT_TRUE(back.value().body_json.empty());
+      EXPECT_EQ(patient_identity(back.value()), patient_identity(e)) << in;
+      EXPECT_EQ(kafka_key(back.value(), secret), e.key) << in;
+      EXPECT_EQ(patient_ref(back.value(), secret), patient_ref(e, secret)) << in;
+    }
+  }
+  EXPECT_GT(events, 100u);
 }

@@ -63,7 +63,8 @@ TEST(Render, SvarrapportBecomesOruR01AndReadsBack) {
   // Read back as a canonical lab result: the observations carry the same values.
   const Event back = decode(hl7, *er7);
   EXPECT_EQ(back.type, EventType::kLabResult);
-  const auto& obs = back.body.at("observations");
+  const nlohmann::json body = back.full_body();
+  const auto& obs = body.at("observations");
   ASSERT_EQ(obs.size(), 2u);
   EXPECT_EQ(obs[1].value("value", ""), "148");
   EXPECT_EQ(obs[1].value("flag", ""), "H");
@@ -132,7 +133,7 @@ TEST(Render, RekvisisjonBecomesOmlO21WithAnOrderPerAnalysis) {
   // Read back: a lab requisition with both orders.
   const Event back = decode(hl7, *er7);
   EXPECT_EQ(back.type, EventType::kLabRequisition);
-  EXPECT_EQ(back.body.at("orders").size(), 2u) << back.body.dump();
+  EXPECT_EQ(back.full_body().at("orders").size(), 2u) << back.full_body().dump();
 }
 
 TEST(Render, HenvisningBecomesRefI12WithDiagnosesAndReasons) {
@@ -163,6 +164,7 @@ TEST(Render, HenvisningBecomesRefI12WithDiagnosesAndReasons) {
   EXPECT_NE(m.get("NTE-3").value_or("").find("tungpust ved anstrengelse"), std::string::npos);
   const Event back = decode(hl7, *er7);
   EXPECT_EQ(back.type, EventType::kReferral);
-  ASSERT_TRUE(back.body.contains("diagnoses")) << back.body.dump();
-  EXPECT_EQ(back.body.at("diagnoses")[0].value("code", ""), "R02");
+  const nlohmann::json body = back.full_body();
+  ASSERT_TRUE(body.contains("diagnoses")) << body.dump();
+  EXPECT_EQ(body.at("diagnoses")[0].value("code", ""), "R02");
 }
