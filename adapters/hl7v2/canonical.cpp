@@ -26,11 +26,14 @@ class Values {
   std::string scratch_;
 };
 
-// A member for a value that is present and not the explicit null "".
-bool put(JsonObjectText& j, std::string_view k, std::string_view v) {
-  if (v.empty() || v == "\"\"") return false;
-  j.str(k, v);
-  return true;
+// A value that is there and not the explicit null "".
+bool present(std::string_view v) {
+  return !v.empty() && v != "\"\"";
+}
+
+// A member for a present value.
+void put(JsonObjectText& j, std::string_view k, std::string_view v) {
+  if (present(v)) j.str(k, v);
 }
 
 // Paths built, not parsed: the mapping reads some sixty values of every message.
@@ -83,7 +86,6 @@ Party party(const Message& m, int app, int facility) {
 
 // body.patient; `identity` is what patient_identity() reads from it.
 void patient(Values& v, JsonObjectText& body, std::string& identity) {
-  Nested p;
   const Message& m = v.message();
   // National identity numbers first: they are the patient's key.
   std::string national, other;
@@ -99,27 +101,33 @@ void patient(Values& v, JsonObjectText& body, std::string& identity) {
     std::string& list = is_national ? national : other;
     if (!list.empty()) list += ',';
     JsonObjectText id(list);
-    id.str("value", value);
-    id.str_if("type", type);
     put(id, "authority", v(pid.f(3, 4, 1, rep)));
+    id.str_if("type", type);
+    id.str("value", value);
     id.finish();
     auto& first = is_national ? national_identity : other_identity;
     if (!first)
       first = patient_identity_of(
           value, type.empty() ? std::nullopt : std::optional<std::string_view>(type));
   }
-  if (!national.empty() || !other.empty())
-    p.obj.raw("ids",
-              "[" + national + (!national.empty() && !other.empty() ? "," : "") + other + "]");
+  JsonObjectText p(body.member("patient"));
   identity = national_identity ? *national_identity : other_identity.value_or("");
+  p.str_if("birth_date", hl7_date(v(at("PID", 7, 1))));
+  if (!national.empty() || !other.empty()) {
+    std::string& ids = p.member("ids");
+    ids += '[';
+    ids += national;
+    if (!national.empty() && !other.empty()) ids += ',';
+    ids += other;
+    ids += ']';
+  }
   Nested name;
   put(name.obj, "family", v(at("PID", 5, 1, 1)));
   put(name.obj, "given", v(at("PID", 5, 2)));
   put(name.obj, "middle", v(at("PID", 5, 3)));
-  name.add_to(p.obj, "name");
-  p.obj.str_if("birth_date", hl7_date(v(at("PID", 7, 1))));
-  put(p.obj, "sex", v(at("PID", 8)));
-  p.add_to_always(body, "patient");
+  name.add_to(p, "name");
+  put(p, "sex", v(at("PID", 8)));
+  p.finish();
 }
 
 // A time stamp as RFC 3339 when it converts, else as sent.
@@ -132,34 +140,34 @@ void time_member(JsonObjectText& j, std::string_view key, std::string_view t) {
 void visit(Values& v, JsonObjectText& body) {
   if (v.message().count("PV1") == 0) return;
   Nested vis;
+  time_member(vis.obj, "admitted", v(at("PV1", 44, 1)));
+  Nested att;
+  put(att.obj, "family", v(at("PV1", 7, 2)));
+  put(att.obj, "given", v(at("PV1", 7, 3)));
+  put(att.obj, "id", v(at("PV1", 7, 1)));
+  att.add_to(vis.obj, "attending");
   put(vis.obj, "class", v(at("PV1", 2)));
+  time_member(vis.obj, "discharged", v(at("PV1", 45, 1)));
   Nested loc;
-  put(loc.obj, "point_of_care", v(at("PV1", 3, 1)));
-  put(loc.obj, "room", v(at("PV1", 3, 2)));
   put(loc.obj, "bed", v(at("PV1", 3, 3)));
   put(loc.obj, "facility", v(at("PV1", 3, 4)));
+  put(loc.obj, "point_of_care", v(at("PV1", 3, 1)));
+  put(loc.obj, "room", v(at("PV1", 3, 2)));
   loc.add_to(vis.obj, "location");
   Nested prior;
   put(prior.obj, "point_of_care", v(at("PV1", 6, 1)));
   put(prior.obj, "room", v(at("PV1", 6, 2)));
   prior.add_to(vis.obj, "prior_location");
-  Nested att;
-  put(att.obj, "id", v(at("PV1", 7, 1)));
-  put(att.obj, "family", v(at("PV1", 7, 2)));
-  put(att.obj, "given", v(at("PV1", 7, 3)));
-  att.add_to(vis.obj, "attending");
   put(vis.obj, "service", v(at("PV1", 10)));
   put(vis.obj, "visit_number", v(at("PV1", 19, 1)));
-  time_member(vis.obj, "admitted", v(at("PV1", 44, 1)));
-  time_member(vis.obj, "discharged", v(at("PV1", 45, 1)));
   vis.add_to(body, "visit");
 }
 
 // A coded element (CE/CWE): field `field` of the segment, as an object (maybe empty).
 void coded(Values& v, const Seg& seg, int field, Nested& c) {
   put(c.obj, "code", v(seg.f(field, 1)));
-  put(c.obj, "text", v(seg.f(field, 2)));
   put(c.obj, "system", v(seg.f(field, 3)));
+  put(c.obj, "text", v(seg.f(field, 2)));
 }
 
 // OBX segments; ED values (embedded documents) become attachments.
@@ -171,15 +179,9 @@ void observations(Values& v, JsonObjectText& body, std::vector<Blob>& attachment
   for (size_t k = 1; k <= n; ++k) {
     const Seg seg{"OBX", static_cast<int>(k)};
     if (k > 1) out += ',';
-    JsonObjectText o(out);
-    put(o, "set_id", v(seg.f(1)));
     const std::string type(v(seg.f(2)));
-    o.str_if("value_type", type);
-    {
-      Nested c;
-      coded(v, seg, 3, c);
-      c.add_to_always(o, "observation");
-    }
+    // The value or the attachment first: members are written in key order.
+    std::string attachment, value;
     if (type == "ED") {
       auto bytes = base64_decode(v(seg.f(5, 5)));
       if (bytes) {
@@ -193,14 +195,13 @@ void observations(Values& v, JsonObjectText& body, std::vector<Blob>& attachment
         Blob b = make_inline_blob(std::move(*bytes), mime);
         b.id = "att-" + std::to_string(attachments.size() + 1);
         b.description = std::string(v(seg.f(3, 2)));
-        o.str("attachment", b.id);
+        attachment = b.id;
         attachments.push_back(std::move(b));
       } else {
-        o.str("value", "(ED value is not valid base64)");
+        value = "(ED value is not valid base64)";
       }
     } else {
       const size_t reps = m.repetitions(seg.f(5));
-      std::string value;
       std::string scratch;
       for (size_t r = 1; r <= reps; ++r) {
         const auto rv = m.get_view(seg.f(5, 0, 0, static_cast<int>(r)), scratch);
@@ -208,13 +209,22 @@ void observations(Values& v, JsonObjectText& body, std::vector<Blob>& attachment
         if (!value.empty()) value += "\n";
         value += *rv;
       }
-      o.str_if("value", value);
     }
-    put(o, "unit", v(seg.f(6, 1)));
-    put(o, "reference_range", v(seg.f(7)));
+    JsonObjectText o(out);
+    o.str_if("attachment", attachment);
     put(o, "flag", v(seg.f(8)));
-    put(o, "status", v(seg.f(11)));
+    {
+      Nested c;
+      coded(v, seg, 3, c);
+      c.add_to_always(o, "observation");
+    }
     o.str_if("observed", v(seg.f(14, 1)));
+    put(o, "reference_range", v(seg.f(7)));
+    put(o, "set_id", v(seg.f(1)));
+    put(o, "status", v(seg.f(11)));
+    put(o, "unit", v(seg.f(6, 1)));
+    o.str_if("value", value);
+    o.str_if("value_type", type);
     o.finish();
   }
   out += ']';
@@ -231,19 +241,26 @@ void orders(Values& v, JsonObjectText& body) {
     const Seg orc{"ORC", static_cast<int>(k)};
     const Seg obr{"OBR", static_cast<int>(k)};
     if (k > 1) out += ',';
+    const bool has_obr = obrs >= k;
+    // ORC-2/3, else OBR-2/3 (members are written in key order).
+    const auto order_number = [&](int field) {
+      std::string number(v(orc.f(field, 1)));
+      if (!present(number) && has_obr) number = v(obr.f(field, 1));
+      return number;
+    };
+    const std::string placer = order_number(2);
+    const std::string filler = order_number(3);
     JsonObjectText o(out);
+    if (has_obr) put(o, "collected", v(obr.f(7, 1)));
     put(o, "control", v(orc.f(1)));
-    bool placer = put(o, "placer_order", v(orc.f(2, 1)));
-    bool filler = put(o, "filler_order", v(orc.f(3, 1)));
-    if (obrs >= k) {
+    put(o, "filler_order", filler);
+    put(o, "placer_order", placer);
+    if (has_obr) {
+      put(o, "priority", v(obr.f(5)));
+      put(o, "result_status", v(obr.f(25)));
       Nested c;
       coded(v, obr, 4, c);
       c.add_to_always(o, "service");
-      if (!placer) placer = put(o, "placer_order", v(obr.f(2, 1)));
-      if (!filler) filler = put(o, "filler_order", v(obr.f(3, 1)));
-      put(o, "priority", v(obr.f(5)));
-      put(o, "collected", v(obr.f(7, 1)));
-      put(o, "result_status", v(obr.f(25)));
     }
     o.finish();
   }
@@ -343,48 +360,49 @@ Event to_event(const Message& m, std::string_view original, const runtime::Decod
   if (when.empty()) when = m.get(at("MSH", 7, 1)).value_or("");
   e.occurred_at = hl7_time_to_rfc3339(when);
   Values v(m);
+  // Members in key order (JsonObjectText's fast path).
   JsonObjectText body(e.body_json);
-  {
-    Nested mt;
-    mt.obj.str("code", type);
-    mt.obj.str("trigger", trigger);
-    mt.add_to_always(body, "message_type");
-  }
-  body.str_if("event_time", when);
-  if (cancelled) body.raw("cancelled", "true");
-  put(body, "processing_id", v(at("MSH", 11, 1)));
-  patient(v, body, e.body_json_patient_identity);
-  visit(v, body);
-  if (e.type == EventType::kMerge && m.count("MRG")) {
-    Nested prior;
-    put(prior.obj, "id", v(at("MRG", 1, 1)));
-    put(prior.obj, "type", v(at("MRG", 1, 5)));
-    prior.add_to_always(body, "merged_from");
-  }
-  orders(v, body);
-  observations(v, body, e.attachments);
-  diagnoses(v, body);
-  if (m.count("RF1")) {
-    Nested rf;
-    put(rf.obj, "status", v(at("RF1", 1, 1)));
-    put(rf.obj, "priority", v(at("RF1", 2, 1)));
-    put(rf.obj, "type", v(at("RF1", 3, 1)));
-    put(rf.obj, "category", v(at("RF1", 5, 1)));
-    put(rf.obj, "referral_id", v(at("RF1", 6, 1)));
-    put(rf.obj, "reason", v(at("RF1", 10, 2)));
-    rf.add_to_always(body, "referral");
-  }
-  if (m.count("TXA")) {
-    Nested doc;
-    put(doc.obj, "document_type", v(at("TXA", 2, 1)));
-    put(doc.obj, "unique_id", v(at("TXA", 12, 1)));
-    put(doc.obj, "status", v(at("TXA", 17)));
-    doc.add_to_always(body, "document");
-  }
   if (e.type == EventType::kAppRec) {
     put(body, "ack_code", v(at("MSA", 1)));
     e.conversation.in_reply_to = m.get(at("MSA", 2)).value_or("");
   }
+  if (cancelled) body.raw("cancelled", "true");
+  diagnoses(v, body);
+  if (m.count("TXA")) {
+    JsonObjectText doc(body.member("document"));
+    put(doc, "document_type", v(at("TXA", 2, 1)));
+    put(doc, "status", v(at("TXA", 17)));
+    put(doc, "unique_id", v(at("TXA", 12, 1)));
+    doc.finish();
+  }
+  body.str_if("event_time", when);
+  if (e.type == EventType::kMerge && m.count("MRG")) {
+    JsonObjectText prior(body.member("merged_from"));
+    put(prior, "id", v(at("MRG", 1, 1)));
+    put(prior, "type", v(at("MRG", 1, 5)));
+    prior.finish();
+  }
+  {
+    JsonObjectText mt(body.member("message_type"));
+    mt.str("code", type);
+    mt.str("trigger", trigger);
+    mt.finish();
+  }
+  observations(v, body, e.attachments);
+  orders(v, body);
+  patient(v, body, e.body_json_patient_identity);
+  put(body, "processing_id", v(at("MSH", 11, 1)));
+  if (m.count("RF1")) {
+    JsonObjectText rf(body.member("referral"));
+    put(rf, "category", v(at("RF1", 5, 1)));
+    put(rf, "priority", v(at("RF1", 2, 1)));
+    put(rf, "reason", v(at("RF1", 10, 2)));
+    put(rf, "referral_id", v(at("RF1", 6, 1)));
+    put(rf, "status", v(at("RF1", 1, 1)));
+    put(rf, "type", v(at("RF1", 3, 1)));
+    rf.finish();
+  }
+  visit(v, body);
   body.finish();
   e.original = make_inline_blob(std::string(original), "application/hl7-v2");
   assign_key(e, ctx.key_secret);

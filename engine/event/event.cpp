@@ -253,35 +253,36 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+// The writers below give each object's members in key order (JsonObjectText's fast path).
 void write_org(std::string& out, const Organisation& o) {
   JsonObjectText j(out);
-  j.str_if("name", o.name);
   j.str_if("her_id", o.her_id);
-  j.str_if("org_number", o.org_number);
   if (!o.ids.empty()) {
     std::string& a = j.member("ids");
     a += '[';
     for (size_t i = 0; i < o.ids.size(); ++i) {
       if (i) a += ',';
       JsonObjectText x(a);
-      x.str("value", o.ids[i].value);
       x.str_if("type", o.ids[i].type);
+      x.str("value", o.ids[i].value);
       x.finish();
     }
     a += ']';
   }
+  j.str_if("name", o.name);
+  j.str_if("org_number", o.org_number);
   j.finish();
 }
 
 void write_party(std::string& out, const Party& p) {
   JsonObjectText j(out);
-  if (!p.organisation.empty()) write_org(j.member("organisation"), p.organisation);
   if (!p.department.empty()) write_org(j.member("department"), p.department);
+  if (!p.organisation.empty()) write_org(j.member("organisation"), p.organisation);
   if (!p.person.empty()) {
     JsonObjectText x(j.member("person"));
-    x.str_if("name", p.person.name);
     x.str_if("her_id", p.person.her_id);
     x.str_if("hpr_number", p.person.hpr_number);
+    x.str_if("name", p.person.name);
     x.str_if("role", p.person.role);
     x.finish();
   }
@@ -291,22 +292,21 @@ void write_party(std::string& out, const Party& p) {
 
 void write_blob(std::string& out, const Blob& b, bool with_meta) {
   JsonObjectText j(out);
-  if (with_meta) {
-    j.str_if("id", b.id);
-    j.str_if("mime", b.mime);
-    j.str_if("description", b.description);
-  } else {
-    j.str_if("content_type", b.mime);
-  }
-  j.member("size") += std::to_string(b.size);
-  j.str("sha256", b.sha256);
+  j.str_if("claim_check", b.claim_check);
+  if (!with_meta) j.str_if("content_type", b.mime);
   if (b.data) {
     std::string& v = j.member("data_base64");
     v += '"';
     append_base64(v, *b.data);  // base64 needs no escaping
     v += '"';
   }
-  j.str_if("claim_check", b.claim_check);
+  if (with_meta) {
+    j.str_if("description", b.description);
+    j.str_if("id", b.id);
+    j.str_if("mime", b.mime);
+  }
+  j.str("sha256", b.sha256);
+  j.member("size") += std::to_string(b.size);
   j.finish();
 }
 
@@ -321,10 +321,16 @@ void write_body(std::string& out, const Event& e) {
   }
   // The body's members with the pre-serialised content in its place.
   JsonObjectText j(out);
+  bool content = false;
   if (e.body.is_object())
-    for (const auto& [k, v] : e.body.items())
+    for (const auto& [k, v] : e.body.items()) {  // in key order
+      if (!content && k >= "content") {
+        j.member("content") += e.body_content_json;
+        content = true;
+      }
       if (k != "content") j.member(k) += dump(v);
-  j.member("content") += e.body_content_json;
+    }
+  if (!content) j.member("content") += e.body_content_json;
   j.finish();
 }
 
@@ -379,20 +385,29 @@ void append_json_string(std::string& out, std::string_view s) {
 
 std::string& JsonObjectText::member(std::string_view key) {
   close();
-  members_.push_back({key, buf_.size(), 0});
-  return buf_;
+  if (!members_.empty()) out_ += ',';
+  append_json_string(out_, key);
+  out_ += ':';
+  members_.push_back({key, out_.size(), 0});
+  return out_;
 }
 
 void JsonObjectText::finish() {
   close();
-  std::sort(members_.begin(), members_.end(),
-            [](const Member& a, const Member& b) { return a.key < b.key; });
-  out_ += '{';
-  for (size_t i = 0; i < members_.size(); ++i) {
-    if (i) out_ += ',';
-    append_json_string(out_, members_[i].key);
-    out_ += ':';
-    out_.append(buf_, members_[i].offset, members_[i].length);
+  const auto by_key = [](const Member& a, const Member& b) { return a.key < b.key; };
+  if (!std::is_sorted(members_.begin(), members_.end(), by_key)) {
+    // Written out of order: the members again, sorted (stable, as nlohmann keeps one of
+    // equal keys; no caller writes a key twice).
+    const std::string written = out_.substr(start_);
+    auto sorted = members_;
+    std::stable_sort(sorted.begin(), sorted.end(), by_key);
+    out_.resize(start_ + 1);
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      if (i) out_ += ',';
+      append_json_string(out_, sorted[i].key);
+      out_ += ':';
+      out_.append(written, sorted[i].offset - start_, sorted[i].length);
+    }
   }
   out_ += '}';
 }
@@ -439,31 +454,6 @@ std::string to_json_string(const Event& e) {
   out.reserve(1024 + (e.original && e.original->data ? e.original->data->size() * 4 / 3 : 0) +
               e.body_content_json.size() + e.body_json.size());
   JsonObjectText j(out);
-  j.member("schema_version") += std::to_string(kCanonicalSchemaVersion);
-  j.str("event_id", e.event_id);
-  j.str("type", to_string(e.type));
-  j.str_if("occurred_at", e.occurred_at);
-  j.str("received_at", e.received_at);
-  {
-    JsonObjectText s(j.member("source"));
-    s.str("format", e.source.format);
-    s.str("message_id", e.source.message_id);
-    s.str_if("version", e.source.version);
-    s.str_if("message_type", e.source.message_type);
-    s.str_if("channel", e.source.channel);
-    if (e.source.validated) s.member("validated") += *e.source.validated ? "true" : "false";
-    s.finish();
-  }
-  if (!e.sender.empty()) write_party(j.member("sender"), e.sender);
-  if (!e.receiver.empty()) write_party(j.member("receiver"), e.receiver);
-  j.str("key", e.key);
-  if (!e.conversation.empty()) {
-    JsonObjectText c(j.member("conversation"));
-    c.str_if("conversation_ref", e.conversation.conversation_ref);
-    c.str_if("parent_ref", e.conversation.parent_ref);
-    c.str_if("in_reply_to", e.conversation.in_reply_to);
-    c.finish();
-  }
   if (!e.attachments.empty()) {
     std::string& a = j.member("attachments");
     a += '[';
@@ -473,8 +463,33 @@ std::string to_json_string(const Event& e) {
     }
     a += ']';
   }
-  if (e.original) write_blob(j.member("original"), *e.original, false);
   write_body(j.member("body"), e);
+  if (!e.conversation.empty()) {
+    JsonObjectText c(j.member("conversation"));
+    c.str_if("conversation_ref", e.conversation.conversation_ref);
+    c.str_if("in_reply_to", e.conversation.in_reply_to);
+    c.str_if("parent_ref", e.conversation.parent_ref);
+    c.finish();
+  }
+  j.str("event_id", e.event_id);
+  j.str("key", e.key);
+  j.str_if("occurred_at", e.occurred_at);
+  if (e.original) write_blob(j.member("original"), *e.original, false);
+  j.str("received_at", e.received_at);
+  if (!e.receiver.empty()) write_party(j.member("receiver"), e.receiver);
+  j.member("schema_version") += std::to_string(kCanonicalSchemaVersion);
+  if (!e.sender.empty()) write_party(j.member("sender"), e.sender);
+  {
+    JsonObjectText s(j.member("source"));
+    s.str_if("channel", e.source.channel);
+    s.str("format", e.source.format);
+    s.str("message_id", e.source.message_id);
+    s.str_if("message_type", e.source.message_type);
+    if (e.source.validated) s.member("validated") += *e.source.validated ? "true" : "false";
+    s.str_if("version", e.source.version);
+    s.finish();
+  }
+  j.str("type", to_string(e.type));
   j.finish();
   return out;
 }

@@ -4,9 +4,10 @@
 // building a nlohmann::json first. The canonical envelope and the HL7 v2 body are written
 // this way: building them as nlohmann::json cost more than the rest of canonicalisation.
 
+#include <boost/container/small_vector.hpp>
+
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace budstikke {
 
@@ -14,16 +15,19 @@ namespace budstikke {
 // (UTF-8 kept, control characters escaped, invalid UTF-8 replaced by U+FFFD).
 void append_json_string(std::string& out, std::string_view s);
 
-// The members of one JSON object, each value JSON text, written to `out` by finish() in
-// nlohmann's key order. Keys are views: they must outlive finish() (string literals do).
+// One JSON object, written straight to `out`, each member's value JSON text. finish() puts
+// the members in nlohmann's key order: members written in that order (as the envelope and
+// the HL7 body are) cost no copy, others are reordered then. Keys are views: they must
+// outlive finish() (string literals do). Members are written one after another: a member's
+// value is complete before the next member() or raw().
 class JsonObjectText {
  public:
-  explicit JsonObjectText(std::string& out) : out_(out) {}
+  explicit JsonObjectText(std::string& out) : out_(out), start_(out.size()) { out_ += '{'; }
   JsonObjectText(const JsonObjectText&) = delete;
   JsonObjectText& operator=(const JsonObjectText&) = delete;
 
-  // Starts member `key`; its value is what is appended to the returned string until the
-  // next member() or finish().
+  // Starts member `key`; its value is what is appended to the returned string (`out`) until
+  // the next member() or finish().
   std::string& member(std::string_view key);
   void str(std::string_view key, std::string_view v) { append_json_string(member(key), v); }
   void str_if(std::string_view key, std::string_view v) {
@@ -37,15 +41,15 @@ class JsonObjectText {
  private:
   struct Member {
     std::string_view key;
-    size_t offset;
+    size_t offset;  // of the value in out_
     size_t length;
   };
   void close() {
-    if (!members_.empty()) members_.back().length = buf_.size() - members_.back().offset;
+    if (!members_.empty()) members_.back().length = out_.size() - members_.back().offset;
   }
   std::string& out_;
-  std::string buf_;
-  std::vector<Member> members_;
+  size_t start_;
+  boost::container::small_vector<Member, 16> members_;
 };
 
 }  // namespace budstikke
