@@ -21,8 +21,8 @@ std::string hl7_now() {
 std::optional<std::string> make_ack(const Message& m, const AckRequest& r,
                                     const std::string& control_id) {
   const Delimiters& d = m.delimiters();
-  const std::string accept_type = m.get("MSH-15").value_or("");
-  const std::string app_type = m.get("MSH-16").value_or("");
+  const std::string accept_type = m.get(Path{"MSH", 1, 15, 1, 0, 0}).value_or("");
+  const std::string app_type = m.get(Path{"MSH", 1, 16, 1, 0, 0}).value_or("");
   const bool enhanced = !accept_type.empty() || !app_type.empty();
   if (enhanced) {
     if (accept_type == "NE") return std::nullopt;
@@ -42,14 +42,35 @@ std::optional<std::string> make_ack(const Message& m, const AckRequest& r,
       break;
   }
   const std::string f(1, d.field);
-  const std::string original_id = m.get("MSH-10").value_or("");
-  auto raw = [&](const char* path) { return std::string(m.get_raw(path).value_or("")); };
-  std::string ack = "MSH" + f + d.encoding_characters() + f + raw("MSH-5") + f + raw("MSH-6") + f +
-                    raw("MSH-3") + f + raw("MSH-4") + f + hl7_now() + f + f + "ACK" +
-                    std::string(1, d.component) + m.get("MSH-9-2").value_or("") +
-                    std::string(1, d.component) + "ACK" + f +
-                    escape(control_id.empty() ? "ACK" + original_id : control_id, d) + f +
-                    raw("MSH-11") + f + raw("MSH-12");
+  const std::string original_id = m.get(Path{"MSH", 1, 10, 1, 0, 0}).value_or("");
+  // Appended piece by piece (one ACK per accepted message: the concatenated temporaries
+  // showed in the MLLP ingest profile).
+  std::string ack;
+  ack.reserve(160 + original_id.size() * 2 + r.text.size());
+  const auto raw = [&](int field) {
+    ack += d.field;
+    ack += m.get_raw(Path{"MSH", 1, field, 1, 0, 0}).value_or("");
+  };
+  ack += "MSH";
+  ack += d.field;
+  ack += d.encoding_characters();
+  raw(5);
+  raw(6);
+  raw(3);
+  raw(4);
+  ack += d.field;
+  ack += hl7_now();
+  ack += d.field;
+  ack += d.field;
+  ack += "ACK";
+  ack += d.component;
+  ack += m.get(Path{"MSH", 1, 9, 1, 2, 0}).value_or("");
+  ack += d.component;
+  ack += "ACK";
+  ack += d.field;
+  ack += escape(control_id.empty() ? "ACK" + original_id : control_id, d);
+  raw(11);
+  raw(12);
   ack += "\rMSA" + f + code + f + escape(original_id, d);
   if (!r.text.empty()) ack += f + escape(r.text.substr(0, 500), d);
   if (r.code != AckCode::kAccept) {
