@@ -21,7 +21,12 @@ port=$((20000 + RANDOM % 20000))
 engine_yaml "$work/engine.yaml" "$port" "cpu.mllp.$$."
 "$engine_bin" run -c "$work/engine.yaml" > "$work/engine.out" 2> "$work/engine.log" &
 engine=$!
-trap 'kill -TERM $engine 2>/dev/null; wait $engine 2>/dev/null || true; rm -rf "$work"' EXIT
+cleanup() {
+  kill -TERM $engine 2>/dev/null; wait $engine 2>/dev/null || true
+  build/release/bin/bench_drop_topics "$(scripts/kafka bootstrap)" "cpu.mllp.$$." >/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 for _ in $(seq 1 100); do grep -q "running on" "$work/engine.out" && break; sleep 0.1; done
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 threads() { for t in /proc/$engine/task/*; do echo "$(cat "$t/comm")/${t##*/} $(ticks "$engine/task/${t##*/}")"; done; }

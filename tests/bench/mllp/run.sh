@@ -10,7 +10,7 @@ cd "$here"
 runs=${1:-5}
 secs=${2:-10}
 cmake --preset release >/dev/null
-cmake --build --preset release -j2 --target budstikke bench_mllp >/dev/null
+cmake --build --preset release -j2 --target budstikke bench_mllp bench_drop_topics >/dev/null
 started=0
 if ! scripts/kafka status >/dev/null 2>&1; then scripts/kafka start >/dev/null; started=1; fi
 work=$(mktemp -d)
@@ -21,6 +21,7 @@ build/release/bin/budstikke run -c "$work/engine.yaml" > "$work/engine.out" 2> "
 engine=$!
 cleanup() {
   kill -TERM $engine 2>/dev/null; wait $engine 2>/dev/null || true
+  build/release/bin/bench_drop_topics "$(scripts/kafka bootstrap)" "bench.mllp.$$." >/dev/null || true
   rm -rf "$work"
   [ $started = 1 ] && scripts/kafka stop
 }
