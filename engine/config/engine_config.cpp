@@ -79,7 +79,12 @@ Spec build_engine_spec_fields() {
        object("tls", "TLS settings.", tls), object("sasl", "SASL settings.", sasl),
        integer("partitions",
                "Partitions of topics the engine creates (the tracking and audit topics, read "
-               "whole, have one).",
+               "whole, have one). They are how engine instances sharing a consumer group share "
+               "a topic's work, and a topic's count can only grow later (which moves keys, so "
+               "per-patient order breaks across the change). librdkafka sends one produce "
+               "request per partition, so fewer partitions mean fewer, larger requests: a "
+               "single engine on the local broker took 64 MLLP connections ~17% further with 1 "
+               "(broker CPU per message -40%, BENCHMARKS.md, MLLP, session 10).",
                4, 1, 1024),
        integer("replication_factor", "Replication factor of topics the engine creates.", 1, 1, 7),
        integer("linger_ms",
