@@ -471,17 +471,16 @@ std::optional<std::string_view> Message::get_raw(std::string_view path) const {
 }
 
 std::optional<std::string> Message::get(const Path& p) const {
-  auto raw = get_raw(p);
-  if (!raw) return std::nullopt;
-  if ((p.segment == "MSH" || p.segment == "FHS" || p.segment == "BHS") &&
-      (p.field == 1 || p.field == 2))
-    return std::string(*raw);
-  return unescape(*raw);
+  std::string scratch;
+  auto v = get_view(p, scratch);
+  if (!v) return std::nullopt;
+  return std::string(*v);
 }
 
 std::optional<std::string_view> Message::get_view(const Path& p, std::string& scratch) const {
   auto raw = get_raw(p);
   if (!raw || !d_.has_escape || raw->find(d_.escape) == std::string_view::npos) return raw;
+  // MSH-1 and MSH-2 are the delimiters themselves, never escaped text.
   if ((p.segment == "MSH" || p.segment == "FHS" || p.segment == "BHS") &&
       (p.field == 1 || p.field == 2))
     return raw;
