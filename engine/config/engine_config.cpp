@@ -84,7 +84,7 @@ Spec build_engine_spec_fields() {
                "per-patient order breaks across the change). librdkafka sends one produce "
                "request per partition, so fewer partitions mean fewer, larger requests: a "
                "single engine on the local broker took 64 MLLP connections ~17% further with 1 "
-               "(broker CPU per message -40%, BENCHMARKS.md, MLLP, session 10).",
+               "(broker CPU per message -40%) and routed ~20% more (BENCHMARKS.md, session 10).",
                4, 1, 1024),
        integer("replication_factor", "Replication factor of topics the engine creates.", 1, 1, 7),
        integer("linger_ms",

@@ -14,13 +14,15 @@
 // topic (each delivered record carries latency_ms). A warm-up of the same load comes first
 // (BENCH_WARMUP seconds, default 3; 0 = none) and is not counted: the figures are of a
 // running engine, not of its first transactions. BENCH_TIMELINE=1 adds the latency per
-// second of the measured phase.
+// second of the measured phase. BENCH_PARTITIONS=N sets the engine's kafka.partitions (the
+// canonical topics' partitions; default the engine's 4).
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <string>
@@ -105,6 +107,12 @@ int main(int argc, char** argv) {
   const std::string src = testenv::source_dir().string();
   testenv::EngineProcess engine(tmp.path() / "engine", "routes: " + src + "/routes\nsystems: " +
                                                            src + "/config/systems.yaml\n");
+  if (const char* parts = std::getenv("BENCH_PARTITIONS"); parts && *parts) {
+    std::string yaml = testenv::read_file(engine.config());
+    const std::string at = "kafka:\n";
+    yaml.insert(yaml.find(at) + at.size(), "  partitions: " + std::string(parts) + "\n");
+    std::ofstream(engine.config()) << yaml;
+  }
   if (!engine.start()) {
     std::fprintf(stderr, "engine did not start\n%s\n",
                  testenv::read_file(tmp.path() / "engine/engine-1.log").c_str());
