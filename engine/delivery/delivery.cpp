@@ -16,6 +16,7 @@
 #include "engine/core/metrics.hpp"
 #include "engine/core/redact.hpp"
 #include "engine/core/time.hpp"
+#include "engine/event/json_text.hpp"
 #include "engine/runtime/ingest.hpp"
 #include "engine/runtime/topics.hpp"
 
@@ -47,6 +48,24 @@ std::vector<bus::TopicSpec> delivery_topics(const std::string& prefix,
     if (s.connector.type == "kafka") out.push_back({prefix + s.connector.path, -1, -1, {}});
   }
   out.push_back({prefix + kRouteFailedTopic, -1, -1, {{"retention.ms", "2592000000"}}});
+  return out;
+}
+
+std::string outcome_tracking_json(const OutcomeTracking& o, std::string_view at) {
+  std::string out;
+  out.reserve(320 + o.detail.size());
+  JsonObjectText t(out);
+  t.str("at", at);
+  t.member("attempts") += std::to_string(o.attempts);
+  if (!o.detail.empty()) t.str("detail", redact_identity_numbers(o.detail));
+  t.str("event_id", o.event_id);
+  t.str("job_id", o.job_id);
+  if (o.latency_ms) t.member("latency_ms") += std::to_string(*o.latency_ms);
+  t.str_if("message_id", o.message_id);
+  t.str("route", o.route);
+  t.str("state", o.state);
+  t.str("system", o.system);
+  t.finish();
   return out;
 }
 
@@ -301,31 +320,35 @@ struct DeliveryStage::Impl {
        bus::Producer& p, const runtime::CodecRegistry& c)
       : settings(std::move(s)), reg(std::move(r)), sinks(sf), producer(p), codecs(c) {}
 
-  json tracking_json(const Job& j, const char* state, const std::string& detail) const {
-    json t = {{"state", state},        {"at", now_rfc3339()},          {"event_id", j.dj.event_id},
-              {"job_id", j.dj.job_id}, {"route", j.h(header::kRoute)}, {"system", j.dj.system},
-              {"attempts", j.attempts}};
-    if (!detail.empty()) t["detail"] = redact_identity_numbers(detail);
+  std::string tracking_json(const Job& j, const char* state, std::string_view detail) const {
+    OutcomeTracking o;
+    o.state = state;
+    o.attempts = j.attempts;
+    o.detail = detail;
+    o.event_id = j.dj.event_id;
+    o.job_id = j.dj.job_id;
+    const std::string route = j.h(header::kRoute);
     const std::string idem = j.h(header::kIdempotencyKey);
-    if (!idem.empty()) t["message_id"] = idem;
+    o.route = route;
+    o.message_id = idem;
+    o.system = j.dj.system;
     // Ingest (the canonical record's time) to this outcome.
     const std::string received = j.h(header::kReceivedMs);
     if (!received.empty()) {
       char* end = nullptr;
       const long long ms = std::strtoll(received.c_str(), &end, 10);
-      if (end && *end == '\0' && ms > 0) t["latency_ms"] = now_epoch_ms() - ms;
+      if (end && *end == '\0' && ms > 0) o.latency_ms = now_epoch_ms() - ms;
     }
-    return t;
+    return outcome_tracking_json(o, now_rfc3339());
   }
 
   // A tracking record that nothing waits for (attempt failures).
   void track(Worker&, const Job& j, const char* state, const std::string& detail) {
-    bus::Record rec{
-        settings.topic_prefix + runtime::kTrackingTopic,
-        j.h(header::kTrackingKey),
-        tracking_json(j, state, detail).dump(-1, ' ', false, json::error_handler_t::replace),
-        {{"bs-state", state}, {"bs-system", j.dj.system}},
-        -1};
+    bus::Record rec{settings.topic_prefix + runtime::kTrackingTopic,
+                    j.h(header::kTrackingKey),
+                    tracking_json(j, state, detail),
+                    {{"bs-state", state}, {"bs-system", j.dj.system}},
+                    -1};
     (void)producer.send(rec, [](Result<bus::Delivery>) {});
   }
 
@@ -337,8 +360,7 @@ struct DeliveryStage::Impl {
     if (j->ok) {
       recs.push_back({prefix + runtime::kTrackingTopic,
                       j->h(header::kTrackingKey),
-                      tracking_json(*j, "delivered", j->response.substr(0, 200))
-                          .dump(-1, ' ', false, json::error_handler_t::replace),
+                      tracking_json(*j, "delivered", std::string_view(j->response).substr(0, 200)),
                       {{"bs-state", "delivered"}, {"bs-system", j->dj.system}},
                       -1});
     } else {
@@ -359,8 +381,7 @@ struct DeliveryStage::Impl {
       recs.push_back(std::move(dlq));
       recs.push_back({prefix + runtime::kTrackingTopic,
                       j->h(header::kTrackingKey),
-                      tracking_json(*j, "dead_lettered", reason)
-                          .dump(-1, ' ', false, json::error_handler_t::replace),
+                      tracking_json(*j, "dead_lettered", reason),
                       {{"bs-state", "dead_lettered"}, {"bs-system", j->dj.system}},
                       -1});
     }

@@ -18,7 +18,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/bus/bus.hpp"
@@ -90,6 +92,23 @@ inline constexpr const char* kPatientRef = "bs-patient-ref";
 inline constexpr const char* kReplayOf = "bs-replay-of";  // dlq.<system>:partition:offset
 inline constexpr const char* kReplayedBy = "bs-replayed-by";
 }  // namespace header
+
+// The tracking record of a delivery attempt's or a job's outcome (state "delivered",
+// "dead_lettered", "attempt_failed", ...), written as JSON text: the same bytes nlohmann's
+// dump() gives. `detail` (the receiver's answer or the failure) is redacted of identity
+// numbers; latency_ms is ingest to this outcome.
+struct OutcomeTracking {
+  std::string_view state;
+  std::string_view event_id;
+  std::string_view job_id;
+  std::string_view route;
+  std::string_view system;
+  std::string_view message_id;  // left out when empty
+  std::string_view detail;      // left out when empty
+  int attempts = 0;
+  std::optional<int64_t> latency_ms;
+};
+std::string outcome_tracking_json(const OutcomeTracking& o, std::string_view at);
 
 class DeliveryStage {
  public:

@@ -14,6 +14,7 @@
 #include "engine/core/redact.hpp"
 #include "engine/core/time.hpp"
 #include "engine/delivery/delivery.hpp"
+#include "engine/event/json_text.hpp"
 #include "engine/runtime/ingest.hpp"
 #include "engine/runtime/topics.hpp"
 
@@ -150,6 +151,53 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
 
 }  // namespace
 
+std::string route_tracking(const RouteResult& r, std::string_view state, std::string_view now,
+                           std::string_view route, std::string_view event_id,
+                           std::string_view message_id) {
+  std::string out;
+  out.reserve(256 + 96 * r.deliveries.size());
+  JsonObjectText t(out);
+  t.str("at", now);
+  std::string& d = t.member("destinations");
+  d += '[';
+  for (size_t i = 0; i < r.deliveries.size(); ++i) {
+    if (i) d += ',';
+    JsonObjectText o(d);
+    o.str("format", r.deliveries[i].format);
+    o.str("job_id", r.deliveries[i].job_id);
+    o.str("system", r.deliveries[i].system);
+    o.finish();
+  }
+  d += ']';
+  t.str("event_id", event_id);
+  if (!r.failures.empty()) {
+    std::string& f = t.member("failures");
+    f += '[';
+    for (size_t i = 0; i < r.failures.size(); ++i) {
+      if (i) f += ',';
+      JsonObjectText o(f);
+      o.str("reason", redact_identity_numbers(r.failures[i].reason));
+      o.str("system", r.failures[i].system);
+      o.finish();
+    }
+    f += ']';
+  }
+  t.str("message_id", message_id);
+  t.str("route", route);
+  if (!r.skipped.empty()) {
+    std::string& k = t.member("skipped_disabled");
+    k += '[';
+    for (size_t i = 0; i < r.skipped.size(); ++i) {
+      if (i) k += ',';
+      append_json_string(k, r.skipped[i]);
+    }
+    k += ']';
+  }
+  t.str("state", state);
+  t.finish();
+  return out;
+}
+
 RouteStage::RouteStage(RouteStageSettings s, RouteSet routes,
                        std::shared_ptr<const registry::Registry> reg,
                        const runtime::CodecRegistry& codecs, const runtime::ClaimCheckStore* claims)
@@ -217,7 +265,6 @@ void RouteStage::run_route(const Route* route) {
         const std::string tkey = runtime::tracking_key(e.source.message_id, s_.key_secret);
         const std::string idem = e.source.message_id.empty() ? std::string() : tkey;
         int64_t received_ms = m.timestamp_ms();
-        json destinations = json::array();
         for (auto& d : r.deliveries) {
           bus::Record rec;
           rec.topic = delivery::deliver_topic(prefix, d.system);
@@ -239,8 +286,6 @@ void RouteStage::run_route(const Route* route) {
           }
           rec.value = std::move(d.payload);
           out.push_back(std::move(rec));
-          destinations.push_back(
-              {{"system", d.system}, {"format", d.format}, {"job_id", d.job_id}});
           counters_.jobs.fetch_add(1);
         }
         for (const auto& f : r.failures) {
@@ -268,23 +313,11 @@ void RouteStage::run_route(const Route* route) {
             }
           }
         }
-        json t = {{"state", r.deliveries.empty() ? "unrouted" : "routed"},
-                  {"at", now},
-                  {"route", name},
-                  {"event_id", e.event_id},
-                  {"message_id", idem},
-                  {"destinations", destinations}};
-        if (!r.failures.empty()) {
-          json fs = json::array();
-          for (const auto& f : r.failures)
-            fs.push_back({{"system", f.system}, {"reason", redact_identity_numbers(f.reason)}});
-          t["failures"] = fs;
-        }
-        if (!r.skipped.empty()) t["skipped_disabled"] = r.skipped;
+        const char* state = r.deliveries.empty() ? "unrouted" : "routed";
         out.push_back({prefix + runtime::kTrackingTopic,
                        tkey,
-                       dump(t),
-                       {{"bs-state", t.value("state", "")}, {"bs-route", name}},
+                       route_tracking(r, state, now, name, e.event_id, idem),
+                       {{"bs-state", state}, {"bs-route", name}},
                        -1});
       });
 }

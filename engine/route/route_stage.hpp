@@ -14,6 +14,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -22,6 +23,13 @@
 #include "engine/route/route.hpp"
 
 namespace budstikke::route {
+
+// The tracking record a route writes for one event (state "routed" or "unrouted"): the jobs
+// it made (destinations), the systems it could not route to and why (failures), disabled
+// systems it skipped. Written as JSON text, the same bytes nlohmann's dump() gives.
+std::string route_tracking(const RouteResult& r, std::string_view state, std::string_view now,
+                           std::string_view route, std::string_view event_id,
+                           std::string_view message_id);
 
 struct RouteStageSettings {
   std::string topic_prefix;

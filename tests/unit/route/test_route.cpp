@@ -1,5 +1,6 @@
 // Registry, expression and route tests: every error kind with its line:col, and routing of
-// the shipped example messages through the shipped example registry and routes.
+// the shipped example messages through the shipped example registry and routes; the
+// tracking records the route and delivery stages write.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -8,9 +9,12 @@
 
 #include "adapters/emelding/emelding_codec.hpp"
 #include "adapters/hl7v2/canonical.hpp"
+#include "engine/core/redact.hpp"
+#include "engine/delivery/delivery.hpp"
 #include "engine/registry/registry.hpp"
 #include "engine/route/expr.hpp"
 #include "engine/route/route.hpp"
+#include "engine/route/route_stage.hpp"
 #include "engine/runtime/ingest.hpp"
 #include "tests/support/test_env.hpp"
 
@@ -447,6 +451,68 @@ TEST(Receipts, RecordCarriesEveryHerIdOfTheAddressee) {
     if ((s = reg->owner_of_her(her))) break;
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->id, "nordvik-dips");  // 8200010 has no system of its own
+}
+
+// The route's tracking record is written as text; it must be what nlohmann's dump() gives
+// for the same value (the records before it was written as text), escapes and all.
+TEST(RouteTracking, SameBytesAsNlohmann) {
+  route::RouteResult r;
+  r.deliveries.push_back({"gp-1", "kith/epikrise/1.2", "application/xml", "x", "job-1", "", true});
+  r.deliveries.push_back(
+      {"kommune-\"2\"", "hl7v2/2.5", "application/hl7-v2", "", "job-2", "", false});
+  r.failures.push_back({"", "no system answers for HER-id 999; f\u00f8dt 01017012345\n", "E21"});
+  r.skipped = {"old-system", "tab\there"};
+  const std::string now = "2026-12-01T10:00:00.123Z";
+  nlohmann::json want = {{"state", "routed"},   {"at", now},
+                         {"route", "epikrise"}, {"event_id", "ev-\u00e6"},
+                         {"message_id", "m-1"}, {"destinations", nlohmann::json::array()}};
+  for (const auto& d : r.deliveries)
+    want["destinations"].push_back(
+        {{"system", d.system}, {"format", d.format}, {"job_id", d.job_id}});
+  nlohmann::json fs = nlohmann::json::array();
+  for (const auto& f : r.failures)
+    fs.push_back({{"system", f.system}, {"reason", redact_identity_numbers(f.reason)}});
+  want["failures"] = fs;
+  want["skipped_disabled"] = r.skipped;
+  EXPECT_EQ(route::route_tracking(r, "routed", now, "epikrise", "ev-\u00e6", "m-1"), want.dump());
+  EXPECT_EQ(want.dump().find("01017012345"), std::string::npos);
+
+  // Nothing routed: an empty destination list, no failures or skipped members.
+  route::RouteResult none;
+  const nlohmann::json want_none = {
+      {"state", "unrouted"}, {"at", now},        {"route", "r"},
+      {"event_id", "e"},     {"message_id", ""}, {"destinations", nlohmann::json::array()}};
+  EXPECT_EQ(route::route_tracking(none, "unrouted", now, "r", "e", ""), want_none.dump());
+}
+
+// A delivery outcome's tracking record, written as text: the bytes nlohmann's dump() gives
+// for the same value, the receiver's answer redacted.
+TEST(DeliveryTracking, SameBytesAsNlohmann) {
+  delivery::OutcomeTracking o;
+  o.state = "delivered";
+  o.event_id = "ev-1";
+  o.job_id = "job-\u00f8";
+  o.route = "adt-fanout";
+  o.system = "st-olav-kir";
+  o.message_id = "a1b2";
+  o.detail = "MSH|^~\\&|X\rMSA|AA|m-1|pasient 13116900216\x01";
+  o.attempts = 2;
+  o.latency_ms = 37;
+  const std::string at = "2026-12-01T10:00:00.123Z";
+  nlohmann::json want = {{"state", "delivered"},  {"at", at},
+                         {"event_id", "ev-1"},    {"job_id", "job-\u00f8"},
+                         {"route", "adt-fanout"}, {"system", "st-olav-kir"},
+                         {"attempts", 2},         {"detail", redact_identity_numbers(o.detail)},
+                         {"message_id", "a1b2"},  {"latency_ms", 37}};
+  EXPECT_EQ(delivery::outcome_tracking_json(o, at), want.dump());
+  EXPECT_EQ(delivery::outcome_tracking_json(o, at).find("13116900216"), std::string::npos);
+
+  // No detail, no message id, no ingest time: those members are left out.
+  o.detail = {};
+  o.message_id = {};
+  o.latency_ms.reset();
+  for (const char* k : {"detail", "message_id", "latency_ms"}) want.erase(k);
+  EXPECT_EQ(delivery::outcome_tracking_json(o, at), want.dump());
 }
 
 }  // namespace
