@@ -510,6 +510,7 @@ struct DeliveryStage::Impl {
   }
 
   void consume_loop() {
+    std::vector<Worker*> paused_workers;  // of the consumer thread
     auto last_commit = Clock::now();
     bool dirty = false;
     while (!stopping.load()) {
@@ -552,19 +553,32 @@ struct DeliveryStage::Impl {
             pause = !w.paused && w.pending >= settings.max_pending_per_system;
             if (pause) w.paused = true;
           }
-          if (pause) (void)consumer->pause({{topic, j->partition}});
+          if (pause) {
+            (void)consumer->pause({{topic, j->partition}});
+            paused_workers.push_back(&w);
+          }
         }
       }
       if (store_completions()) dirty = true;
-      // Resume paused systems that drained.
-      for (auto& [topic, w] : workers) {
+      // Resume paused systems that drained (only those: looking at every system's queue
+      // after every job cost ~200 lock round trips per job). A revoke unpauses a system.
+      for (size_t i = 0; i < paused_workers.size();) {
+        Worker* w = paused_workers[i];
         bool resume = false;
+        bool still = true;
         {
           const std::lock_guard lock(w->mu);
           resume = w->paused && w->pending < settings.max_pending_per_system / 2;
           if (resume) w->paused = false;
+          still = w->paused;
         }
-        if (resume) (void)consumer->resume({{topic, 0}});
+        if (resume) (void)consumer->resume({{deliver_topic(settings.topic_prefix, w->sys->id), 0}});
+        if (still) {
+          ++i;
+        } else {
+          paused_workers[i] = paused_workers.back();
+          paused_workers.pop_back();
+        }
       }
       if (dirty && Clock::now() - last_commit > std::chrono::milliseconds(100)) {
         if (auto st = consumer->commit(false); !st)
