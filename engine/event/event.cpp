@@ -257,18 +257,13 @@ bool valid_utf8(std::string_view s) {
 void write_org(std::string& out, const Organisation& o) {
   JsonObjectText j(out);
   j.str_if("her_id", o.her_id);
-  if (!o.ids.empty()) {
-    std::string& a = j.member("ids");
-    a += '[';
-    for (size_t i = 0; i < o.ids.size(); ++i) {
-      if (i) a += ',';
+  if (!o.ids.empty())
+    append_json_array(j.member("ids"), o.ids, [](std::string& a, const auto& id) {
       JsonObjectText x(a);
-      x.str_if("type", o.ids[i].type);
-      x.str("value", o.ids[i].value);
+      x.str_if("type", id.type);
+      x.str("value", id.value);
       x.finish();
-    }
-    a += ']';
-  }
+    });
   j.str_if("name", o.name);
   j.str_if("org_number", o.org_number);
   j.finish();
@@ -454,15 +449,9 @@ std::string to_json_string(const Event& e) {
   out.reserve(1024 + (e.original && e.original->data ? e.original->data->size() * 4 / 3 : 0) +
               e.body_content_json.size() + e.body_json.size());
   JsonObjectText j(out);
-  if (!e.attachments.empty()) {
-    std::string& a = j.member("attachments");
-    a += '[';
-    for (size_t i = 0; i < e.attachments.size(); ++i) {
-      if (i) a += ',';
-      write_blob(a, e.attachments[i], true);
-    }
-    a += ']';
-  }
+  if (!e.attachments.empty())
+    append_json_array(j.member("attachments"), e.attachments,
+                      [](std::string& a, const Blob& b) { write_blob(a, b, true); });
   write_body(j.member("body"), e);
   if (!e.conversation.empty()) {
     JsonObjectText c(j.member("conversation"));

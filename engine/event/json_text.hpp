@@ -15,6 +15,19 @@ namespace budstikke {
 // (UTF-8 kept, control characters escaped, invalid UTF-8 replaced by U+FFFD).
 void append_json_string(std::string& out, std::string_view s);
 
+// Appends `items` as a JSON array, each item written to `out` by `write(out, item)`.
+template <class Items, class Write>
+void append_json_array(std::string& out, const Items& items, Write write) {
+  out += '[';
+  bool first = true;
+  for (const auto& item : items) {
+    if (!first) out += ',';
+    first = false;
+    write(out, item);
+  }
+  out += ']';
+}
+
 // One JSON object, written straight to `out`, each member's value JSON text. finish() puts
 // the members in nlohmann's key order: members written in that order (as the envelope and
 // the HL7 body are) cost no copy, others are reordered then. Keys are views: they must

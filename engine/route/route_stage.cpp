@@ -158,41 +158,27 @@ std::string route_tracking(const RouteResult& r, std::string_view state, std::st
   out.reserve(256 + 96 * r.deliveries.size());
   JsonObjectText t(out);
   t.str("at", now);
-  std::string& d = t.member("destinations");
-  d += '[';
-  for (size_t i = 0; i < r.deliveries.size(); ++i) {
-    if (i) d += ',';
-    JsonObjectText o(d);
-    o.str("format", r.deliveries[i].format);
-    o.str("job_id", r.deliveries[i].job_id);
-    o.str("system", r.deliveries[i].system);
-    o.finish();
-  }
-  d += ']';
+  append_json_array(t.member("destinations"), r.deliveries,
+                    [](std::string& o, const RoutedDelivery& d) {
+                      JsonObjectText x(o);
+                      x.str("format", d.format);
+                      x.str("job_id", d.job_id);
+                      x.str("system", d.system);
+                      x.finish();
+                    });
   t.str("event_id", event_id);
-  if (!r.failures.empty()) {
-    std::string& f = t.member("failures");
-    f += '[';
-    for (size_t i = 0; i < r.failures.size(); ++i) {
-      if (i) f += ',';
-      JsonObjectText o(f);
-      o.str("reason", redact_identity_numbers(r.failures[i].reason));
-      o.str("system", r.failures[i].system);
-      o.finish();
-    }
-    f += ']';
-  }
+  if (!r.failures.empty())
+    append_json_array(t.member("failures"), r.failures, [](std::string& o, const RouteFailure& f) {
+      JsonObjectText x(o);
+      x.str("reason", redact_identity_numbers(f.reason));
+      x.str("system", f.system);
+      x.finish();
+    });
   t.str("message_id", message_id);
   t.str("route", route);
-  if (!r.skipped.empty()) {
-    std::string& k = t.member("skipped_disabled");
-    k += '[';
-    for (size_t i = 0; i < r.skipped.size(); ++i) {
-      if (i) k += ',';
-      append_json_string(k, r.skipped[i]);
-    }
-    k += ']';
-  }
+  if (!r.skipped.empty())
+    append_json_array(t.member("skipped_disabled"), r.skipped,
+                      [](std::string& o, const std::string& id) { append_json_string(o, id); });
   t.str("state", state);
   t.finish();
   return out;
