@@ -89,13 +89,18 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
     bool broken = false;
     while (!stop.load() && !broken) {
       std::vector<bus::Message> batch;
-      const auto deadline =
-          std::chrono::steady_clock::now() + std::chrono::milliseconds(s.batch_ms);
+      // The batch closes batch_ms after its first event was written to Kafka, as a
+      // producer's linger does, not batch_ms after this loop began to wait: events that came
+      // while the previous transaction committed have waited already. Past the deadline, what
+      // is queued is still taken (poll(0) returns it at once), up to batch_max.
+      auto deadline = std::chrono::steady_clock::time_point::max();
       while (static_cast<int>(batch.size()) < s.batch_max) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        auto m = (*consumer)->poll(batch.empty() ? std::chrono::milliseconds(100)
-                                                 : std::max(left, std::chrono::milliseconds(0)));
+        auto wait = std::chrono::milliseconds(100);
+        if (!batch.empty())
+          wait = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
+                              deadline - std::chrono::steady_clock::now()),
+                          std::chrono::milliseconds(0));
+        auto m = (*consumer)->poll(wait);
         if (!m) {
           log::error(kModule, "poll failed", {{"route", name}, {"error", m.error().message}});
           broken = true;
@@ -105,8 +110,11 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
           if (!batch.empty() || stop.load()) break;
           continue;
         }
+        if (batch.empty())
+          deadline = std::chrono::steady_clock::now() +
+                     batch_window_left(std::chrono::milliseconds(s.batch_ms), (**m).timestamp_ms(),
+                                       now_epoch_ms());
         batch.push_back(std::move(**m));
-        if (std::chrono::steady_clock::now() >= deadline) break;
       }
       if (broken || batch.empty()) continue;
       std::vector<bus::Record> records;
@@ -150,6 +158,14 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
 }
 
 }  // namespace
+
+std::chrono::milliseconds batch_window_left(std::chrono::milliseconds window, int64_t written_ms,
+                                            int64_t now_ms) {
+  // No timestamp, or one ahead of this host's clock: the whole window.
+  if (written_ms <= 0 || written_ms > now_ms) return window;
+  return std::max(window - std::chrono::milliseconds(now_ms - written_ms),
+                  std::chrono::milliseconds(0));
+}
 
 std::string route_tracking(const RouteResult& r, std::string_view state, std::string_view now,
                            std::string_view route, std::string_view event_id,

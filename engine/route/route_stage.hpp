@@ -12,6 +12,8 @@
 // crashed predecessor at once instead of waiting for its transactions to time out.
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,6 +25,12 @@
 #include "engine/route/route.hpp"
 
 namespace budstikke::route {
+
+// How long a route batch whose first event Kafka stamped at `written_ms` (epoch ms) may
+// still wait for more, at `now_ms`: `window` minus the time the event has waited already,
+// never below zero; the whole window when the timestamp is missing or ahead of this clock.
+std::chrono::milliseconds batch_window_left(std::chrono::milliseconds window, int64_t written_ms,
+                                            int64_t now_ms);
 
 // The tracking record a route writes for one event (state "routed" or "unrouted"): the jobs
 // it made (destinations), the systems it could not route to and why (failures), disabled

@@ -3,6 +3,7 @@
 // tracking records the route and delivery stages write.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -455,6 +456,22 @@ TEST(Receipts, RecordCarriesEveryHerIdOfTheAddressee) {
 
 // The route's tracking record is written as text; it must be what nlohmann's dump() gives
 // for the same value (the records before it was written as text), escapes and all.
+// A route batch lingers like a producer: batch_ms from when its first event was written,
+// so an event that waited while the previous transaction committed does not wait again.
+TEST(RouteBatchWindow, CountsFromWhenTheFirstEventWasWritten) {
+  using std::chrono::milliseconds;
+  const int64_t now = 1'800'000'000'000;
+  EXPECT_EQ(route::batch_window_left(milliseconds(20), now, now), milliseconds(20));
+  EXPECT_EQ(route::batch_window_left(milliseconds(20), now - 5, now), milliseconds(15));
+  EXPECT_EQ(route::batch_window_left(milliseconds(20), now - 20, now), milliseconds(0));
+  EXPECT_EQ(route::batch_window_left(milliseconds(20), now - 3'600'000, now), milliseconds(0));
+  // No timestamp, or a writer's clock ahead of this one: the whole window, never more.
+  EXPECT_EQ(route::batch_window_left(milliseconds(20), -1, now), milliseconds(20));
+  EXPECT_EQ(route::batch_window_left(milliseconds(20), 0, now), milliseconds(20));
+  EXPECT_EQ(route::batch_window_left(milliseconds(20), now + 500, now), milliseconds(20));
+  EXPECT_EQ(route::batch_window_left(milliseconds(0), now - 5, now), milliseconds(0));
+}
+
 TEST(RouteTracking, SameBytesAsNlohmann) {
   route::RouteResult r;
   r.deliveries.push_back({"gp-1", "kith/epikrise/1.2", "application/xml", "x", "job-1", "", true});
