@@ -552,7 +552,11 @@ Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
   auto conf = make_conf(settings, {{"transactional.id", transactional_id},
                                    {"enable.idempotence", "true"},
                                    {"acks", "all"},
-                                   {"linger.ms", "5"},
+                                   // A route enqueues its whole batch at once, so the
+                                   // records batch without waiting; a 5 ms linger
+                                   // only held them back (A/B at 100 msg/s: p99 ~180
+                                   // -> ~120 ms, same throughput; session 12).
+                                   {"linger.ms", "0"},
                                    // A transaction that begins while the broker still writes
                                    // the previous one's markers is answered
                                    // CONCURRENT_TRANSACTIONS and retried after this; at the
