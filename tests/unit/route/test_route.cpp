@@ -454,8 +454,6 @@ TEST(Receipts, RecordCarriesEveryHerIdOfTheAddressee) {
   EXPECT_EQ(s->id, "nordvik-dips");  // 8200010 has no system of its own
 }
 
-// The route's tracking record is written as text; it must be what nlohmann's dump() gives
-// for the same value (the records before it was written as text), escapes and all.
 // A route batch lingers like a producer: batch_ms from when its first event was written,
 // so an event that waited while the previous transaction committed does not wait again.
 TEST(RouteBatchWindow, CountsFromWhenTheFirstEventWasWritten) {
@@ -472,6 +470,8 @@ TEST(RouteBatchWindow, CountsFromWhenTheFirstEventWasWritten) {
   EXPECT_EQ(route::batch_window_left(milliseconds(0), now - 5, now), milliseconds(0));
 }
 
+// The route's tracking record is written as text; it must be what nlohmann's dump() gives
+// for the same value (the records before it was written as text), escapes and all.
 TEST(RouteTracking, SameBytesAsNlohmann) {
   route::RouteResult r;
   r.deliveries.push_back({"gp-1", "kith/epikrise/1.2", "application/xml", "x", "job-1", "", true});
