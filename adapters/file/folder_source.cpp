@@ -14,6 +14,7 @@
 #include "engine/core/crypto.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/redact.hpp"
+#include "engine/core/thread_name.hpp"
 #include "engine/core/time.hpp"
 
 namespace budstikke::adapters {
@@ -66,7 +67,10 @@ Status FolderSource::start() {
     return Error::permanent(ErrorDomain::kIo,
                             "source " + s_.name + ": cannot write " + jp.string());
   stop_ = false;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    set_thread_name("folder:" + s_.name);
+    run();
+  });
   log::info(kModule, "watching folder", {{"source", s_.name}, {"path", s_.path}});
   return {};
 }

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "engine/core/log.hpp"
+#include "engine/core/thread_name.hpp"
 
 namespace budstikke::bus {
 namespace {
@@ -219,7 +220,10 @@ Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings
   p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof err);
   if (!p->rk_) return Error::permanent(ErrorDomain::kKafka, std::string("producer: ") + err);
   (void)conf->release();  // owned by rk_ now
-  p->poller_ = std::thread([raw = p.get()] { raw->poll_loop(); });
+  p->poller_ = std::thread([raw = p.get()] {
+    set_thread_name("bs-kafka-dr");
+    raw->poll_loop();
+  });
   return p;
 }
 

@@ -15,6 +15,7 @@
 #include "engine/core/log.hpp"
 #include "engine/core/metrics.hpp"
 #include "engine/core/redact.hpp"
+#include "engine/core/thread_name.hpp"
 #include "engine/core/time.hpp"
 #include "engine/event/json_text.hpp"
 #include "engine/runtime/ingest.hpp"
@@ -157,7 +158,11 @@ struct DeliveryStage::Impl {
     }
 
     void start(int n) {
-      for (int i = 0; i < n; ++i) threads.emplace_back([this] { run(); });
+      for (int i = 0; i < n; ++i)
+        threads.emplace_back([this] {
+          set_thread_name("d:" + sys->id);
+          run();
+        });
     }
     void enqueue(JobPtr j) {
       {
@@ -625,7 +630,10 @@ Status DeliveryStage::start() {
   I.consumer = std::move(*c);
   I.consumer->on_revoke([&I](const auto& parts) { I.on_revoke(parts); });
   for (auto& [t, w] : I.workers) w->start(w->sys->concurrency);
-  I.consumer_thread = std::thread([&I] { I.consume_loop(); });
+  I.consumer_thread = std::thread([&I] {
+    set_thread_name("bs-deliver-in");
+    I.consume_loop();
+  });
   log::info(kModule, "delivery stage running", {{"systems", std::to_string(I.workers.size())}});
   return {};
 }

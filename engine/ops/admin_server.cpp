@@ -18,6 +18,7 @@
 #include "engine/core/log.hpp"
 #include "engine/core/metrics.hpp"
 #include "engine/core/redact.hpp"
+#include "engine/core/thread_name.hpp"
 #include "engine/delivery/delivery.hpp"
 #include "engine/ops/history.hpp"
 #include "engine/ops/replay.hpp"
@@ -397,6 +398,7 @@ class Session : public std::enable_shared_from_this<Session> {
       ++impl_->active;
     }
     std::thread([self = shared_from_this()] {
+      set_thread_name("bs-admin-req");
       Reply r;
       try {
         r = self->impl_->handle(self->req_, self->peer_);
@@ -512,6 +514,7 @@ Status AdminServer::start() {
     log::warn(kModule, "no admin.token configured: /metrics and /api answer 401");
   do_accept(impl_);
   I.io_thread = std::thread([impl = impl_] {
+    set_thread_name("bs-admin");
     auto guard = asio::make_work_guard(impl->io);
     impl->io.run();
   });

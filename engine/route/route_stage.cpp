@@ -12,6 +12,7 @@
 #include "engine/core/log.hpp"
 #include "engine/core/metrics.hpp"
 #include "engine/core/redact.hpp"
+#include "engine/core/thread_name.hpp"
 #include "engine/core/time.hpp"
 #include "engine/delivery/delivery.hpp"
 #include "engine/event/json_text.hpp"
@@ -217,9 +218,15 @@ Status RouteStage::start() {
   for (const auto& r : routes_.routes) {
     if (!r->enabled()) continue;
     const Route* rp = r.get();
-    threads_.emplace_back([this, rp] { run_route(rp); });
+    threads_.emplace_back([this, rp] {
+      set_thread_name("r:" + rp->name());
+      run_route(rp);
+    });
   }
-  threads_.emplace_back([this] { run_receipts(); });
+  threads_.emplace_back([this] {
+    set_thread_name("bs-receipts");
+    run_receipts();
+  });
   log::info(kModule, "route stage running", {{"routes", std::to_string(routes_.routes.size())}});
   return {};
 }

@@ -2,6 +2,8 @@
 
 #include <future>
 
+#include "engine/core/thread_name.hpp"
+
 namespace budstikke::runtime {
 
 namespace asio = boost::asio;
@@ -28,7 +30,13 @@ Result<int> TcpListener::start(const std::string& what, const std::string& host,
   on_accept_ = std::move(on_accept);
   work_.emplace(io_.get_executor());
   accept();
-  for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { io_.run(); });
+  // "source hl7-in" -> "io:hl7-in"
+  std::string name = "io:" + (what.rfind("source ", 0) == 0 ? what.substr(7) : what);
+  for (int i = 0; i < std::max(1, threads); ++i)
+    threads_.emplace_back([this, name] {
+      set_thread_name(name);
+      io_.run();
+    });
   return static_cast<int>(acceptor_.local_endpoint().port());
 }
 
