@@ -177,6 +177,7 @@ class RoutingStages final : public runtime::Stage {
     rs.topic_prefix = cfg.topic_prefix;
     rs.key_secret = cfg.key_secret;
     rs.kafka = cfg.kafka;
+    rs.jobs_per_route = cfg.jobs_per_route;
     routes_count_ = routes.routes.size();
     for (const auto& r : routes.routes) {
       nlohmann::json topics = nlohmann::json::array();
@@ -192,6 +193,7 @@ class RoutingStages final : public runtime::Stage {
     delivery::DeliverySettings ds;
     ds.topic_prefix = cfg.topic_prefix;
     ds.kafka = cfg.kafka;
+    ds.max_pending_per_system = cfg.max_pending_per_system;
     delivery_ =
         std::make_unique<delivery::DeliveryStage>(std::move(ds), reg, sinks_, producer, codecs);
     systems_ = reg->systems().size();
@@ -260,7 +262,13 @@ int cmd_run(const Args& args) {
     if (d.has_errors())
       return Error::permanent(ErrorDomain::kConfig,
                               "the registry or routes have errors:\n" + d.format_all());
-    if (auto st = bus::ensure_topics(cfg.kafka, delivery::delivery_topics(cfg.topic_prefix, *reg),
+    // jobs.<route> topics only when routes write there; the delivery stage reads any that
+    // exist (a regex), so jobs written before a switch back to `system` are still delivered.
+    std::vector<std::string> job_routes;
+    if (cfg.jobs_per_route)
+      for (const auto& r : routes.routes) job_routes.push_back(r->name());
+    if (auto st = bus::ensure_topics(cfg.kafka,
+                                     delivery::delivery_topics(cfg.topic_prefix, *reg, job_routes),
                                      std::chrono::seconds(120));
         !st)
       return Error::transient(ErrorDomain::kKafka,
@@ -277,6 +285,8 @@ int cmd_run(const Args& args) {
     std::vector<std::string> deliver;
     for (const auto& s : reg->systems())
       deliver.push_back(delivery::deliver_topic(cfg.topic_prefix, s.id));
+    for (const auto& r : job_routes)
+      deliver.push_back(delivery::route_jobs_topic(cfg.topic_prefix, r));
     groups.push_back({cfg.topic_prefix + "budstikke-delivery", deliver});
     out.push_back(std::make_unique<RoutingStages>(cfg, reg, std::move(routes), codecs, producer));
     {

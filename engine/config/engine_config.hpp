@@ -32,7 +32,9 @@ struct EngineConfig {
   std::string admin_token;
   std::string audit_file;
   std::string audit_actor;
-  YAML::Node sources;  // validated against source specs by the source registry
+  YAML::Node sources;           // validated against source specs by the source registry
+  bool jobs_per_route = false;  // delivery.job_topics: route
+  int max_pending_per_system = 2000;
 };
 
 // Loads, expands ${ENV} references, validates against engine_spec() and returns the config.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -38,9 +39,25 @@ std::string dlq_topic(const std::string& prefix, const std::string& system) {
   return prefix + "dlq." + system;
 }
 
+std::string route_jobs_topic(const std::string& prefix, const std::string& route) {
+  return prefix + "jobs." + route;
+}
+
+std::string route_jobs_pattern(const std::string& prefix) {
+  std::string out = "^";
+  for (const char c : prefix) {
+    if (std::strchr(".^$|()[]{}*+?\\", c)) out += '\\';
+    out += c;
+  }
+  return out + "jobs\\..+";
+}
+
 std::vector<bus::TopicSpec> delivery_topics(const std::string& prefix,
-                                            const registry::Registry& reg) {
+                                            const registry::Registry& reg,
+                                            const std::vector<std::string>& routes) {
   std::vector<bus::TopicSpec> out;
+  // Keyed by patient, the engine's partition count: several engines share a route's jobs.
+  for (const auto& r : routes) out.push_back({route_jobs_topic(prefix, r), -1, -1, {}});
   for (const auto& s : reg.systems()) {
     // One partition per system: its per-patient order is kept in process by key, and 200
     // systems x 2 topics stay cheap for a single broker.
@@ -86,7 +103,8 @@ struct Job {
   bool ok = false;
   bool permanent = false;
   std::string response;
-  Clock::time_point read_at = Clock::now();  // taken off deliver.<system>
+  Clock::time_point read_at = Clock::now();  // taken off its topic
+  bool from_route_topic = false;             // read from a jobs.<route> topic
   std::string h(const char* name) const {
     const auto it = headers.find(name);
     return it == headers.end() ? std::string() : it->second;
@@ -131,6 +149,16 @@ struct DeliveryStage::Impl {
     Clock::time_point next_slot{};
     std::vector<std::thread> threads;
     std::mt19937_64 rng{std::random_device{}()};
+    // Jobs read from a jobs.<route> topic while this system holds max_pending jobs, or
+    // after its jobs from there waited over move_after, move to deliver.<system>
+    // ("moving"), and keep moving until every moved job has been read back from there: a
+    // later job never overtakes an earlier one of its patient. Consumer thread, except the
+    // two atomics (producer callbacks).
+    bool moving = false;
+    int64_t own_read = -1;               // highest offset read from deliver.<system>
+    std::atomic<int64_t> moved_end{-1};  // highest offset a moved job got there
+    std::atomic<int> moves_in_flight{0};
+    metrics::Counter* m_moved = nullptr;
     // Metrics of this system (labels: system id only).
     metrics::Counter* m_delivered = nullptr;
     metrics::Counter* m_failed = nullptr;
@@ -151,6 +179,11 @@ struct DeliveryStage::Impl {
                           "Delivery jobs moved to dlq.<system> after the last attempt.", l);
       m_latency = &g.histogram("budstikke_delivery_latency_seconds",
                                "Ingest (canonical event on Kafka) to confirmed delivery.", l);
+      m_moved = &g.counter("budstikke_delivery_jobs_moved_total",
+                           "Jobs read from a route's jobs.<route> topic and moved to "
+                           "deliver.<system>: the system held its maximum of pending jobs, or "
+                           "its jobs from there waited over a second.",
+                           l);
       m_wait = &g.histogram("budstikke_delivery_queue_wait_seconds",
                             "A job read from deliver.<system> to its first attempt: high values "
                             "mean the system's concurrency or rate limit holds deliveries back.",
@@ -497,26 +530,209 @@ struct DeliveryStage::Impl {
       ps.outstanding.clear();
       ps.highest = -1;
       ++ps.generation;
-      const auto wit = workers.find(tp.first);
-      if (wit == workers.end()) continue;
-      Worker& w = *wit->second;
-      const std::lock_guard lock(w.mu);
-      for (auto it = w.queue.begin(); it != w.queue.end();) {
-        if ((*it)->partition == tp.second && !(*it)->final) {
-          it = w.queue.erase(it);
-          --w.pending;
-        } else {
-          ++it;
+      const auto drop = [&tp](Worker& w) {
+        const std::lock_guard lock(w.mu);
+        for (auto it = w.queue.begin(); it != w.queue.end();) {
+          if ((*it)->topic == tp.first && (*it)->partition == tp.second && !(*it)->final) {
+            it = w.queue.erase(it);
+            --w.pending;
+          } else {
+            ++it;
+          }
         }
+      };
+      const auto wit = workers.find(tp.first);
+      if (wit == workers.end()) {
+        // A jobs.<route> partition: its jobs are queued at every system's worker.
+        for (auto& [t, w] : workers) drop(*w);
+        continue;
       }
+      Worker& w = *wit->second;
+      drop(w);
+      // Whoever reads deliver.<system> next starts at its committed offset; until this
+      // consumer reads from it again, moved jobs count as not read back.
+      w.own_read = -1;
+      const std::lock_guard lock(w.mu);
       w.paused = false;
     }
     log::info(kModule, "partitions revoked", {{"count", std::to_string(parts.size())}});
   }
 
+  // A record taken off a partition: outstanding there until its job completes.
+  JobPtr take(const bus::Message& msg, const std::string& topic) {
+    auto j = std::make_shared<Job>();
+    j->topic = topic;
+    j->partition = msg.partition();
+    j->offset = msg.offset();
+    auto& ps = partitions[{topic, j->partition}];
+    ps.outstanding.insert(j->offset);
+    ps.highest = std::max(ps.highest, j->offset);
+    j->generation = ps.generation;
+    return j;
+  }
+
+  static void fill(Job& j, const bus::Message& msg, const Worker& w) {
+    for (auto& h : msg.headers()) j.headers[h.key] = h.value;
+    j.dj.payload = std::string(msg.value());
+    j.dj.key = std::string(msg.key());
+    j.dj.job_id = j.h(header::kJobId);
+    j.dj.event_id = j.h(header::kEventId);
+    j.dj.format = j.h(header::kFormat);
+    j.dj.content_type = j.h(header::kContentType);
+    j.dj.idempotency_key = j.h(header::kIdempotencyKey);
+    j.dj.system = w.sys->id;
+    for (const auto& [k, v] : j.headers)
+      if (k != header::kReceipt) j.dj.headers.emplace_back(k, v);
+  }
+
+  // Moves: a job record re-written to another topic; its own record completes when Kafka
+  // has the copy. A failed copy is tried again a second later (the system stays moving).
+  struct Move {
+    JobPtr job;
+    std::shared_ptr<bus::Record> record;
+    Worker* worker = nullptr;  // null: not a system's job (route.failed)
+    Clock::time_point due;
+  };
+  std::mutex moves_mu;
+  std::vector<Move> failed_moves;
+  std::string jobs_prefix;      // <prefix>jobs.
+  bool any_route_jobs = false;  // consumer thread
+  std::set<std::string> known_systems;
+
+  void send_move(Move mv) {
+    auto cb = [this, mv](Result<bus::Delivery> d) {
+      if (!d) {
+        log::warn(kModule, "moving a job failed; will retry",
+                  {{"topic", mv.record->topic}, {"error", d.error().message}});
+        Move again = mv;
+        again.due = Clock::now() + std::chrono::seconds(1);
+        const std::lock_guard lock(moves_mu);
+        failed_moves.push_back(std::move(again));
+        return;
+      }
+      if (mv.worker) {
+        auto& end = mv.worker->moved_end;
+        for (int64_t cur = end.load();
+             d->offset > cur && !end.compare_exchange_weak(cur, d->offset);) {
+        }
+        mv.worker->m_moved->inc();
+        counters.moved.fetch_add(1);
+        mv.worker->moves_in_flight.fetch_sub(1);
+      }
+      const std::lock_guard lock(done_mu);
+      done.push_back(mv.job);
+    };
+    if (auto st = producer.send(*mv.record, cb); !st) cb(st.error());
+  }
+
+  void retry_moves() {
+    std::vector<Move> due;
+    {
+      const std::lock_guard lock(moves_mu);
+      if (failed_moves.empty()) return;
+      const auto now = Clock::now();
+      for (auto it = failed_moves.begin(); it != failed_moves.end();) {
+        if (it->due <= now) {
+          due.push_back(std::move(*it));
+          it = failed_moves.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& mv : due) send_move(std::move(mv));
+  }
+
+  // A job from a route's jobs.<route> topic: to its system's queue, or, while the system
+  // holds its maximum of pending jobs (or has moved jobs not yet read back), to
+  // deliver.<system> behind the jobs moved before it.
+  void route_job(const bus::Message& msg, const std::string& topic,
+                 std::vector<Worker*>& moving_workers) {
+    any_route_jobs = true;
+    auto j = take(msg, topic);
+    const std::string system = msg.header(header::kSystem).value_or("");
+    const auto wit = workers.find(deliver_topic(settings.topic_prefix, system));
+    Worker* w = wit == workers.end() ? nullptr : wit->second.get();
+    if (w && !w->moving) {
+      const std::lock_guard lock(w->mu);
+      if (w->paused || w->pending >= settings.max_pending_per_system) w->moving = true;
+      if (w->moving) moving_workers.push_back(w);
+    }
+    if (w && !w->moving) {
+      fill(*j, msg, *w);
+      j->from_route_topic = true;
+      w->enqueue(j);
+      return;
+    }
+    auto rec = std::make_shared<bus::Record>();
+    rec->key = std::string(msg.key());
+    rec->value = std::string(msg.value());
+    rec->headers = msg.headers();
+    if (w || known_systems.count(system)) {
+      // Moving, or a system that is disabled here: its own topic keeps the job for it.
+      rec->topic = deliver_topic(settings.topic_prefix, system);
+      if (w) w->moves_in_flight.fetch_add(1);
+    } else {
+      rec->topic = settings.topic_prefix + kRouteFailedTopic;
+      rec->headers.push_back(
+          {header::kReason, system.empty() ? "job without a bs-system header"
+                                           : "job for '" + system + "', not in the registry"});
+      log::warn(kModule, "job for no known system moved to route.failed",
+                {{"topic", topic}, {"system", system}});
+    }
+    send_move({j, rec, w, Clock::now()});
+  }
+
+  // A job from a jobs.<route> topic holds that partition's commit point (for every system
+  // of the route) until it completes. So a system whose oldest such job has waited longer
+  // than move_after gives up its waiting jobs from there (those never attempted) to
+  // deliver.<system>, in queue order, and moves the ones after them too until all are read
+  // back. Jobs waiting for a retry stay: they keep their patients' later jobs behind them.
+  void sweep_route_jobs(std::vector<Worker*>& moving_workers) {
+    const auto now = Clock::now();
+    for (auto& [t, wp] : workers) {
+      Worker& w = *wp;
+      std::vector<JobPtr> evicted;
+      {
+        const std::lock_guard lock(w.mu);
+        bool old = false;
+        for (const auto& j : w.queue)
+          if (j->from_route_topic && j->attempts == 0 && !j->final) {
+            old = now - j->read_at > settings.move_after;
+            break;
+          }
+        if (!old) continue;
+        for (auto it = w.queue.begin(); it != w.queue.end();) {
+          if ((*it)->from_route_topic && (*it)->attempts == 0 && !(*it)->final) {
+            evicted.push_back(std::move(*it));
+            it = w.queue.erase(it);
+            --w.pending;
+          } else {
+            ++it;
+          }
+        }
+      }
+      if (!w.moving) {
+        w.moving = true;
+        moving_workers.push_back(&w);
+      }
+      for (auto& j : evicted) {
+        auto rec = std::make_shared<bus::Record>();
+        rec->topic = deliver_topic(settings.topic_prefix, w.sys->id);
+        rec->key = j->dj.key;
+        rec->value = std::move(j->dj.payload);
+        for (const auto& [k, v] : j->headers) rec->headers.push_back({k, v});
+        w.moves_in_flight.fetch_add(1);
+        send_move({j, rec, &w, now});
+      }
+    }
+  }
+
   void consume_loop() {
     std::vector<Worker*> paused_workers;  // of the consumer thread
+    std::vector<Worker*> moving_workers;  // of the consumer thread
     auto last_commit = Clock::now();
+    auto last_sweep = Clock::now();
     bool dirty = false;
     while (!stopping.load()) {
       auto m = consumer->poll(std::chrono::milliseconds(50));
@@ -527,30 +743,16 @@ struct DeliveryStage::Impl {
         bus::Message& msg = **m;
         const std::string topic(msg.topic());
         auto wit = workers.find(topic);
-        if (wit == workers.end()) {
+        if (wit == workers.end() && topic.rfind(jobs_prefix, 0) == 0) {
+          route_job(msg, topic, moving_workers);
+        } else if (wit == workers.end()) {
           dirty = true;  // not ours (any more): skip
           (void)consumer->store(msg);
         } else {
-          auto j = std::make_shared<Job>();
-          j->topic = topic;
-          j->partition = msg.partition();
-          j->offset = msg.offset();
-          for (auto& h : msg.headers()) j->headers[h.key] = h.value;
-          j->dj.payload = std::string(msg.value());
-          j->dj.key = std::string(msg.key());
-          j->dj.job_id = j->h(header::kJobId);
-          j->dj.event_id = j->h(header::kEventId);
-          j->dj.format = j->h(header::kFormat);
-          j->dj.content_type = j->h(header::kContentType);
-          j->dj.idempotency_key = j->h(header::kIdempotencyKey);
-          j->dj.system = wit->second->sys->id;
-          for (const auto& [k, v] : j->headers)
-            if (k != header::kReceipt) j->dj.headers.emplace_back(k, v);
-          auto& ps = partitions[{topic, j->partition}];
-          ps.outstanding.insert(j->offset);
-          ps.highest = std::max(ps.highest, j->offset);
-          j->generation = ps.generation;
           Worker& w = *wit->second;
+          auto j = take(msg, topic);
+          fill(*j, msg, w);
+          w.own_read = std::max(w.own_read, j->offset);
           w.enqueue(j);
           bool pause = false;
           {
@@ -562,6 +764,27 @@ struct DeliveryStage::Impl {
             (void)consumer->pause({{topic, j->partition}});
             paused_workers.push_back(&w);
           }
+        }
+      }
+      retry_moves();
+      if (any_route_jobs && Clock::now() - last_sweep > std::chrono::milliseconds(200)) {
+        sweep_route_jobs(moving_workers);
+        last_sweep = Clock::now();
+      }
+      // Systems whose jobs move: back to their queue once every moved job was read back.
+      for (size_t i = 0; i < moving_workers.size();) {
+        Worker* w = moving_workers[i];
+        bool done_moving = w->moves_in_flight.load() == 0 && w->own_read >= w->moved_end.load();
+        if (done_moving) {
+          const std::lock_guard lock(w->mu);
+          done_moving = !w->paused && w->pending < settings.max_pending_per_system / 2;
+        }
+        if (done_moving) {
+          w->moving = false;
+          moving_workers[i] = moving_workers.back();
+          moving_workers.pop_back();
+        } else {
+          ++i;
         }
       }
       if (store_completions()) dirty = true;
@@ -623,6 +846,9 @@ Status DeliveryStage::start() {
     I.workers[t] = std::move(w);
   }
   if (topics.empty()) return {};
+  for (const auto& s : I.reg->systems()) I.known_systems.insert(s.id);
+  I.jobs_prefix = route_jobs_topic(I.settings.topic_prefix, "");
+  if (I.settings.read_route_jobs) topics.push_back(route_jobs_pattern(I.settings.topic_prefix));
   bus::ConsumerOptions co;
   auto c = bus::Consumer::create(I.settings.kafka, I.settings.topic_prefix + "budstikke-delivery",
                                  topics, co);

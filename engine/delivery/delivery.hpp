@@ -1,10 +1,11 @@
 #pragma once
-// The delivery stage: one consumer group reads every deliver.<system> topic and hands each
-// job to its system's worker. Per system: `concurrency` threads, each with its own sink
-// (connection reuse); retries with exponential backoff and jitter kept in memory (a waiting
-// job blocks neither other systems nor, with ordering none, other jobs of its system; with
-// ordering per_patient, only later jobs of the same patient); a circuit breaker; a rate
-// limit. After the last attempt, or on a permanent failure, the job goes to dlq.<system>.
+// The delivery stage: one consumer group reads every deliver.<system> topic (and every
+// jobs.<route> topic, see route_jobs_topic) and hands each job to its system's worker. Per system:
+// `concurrency` threads, each with its own sink (connection reuse); retries with exponential
+// backoff and jitter kept in memory (a waiting job blocks neither other systems nor, with ordering
+// none, other jobs of its system; with ordering per_patient, only later jobs of the same patient);
+// a circuit breaker; a rate limit. After the last attempt, or on a permanent failure, the job goes
+// to dlq.<system>.
 //
 // Every outcome is a tracking record; receipts (AppRecs) for the sender go to
 // apprec.outbound when the job asks for one. A job's offset is committed only after its
@@ -15,6 +16,7 @@
 // asynchronously and completions flow back to the consumer thread.
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,7 +51,17 @@ class SinkFactories {
 struct DeliverySettings {
   std::string topic_prefix;
   std::string instance = "0";
-  int max_pending_per_system = 2000;  // queued + waiting jobs before its topic is paused
+  // Jobs a system holds in memory (queued, waiting for a retry, being delivered). At this
+  // many its deliver.<system> partition is paused, and jobs for it read from a route's
+  // jobs.<route> topic move to deliver.<system> instead (see route_jobs_topic).
+  int max_pending_per_system = 2000;
+  // Also read every jobs.<route> topic (a regex subscription, so the topics of routes that
+  // were removed are still drained).
+  bool read_route_jobs = true;
+  // A system whose oldest job from a jobs.<route> topic has waited this long moves its
+  // waiting jobs from there to deliver.<system> (that job holds the route partition's
+  // commit point, and so how much a crash delivers again to every system of the route).
+  std::chrono::milliseconds move_after{1000};
   bus::KafkaSettings kafka;
 };
 
@@ -59,16 +71,29 @@ struct DeliveryCounters {
   std::atomic<uint64_t> retried{0};
   std::atomic<uint64_t> dead_lettered{0};
   std::atomic<uint64_t> receipts{0};
+  std::atomic<uint64_t> moved{0};  // jobs moved from jobs.<route> to deliver.<system>
 };
 
 // Topic names.
 std::string deliver_topic(const std::string& prefix, const std::string& system);
 std::string dlq_topic(const std::string& prefix, const std::string& system);
 inline constexpr const char* kRouteFailedTopic = "route.failed";
+// With `delivery.job_topics: route` a route writes all of its jobs to one topic,
+// jobs.<route> (keyed by patient, the engine's partition count), instead of one topic per
+// receiving system: a transaction then touches a few partitions instead of one per system
+// (an ADT fan-out: ~4 instead of ~22), which is what a route's commit costs. The delivery
+// stage hands each job to its system (header bs-system); a system that holds
+// max_pending_per_system jobs gets its further jobs moved to deliver.<system>, read from
+// there in order, so one slow system never holds up the others of its route.
+std::string route_jobs_topic(const std::string& prefix, const std::string& route);
+// The regex that subscribes to every jobs.<route> topic under a prefix.
+std::string route_jobs_pattern(const std::string& prefix);
 
-// The topics the stage needs for a registry (deliver.*, dlq.*, kafka connector targets).
+// The topics the stage needs for a registry (deliver.*, dlq.*, kafka connector targets),
+// and a jobs.<route> topic for each route named.
 std::vector<bus::TopicSpec> delivery_topics(const std::string& prefix,
-                                            const registry::Registry& reg);
+                                            const registry::Registry& reg,
+                                            const std::vector<std::string>& routes = {});
 
 // Header names of a delivery job record.
 namespace header {

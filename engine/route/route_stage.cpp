@@ -276,7 +276,8 @@ void RouteStage::run_route(const Route* route) {
         int64_t received_ms = m.timestamp_ms();
         for (auto& d : r.deliveries) {
           bus::Record rec;
-          rec.topic = delivery::deliver_topic(prefix, d.system);
+          rec.topic = s_.jobs_per_route ? delivery::route_jobs_topic(prefix, name)
+                                        : delivery::deliver_topic(prefix, d.system);
           rec.key = e.key;
           rec.headers = {{h::kJobId, d.job_id},
                          {h::kEventId, e.event_id},

@@ -46,6 +46,9 @@ struct RouteStageSettings {
   bus::KafkaSettings kafka;
   int batch_max = 500;
   int batch_ms = 20;
+  // delivery.job_topics: route: every job of a route goes to jobs.<route>, not to
+  // deliver.<system> (delivery::route_jobs_topic).
+  bool jobs_per_route = false;
 };
 
 struct RouteCounters {

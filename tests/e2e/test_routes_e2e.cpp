@@ -132,7 +132,10 @@ std::pair<int, std::string> run(const std::string& cmd) {
 
 }  // namespace
 
-TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines) {
+namespace {
+
+// `route_jobs`: the engine runs with delivery.job_topics: route.
+void kill_run(bool route_jobs) {
   testenv::TempDir tmp;
   Receiver receiver(tmp.path() / "received", kDown);
   ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
@@ -145,8 +148,10 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines
   setenv("BUDSTIKKE_RETRY_ATTEMPTS", "3", 1);
   setenv("BUDSTIKKE_RETRY_BACKOFF_MS", "20", 1);
   const std::string src = testenv::source_dir().string();
-  testenv::EngineProcess engine(tmp.path() / "engine", "routes: " + src + "/routes\nsystems: " +
-                                                           src + "/config/systems.yaml\n");
+  testenv::EngineProcess engine(tmp.path() / "engine",
+                                "routes: " + src + "/routes\nsystems: " + src +
+                                    "/config/systems.yaml\n" +
+                                    (route_jobs ? "delivery:\n  job_topics: route\n" : ""));
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
 
   // Distinct messages made from the shipped examples.
@@ -212,7 +217,8 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines
     std::this_thread::sleep_for(5ms);
   // How far the routes had come: jobs for the hospital system on its delivery topic (ORU and
   // dialogs; transaction markers count too, so this is an upper bound).
-  const int64_t routed_at_kill1 = count(engine.prefix() + "deliver.nordvik-dips");
+  const int64_t routed_at_kill1 = count(
+      engine.prefix() + (route_jobs ? "jobs.lab-result-to-requester" : "deliver.nordvik-dips"));
   const size_t at_kill1 = received();
   EXPECT_EQ(engine.stop(SIGKILL), -SIGKILL);
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-2.log");
@@ -293,17 +299,30 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines
   EXPECT_EQ(rc2, 1);
   EXPECT_NE(unknown.find("nothing is known about 'no-such-id'"), std::string::npos) << unknown;
   std::printf(
-      "routes e2e: %d messages in (%d ADT, %d ORU, %d dialog, %d results), %zu expected "
+      "routes e2e%s: %d messages in (%d ADT, %d ORU, %d dialog, %d results), %zu expected "
       "deliveries to %zu HTTP/MLLP systems + %d files + %d AppRecs; kill -9 in the route "
       "stage (%zu delivered, <= %lld of %d hospital jobs routed) and in the delivery stage "
       "(after %zu); after the restarts: %zu missing, %zu duplicates; kjernejournal %lld "
       "records; dlq.%s %lld; %.1f s\n",
-      kAdt + kOru + kDialog + kResult, kAdt, kOru, kDialog, kResult, expected_total,
-      expected.size(), kResult, kDialog, at_kill1, static_cast<long long>(routed_at_kill1),
-      kOru + kDialog, at_kill, missing, duplicates, static_cast<long long>(kj), kDown,
-      static_cast<long long>(dlq), secs);
+      route_jobs ? " (job_topics route)" : "", kAdt + kOru + kDialog + kResult, kAdt, kOru, kDialog,
+      kResult, expected_total, expected.size(), kResult, kDialog, at_kill1,
+      static_cast<long long>(routed_at_kill1), kOru + kDialog, at_kill, missing, duplicates,
+      static_cast<long long>(kj), kDown, static_cast<long long>(dlq), secs);
   for (const auto& [s, n] : dup_by_system) std::printf("  duplicates at %s: %d\n", s.c_str(), n);
   EXPECT_EQ(engine.stop(SIGTERM), 0);
+}
+
+}  // namespace
+
+TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines) {
+  kill_run(false);
+}
+
+// The same with a topic per route: the route transactions write jobs.<route>, the delivery
+// stage hands the jobs on (and moves the down system's waiting ones to its own topic), and
+// two kill -9 lose nothing.
+TEST(RoutesE2E, RouteJobTopicsSurviveTwoKillDashNines) {
+  kill_run(true);
 }
 
 // Hot reload under load: lab results stream in over MLLP while the routes change on disk and
@@ -422,17 +441,11 @@ std::string oru_for(const std::string& id, long patient) {
 
 }  // namespace
 
-// The full run: 50,000 mixed messages (BUDSTIKKE_E2E_MESSAGES to change it) through
-// the shipped registry and routes, one ADT (to 20 department systems over MLLP and to
-// Kjernejournal's topic) for every four lab results (to the hospital system over HTTP).
-// One department system answers AE to everything (down): its jobs must all reach its DLQ
-// after their retries. Another takes 5 s per message (slow): its jobs must all be on its
-// delivery topic (none lost; it works through them at its own pace). Every other system
-// must have received exactly what the routes send it, counted per system.
-TEST(RoutesE2E, FiftyThousandMixedMessagesWithADownAndASlowSystem) {
-  const long total = std::getenv("BUDSTIKKE_E2E_MESSAGES")
-                         ? std::atol(std::getenv("BUDSTIKKE_E2E_MESSAGES"))
-                         : 50000;
+namespace {
+
+// Mixed ADT and ORU over 8 MLLP connections through the shipped routes, with a down and a
+// slow department; `route_jobs`: the engine runs with delivery.job_topics: route.
+void mixed_run(long total, bool route_jobs) {
   const std::string down = "solheim-onkologi", slow = "nordvik-barn";
   testenv::TempDir tmp;
   testenv::HttpReceiver http;
@@ -451,8 +464,10 @@ TEST(RoutesE2E, FiftyThousandMixedMessagesWithADownAndASlowSystem) {
   setenv("BUDSTIKKE_RETRY_ATTEMPTS", "4", 1);
   setenv("BUDSTIKKE_RETRY_BACKOFF_MS", "20", 1);
   const std::string src = testenv::source_dir().string();
-  testenv::EngineProcess engine(tmp.path() / "engine", "routes: " + src + "/routes\nsystems: " +
-                                                           src + "/config/systems.yaml\n");
+  testenv::EngineProcess engine(tmp.path() / "engine",
+                                "routes: " + src + "/routes\nsystems: " + src +
+                                    "/config/systems.yaml\n" +
+                                    (route_jobs ? "delivery:\n  job_topics: route\n" : ""));
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
 
   constexpr int kConns = 8;
@@ -523,15 +538,46 @@ TEST(RoutesE2E, FiftyThousandMixedMessagesWithADownAndASlowSystem) {
   EXPECT_EQ(healthy_missing, 0);
   EXPECT_GE(kj(), n_adt);
   EXPECT_GE(dlq, n_adt);
-  EXPECT_GE(slow_topic, n_adt) << "every job for the slow system is on its topic";
+  if (route_jobs) {
+    // Every job went through the route's topic; the slow system's moved to its own topic
+    // (it cannot take more than a few in the time), and none vanished on the way.
+    EXPECT_GE(count(engine.prefix() + "jobs.adt-fanout"), 21 * n_adt);
+    EXPECT_GE(count(engine.prefix() + "jobs.lab-result-to-requester"), n_oru);
+    EXPECT_GE(slow_topic, n_adt / 2) << "the slow system's waiting jobs moved to its topic";
+    EXPECT_GE(slow_topic + slow_got, n_adt) << "a job for the slow system vanished";
+  } else {
+    EXPECT_GE(slow_topic, n_adt) << "every job for the slow system is on its topic";
+  }
   EXPECT_EQ(count(engine.prefix() + "route.failed"), 0);
   std::printf(
-      "50k e2e: %ld messages (%ld ADT, %ld ORU) ingested in %.1f s; healthy systems complete "
+      "%s e2e: %ld messages (%ld ADT, %ld ORU) ingested in %.1f s; healthy systems complete "
       "after %.1f s: 18 departments x %ld ADT + nordvik-dips %ld/%ld ORU, kjernejournal %lld; "
       "missing %ld, extra (redelivered) %ld; down %s: dlq %lld of %ld; slow %s: %ld delivered, "
       "%lld jobs on its topic\n",
-      total, n_adt, n_oru, ingest_s, total_s, n_adt, dips, n_oru, static_cast<long long>(kj()),
-      healthy_missing, healthy_extra, down.c_str(), static_cast<long long>(dlq), n_adt,
-      slow.c_str(), slow_got, static_cast<long long>(slow_topic));
+      route_jobs ? "job_topics route" : "50k", total, n_adt, n_oru, ingest_s, total_s, n_adt, dips,
+      n_oru, static_cast<long long>(kj()), healthy_missing, healthy_extra, down.c_str(),
+      static_cast<long long>(dlq), n_adt, slow.c_str(), slow_got,
+      static_cast<long long>(slow_topic));
   EXPECT_EQ(engine.stop(SIGTERM), 0);
+}
+
+}  // namespace
+
+// The full run: 50,000 mixed messages (BUDSTIKKE_E2E_MESSAGES to change it) through
+// the shipped registry and routes, one ADT (to 20 department systems over MLLP and to
+// Kjernejournal's topic) for every four lab results (to the hospital system over HTTP).
+// One department system answers AE to everything (down): its jobs must all reach its DLQ
+// after their retries. Another takes 5 s per message (slow): its jobs must all be on its
+// delivery topic (none lost; it works through them at its own pace). Every other system
+// must have received exactly what the routes send it, counted per system.
+TEST(RoutesE2E, FiftyThousandMixedMessagesWithADownAndASlowSystem) {
+  const char* n = std::getenv("BUDSTIKKE_E2E_MESSAGES");
+  mixed_run(n ? std::atol(n) : 50000, false);
+}
+
+// The same with a topic per route (delivery.job_topics: route): the slow system's jobs move
+// to deliver.<system>, the healthy systems get everything, the down one's reach its DLQ.
+TEST(RoutesE2E, RouteJobTopicsMoveASlowSystemsJobsAndLoseNothing) {
+  const char* n = std::getenv("BUDSTIKKE_E2E_MESSAGES");
+  mixed_run(n ? std::min(std::atol(n), 10000L) : 10000, true);
 }

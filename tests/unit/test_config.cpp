@@ -151,3 +151,32 @@ TEST(EngineConfig, ReferenceDocumentsEveryField) {
     EXPECT_NE(md.find(std::string("`") + key + "`"), std::string::npos) << key;
   EXPECT_NE(md.find("secret"), std::string::npos);
 }
+
+TEST(EngineConfig, DeliveryJobTopicsDefaultToOnePerSystem) {
+  testenv::TempDir dir;
+  const auto plain = write(dir, "plain.yaml", "privacy:\n  key_secret: 0123456789abcdef0123\n");
+  Diagnostics d;
+  const auto cfg = load_engine_config(plain, d);
+  ASSERT_FALSE(d.has_errors()) << d.format_all();
+  EXPECT_FALSE(cfg.jobs_per_route);
+  EXPECT_EQ(cfg.max_pending_per_system, 2000);
+
+  const auto route = write(dir, "route.yaml",
+                           "privacy:\n  key_secret: 0123456789abcdef0123\n"
+                           "delivery:\n  job_topics: route\n  max_pending_per_system: 500\n");
+  Diagnostics d2;
+  const auto cfg2 = load_engine_config(route, d2);
+  ASSERT_FALSE(d2.has_errors()) << d2.format_all();
+  EXPECT_TRUE(cfg2.jobs_per_route);
+  EXPECT_EQ(cfg2.max_pending_per_system, 500);
+
+  const auto bad = write(dir, "bad.yaml",
+                         "privacy:\n  key_secret: 0123456789abcdef0123\n"
+                         "delivery:\n  job_topics: patient\n  max_pending_per_system: 1\n");
+  Diagnostics d3;
+  (void)load_engine_config(bad, d3);
+  EXPECT_TRUE(has(d3, bad + ":4:15: error: delivery.job_topics: 'patient' is not one of"))
+      << d3.format_all();
+  EXPECT_TRUE(has(d3, bad + ":5:27: error: delivery.max_pending_per_system: must be at least 10"))
+      << d3.format_all();
+}

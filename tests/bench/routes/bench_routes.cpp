@@ -15,7 +15,8 @@
 // (BENCH_WARMUP seconds, default 3; 0 = none) and is not counted: the figures are of a
 // running engine, not of its first transactions. BENCH_TIMELINE=1 adds the latency per
 // second of the measured phase. BENCH_PARTITIONS=N sets the engine's kafka.partitions (the
-// canonical topics' partitions; default the engine's 4).
+// canonical topics' partitions; default the engine's 4). BENCH_JOB_TOPICS=route|system sets
+// the engine's delivery.job_topics (default system).
 
 #include <algorithm>
 #include <atomic>
@@ -112,6 +113,9 @@ int main(int argc, char** argv) {
     const std::string at = "kafka:\n";
     yaml.insert(yaml.find(at) + at.size(), "  partitions: " + std::string(parts) + "\n");
     std::ofstream(engine.config()) << yaml;
+  }
+  if (const char* jt = std::getenv("BENCH_JOB_TOPICS"); jt && *jt) {
+    std::ofstream(engine.config(), std::ios::app) << "delivery:\n  job_topics: " << jt << "\n";
   }
   if (!engine.start()) {
     std::fprintf(stderr, "engine did not start\n%s\n",

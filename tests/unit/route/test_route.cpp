@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -530,6 +531,32 @@ TEST(DeliveryTracking, SameBytesAsNlohmann) {
   o.latency_ms.reset();
   for (const char* k : {"detail", "message_id", "latency_ms"}) want.erase(k);
   EXPECT_EQ(delivery::outcome_tracking_json(o, at), want.dump());
+}
+
+// delivery.job_topics: route. The delivery stage subscribes to every jobs.<route> topic under
+// its prefix with a regex, so a prefix's regex characters must match only themselves.
+TEST(RouteJobTopics, TopicNamesAndTheSubscriptionPattern) {
+  using delivery::route_jobs_pattern;
+  using delivery::route_jobs_topic;
+  EXPECT_EQ(route_jobs_topic("", "adt-fanout"), "jobs.adt-fanout");
+  EXPECT_EQ(route_jobs_topic("test.1-", "adt-fanout"), "test.1-jobs.adt-fanout");
+  EXPECT_EQ(route_jobs_pattern(""), "^jobs\\..+");
+  const std::string p = route_jobs_pattern("t.1+");
+  EXPECT_EQ(p, "^t\\.1\\+jobs\\..+");
+  const std::regex re(p, std::regex::extended);
+  EXPECT_TRUE(std::regex_search("t.1+jobs.adt-fanout", re));
+  EXPECT_FALSE(std::regex_search("tx11jobs.adt-fanout", re));  // '.' and '+' are literal
+  EXPECT_FALSE(std::regex_search("t.1+jobs.", re));            // a route name follows
+  EXPECT_FALSE(std::regex_search("t.1+deliver.nordvik-dips", re));
+  // The delivery topics of a registry get a jobs.<route> topic for each route named.
+  Diagnostics d;
+  const auto reg =
+      registry::Registry::load(testenv::source_dir().string() + "/config/systems.yaml", d);
+  ASSERT_FALSE(d.has_errors()) << d.format_all();
+  const auto topics = delivery::delivery_topics("p-", *reg, {"a", "b"});
+  EXPECT_EQ(topics[0].name, "p-jobs.a");
+  EXPECT_EQ(topics[1].name, "p-jobs.b");
+  EXPECT_EQ(topics[0].partitions, -1) << "the engine's partition count, keyed by patient";
 }
 
 }  // namespace
