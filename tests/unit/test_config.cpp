@@ -154,27 +154,26 @@ TEST(EngineConfig, ReferenceDocumentsEveryField) {
 
 TEST(EngineConfig, DeliveryJobTopicsDefaultToOnePerSystem) {
   testenv::TempDir dir;
-  const auto plain = write(dir, "plain.yaml", "privacy:\n  key_secret: 0123456789abcdef0123\n");
+  const std::string head = "privacy:\n  key_secret: 0123456789abcdef0123\n";
+  const auto load = [&](const std::string& name, const std::string& text, Diagnostics& d) {
+    return load_engine_config(write(dir, name, head + text), d);
+  };
   Diagnostics d;
-  const auto cfg = load_engine_config(plain, d);
+  const auto cfg = load("plain.yaml", "", d);
   ASSERT_FALSE(d.has_errors()) << d.format_all();
   EXPECT_FALSE(cfg.jobs_per_route);
   EXPECT_EQ(cfg.max_pending_per_system, 2000);
 
-  const auto route = write(dir, "route.yaml",
-                           "privacy:\n  key_secret: 0123456789abcdef0123\n"
-                           "delivery:\n  job_topics: route\n  max_pending_per_system: 500\n");
   Diagnostics d2;
-  const auto cfg2 = load_engine_config(route, d2);
+  const auto cfg2 =
+      load("route.yaml", "delivery:\n  job_topics: route\n  max_pending_per_system: 500\n", d2);
   ASSERT_FALSE(d2.has_errors()) << d2.format_all();
   EXPECT_TRUE(cfg2.jobs_per_route);
   EXPECT_EQ(cfg2.max_pending_per_system, 500);
 
-  const auto bad = write(dir, "bad.yaml",
-                         "privacy:\n  key_secret: 0123456789abcdef0123\n"
-                         "delivery:\n  job_topics: patient\n  max_pending_per_system: 1\n");
   Diagnostics d3;
-  (void)load_engine_config(bad, d3);
+  (void)load("bad.yaml", "delivery:\n  job_topics: patient\n  max_pending_per_system: 1\n", d3);
+  const std::string bad = (dir.path() / "bad.yaml").string();
   EXPECT_TRUE(has(d3, bad + ":4:15: error: delivery.job_topics: 'patient' is not one of"))
       << d3.format_all();
   EXPECT_TRUE(has(d3, bad + ":5:27: error: delivery.max_pending_per_system: must be at least 10"))
