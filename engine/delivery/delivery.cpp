@@ -673,10 +673,26 @@ struct DeliveryStage::Impl {
       rec->topic = deliver_topic(settings.topic_prefix, system);
       if (w) w->moves_in_flight.fetch_add(1);
     } else {
+      // No system here can take it: a record on route.failed as the route stage writes one
+      // for an event it cannot route, with the job in it.
+      const std::string reason = system.empty() ? "job without a bs-system header"
+                                                : "job for '" + system + "', not in the registry";
+      const auto hv = [&msg](const char* name) { return msg.header(name).value_or(""); };
+      const json fj = {{"at", now_rfc3339()},
+                       {"event_id", hv(header::kEventId)},
+                       {"job", std::string(msg.value())},
+                       {"job_id", hv(header::kJobId)},
+                       {"message_id", hv(header::kIdempotencyKey)},
+                       {"offset", msg.offset()},
+                       {"reason", reason},
+                       {"route", hv(header::kRoute)},
+                       {"system", system},
+                       {"topic", topic}};
       rec->topic = settings.topic_prefix + kRouteFailedTopic;
-      rec->headers.push_back(
-          {header::kReason, system.empty() ? "job without a bs-system header"
-                                           : "job for '" + system + "', not in the registry"});
+      rec->value = fj.dump();
+      rec->headers = {{header::kRoute, hv(header::kRoute)},
+                      {header::kEventId, hv(header::kEventId)},
+                      {header::kReason, reason}};
       log::warn(kModule, "job for no known system moved to route.failed",
                 {{"topic", topic}, {"system", system}});
     }

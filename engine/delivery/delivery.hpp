@@ -1,11 +1,11 @@
 #pragma once
 // The delivery stage: one consumer group reads every deliver.<system> topic (and every
-// jobs.<route> topic, see route_jobs_topic) and hands each job to its system's worker. Per system:
-// `concurrency` threads, each with its own sink (connection reuse); retries with exponential
-// backoff and jitter kept in memory (a waiting job blocks neither other systems nor, with ordering
-// none, other jobs of its system; with ordering per_patient, only later jobs of the same patient);
-// a circuit breaker; a rate limit. After the last attempt, or on a permanent failure, the job goes
-// to dlq.<system>.
+// jobs.<route> topic, see route_jobs_topic) and hands each job to its system's worker. Per
+// system: `concurrency` threads, each with its own sink (connection reuse); retries with
+// exponential backoff and jitter kept in memory (a waiting job blocks neither other systems
+// nor, with ordering none, other jobs of its system; with ordering per_patient, only later
+// jobs of the same patient); a circuit breaker; a rate limit. After the last attempt, or on
+// a permanent failure, the job goes to dlq.<system>.
 //
 // Every outcome is a tracking record; receipts (AppRecs) for the sender go to
 // apprec.outbound when the job asks for one. A job's offset is committed only after its
@@ -81,10 +81,12 @@ inline constexpr const char* kRouteFailedTopic = "route.failed";
 // With `delivery.job_topics: route` a route writes all of its jobs to one topic,
 // jobs.<route> (keyed by patient, the engine's partition count), instead of one topic per
 // receiving system: a transaction then touches a few partitions instead of one per system
-// (an ADT fan-out: ~4 instead of ~22), which is what a route's commit costs. The delivery
-// stage hands each job to its system (header bs-system); a system that holds
-// max_pending_per_system jobs gets its further jobs moved to deliver.<system>, read from
-// there in order, so one slow system never holds up the others of its route.
+// (an ADT fan-out: ~6 with the tracking topic and the offsets, instead of ~22), which is
+// what a route's commit costs. The delivery stage hands each job to its system (header
+// bs-system); a system that holds max_pending_per_system jobs, or whose jobs from there
+// waited over move_after, gets them moved to deliver.<system> and read back from there in
+// order, so one slow system does not hold up the others of its route. A job for no known
+// system goes to route.failed.
 std::string route_jobs_topic(const std::string& prefix, const std::string& route);
 // The regex that subscribes to every jobs.<route> topic under a prefix.
 std::string route_jobs_pattern(const std::string& prefix);

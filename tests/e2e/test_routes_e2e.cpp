@@ -549,6 +549,53 @@ void mixed_run(long total, bool route_jobs) {
     EXPECT_GE(slow_topic, n_adt) << "every job for the slow system is on its topic";
   }
   EXPECT_EQ(count(engine.prefix() + "route.failed"), 0);
+  if (route_jobs) {
+    // A job on a route topic for a system the registry does not have: on route.failed, with
+    // the reason and the job, and its offset counts as done.
+    bus::KafkaSettings ks;
+    ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+    auto producer = bus::Producer::create(ks);
+    ASSERT_TRUE(producer);
+    const bus::Record stray{engine.prefix() + "jobs.adt-fanout",
+                            "p:stray",
+                            "MSH|^~\\&|stray",
+                            {{"bs-job-id", "stray-job"}, {"bs-system", "no-such-system"}},
+                            -1};
+    const auto at = (*producer)->send_sync(stray);
+    ASSERT_TRUE(at);
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (count(engine.prefix() + "route.failed") < 1 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(100ms);
+    std::string failed;
+    (void)bus::scan_topics(ks, {engine.prefix() + "route.failed"}, [&](const bus::Message& m) {
+      failed = std::string(m.value());
+      return true;
+    });
+    EXPECT_NE(failed.find("\"reason\":\"job for 'no-such-system', not in the registry\""),
+              std::string::npos)
+        << failed;
+    EXPECT_NE(failed.find("\"job_id\":\"stray-job\""), std::string::npos) << failed;
+    // Every job of the route topic has completed (delivered, dead-lettered, moved or
+    // failed): the delivery group has committed each partition to its end (past its last
+    // record; a transaction's closing marker may follow that).
+    int64_t behind = -1;
+    const std::string topic = engine.prefix() + "jobs.adt-fanout";
+    while (std::chrono::steady_clock::now() < until + 30s) {
+      auto offs = bus::group_offsets(ks, engine.prefix() + "budstikke-delivery", {topic});
+      behind = -1;
+      if (offs && !offs->empty()) {
+        behind = 0;
+        for (const auto& p : *offs) {
+          // The stray job's partition: past it exactly (nothing follows it).
+          const int64_t end = p.partition == at->partition ? at->offset + 1 : p.high - 1;
+          if (p.committed < end) behind += end - std::max(p.committed, p.low);
+        }
+      }
+      if (behind == 0) break;
+      std::this_thread::sleep_for(200ms);
+    }
+    EXPECT_EQ(behind, 0) << "the delivery group has not committed " << topic << " to its end";
+  }
   std::printf(
       "%s e2e: %ld messages (%ld ADT, %ld ORU) ingested in %.1f s; healthy systems complete "
       "after %.1f s: 18 departments x %ld ADT + nordvik-dips %ld/%ld ORU, kjernejournal %lld; "
