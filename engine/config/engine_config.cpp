@@ -145,30 +145,31 @@ Spec build_engine_spec_fields() {
                 "Who is acting, for CLI commands (default: $BUDSTIKKE_ACTOR, else "
                 "user@host).",
                 "")}});
-  auto delivery = make(Spec{
-      "delivery",
-      "How routes hand their jobs to the delivery stage.",
-      {one_of(str("job_topics",
-                  "Where a route writes its delivery jobs. `system`: one topic per receiving "
-                  "system, deliver.<system>, so a route's transaction touches a partition per "
-                  "system it sends to (an ADT fan-out to 21 systems: ~22). `route`: one topic "
-                  "per route, jobs.<route>, keyed by patient, so a transaction touches a few; "
-                  "a system whose jobs wait there over a second, or that holds "
-                  "max_pending_per_system, gets them moved to deliver.<system> and read back "
-                  "in order. Measured (BENCHMARKS.md, session 13): at 1,000 routed msg/s "
-                  "`route` gave a p99 of 84 against 123 ms and 145 against 179 ms in two "
-                  "series, and ~10% less broker CPU; but a job read from jobs.<route> "
-                  "holds that partition's commit point for every system of the route, so "
-                  "after a crash more is delivered again (same idempotency key): ~1,500 "
-                  "duplicates against 130-390 in the kill -9 test. The engine reads both kinds "
-                  "either way, so switching loses nothing.",
-                  "system"),
-              {"system", "route"}),
-       integer("max_pending_per_system",
-               "Jobs a system may hold in memory (queued, waiting for a retry, being "
-               "delivered). At this many its deliver.<system> partition is paused, and with "
-               "job_topics route its further jobs move to deliver.<system>.",
-               2000, 10, 1000000)}});
+  auto delivery = make(
+      Spec{"delivery",
+           "How routes hand their jobs to the delivery stage.",
+           {one_of(str("job_topics",
+                       "Where a route writes its delivery jobs. `system`: one topic per receiving "
+                       "system, deliver.<system>, so a route's transaction touches a partition per "
+                       "system it sends to (an ADT fan-out to 21 systems: ~22). `route`: one topic "
+                       "per route, jobs.<route>, keyed by patient, so a transaction touches a few; "
+                       "a system whose jobs wait there over a second, or that holds "
+                       "max_pending_per_system, gets them moved to deliver.<system> and read back "
+                       "in order. Measured (BENCHMARKS.md, session 13): at 1,000 routed msg/s "
+                       "`route` gave a p99 of 84 against 123 ms and 145 against 179 ms in two "
+                       "series, and ~10% less broker CPU; but a job read from jobs.<route> "
+                       "holds that partition's commit point for every system of the route, so "
+                       "after a crash more is delivered again (same idempotency key): in the kill "
+                       "-9 test ~1,500 duplicates against a median of 390 (126-1,301). The engine "
+                       "reads both kinds "
+                       "either way, so switching loses nothing.",
+                       "system"),
+                   {"system", "route"}),
+            integer("max_pending_per_system",
+                    "Jobs a system may hold in memory (queued, waiting for a retry, being "
+                    "delivered). At this many its deliver.<system> partition is paused, and with "
+                    "job_topics route its further jobs move to deliver.<system>.",
+                    2000, 10, 1000000)}});
   Field sources;
   sources.name = "sources";
   sources.kind = Kind::kObjectList;

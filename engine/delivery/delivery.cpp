@@ -197,14 +197,21 @@ struct DeliveryStage::Impl {
           run();
         });
     }
+    // Queues a job; its worker thread is woken by wake() (after a burst of jobs).
     void enqueue(JobPtr j) {
-      {
-        const std::lock_guard lock(mu);
-        queue.push_back(std::move(j));
-        ++pending;
-      }
-      cv.notify_one();
+      const std::lock_guard lock(mu);
+      queue.push_back(std::move(j));
+      ++pending;
     }
+    // Wakes a thread per job queued since the last wake, up to all of them.
+    void wake(int jobs) {
+      if (jobs >= static_cast<int>(threads.size())) {
+        cv.notify_all();
+      } else {
+        for (int i = 0; i < jobs; ++i) cv.notify_one();
+      }
+    }
+    int to_wake = 0;  // jobs queued in this burst (consumer thread)
     void requeue(JobPtr j, Clock::time_point due) {
       {
         const std::lock_guard lock(mu);
@@ -662,6 +669,7 @@ struct DeliveryStage::Impl {
       fill(*j, msg, *w);
       j->from_route_topic = true;
       w->enqueue(j);
+      defer_wake(*w);
       return;
     }
     auto rec = std::make_shared<bus::Record>();
@@ -744,6 +752,21 @@ struct DeliveryStage::Impl {
     }
   }
 
+  // Workers with jobs queued in this burst, woken once it ends (consumer thread): with a
+  // topic per route, one system's jobs come interleaved with those of every other system
+  // of the route, and waking a worker per job cost a context switch per delivery.
+  std::vector<Worker*> waking;
+  void defer_wake(Worker& w) {
+    if (w.to_wake++ == 0) waking.push_back(&w);
+  }
+  void wake_deferred() {
+    for (Worker* w : waking) {
+      w->wake(w->to_wake);
+      w->to_wake = 0;
+    }
+    waking.clear();
+  }
+
   void consume_loop() {
     std::vector<Worker*> paused_workers;  // of the consumer thread
     std::vector<Worker*> moving_workers;  // of the consumer thread
@@ -751,11 +774,16 @@ struct DeliveryStage::Impl {
     auto last_sweep = Clock::now();
     bool dirty = false;
     while (!stopping.load()) {
-      auto m = consumer->poll(std::chrono::milliseconds(50));
-      if (!m) {
-        log::error(kModule, "consumer failed", {{"error", m.error().message}});
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-      } else if (*m) {
+      // A burst: what the consumer has ready (up to 256 records) is queued, then each
+      // worker that got jobs is woken once.
+      for (int n = 0; n < 256; ++n) {
+        auto m = consumer->poll(std::chrono::milliseconds(n == 0 ? 50 : 0));
+        if (!m) {
+          log::error(kModule, "consumer failed", {{"error", m.error().message}});
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          break;
+        }
+        if (!*m) break;
         bus::Message& msg = **m;
         const std::string topic(msg.topic());
         auto wit = workers.find(topic);
@@ -770,6 +798,7 @@ struct DeliveryStage::Impl {
           fill(*j, msg, w);
           w.own_read = std::max(w.own_read, j->offset);
           w.enqueue(j);
+          defer_wake(w);
           bool pause = false;
           {
             const std::lock_guard lock(w.mu);
@@ -782,6 +811,7 @@ struct DeliveryStage::Impl {
           }
         }
       }
+      wake_deferred();
       retry_moves();
       if (any_route_jobs && Clock::now() - last_sweep > std::chrono::milliseconds(200)) {
         sweep_route_jobs(moving_workers);
