@@ -5,6 +5,7 @@
 # the engine's busiest threads. For A/B runs give another engine binary.
 # usage: tests/bench/mllp/cpu.sh [CONNECTIONS=64] [SECONDS=10]
 # Environment: ENGINE=path/to/budstikke, LINGER_MS, PARTITIONS (kafka.partitions),
+# KAFKA_PROPERTIES (see engine_yaml.sh),
 # THREADS (the source's I/O threads, default 2), PERF=1 (perf record of the engine to
 # var/perf-mllp.data).
 set -euo pipefail

@@ -1,7 +1,9 @@
 # Sourced by the MLLP bench scripts: writes the engine's configuration for the benchmark.
 # usage: engine_yaml FILE PORT TOPIC_PREFIX
 # Environment: LINGER_MS (kafka.linger_ms), PARTITIONS (kafka.partitions), THREADS (the
-# MLLP source's I/O threads, default 2); unset ones take the engine's defaults.
+# MLLP source's I/O threads, default 2), KAFKA_PROPERTIES (kafka.properties as the inside of
+# a YAML flow map, e.g. 'socket.nagle.disable: "true"'); unset ones take the engine's
+# defaults.
 engine_yaml() {
   cat > "$1" <<YAML
 kafka:
@@ -9,6 +11,7 @@ kafka:
   topic_prefix: "$3"
 ${LINGER_MS:+  linger_ms: $LINGER_MS}
 ${PARTITIONS:+  partitions: $PARTITIONS}
+${KAFKA_PROPERTIES:+  properties: {$KAFKA_PROPERTIES\}}
 privacy:
   key_secret: benchmark-secret-0123456789
 log:
