@@ -650,6 +650,14 @@ struct DeliveryStage::Impl {
     for (auto& mv : due) send_move(std::move(mv));
   }
 
+  // Moves a job to deliver.<system>; `w` is the system's worker here (null when the system
+  // is disabled here), which stays moving until the copy is on Kafka and read back.
+  void move_to_own_topic(const JobPtr& j, Worker* w, const std::string& system, bus::Record rec) {
+    rec.topic = deliver_topic(settings.topic_prefix, system);
+    if (w) w->moves_in_flight.fetch_add(1);
+    send_move({j, std::make_shared<bus::Record>(std::move(rec)), w, Clock::now()});
+  }
+
   // A job from a route's jobs.<route> topic: to its system's queue, or, while the system
   // holds its maximum of pending jobs (or has moved jobs not yet read back), to
   // deliver.<system> behind the jobs moved before it.
@@ -672,39 +680,36 @@ struct DeliveryStage::Impl {
       defer_wake(*w);
       return;
     }
-    auto rec = std::make_shared<bus::Record>();
-    rec->key = std::string(msg.key());
-    rec->value = std::string(msg.value());
-    rec->headers = msg.headers();
     if (w || known_systems.count(system)) {
       // Moving, or a system that is disabled here: its own topic keeps the job for it.
-      rec->topic = deliver_topic(settings.topic_prefix, system);
-      if (w) w->moves_in_flight.fetch_add(1);
-    } else {
-      // No system here can take it: a record on route.failed as the route stage writes one
-      // for an event it cannot route, with the job in it.
-      const std::string reason = system.empty() ? "job without a bs-system header"
-                                                : "job for '" + system + "', not in the registry";
-      const auto hv = [&msg](const char* name) { return msg.header(name).value_or(""); };
-      const json fj = {{"at", now_rfc3339()},
-                       {"event_id", hv(header::kEventId)},
-                       {"job", std::string(msg.value())},
-                       {"job_id", hv(header::kJobId)},
-                       {"message_id", hv(header::kIdempotencyKey)},
-                       {"offset", msg.offset()},
-                       {"reason", reason},
-                       {"route", hv(header::kRoute)},
-                       {"system", system},
-                       {"topic", topic}};
-      rec->topic = settings.topic_prefix + kRouteFailedTopic;
-      rec->value = fj.dump();
-      rec->headers = {{header::kRoute, hv(header::kRoute)},
-                      {header::kEventId, hv(header::kEventId)},
-                      {header::kReason, reason}};
-      log::warn(kModule, "job for no known system moved to route.failed",
-                {{"topic", topic}, {"system", system}});
+      move_to_own_topic(j, w, system,
+                        {"", std::string(msg.key()), std::string(msg.value()), msg.headers(), -1});
+      return;
     }
-    send_move({j, rec, w, Clock::now()});
+    auto rec = std::make_shared<bus::Record>();
+    // No system here can take it: a record on route.failed as the route stage writes one
+    // for an event it cannot route, with the job in it.
+    const std::string reason = system.empty() ? "job without a bs-system header"
+                                              : "job for '" + system + "', not in the registry";
+    const auto hv = [&msg](const char* name) { return msg.header(name).value_or(""); };
+    const json fj = {{"at", now_rfc3339()},
+                     {"event_id", hv(header::kEventId)},
+                     {"job", std::string(msg.value())},
+                     {"job_id", hv(header::kJobId)},
+                     {"message_id", hv(header::kIdempotencyKey)},
+                     {"offset", msg.offset()},
+                     {"reason", reason},
+                     {"route", hv(header::kRoute)},
+                     {"system", system},
+                     {"topic", topic}};
+    rec->topic = settings.topic_prefix + kRouteFailedTopic;
+    rec->value = fj.dump();
+    rec->headers = {{header::kRoute, hv(header::kRoute)},
+                    {header::kEventId, hv(header::kEventId)},
+                    {header::kReason, reason}};
+    log::warn(kModule, "job for no known system moved to route.failed",
+              {{"topic", topic}, {"system", system}});
+    send_move({j, rec, nullptr, Clock::now()});
   }
 
   // A job from a jobs.<route> topic holds that partition's commit point (for every system
@@ -741,13 +746,10 @@ struct DeliveryStage::Impl {
         moving_workers.push_back(&w);
       }
       for (auto& j : evicted) {
-        auto rec = std::make_shared<bus::Record>();
-        rec->topic = deliver_topic(settings.topic_prefix, w.sys->id);
-        rec->key = j->dj.key;
-        rec->value = std::move(j->dj.payload);
-        for (const auto& [k, v] : j->headers) rec->headers.push_back({k, v});
-        w.moves_in_flight.fetch_add(1);
-        send_move({j, rec, &w, now});
+        std::vector<bus::Header> headers;
+        for (const auto& [k, v] : j->headers) headers.push_back({k, v});
+        move_to_own_topic(j, &w, w.sys->id,
+                          {"", j->dj.key, std::move(j->dj.payload), std::move(headers), -1});
       }
     }
   }
