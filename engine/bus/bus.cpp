@@ -7,10 +7,13 @@
 #include <condition_variable>
 #include <cstring>
 #include <future>
+#include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "engine/core/log.hpp"
+#include "engine/core/metrics.hpp"
 #include "engine/core/thread_name.hpp"
 
 namespace budstikke::bus {
@@ -197,6 +200,156 @@ Error kafka_error(int code, std::string_view context) {
   return e;
 }
 
+// ---------------------------------------------------------------- producer statistics
+
+std::optional<ProducerStats> parse_producer_stats(std::string_view text) {
+  // The topics section (every partition of every topic the client knows: with ~200
+  // deliver.<system> topics most of the document) is left unread: the brokers come before it
+  // and the client's totals after it, from the last "tx" key on (brokers have one too, but
+  // earlier). A topic name cannot hold a quote, so the topics key appears only at the top.
+  std::string head;
+  std::string tail;
+  if (const auto cut = text.find("\"topics\":{"); cut != std::string_view::npos) {
+    head.assign(text.substr(0, cut));
+    while (!head.empty() && (head.back() == ',' || head.back() == ' ')) head.pop_back();
+    head += '}';
+    if (const auto tx = text.rfind("\"tx\":"); tx != std::string_view::npos && tx > cut)
+      tail = "{" + std::string(text.substr(tx));
+  } else {
+    head.assign(text);
+  }
+  const auto doc = nlohmann::json::parse(head, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("name")) return std::nullopt;
+  const auto totals = tail.empty() ? doc : nlohmann::json::parse(tail, nullptr, false);
+  if (totals.is_discarded() || !totals.is_object()) return std::nullopt;
+  auto num = [](const nlohmann::json& o, const char* k) -> double {
+    const auto it = o.find(k);
+    return it != o.end() && it->is_number() ? it->get<double>() : 0.0;
+  };
+  ProducerStats st;
+  st.client = doc["name"].is_string() ? doc["name"].get<std::string>() : "";
+  st.queued_messages = static_cast<int64_t>(num(doc, "msg_cnt"));
+  st.records_sent = static_cast<int64_t>(num(totals, "txmsgs"));
+  if (const auto bs = doc.find("brokers"); bs != doc.end() && bs->is_object()) {
+    for (const auto& [name, b] : bs->items()) {
+      if (!b.is_object() || num(b, "nodeid") < 0) continue;  // bootstrap placeholders
+      ProducerStats::Broker out;
+      out.id = static_cast<int32_t>(num(b, "nodeid"));
+      out.in_flight = static_cast<int64_t>(num(b, "waitresp_cnt"));
+      if (const auto req = b.find("req"); req != b.end() && req->is_object())
+        out.produce_requests = static_cast<int64_t>(num(*req, "Produce"));
+      if (const auto q = b.find("int_latency"); q != b.end() && q->is_object()) {
+        out.queue_samples = static_cast<int64_t>(num(*q, "cnt"));
+        out.queue_p50_us = num(*q, "p50");
+        out.queue_p99_us = num(*q, "p99");
+      }
+      if (const auto r = b.find("rtt"); r != b.end() && r->is_object()) {
+        out.rtt_samples = static_cast<int64_t>(num(*r, "cnt"));
+        out.rtt_p50_us = num(*r, "p50");
+        out.rtt_p99_us = num(*r, "p99");
+      }
+      st.brokers.push_back(out);
+    }
+  }
+  std::sort(st.brokers.begin(), st.brokers.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  return st;
+}
+
+namespace {
+
+// The latest report of every live producer that takes statistics, by its handle.
+struct StatsTable {
+  std::mutex mu;
+  std::map<const rd_kafka_t*, ProducerStats> latest;
+};
+
+StatsTable& stats_table() {
+  static StatsTable t;
+  return t;
+}
+
+void register_stats_gauges() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    using metrics::GaugeSample;
+    using Pick = std::function<void(const ProducerStats&, std::vector<GaugeSample>&)>;
+    auto gauge = [](const char* name, const char* help, Pick pick) {
+      metrics::global().gauge(name, help, [pick] {
+        std::vector<GaugeSample> out;
+        auto& t = stats_table();
+        const std::lock_guard lock(t.mu);
+        for (const auto& [rk, st] : t.latest) pick(st, out);
+        return out;
+      });
+    };
+    // Latency quantiles are over the last interval: a broker with no requests in it has none
+    // (no series rather than a 0 that reads as instant).
+    auto per_broker = [](const ProducerStats& st, std::vector<GaugeSample>& out, auto value,
+                         const char* quantile, int64_t ProducerStats::Broker::*samples = nullptr) {
+      for (const auto& b : st.brokers) {
+        if (samples && b.*samples == 0) continue;
+        metrics::Labels l{{"client", st.client}, {"broker", std::to_string(b.id)}};
+        if (quantile) l.emplace_back("quantile", quantile);
+        out.push_back({l, value(b)});
+      }
+    };
+    gauge("budstikke_kafka_producer_queue_latency_seconds",
+          "How long records waited in the producer before going to the broker (librdkafka "
+          "int_latency over the last statistics interval).",
+          [per_broker](const ProducerStats& st, std::vector<GaugeSample>& out) {
+            per_broker(
+                st, out, [](const auto& b) { return b.queue_p50_us / 1e6; }, "0.5");
+            per_broker(
+                st, out, [](const auto& b) { return b.queue_p99_us / 1e6; }, "0.99");
+          });
+    gauge("budstikke_kafka_broker_rtt_seconds",
+          "The broker's round trip for the producer's requests (librdkafka rtt over the last "
+          "statistics interval).",
+          [per_broker](const ProducerStats& st, std::vector<GaugeSample>& out) {
+            per_broker(
+                st, out, [](const auto& b) { return b.rtt_p50_us / 1e6; }, "0.5");
+            per_broker(
+                st, out, [](const auto& b) { return b.rtt_p99_us / 1e6; }, "0.99");
+          });
+    gauge("budstikke_kafka_requests_in_flight",
+          "The producer's requests sent and not yet answered, at the last statistics report.",
+          [per_broker](const ProducerStats& st, std::vector<GaugeSample>& out) {
+            per_broker(
+                st, out, [](const auto& b) { return static_cast<double>(b.in_flight); }, nullptr);
+          });
+    gauge("budstikke_kafka_produce_requests",
+          "Produce requests the producer sent since it started, at the last statistics report "
+          "(with budstikke_kafka_producer_records_sent: records per request).",
+          [per_broker](const ProducerStats& st, std::vector<GaugeSample>& out) {
+            per_broker(
+                st, out, [](const auto& b) { return static_cast<double>(b.produce_requests); },
+                nullptr);
+          });
+    gauge("budstikke_kafka_producer_records_sent",
+          "Records the producer sent since it started, at the last statistics report.",
+          [](const ProducerStats& st, std::vector<GaugeSample>& out) {
+            out.push_back({{{"client", st.client}}, static_cast<double>(st.records_sent)});
+          });
+    gauge("budstikke_kafka_producer_queued_messages",
+          "Records in the producer not yet acknowledged by Kafka, at the last statistics report.",
+          [](const ProducerStats& st, std::vector<GaugeSample>& out) {
+            out.push_back({{{"client", st.client}}, static_cast<double>(st.queued_messages)});
+          });
+  });
+}
+
+int producer_stats_cb(rd_kafka_t* rk, char* json, size_t len, void*) {
+  if (auto st = parse_producer_stats(std::string_view(json, len))) {
+    auto& t = stats_table();
+    const std::lock_guard lock(t.mu);
+    t.latest[rk] = std::move(*st);
+  }
+  return 0;  // librdkafka frees the document
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------- Producer
 
 Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings,
@@ -216,6 +369,17 @@ Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings
   rd_kafka_conf_set_opaque(conf->get(), &p->in_flight_);
   rd_kafka_conf_set_dr_msg_cb(conf->get(), producer_dr_cb);
   rd_kafka_conf_set_error_cb(conf->get(), error_cb);
+  if (settings.statistics_interval_ms > 0) {
+    char serr[256];
+    if (rd_kafka_conf_set(conf->get(), "statistics.interval.ms",
+                          std::to_string(settings.statistics_interval_ms).c_str(), serr,
+                          sizeof serr) != RD_KAFKA_CONF_OK)
+      return Error::permanent(ErrorDomain::kConfig,
+                              std::string("kafka statistics_interval_ms: ") + serr);
+    rd_kafka_conf_set_stats_cb(conf->get(), producer_stats_cb);  // runs on the poll thread
+    register_stats_gauges();
+    p->stats_ = true;
+  }
   char err[512];
   p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof err);
   if (!p->rk_) return Error::permanent(ErrorDomain::kKafka, std::string("producer: ") + err);
@@ -240,6 +404,11 @@ Producer::~Producer() {
   if (poller_.joinable()) poller_.join();
   rd_kafka_poll(rk_, 0);  // run any last callbacks on this thread
   rd_kafka_destroy(rk_);
+  if (stats_) {  // after destroy: no statistics callback can run any more
+    auto& t = stats_table();
+    const std::lock_guard lock(t.mu);
+    t.latest.erase(rk_);
+  }
 }
 
 Status Producer::send(const Record& r, DeliveryCallback cb) {

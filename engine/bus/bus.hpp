@@ -43,8 +43,34 @@ struct KafkaSettings {
   int default_partitions = 4;
   int default_replication = 1;
   int linger_ms = 5;  // producer batching delay (engine.yaml kafka.linger_ms)
+  // How often a Producer takes librdkafka's statistics for the budstikke_kafka_* metrics
+  // (engine.yaml kafka.statistics_interval_ms); 0: never.
+  int statistics_interval_ms = 0;
   std::string bootstrap() const;
 };
+
+// What a producer's latest librdkafka statistics report says about its requests: where the
+// time between send() and Kafka's acknowledgement goes (waiting in the client's queue, then
+// the broker's round trip). Latencies are over the report's interval, in microseconds.
+struct ProducerStats {
+  struct Broker {
+    int32_t id = -1;
+    int64_t produce_requests = 0;               // Produce requests sent since the client started
+    int64_t in_flight = 0;                      // requests sent and not yet answered
+    int64_t queue_samples = 0;                  // records sent in the interval
+    double queue_p50_us = 0, queue_p99_us = 0;  // send() until the record went out
+    int64_t rtt_samples = 0;                    // requests answered in the interval
+    double rtt_p50_us = 0, rtt_p99_us = 0;      // request until the broker's answer
+  };
+  std::string client;           // librdkafka's name for the client, e.g. budstikke#producer-1
+  int64_t queued_messages = 0;  // records in the client not yet acknowledged
+  int64_t records_sent = 0;     // records sent to brokers since the client started
+  std::vector<Broker> brokers;  // brokers the client knows (bootstrap entries left out)
+};
+
+// Reads one librdkafka statistics document (its topics section, by far the largest, is
+// skipped unread); nullopt when the text is not one.
+std::optional<ProducerStats> parse_producer_stats(std::string_view json);
 
 // Classifies a librdkafka error code.
 Error kafka_error(int code, std::string_view context);
@@ -104,6 +130,7 @@ class Producer {
   std::thread poller_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> in_flight_{0};
+  bool stats_ = false;  // reports statistics to the budstikke_kafka_* metrics
 };
 
 // A consumed message; owns librdkafka's buffer (no copy of key or value).

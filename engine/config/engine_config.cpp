@@ -93,6 +93,12 @@ Spec build_engine_spec_fields() {
                "MLLP): 0 gives one connection an ACK p50 of 0.47 ms instead of 1.7 ms, and 64 "
                "connections about 15% less throughput.",
                1, 0, 1000),
+       integer("statistics_interval_ms",
+               "How often the engine's producers take librdkafka's statistics for the "
+               "budstikke_kafka_* metrics (where the time to Kafka's acknowledgement goes: "
+               "waiting in the producer, the broker's round trip, requests in flight, records "
+               "per request). 0 turns them off.",
+               15000, 0, 3600000),
        str("topic_prefix", "Prefix for every topic name (several environments on one cluster).",
            ""),
        props}});
@@ -260,6 +266,7 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
   c.kafka.default_partitions = static_cast<int>(get_int(kafka, ks, "partitions"));
   c.kafka.default_replication = static_cast<int>(get_int(kafka, ks, "replication_factor"));
   c.kafka.linger_ms = static_cast<int>(get_int(kafka, ks, "linger_ms"));
+  c.kafka.statistics_interval_ms = static_cast<int>(get_int(kafka, ks, "statistics_interval_ms"));
   c.topic_prefix = get_string(kafka, ks, "topic_prefix");
 
   const YAML::Node privacy = root["privacy"];

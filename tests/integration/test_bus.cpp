@@ -14,6 +14,7 @@
 
 #include "engine/bus/bus.hpp"
 #include "engine/core/crypto.hpp"
+#include "engine/core/metrics.hpp"
 #include "engine/event/event.hpp"
 #include "tests/support/test_env.hpp"
 
@@ -299,6 +300,59 @@ TEST(Bus, GracefulShutdownDeliversEverythingInFlight) {
   auto n = bus::topic_message_count(s, topic);
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 20'000);
+  (void)bus::delete_topics(s, {topic});
+}
+
+// The producer's librdkafka statistics reach /metrics: records sent and requests agree with
+// what was produced, and the broker's round trip is there while requests go out.
+TEST(Bus, ProducerStatisticsBecomeMetrics) {
+  auto s = settings();
+  s.statistics_interval_ms = 200;
+  const std::string topic = fresh_topic("stats");
+  ASSERT_TRUE(bus::ensure_topics(s, {{topic, 1, 1, {}}}).ok());
+  auto value = [](const std::string& text, const std::string& series) -> double {
+    const auto at = text.find(series + " ");
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 1));
+  };
+  const std::string sent_series = "budstikke_kafka_producer_records_sent{client=\"";
+  {
+    auto p = bus::Producer::create(s);
+    ASSERT_TRUE(p.ok());
+    int produced = 0;
+    for (; produced < 500; ++produced) ASSERT_TRUE((*p)->send_sync({topic, "k", "v", {}, -1}).ok());
+    std::string text;
+    std::string client;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    // One record at a time, each waited for, so every statistics interval has requests.
+    while (std::chrono::steady_clock::now() < deadline) {
+      ASSERT_TRUE((*p)->send_sync({topic, "k", "v", {}, -1}).ok());
+      ++produced;  // before the metrics are read: the report may already count this one
+      text = metrics::global().render();
+      if (const auto at = text.find(sent_series); at != std::string::npos) {
+        const auto from = at + sent_series.size();
+        client = text.substr(from, text.find('"', from) - from);
+        if (value(text, sent_series + client + "\"}") >= 500 &&
+            text.find("budstikke_kafka_broker_rtt_seconds{client=\"" + client) != std::string::npos)
+          break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_FALSE(client.empty()) << text;
+    const double sent = value(text, sent_series + client + "\"}");
+    EXPECT_GE(sent, 500) << text;
+    EXPECT_LE(sent, produced) << text;
+    const double requests =
+        value(text, "budstikke_kafka_produce_requests{client=\"" + client + "\",broker=\"1\"}");
+    EXPECT_GE(requests, 500) << text;
+    EXPECT_LE(requests, produced) << text;
+    EXPECT_GE(value(text, "budstikke_kafka_broker_rtt_seconds{client=\"" + client +
+                              "\",broker=\"1\",quantile=\"0.99\"}"),
+              0)
+        << text;
+  }
+  // A closed producer's series go with it.
+  const auto after = metrics::global().render();
+  EXPECT_EQ(after.find(sent_series), std::string::npos) << after;
   (void)bus::delete_topics(s, {topic});
 }
 

@@ -58,6 +58,7 @@ privacy:
   EXPECT_EQ(p.at("sasl.password"), "s3cret");
   EXPECT_EQ(p.at("socket.keepalive.enable"), "true");
   EXPECT_EQ(cfg.kafka.default_partitions, 4);
+  EXPECT_EQ(cfg.kafka.statistics_interval_ms, 15000);  // the budstikke_kafka_* metrics, on
 }
 
 TEST(EngineConfig, EveryProblemReportedAtOnceWithPosition) {
