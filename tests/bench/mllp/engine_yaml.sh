@@ -2,8 +2,9 @@
 # usage: engine_yaml FILE PORT TOPIC_PREFIX
 # Environment: LINGER_MS (kafka.linger_ms), PARTITIONS (kafka.partitions), THREADS (the
 # MLLP source's I/O threads, default 2), KAFKA_PROPERTIES (kafka.properties as the inside of
-# a YAML flow map, e.g. 'socket.nagle.disable: "true"'); unset ones take the engine's
-# defaults.
+# a YAML flow map, e.g. 'socket.nagle.disable: "true"'), STATS_MS
+# (kafka.statistics_interval_ms, default 5000 here); unset ones take the engine's defaults.
+# The admin API listens on PORT+1 with the token "bench" (for the budstikke_kafka_* metrics).
 engine_yaml() {
   cat > "$1" <<YAML
 kafka:
@@ -12,6 +13,10 @@ kafka:
 ${LINGER_MS:+  linger_ms: $LINGER_MS}
 ${PARTITIONS:+  partitions: $PARTITIONS}
 ${KAFKA_PROPERTIES:+  properties: {$KAFKA_PROPERTIES\}}
+  statistics_interval_ms: ${STATS_MS:-5000}
+admin:
+  port: $(($2 + 1))
+  token: bench
 privacy:
   key_secret: benchmark-secret-0123456789
 log:
