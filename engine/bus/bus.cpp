@@ -294,24 +294,25 @@ void register_stats_gauges() {
         out.push_back({l, value(b)});
       }
     };
+    // The p50 and p99 of one of a broker's latencies, skipped when it had no samples.
+    using Member = double ProducerStats::Broker::*;
+    auto quantiles = [per_broker](Member p50, Member p99, int64_t ProducerStats::Broker::*n) {
+      return [=](const ProducerStats& st, std::vector<GaugeSample>& out) {
+        per_broker(
+            st, out, [p50](const auto& b) { return b.*p50 / 1e6; }, "0.5", n);
+        per_broker(
+            st, out, [p99](const auto& b) { return b.*p99 / 1e6; }, "0.99", n);
+      };
+    };
+    using B = ProducerStats::Broker;
     gauge("budstikke_kafka_producer_queue_latency_seconds",
           "How long records waited in the producer before going to the broker (librdkafka "
           "int_latency over the last statistics interval).",
-          [per_broker](const ProducerStats& st, std::vector<GaugeSample>& out) {
-            per_broker(
-                st, out, [](const auto& b) { return b.queue_p50_us / 1e6; }, "0.5");
-            per_broker(
-                st, out, [](const auto& b) { return b.queue_p99_us / 1e6; }, "0.99");
-          });
+          quantiles(&B::queue_p50_us, &B::queue_p99_us, &B::queue_samples));
     gauge("budstikke_kafka_broker_rtt_seconds",
           "The broker's round trip for the producer's requests (librdkafka rtt over the last "
           "statistics interval).",
-          [per_broker](const ProducerStats& st, std::vector<GaugeSample>& out) {
-            per_broker(
-                st, out, [](const auto& b) { return b.rtt_p50_us / 1e6; }, "0.5");
-            per_broker(
-                st, out, [](const auto& b) { return b.rtt_p99_us / 1e6; }, "0.99");
-          });
+          quantiles(&B::rtt_p50_us, &B::rtt_p99_us, &B::rtt_samples));
     gauge("budstikke_kafka_requests_in_flight",
           "The producer's requests sent and not yet answered, at the last statistics report.",
           [per_broker](const ProducerStats& st, std::vector<GaugeSample>& out) {

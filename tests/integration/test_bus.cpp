@@ -349,6 +349,16 @@ TEST(Bus, ProducerStatisticsBecomeMetrics) {
                               "\",broker=\"1\",quantile=\"0.99\"}"),
               0)
         << text;
+    // Quiet for a few intervals: no latency series (no samples is not 0 s), the totals stay.
+    std::this_thread::sleep_for(700ms);
+    const auto quiet = metrics::global().render();
+    EXPECT_EQ(quiet.find("budstikke_kafka_broker_rtt_seconds{client=\"" + client),
+              std::string::npos)
+        << quiet;
+    EXPECT_EQ(quiet.find("budstikke_kafka_producer_queue_latency_seconds{client=\"" + client),
+              std::string::npos)
+        << quiet;
+    EXPECT_GE(value(quiet, sent_series + client + "\"}"), sent);
   }
   // A closed producer's series go with it.
   const auto after = metrics::global().render();
