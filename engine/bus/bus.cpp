@@ -349,6 +349,29 @@ int producer_stats_cb(rd_kafka_t* rk, char* json, size_t len, void*) {
   return 0;  // librdkafka frees the document
 }
 
+// Asks librdkafka for statistics every settings.statistics_interval_ms (none when 0); the
+// callback runs where the producer's queue is served (rd_kafka_poll). Returns whether they
+// were turned on.
+Result<bool> enable_statistics(rd_kafka_conf_t* conf, const KafkaSettings& settings) {
+  if (settings.statistics_interval_ms <= 0) return false;
+  char serr[256];
+  if (rd_kafka_conf_set(conf, "statistics.interval.ms",
+                        std::to_string(settings.statistics_interval_ms).c_str(), serr,
+                        sizeof serr) != RD_KAFKA_CONF_OK)
+    return Error::permanent(ErrorDomain::kConfig,
+                            std::string("kafka statistics_interval_ms: ") + serr);
+  rd_kafka_conf_set_stats_cb(conf, producer_stats_cb);
+  register_stats_gauges();
+  return true;
+}
+
+// After rd_kafka_destroy: no statistics callback can run any more.
+void forget_statistics(const rd_kafka_t* rk) {
+  auto& t = stats_table();
+  const std::lock_guard lock(t.mu);
+  t.latest.erase(rk);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- Producer
@@ -370,17 +393,9 @@ Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings
   rd_kafka_conf_set_opaque(conf->get(), &p->in_flight_);
   rd_kafka_conf_set_dr_msg_cb(conf->get(), producer_dr_cb);
   rd_kafka_conf_set_error_cb(conf->get(), error_cb);
-  if (settings.statistics_interval_ms > 0) {
-    char serr[256];
-    if (rd_kafka_conf_set(conf->get(), "statistics.interval.ms",
-                          std::to_string(settings.statistics_interval_ms).c_str(), serr,
-                          sizeof serr) != RD_KAFKA_CONF_OK)
-      return Error::permanent(ErrorDomain::kConfig,
-                              std::string("kafka statistics_interval_ms: ") + serr);
-    rd_kafka_conf_set_stats_cb(conf->get(), producer_stats_cb);  // runs on the poll thread
-    register_stats_gauges();
-    p->stats_ = true;
-  }
+  auto stats = enable_statistics(conf->get(), settings);  // served on the poll thread
+  if (!stats) return stats.error();
+  p->stats_ = *stats;
   char err[512];
   p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof err);
   if (!p->rk_) return Error::permanent(ErrorDomain::kKafka, std::string("producer: ") + err);
@@ -405,11 +420,7 @@ Producer::~Producer() {
   if (poller_.joinable()) poller_.join();
   rd_kafka_poll(rk_, 0);  // run any last callbacks on this thread
   rd_kafka_destroy(rk_);
-  if (stats_) {  // after destroy: no statistics callback can run any more
-    auto& t = stats_table();
-    const std::lock_guard lock(t.mu);
-    t.latest.erase(rk_);
-  }
+  if (stats_) forget_statistics(rk_);
 }
 
 Status Producer::send(const Record& r, DeliveryCallback cb) {
@@ -742,6 +753,10 @@ Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
   rd_kafka_conf_set_opaque(conf->get(), p.get());
   rd_kafka_conf_set_dr_msg_cb(conf->get(), txn_dr_cb);
   rd_kafka_conf_set_error_cb(conf->get(), error_cb);
+  // Served by commit (its flush) and by poll(), which the route loop calls while idle.
+  auto stats = enable_statistics(conf->get(), settings);
+  if (!stats) return stats.error();
+  p->stats_ = *stats;
   char err[512];
   p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof err);
   if (!p->rk_)
@@ -753,7 +768,13 @@ Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
 }
 
 TransactionalProducer::~TransactionalProducer() {
-  if (rk_) rd_kafka_destroy(rk_);
+  if (!rk_) return;
+  rd_kafka_destroy(rk_);
+  if (stats_) forget_statistics(rk_);
+}
+
+void TransactionalProducer::poll() {
+  rd_kafka_poll(rk_, 0);
 }
 
 Status TransactionalProducer::begin() {

@@ -248,10 +248,14 @@ class TransactionalProducer {
   // producer is fenced or broken and must be recreated.
   Status commit(Millis timeout = Millis(60000));
   Status abort(Millis timeout = Millis(60000));
+  // Serves the producer's callbacks (error reports, statistics) without waiting; a commit
+  // serves them too, so this is for the times between transactions.
+  void poll();
 
  private:
   TransactionalProducer() = default;
   rd_kafka_s* rk_ = nullptr;
+  bool stats_ = false;  // reports statistics to the budstikke_kafka_* metrics
   std::string delivery_error_;
   std::atomic<int> failed_{0};
   friend void txn_dr_cb(rd_kafka_s*, const rd_kafka_message_s*, void*);

@@ -94,7 +94,8 @@ Spec build_engine_spec_fields() {
                "connections about 15% less throughput.",
                1, 0, 1000),
        integer("statistics_interval_ms",
-               "How often the engine's producers take librdkafka's statistics for the "
+               "How often the engine's producers (ingest, delivery outcomes, and each route "
+               "stage's transactional one) take librdkafka's statistics for the "
                "budstikke_kafka_* metrics (where the time to Kafka's acknowledgement goes: "
                "waiting in the producer, the broker's round trip, requests in flight, records "
                "per request). 0 turns them off.",

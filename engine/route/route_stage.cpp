@@ -89,6 +89,9 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
     }
     bool broken = false;
     while (!stop.load() && !broken) {
+      // Its error reports and statistics, which would otherwise wait for a commit (a route
+      // that lets nothing through never commits a transaction).
+      (*producer)->poll();
       std::vector<bus::Message> batch;
       // The batch closes batch_ms after its first event was written to Kafka, as a
       // producer's linger does, not batch_ms after this loop began to wait: events that came

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -363,6 +364,65 @@ TEST(Bus, ProducerStatisticsBecomeMetrics) {
   // A closed producer's series go with it.
   const auto after = metrics::global().render();
   EXPECT_EQ(after.find(sent_series), std::string::npos) << after;
+  (void)bus::delete_topics(s, {topic});
+}
+
+// A route stage's transactional producer reports statistics too: served by its commits, and
+// by poll() between transactions (a mutant without poll() keeps the last busy report's
+// round trip after the quiet).
+TEST(Bus, TransactionalProducerStatisticsBecomeMetrics) {
+  auto s = settings();
+  s.statistics_interval_ms = 200;
+  const std::string topic = fresh_topic("txn-stats");
+  ASSERT_TRUE(bus::ensure_topics(s, {{topic, 1, 1, {}}}).ok());
+  const std::string sent_series = "budstikke_kafka_producer_records_sent{client=\"";
+  auto clients = [&](const std::string& text) {
+    std::set<std::string> out;
+    for (auto at = text.find(sent_series); at != std::string::npos;
+         at = text.find(sent_series, at + 1)) {
+      const auto from = at + sent_series.size();
+      out.insert(text.substr(from, text.find('"', from) - from));
+    }
+    return out;
+  };
+  const auto before = clients(metrics::global().render());
+  std::string client;
+  {
+    auto t = bus::TransactionalProducer::create(s, "txn-" + topic);
+    ASSERT_TRUE(t.ok()) << t.error().message;
+    std::string text;
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    int committed = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      ASSERT_TRUE((*t)->begin().ok());
+      ASSERT_TRUE((*t)->send({topic, "k", "v", {}, -1}).ok());
+      ASSERT_TRUE((*t)->commit().ok());
+      ++committed;
+      text = metrics::global().render();
+      for (const auto& c : clients(text))
+        if (!before.count(c)) client = c;
+      if (!client.empty() && committed >= 3 &&
+          text.find("budstikke_kafka_broker_rtt_seconds{client=\"" + client) != std::string::npos)
+        break;
+      std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_FALSE(client.empty()) << text;
+    ASSERT_NE(text.find("budstikke_kafka_broker_rtt_seconds{client=\"" + client), std::string::npos)
+        << text;
+    // Between transactions only poll() serves the reports: after a quiet spell the latest one
+    // has no requests in it, so no round trip.
+    for (int i = 0; i < 40; ++i) {
+      (*t)->poll();
+      std::this_thread::sleep_for(20ms);
+    }
+    const auto quiet = metrics::global().render();
+    EXPECT_EQ(quiet.find("budstikke_kafka_broker_rtt_seconds{client=\"" + client),
+              std::string::npos)
+        << quiet;
+    EXPECT_NE(quiet.find(sent_series + client + "\"}"), std::string::npos) << quiet;
+  }
+  const auto after = metrics::global().render();
+  EXPECT_EQ(after.find(sent_series + client + "\"}"), std::string::npos) << after;
   (void)bus::delete_topics(s, {topic});
 }
 
