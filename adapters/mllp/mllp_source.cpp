@@ -50,10 +50,11 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   }
 
   void start() {
+    last_activity_ = std::chrono::steady_clock::now();
+    arm_timer(std::chrono::milliseconds(impl_->s.read_timeout_ms));  // covers a TLS handshake
     if constexpr (std::is_same_v<Stream, tcp::socket>) {
       read();
     } else {
-      arm_timer();
       socket_.async_handshake(ssl::stream_base::server,
                               asio::bind_executor(strand_, [self = this->shared_from_this()](
                                                                boost::system::error_code ec) {
@@ -78,16 +79,30 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
-  void arm_timer() {
-    timer_.expires_after(std::chrono::milliseconds(impl_->s.read_timeout_ms));
+  // The idle timer is armed once and, when it fires, again for what is left of the timeout
+  // since the connection's last activity; reads and ACKs only note the time. (Re-arming it
+  // for every message cancelled a wait whose handler then ran, once per message.) A
+  // connection with a message in hand is not idle.
+  void arm_timer(std::chrono::steady_clock::duration after) {
+    timer_.expires_after(after);
     timer_.async_wait(
         asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec) {
-          if (!ec && !self->busy_) self->close("idle timeout");
+          if (!ec && !self->closing_) self->on_timer();
         }));
   }
 
+  void on_timer() {
+    const auto timeout = std::chrono::milliseconds(impl_->s.read_timeout_ms);
+    const auto idle = std::chrono::steady_clock::now() - last_activity_;
+    if (busy_ || !pending_.empty())
+      arm_timer(timeout);
+    else if (idle < timeout)
+      arm_timer(timeout - idle);
+    else
+      close("idle timeout");
+  }
+
   void read() {
-    arm_timer();
     socket_.async_read_some(asio::buffer(buf_),
                             asio::bind_executor(strand_, [self = shared_from_this()](
                                                              boost::system::error_code ec,
@@ -99,6 +114,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       close(ec == asio::error::eof ? "closed by peer" : ec.message());
       return;
     }
+    last_activity_ = std::chrono::steady_clock::now();
     std::vector<std::string> frames;
     const auto st = deframer_.feed(std::string_view(buf_.data(), n), frames);
     for (auto& f : frames) pending_.push_back(std::move(f));
@@ -184,6 +200,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
                       asio::bind_executor(strand_, [self = shared_from_this(), framed, close_after](
                                                        boost::system::error_code ec, size_t) {
                         self->busy_ = false;
+                        self->last_activity_ = std::chrono::steady_clock::now();
                         if (ec || close_after) {
                           self->close(ec ? ec.message() : "frame too large");
                           return;
@@ -205,6 +222,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   Stream socket_;
   asio::strand<asio::any_io_executor> strand_;
   asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point last_activity_;
   std::shared_ptr<MllpSource::Impl> impl_;
   mllp::Deframer deframer_;
   std::array<char, 64 * 1024> buf_{};

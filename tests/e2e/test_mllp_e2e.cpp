@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <map>
@@ -88,6 +89,36 @@ TEST(MllpE2E, AckAfterKafkaNakWithReason) {
   auto again = client.send(adt("OK-2", 2), 30s);
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(std::get<hl7v2::Message>(hl7v2::Message::parse(*again)).get("MSA-1"), "AA");
+  EXPECT_EQ(engine.stop(SIGTERM), 0);
+}
+
+// read_timeout_ms closes an idle connection, counted from its last message, and never one
+// that keeps sending (the timer is armed once and re-armed from the last activity).
+TEST(MllpE2E, IdleConnectionsCloseAndBusyOnesStay) {
+  testenv::TempDir dir;
+  testenv::EngineProcess engine(dir.path(), "    read_timeout_ms: 600\n");  // the mllp source's
+  ASSERT_TRUE(engine.start());
+  // Sends every 150 ms for 2.4 s, four times the timeout: every message answered.
+  testenv::MllpClient busy("127.0.0.1", engine.mllp_port());
+  ASSERT_TRUE(busy.connect());
+  for (int i = 0; i < 16; ++i) {
+    auto ack = busy.send(adt("BUSY-" + std::to_string(i), i), 30s);
+    ASSERT_TRUE(ack.has_value()) << "message " << i << ": connection closed while in use";
+    std::this_thread::sleep_for(150ms);
+  }
+  // One message, then quiet: the engine closes it about 600 ms after the ACK.
+  testenv::MllpClient idle("127.0.0.1", engine.mllp_port());
+  ASSERT_TRUE(idle.connect());
+  ASSERT_TRUE(idle.send(adt("IDLE-1", 100), 30s).has_value());
+  const auto acked = std::chrono::steady_clock::now();
+  const int fd = idle.native_handle();
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1) << "not closed within 10 s";
+  char c;
+  EXPECT_EQ(::recv(fd, &c, 1, 0), 0);  // end of stream: closed by the engine
+  const auto after = std::chrono::steady_clock::now() - acked;
+  EXPECT_GE(after, 500ms);
+  EXPECT_LT(after, 5s);
   EXPECT_EQ(engine.stop(SIGTERM), 0);
 }
 

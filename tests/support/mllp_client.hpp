@@ -32,6 +32,7 @@ class MllpClient {
     }
   }
   bool connected() const { return socket_ != nullptr; }
+  int native_handle() { return socket_ ? socket_->native_handle() : -1; }
   void close() {
     boost::system::error_code ec;
     if (socket_) socket_->close(ec);
