@@ -33,7 +33,9 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 100); do grep -q "running on" "$work/engine.out" && break; sleep 0.1; done
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-threads() { for t in /proc/$engine/task/*; do echo "$(cat "$t/comm")/${t##*/} $(ticks "$engine/task/${t##*/}")"; done; }
+# Per thread: CPU ticks and context switches (voluntary + involuntary: its wake-ups).
+csw() { awk '/ctxt_switches/ {n += $2} END {print n}' "$1/status"; }
+threads() { for t in /proc/$engine/task/*; do echo "$(cat "$t/comm")/${t##*/} $(ticks "$engine/task/${t##*/}") $(csw "$t")"; done; }
 build/release/bin/bench_mllp 127.0.0.1 $port "$conns" 3 >/dev/null  # warm-up (topics, JIT)
 # The engine's producer statistics (librdkafka, every STATS_MS): the last report before and
 # the last one within the run (records per request from the two; latencies from the second).
@@ -62,10 +64,12 @@ u, s = map(float, re.search(r"generator_cpu_s=([\d.]+)\+([\d.]+)", out).groups()
 us = lambda ticks: ticks * 1e6 / hz / max(n, 1)
 print(f"cpu per message: engine {us(e1 - e0):.0f} us, broker {us(b1 - b0):.0f} us, "
       f"generator {(u + s) * 1e6 / max(n, 1):.0f} us")
-t0 = dict(l.split() for l in open(f"{work}/t0"))
-for name, v in sorted(((k, int(v) - int(t0.get(k, 0))) for k, v in
-                       (l.split() for l in open(f"{work}/t1"))), key=lambda x: -x[1])[:6]:
-    if v > 0: print(f"  thread {name}: {us(v):.0f} us/msg")
+t0 = {l.split()[0]: l.split()[1:] for l in open(f"{work}/t0")}
+t1 = [(l.split()[0], *map(int, l.split()[1:])) for l in open(f"{work}/t1")]
+rows = [(k, v - int(t0.get(k, [0, 0])[0]), c - int(t0.get(k, [0, 0])[1])) for k, v, c in t1]
+for name, v, c in sorted(rows, key=lambda x: -x[1])[:6]:
+    if v > 0: print(f"  thread {name}: {us(v):.0f} us/msg, {c / max(n, 1):.2f} switches/msg")
+print(f"engine context switches: {sum(r[2] for r in rows) / max(n, 1):.2f} per message")
 def kafka(path):
     out = {}
     for l in open(path):
