@@ -3,6 +3,7 @@
 // midway: the senders resend what was not ACKed, and every message is on Kafka at least once.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "adapters/hl7v2/message.hpp"
+#include "adapters/mllp/framer.hpp"
 #include "adapters/mllp/mllp_client.hpp"
 #include "engine/bus/bus.hpp"
 #include "engine/core/crypto.hpp"
@@ -119,6 +121,58 @@ TEST(MllpE2E, IdleConnectionsCloseAndBusyOnesStay) {
   const auto after = std::chrono::steady_clock::now() - acked;
   EXPECT_GE(after, 500ms);
   EXPECT_LT(after, 5s);
+  EXPECT_EQ(engine.stop(SIGTERM), 0);
+}
+
+// A sender that does not read its ACKs while it sends: they fill the socket's buffers (each
+// ACK echoes a 100 KB control id, so 80 of them outgrow the engine's send buffer of up to
+// 4 MB) and the engine's writes wait, with the frames read behind them queued, until the
+// sender reads. Every ACK arrives, whole and in order. (It caught a tried-and-dropped variant
+// that sent each ACK at once and mishandled a short send.)
+TEST(MllpE2E, AcksToASenderThatDoesNotReadArriveWholeAndInOrder) {
+  testenv::TempDir dir;
+  testenv::EngineProcess engine(dir.path());
+  ASSERT_TRUE(engine.start());
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  const int small = 2048;  // a small receive window, so the engine's send buffer fills
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(engine.mllp_port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  constexpr int kMessages = 80;
+  const std::string pad(100'000, 'x');
+  auto id = [&](int i) { return "PIPE-" + std::to_string(i) + "-" + pad; };
+  std::string all;
+  for (int i = 0; i < kMessages; ++i) all += mllp::frame(adt(id(i), i));
+  for (size_t off = 0; off < all.size();) {
+    const ssize_t n = ::send(fd, all.data() + off, all.size() - off, MSG_NOSIGNAL);
+    ASSERT_GT(n, 0);
+    off += static_cast<size_t>(n);
+  }
+  // Wait until the engine has ACKs queued that the window cannot take, then read them all.
+  std::this_thread::sleep_for(3s);
+  mllp::Deframer deframer;
+  std::vector<std::string> acks;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  char buf[65536];
+  while (acks.size() < kMessages && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) != 1) continue;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << "closed after " << acks.size() << " ACKs";
+    deframer.feed(std::string_view(buf, static_cast<size_t>(n)), acks);
+  }
+  ::close(fd);
+  ASSERT_EQ(acks.size(), static_cast<size_t>(kMessages));
+  for (int i = 0; i < kMessages; ++i) {
+    auto m = hl7v2::Message::parse(acks[static_cast<size_t>(i)]);
+    ASSERT_TRUE(std::holds_alternative<hl7v2::Message>(m)) << "ACK " << i;
+    EXPECT_EQ(std::get<hl7v2::Message>(m).get("MSA-1"), "AA") << "ACK " << i;
+    EXPECT_EQ(std::get<hl7v2::Message>(m).get("MSA-2"), id(i)) << "ACK " << i;
+  }
   EXPECT_EQ(engine.stop(SIGTERM), 0);
 }
 
