@@ -307,7 +307,9 @@ runtime::SourceFactory mllp_source_factory() {
       config::make_field("port", Kind::kInt, "Port to listen on (0: any free port).", "6661"),
       config::make_field("max_message_bytes", Kind::kInt,
                          "Largest message accepted (AR and close above).", "16777216"),
-      config::make_field("read_timeout_ms", Kind::kInt, "Idle connections are closed after this.",
+      config::make_field("read_timeout_ms", Kind::kInt,
+                         "A connection is closed when it has been idle this long since its last "
+                         "read or ACK (one with a message waiting for Kafka is not idle).",
                          "300000"),
       config::make_field("threads", Kind::kInt, "I/O threads.", "2"),
       config::make_field("tls_cert_file", Kind::kString,
