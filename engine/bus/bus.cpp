@@ -753,7 +753,7 @@ Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
   rd_kafka_conf_set_opaque(conf->get(), p.get());
   rd_kafka_conf_set_dr_msg_cb(conf->get(), txn_dr_cb);
   rd_kafka_conf_set_error_cb(conf->get(), error_cb);
-  // Served by commit (its flush) and by poll(), which the route loop calls while idle.
+  // Served by commit (its flush) and by poll(), which the route loop calls before each batch.
   auto stats = enable_statistics(conf->get(), settings);
   if (!stats) return stats.error();
   p->stats_ = *stats;
