@@ -10,7 +10,7 @@
 # Environment: ENGINE=path/to/budstikke, LINGER_MS, PARTITIONS (kafka.partitions),
 # KAFKA_PROPERTIES, STATS_MS (see engine_yaml.sh),
 # THREADS (the source's I/O threads, default 2), PERF=1 (perf record of the engine to
-# var/perf-mllp.data).
+# var/perf-mllp.data; PERF_HZ its sampling rate, default 499).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$here"
@@ -47,7 +47,7 @@ kmetrics > "$work/k0"
 e0=$(ticks $engine); b0=$(ticks "$broker"); threads > "$work/t0"
 perf_pid=
 if [ -n "${PERF:-}" ]; then
-  perf record -F 499 --call-graph dwarf,16384 -p $engine -o var/perf-mllp.data -- sleep "$secs" >/dev/null 2>&1 &
+  perf record -F ${PERF_HZ:-499} --call-graph dwarf,16384 -p $engine -o var/perf-mllp.data -- sleep "$secs" >/dev/null 2>&1 &
   perf_pid=$!
 fi
 /usr/bin/time -f "generator_cpu_s=%U+%S" build/release/bin/bench_mllp 127.0.0.1 $port "$conns" "$secs" > "$work/b" 2>&1
