@@ -94,12 +94,13 @@ std::string_view control_id(std::string_view m) {
   return next == std::string_view::npos ? rest : rest.substr(0, next);
 }
 
-std::string ack_for(std::string_view msg, bool ok) {
+// The positive ACK; a failed delivery turns its MSA-1 into AE.
+std::string ack_for(std::string_view msg) {
+  const std::string_view id = control_id(msg);
   std::string body = "MSH|^~\\&|FLOOR|BENCH|||20260101000000||ACK|";
-  body += control_id(msg);
-  body += "|P|2.5\rMSA|";
-  body += ok ? "AA|" : "AE|";
-  body += control_id(msg);
+  body += id;
+  body += "|P|2.5\rMSA|AA|";
+  body += id;
   body += '\r';
   return budstikke::mllp::frame(body);
 }
@@ -355,10 +356,10 @@ int main(int argc, char** argv) {
       for (auto& f : frames) {
         if (!use_kafka) {
           ++g_acked;
-          send_ack(index, ack_for(f, true));
+          send_ack(index, ack_for(f));
           continue;
         }
-        auto* p = new Pending{index, c.generation, ack_all ? records : 1, false, ack_for(f, true)};
+        auto* p = new Pending{index, c.generation, ack_all ? records : 1, false, ack_for(f)};
         const std::string key = "k" + std::to_string(++produced_keys);
         rd_kafka_resp_err_t err = produce(g_producers.front(), topic, key, f, p);
         if (!err && records == 2)
