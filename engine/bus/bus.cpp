@@ -1052,7 +1052,7 @@ Result<std::vector<std::pair<std::string, int32_t>>> partitions_of(
 }  // namespace
 
 Status scan_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
-                   const std::function<bool(const Message&)>& f, Millis timeout) {
+                   const std::function<bool(const Message&)>& f, Millis timeout, int64_t since_ms) {
   Handle h;
   if (auto st = plain_consumer(settings, "budstikke-scan", h, {{"enable.partition.eof", "true"}});
       !st)
@@ -1074,6 +1074,27 @@ Status scan_topics(const KafkaSettings& settings, const std::vector<std::string>
     rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
   }
   if (end.empty()) return {};
+  if (since_ms > 0) {
+    // Each partition's first offset stamped at or after since_ms; none there: nothing to read.
+    for (int i = 0; i < list->cnt; ++i) list->elems[i].offset = since_ms;
+    if (const auto e =
+            rd_kafka_offsets_for_times(h.rk, list.get(), static_cast<int>(timeout.count()));
+        e != RD_KAFKA_RESP_ERR_NO_ERROR)
+      return kafka_error(e, "offsets for times");
+    TplPtr from(rd_kafka_topic_partition_list_new(list->cnt));
+    for (int i = 0; i < list->cnt; ++i) {
+      const auto& el = list->elems[i];
+      const std::pair<std::string, int32_t> tp = {el.topic, el.partition};
+      if (el.err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(el.err, "offsets for times");
+      if (el.offset < 0 || el.offset >= end[tp]) {
+        end.erase(tp);
+        continue;
+      }
+      rd_kafka_topic_partition_list_add(from.get(), el.topic, el.partition)->offset = el.offset;
+    }
+    if (end.empty()) return {};
+    list = std::move(from);
+  }
   if (const auto e = rd_kafka_assign(h.rk, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR)
     return kafka_error(e, "assign");
   Status result;

@@ -283,9 +283,11 @@ Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::st
 // Reads every record of the topics (all partitions), read_committed, from the beginning up to
 // their end as it was when the call started, without joining a consumer group. `f` is called
 // per record in partition order; it returns false to stop early. A topic that does not exist
-// is an error.
+// is an error. With `since_ms` (epoch ms, > 0) each partition is read from its first record
+// stamped at or after that time instead of from the beginning.
 Status scan_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
-                   const std::function<bool(const Message&)>& f, Millis timeout = Millis(60000));
+                   const std::function<bool(const Message&)>& f, Millis timeout = Millis(60000),
+                   int64_t since_ms = 0);
 
 struct PartitionOffsets {
   std::string topic;

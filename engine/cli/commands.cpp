@@ -194,6 +194,7 @@ class RoutingStages final : public runtime::Stage {
     ds.topic_prefix = cfg.topic_prefix;
     ds.kafka = cfg.kafka;
     ds.max_pending_per_system = cfg.max_pending_per_system;
+    ds.skip_delivered_lookback = cfg.skip_delivered_lookback;
     delivery_ =
         std::make_unique<delivery::DeliveryStage>(std::move(ds), reg, sinks_, producer, codecs);
     systems_ = reg->systems().size();

@@ -2,6 +2,7 @@
 // engine.yaml: how the engine reaches Kafka, its privacy key, schema directory, logging
 // and the sources it runs. Declared once in engine_spec(); loaded by load_engine_config().
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +36,7 @@ struct EngineConfig {
   YAML::Node sources;           // validated against source specs by the source registry
   bool jobs_per_route = false;  // delivery.job_topics: route
   int max_pending_per_system = 2000;
+  std::chrono::seconds skip_delivered_lookback{300};  // delivery.skip_delivered_lookback_s
 };
 
 // Loads, expands ${ENV} references, validates against engine_spec() and returns the config.

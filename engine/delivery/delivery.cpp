@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -87,6 +88,21 @@ std::string outcome_tracking_json(const OutcomeTracking& o, std::string_view at)
   return out;
 }
 
+std::string delivered_job_id(std::string_view t) {
+  // The record is the stage's own JSON text (outcome_tracking_json): a quote inside a string
+  // value is escaped, so these member patterns match members only.
+  if (t.find(R"("state":"delivered")") == std::string_view::npos) return {};
+  constexpr std::string_view key = R"("job_id":")";
+  const auto at = t.find(key);
+  if (at == std::string_view::npos) return {};
+  const auto from = at + key.size();
+  const auto to = t.find('"', from);
+  if (to == std::string_view::npos) return {};
+  const std::string_view id = t.substr(from, to - from);
+  if (id.empty() || id.find('\\') != std::string_view::npos) return {};
+  return std::string(id);
+}
+
 namespace {
 
 struct Job {
@@ -125,6 +141,11 @@ struct DeliveryStage::Impl {
 
   std::unique_ptr<bus::Consumer> consumer;
   std::thread consumer_thread;
+  // Jobs the tracking topic recorded as delivered before this start (see
+  // DeliverySettings::skip_delivered_lookback); read by the consumer thread only.
+  std::unordered_set<std::string> delivered_before;
+  std::unordered_set<std::string> receipts_before;  // keys on apprec.outbound
+  metrics::Counter* m_skipped = nullptr;
   std::atomic<bool> stopping{false};
 
   // Completions, from workers and producer callbacks to the consumer thread.
@@ -658,6 +679,79 @@ struct DeliveryStage::Impl {
     send_move({j, std::make_shared<bus::Record>(std::move(rec)), w, Clock::now()});
   }
 
+  // A job read again after a restart that was delivered before it: complete, not sent
+  // again. One that asks for a receipt only when its receipt is on Kafka too (finish()
+  // produces the two records side by side, so a crash can come between them).
+  bool skip_delivered(const JobPtr& j, const bus::Message& msg) {
+    if (delivered_before.empty()) return false;
+    const auto id = msg.header(header::kJobId);
+    if (!id || delivered_before.count(*id) == 0) return false;
+    if (msg.header(header::kReceiptCodec) && receipts_before.count("a:" + sha256_hex(*id)) == 0)
+      return false;
+    counters.skipped_delivered.fetch_add(1);
+    m_skipped->inc();
+    const std::lock_guard lock(done_mu);
+    done.push_back(j);
+    return true;
+  }
+
+  // At start, after an unclean stop: which jobs still to be read were delivered already.
+  void load_delivered_before(const std::vector<std::string>& job_topics) {
+    const auto lookback = settings.skip_delivered_lookback;
+    if (lookback.count() <= 0) return;
+    const std::string group = settings.topic_prefix + "budstikke-delivery";
+    auto parts = bus::group_offsets(settings.kafka, group, job_topics);
+    if (!parts) {
+      log::warn(kModule,
+                "could not read the delivery group's offsets; jobs read again are sent again",
+                {{"error", parts.error().message}});
+      return;
+    }
+    int64_t left = 0;
+    for (const auto& p : *parts) left += std::max<int64_t>(p.lag(), 0);
+    if (left == 0) return;  // every job read and committed: a clean stop
+    const auto t0 = Clock::now();
+    const int64_t since =
+        now_epoch_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(lookback).count();
+    size_t records = 0;
+    auto st = bus::scan_topics(
+        settings.kafka, {settings.topic_prefix + runtime::kTrackingTopic},
+        [&](const bus::Message& m) {
+          ++records;
+          if (m.header("bs-state").value_or("") != "delivered")
+            return true;  // as finish() writes it
+          if (auto id = delivered_job_id(m.value()); !id.empty())
+            delivered_before.insert(std::move(id));
+          return true;
+        },
+        std::chrono::milliseconds(60000), since);
+    if (!st)
+      log::warn(kModule, "tracking topic not read to its end; jobs not found there are sent again",
+                {{"error", st.error().message}});
+    st = bus::scan_topics(
+        settings.kafka, {settings.topic_prefix + runtime::kAppRecOutboundTopic},
+        [&](const bus::Message& m) {
+          ++records;
+          if (m.key().substr(0, 2) == "a:") receipts_before.emplace(m.key());
+          return true;
+        },
+        std::chrono::milliseconds(60000), since);
+    if (!st)
+      log::warn(kModule,
+                "receipt topic not read to its end; jobs with receipts not found there are sent "
+                "again",
+                {{"error", st.error().message}});
+    log::info(
+        kModule, "jobs delivered before this start read from the tracking topic",
+        {{"uncommitted_jobs", std::to_string(left)},
+         {"receipts", std::to_string(receipts_before.size())},
+         {"records", std::to_string(records)},
+         {"delivered_jobs", std::to_string(delivered_before.size())},
+         {"ms",
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count())}});
+  }
+
   // A job from a route's jobs.<route> topic: to its system's queue, or, while the system
   // holds its maximum of pending jobs (or has moved jobs not yet read back), to
   // deliver.<system> behind the jobs moved before it.
@@ -665,6 +759,7 @@ struct DeliveryStage::Impl {
                  std::vector<Worker*>& moving_workers) {
     any_route_jobs = true;
     auto j = take(msg, topic);
+    if (skip_delivered(j, msg)) return;
     const std::string system = msg.header(header::kSystem).value_or("");
     const auto wit = workers.find(deliver_topic(settings.topic_prefix, system));
     Worker* w = wit == workers.end() ? nullptr : wit->second.get();
@@ -797,8 +892,9 @@ struct DeliveryStage::Impl {
         } else {
           Worker& w = *wit->second;
           auto j = take(msg, topic);
-          fill(*j, msg, w);
           w.own_read = std::max(w.own_read, j->offset);
+          if (skip_delivered(j, msg)) continue;
+          fill(*j, msg, w);
           w.enqueue(j);
           defer_wake(w);
           bool pause = false;
@@ -896,6 +992,18 @@ Status DeliveryStage::start() {
   if (topics.empty()) return {};
   for (const auto& s : I.reg->systems()) I.known_systems.insert(s.id);
   I.jobs_prefix = route_jobs_topic(I.settings.topic_prefix, "");
+  {
+    std::vector<std::string> job_topics = topics;
+    if (I.settings.read_route_jobs)
+      if (auto all = bus::list_topics(I.settings.kafka))
+        for (auto& t : *all)
+          if (t.rfind(I.jobs_prefix, 0) == 0) job_topics.push_back(std::move(t));
+    I.m_skipped = &metrics::global().counter(
+        "budstikke_delivery_jobs_skipped_total",
+        "Jobs read again after a restart that the tracking topic records as delivered "
+        "before it: completed without being sent again.");
+    I.load_delivered_before(job_topics);
+  }
   if (I.settings.read_route_jobs) topics.push_back(route_jobs_pattern(I.settings.topic_prefix));
   bus::ConsumerOptions co;
   auto c = bus::Consumer::create(I.settings.kafka, I.settings.topic_prefix + "budstikke-delivery",

@@ -62,8 +62,19 @@ struct DeliverySettings {
   // waiting jobs from there to deliver.<system> (that job holds the route partition's
   // commit point, and so how much a crash delivers again to every system of the route).
   std::chrono::milliseconds move_after{1000};
+  // After a crash the stage reads again every job after its committed offsets, and some of
+  // them were delivered already (their outcome reached Kafka, their offset did not). At
+  // start, when its group has jobs left to read, it reads the tracking topic's records of
+  // this long before the start: a job recorded there as delivered, that asks for no receipt,
+  // completes without being sent again. 0: everything is sent again (at least once either
+  // way; this only takes repeats away).
+  std::chrono::seconds skip_delivered_lookback{300};
   bus::KafkaSettings kafka;
 };
+
+// The job id of a tracking record that says its job was delivered (state "delivered", the
+// record as the delivery stage writes it), or empty.
+std::string delivered_job_id(std::string_view tracking_json);
 
 struct DeliveryCounters {
   std::atomic<uint64_t> delivered{0};
@@ -72,6 +83,8 @@ struct DeliveryCounters {
   std::atomic<uint64_t> dead_lettered{0};
   std::atomic<uint64_t> receipts{0};
   std::atomic<uint64_t> moved{0};  // jobs moved from jobs.<route> to deliver.<system>
+  // Jobs read again after a restart that the tracking topic records as delivered.
+  std::atomic<uint64_t> skipped_delivered{0};
 };
 
 // Topic names.

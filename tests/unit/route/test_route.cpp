@@ -533,6 +533,37 @@ TEST(DeliveryTracking, SameBytesAsNlohmann) {
   EXPECT_EQ(delivery::outcome_tracking_json(o, at), want.dump());
 }
 
+// After a restart the delivery stage takes the job id of each "delivered" tracking record
+// from its text. A receiver's answer that imitates those members sits inside a string,
+// escaped, so it cannot stand in for them.
+TEST(DeliveryTracking, DeliveredJobIdIsReadFromTheRecordText) {
+  delivery::OutcomeTracking o;
+  o.state = "delivered";
+  o.event_id = "ev-1";
+  o.job_id = "0b6c2d4e-7f1a-4e0b-9c3d-5a6b7c8d9e0f";
+  o.route = "adt-fanout";
+  o.system = "nordvik-akutt";
+  o.detail = R"(MSA|AA|m-1 "job_id":"forged","state":"delivered" \)";
+  o.attempts = 1;
+  const std::string at = "2026-12-03T10:00:00.000Z";
+  EXPECT_EQ(delivery::delivered_job_id(delivery::outcome_tracking_json(o, at)), o.job_id);
+  o.detail = {};
+  EXPECT_EQ(delivery::delivered_job_id(delivery::outcome_tracking_json(o, at)), o.job_id);
+  // Not delivered: no id, whatever the answer says.
+  o.detail = R"(MSA|AE|m-1 "state":"delivered")";
+  for (const char* state : {"dead_lettered", "attempt_failed"}) {
+    o.state = state;
+    EXPECT_EQ(delivery::delivered_job_id(delivery::outcome_tracking_json(o, at)), "") << state;
+  }
+  // A job id that had to be escaped is not trusted (it is never skipped); nor is other text.
+  o.state = "delivered";
+  o.job_id = "job\"1";
+  EXPECT_EQ(delivery::delivered_job_id(delivery::outcome_tracking_json(o, at)), "");
+  EXPECT_EQ(delivery::delivered_job_id(""), "");
+  EXPECT_EQ(delivery::delivered_job_id(R"({"state":"delivered"})"), "");
+  EXPECT_EQ(delivery::delivered_job_id(R"({"job_id":"","state":"delivered"})"), "");
+}
+
 // delivery.job_topics: route. The delivery stage subscribes to every jobs.<route> topic under
 // its prefix with a regex, so a prefix's regex characters must match only themselves.
 TEST(RouteJobTopics, TopicNamesAndTheSubscriptionPattern) {
