@@ -14,9 +14,10 @@
 // topic (each delivered record carries latency_ms). A warm-up of the same load comes first
 // (BENCH_WARMUP seconds, default 3; 0 = none) and is not counted: the figures are of a
 // running engine, not of its first transactions. BENCH_TIMELINE=1 adds the latency per
-// second of the measured phase. BENCH_PARTITIONS=N sets the engine's kafka.partitions (the
-// canonical topics' partitions; default the engine's 4). BENCH_JOB_TOPICS=route|system sets
-// the engine's delivery.job_topics (default system).
+// second of the measured phase. Paced connections are staggered (an even load, not bursts);
+// the latency is also printed per kind of connector (http, mllp, kafka). BENCH_PARTITIONS=N sets
+// the engine's kafka.partitions (the canonical topics' partitions; default the engine's 4).
+// BENCH_JOB_TOPICS=route|system sets the engine's delivery.job_topics (default system).
 
 #include <algorithm>
 #include <atomic>
@@ -157,7 +158,12 @@ int main(int argc, char** argv) {
         }
         const double per_conn = paced ? rate / conns : 0;
         for (long i = 0; !stop.load(std::memory_order_relaxed); ++i) {
-          if (paced) std::this_thread::sleep_until(t0 + duration<double>(i / per_conn));
+          // Staggered: connection c sends c/conns of a period after connection 0, so the
+          // load is even, not a burst of `conns` messages per period.
+          if (paced)
+            std::this_thread::sleep_until(
+                t0 + duration<double>((static_cast<double>(i) + static_cast<double>(c) / conns) /
+                                      per_conn));
           bool is_adt = false;
           const std::string m = message(tag, c, i, is_adt);
           auto ack = client.send(m, seconds(30));
@@ -216,7 +222,15 @@ int main(int argc, char** argv) {
   // Where it goes: ingest (canonical record) -> routed (the route's transaction) -> delivered,
   // from the Kafka timestamps of the tracking records, per healthy delivery.
   std::map<std::string, int64_t> received_ts, routed_ts;
-  std::vector<std::pair<std::string, int64_t>> delivered_ts;
+  // Per delivery: message id, outcome time, the connector's kind (mllp, http, kafka).
+  struct Delivered {
+    std::string id;
+    int64_t ts;
+    std::string kind;
+    double latency;
+  };
+  std::vector<Delivered> delivered_ts;
+  const auto mllp_counts = mllp.counts();
   std::map<int64_t, std::vector<double>> timeline;  // delivery second -> latencies
   {
     auto consumer =
@@ -239,17 +253,28 @@ int main(int argc, char** argv) {
       const auto rec = received_ts.find(j.value("message_id", ""));
       if (rec == received_ts.end() || rec->second < measured_from_ms) continue;
       lat.push_back(j.value("latency_ms", 0.0));
-      delivered_ts.emplace_back(j.value("message_id", ""), ts);
+      const std::string kind = mllp_counts.count(sys)                           ? "mllp"
+                               : sys.find("kjernejournal") != std::string::npos ? "kafka"
+                                                                                : "http";
+      delivered_ts.push_back({j.value("message_id", ""), ts, kind, lat.back()});
       timeline[ts / 1000].push_back(lat.back());
     }
   }
   std::vector<double> to_routed, to_delivered;
-  for (const auto& [id, ts] : delivered_ts) {
-    const auto r = routed_ts.find(id);
-    const auto c = received_ts.find(id);
+  struct Split {
+    std::vector<double> total, to_routed, to_delivered;
+  };
+  std::map<std::string, Split> by_kind;
+  for (const auto& d : delivered_ts) {
+    const auto r = routed_ts.find(d.id);
+    const auto c = received_ts.find(d.id);
     if (r == routed_ts.end() || c == received_ts.end()) continue;
     to_routed.push_back(static_cast<double>(r->second - c->second));
-    to_delivered.push_back(static_cast<double>(ts - r->second));
+    to_delivered.push_back(static_cast<double>(d.ts - r->second));
+    Split& k = by_kind[d.kind];
+    k.total.push_back(d.latency);
+    k.to_routed.push_back(to_routed.back());
+    k.to_delivered.push_back(to_delivered.back());
   }
   auto pct_of = [](std::vector<double>& v, double p) {
     std::sort(v.begin(), v.end());
@@ -269,6 +294,13 @@ int main(int argc, char** argv) {
       "p99_ms=%.0f\n",
       pct_of(to_routed, 0.5), pct_of(to_routed, 0.99), pct_of(to_delivered, 0.5),
       pct_of(to_delivered, 0.99));
+  for (auto& [kind, k] : by_kind)
+    std::printf(
+        "kind %s: deliveries=%zu p50_ms=%.0f p99_ms=%.0f received->routed p50_ms=%.0f "
+        "p99_ms=%.0f routed->delivered p50_ms=%.0f p99_ms=%.0f\n",
+        kind.c_str(), k.total.size(), pct_of(k.total, 0.5), pct_of(k.total, 0.99),
+        pct_of(k.to_routed, 0.5), pct_of(k.to_routed, 0.99), pct_of(k.to_delivered, 0.5),
+        pct_of(k.to_delivered, 0.99));
   // BENCH_TIMELINE=1: the healthy latency per second of the run (where the tail comes from).
   if (const char* t = std::getenv("BENCH_TIMELINE"); t && *t == '1') {
     const int64_t first = timeline.empty() ? 0 : timeline.begin()->first;
