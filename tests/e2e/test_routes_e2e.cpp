@@ -87,6 +87,12 @@ class Receiver {
     while (in >> system >> kind >> id) ++out[system][id];
     return out;
   }
+  // Points the shipped registry's systems at this receiver (HTTP and MLLP) and `outbox`.
+  void export_env(const std::filesystem::path& outbox) const {
+    setenv("BUDSTIKKE_RECEIVER_HTTP", ("http://127.0.0.1:" + std::to_string(http_port)).c_str(), 1);
+    setenv("BUDSTIKKE_RECEIVER_MLLP", ("mllp://127.0.0.1:" + std::to_string(mllp_port)).c_str(), 1);
+    setenv("BUDSTIKKE_OUTBOX", outbox.c_str(), 1);
+  }
   int http_port = 0;
   int mllp_port = 0;
 
@@ -99,6 +105,12 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
     s.replace(p, from.size(), to);
   return s;
+}
+
+// The engine configuration with the shipped routes and registry, then `extra` (YAML).
+std::string shipped_config(const std::string& extra = "") {
+  const std::string src = testenv::source_dir().string();
+  return "routes: " + src + "/routes\nsystems: " + src + "/config/systems.yaml\n" + extra;
 }
 
 size_t files_in(const std::filesystem::path& dir, const std::string& containing = "") {
@@ -140,18 +152,13 @@ void kill_run(bool route_jobs) {
   Receiver receiver(tmp.path() / "received", kDown);
   ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
   const auto outbox = tmp.path() / "outbox";
-  setenv("BUDSTIKKE_RECEIVER_HTTP",
-         ("http://127.0.0.1:" + std::to_string(receiver.http_port)).c_str(), 1);
-  setenv("BUDSTIKKE_RECEIVER_MLLP",
-         ("mllp://127.0.0.1:" + std::to_string(receiver.mllp_port)).c_str(), 1);
-  setenv("BUDSTIKKE_OUTBOX", outbox.c_str(), 1);
+  receiver.export_env(outbox);
   setenv("BUDSTIKKE_RETRY_ATTEMPTS", "3", 1);
   setenv("BUDSTIKKE_RETRY_BACKOFF_MS", "20", 1);
   const std::string src = testenv::source_dir().string();
-  testenv::EngineProcess engine(tmp.path() / "engine",
-                                "routes: " + src + "/routes\nsystems: " + src +
-                                    "/config/systems.yaml\n" +
-                                    (route_jobs ? "delivery:\n  job_topics: route\n" : ""));
+  testenv::EngineProcess engine(
+      tmp.path() / "engine",
+      shipped_config((route_jobs ? "delivery:\n  job_topics: route\n" : "")));
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
 
   // Distinct messages made from the shipped examples.
@@ -338,16 +345,11 @@ void rewound_run(bool skip) {
   testenv::TempDir tmp;
   Receiver receiver(tmp.path() / "received", kDown);
   ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
-  setenv("BUDSTIKKE_RECEIVER_HTTP",
-         ("http://127.0.0.1:" + std::to_string(receiver.http_port)).c_str(), 1);
-  setenv("BUDSTIKKE_RECEIVER_MLLP",
-         ("mllp://127.0.0.1:" + std::to_string(receiver.mllp_port)).c_str(), 1);
-  setenv("BUDSTIKKE_OUTBOX", (tmp.path() / "outbox").c_str(), 1);
+  receiver.export_env(tmp.path() / "outbox");
   const std::string src = testenv::source_dir().string();
-  testenv::EngineProcess engine(tmp.path() / "engine",
-                                "routes: " + src + "/routes\nsystems: " + src +
-                                    "/config/systems.yaml\n" +
-                                    (skip ? "" : "delivery:\n  skip_delivered_lookback_s: 0\n"));
+  testenv::EngineProcess engine(
+      tmp.path() / "engine",
+      shipped_config((skip ? "" : "delivery:\n  skip_delivered_lookback_s: 0\n")));
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
   const std::string oru = testenv::read_file(src + "/examples/messages/oru-r01-lab-result.hl7");
   auto drop = [&](const std::string& tag, int n) {
@@ -408,13 +410,7 @@ void rewound_run(bool skip) {
   }
   EXPECT_EQ(again.size(), static_cast<size_t>(kBefore));
   EXPECT_EQ(engine.stop(SIGTERM), 0);
-  // ~400 topics per engine (deliver. and dlq. per system): not left on the shared broker.
-  if (auto all = bus::list_topics(ks)) {
-    std::vector<std::string> mine;
-    for (const auto& t : *all)
-      if (t.rfind(engine.prefix(), 0) == 0) mine.push_back(t);
-    (void)bus::delete_topics(ks, mine, std::chrono::milliseconds(60000));
-  }
+  engine.delete_topics();
 }
 
 }  // namespace
@@ -566,10 +562,9 @@ void mixed_run(long total, bool route_jobs) {
   setenv("BUDSTIKKE_RETRY_ATTEMPTS", "4", 1);
   setenv("BUDSTIKKE_RETRY_BACKOFF_MS", "20", 1);
   const std::string src = testenv::source_dir().string();
-  testenv::EngineProcess engine(tmp.path() / "engine",
-                                "routes: " + src + "/routes\nsystems: " + src +
-                                    "/config/systems.yaml\n" +
-                                    (route_jobs ? "delivery:\n  job_topics: route\n" : ""));
+  testenv::EngineProcess engine(
+      tmp.path() / "engine",
+      shipped_config((route_jobs ? "delivery:\n  job_topics: route\n" : "")));
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
 
   constexpr int kConns = 8;

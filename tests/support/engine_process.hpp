@@ -13,9 +13,11 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio.hpp>
 
+#include "engine/bus/bus.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace budstikke::testenv {
@@ -54,6 +56,18 @@ class EngineProcess {
   std::filesystem::path config() const { return dir_ / "engine.yaml"; }
   std::filesystem::path inbox() const { return dir_ / "inbox"; }
   const std::string& prefix() const { return prefix_; }
+  // Deletes every topic under this engine's prefix: with the shipped registry an engine makes
+  // ~400 (deliver. and dlq. per system), which a broker shared by many runs must not keep.
+  void delete_topics() const {
+    bus::KafkaSettings ks;
+    ks.properties["bootstrap.servers"] = kafka_bootstrap();
+    if (auto all = bus::list_topics(ks)) {
+      std::vector<std::string> mine;
+      for (const auto& t : *all)
+        if (t.rfind(prefix_, 0) == 0) mine.push_back(t);
+      (void)bus::delete_topics(ks, mine, std::chrono::milliseconds(60000));
+    }
+  }
   int port() const { return port_; }
   int mllp_port() const { return mllp_port_; }
   pid_t pid() const { return pid_; }

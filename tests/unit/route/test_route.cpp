@@ -503,15 +503,23 @@ TEST(RouteTracking, SameBytesAsNlohmann) {
   EXPECT_EQ(route::route_tracking(none, "unrouted", now, "r", "e", ""), want_none.dump());
 }
 
+// An outcome of a delivery of event ev-1 by the ADT route. OutcomeTracking holds views:
+// the arguments must outlive it (string literals do).
+delivery::OutcomeTracking adt_outcome(std::string_view state, std::string_view job_id,
+                                      std::string_view system) {
+  delivery::OutcomeTracking o;
+  o.state = state;
+  o.event_id = "ev-1";
+  o.job_id = job_id;
+  o.route = "adt-fanout";
+  o.system = system;
+  return o;
+}
+
 // A delivery outcome's tracking record, written as text: the bytes nlohmann's dump() gives
 // for the same value, the receiver's answer redacted.
 TEST(DeliveryTracking, SameBytesAsNlohmann) {
-  delivery::OutcomeTracking o;
-  o.state = "delivered";
-  o.event_id = "ev-1";
-  o.job_id = "job-\u00f8";
-  o.route = "adt-fanout";
-  o.system = "st-olav-kir";
+  delivery::OutcomeTracking o = adt_outcome("delivered", "job-\u00f8", "st-olav-kir");
   o.message_id = "a1b2";
   o.detail = "MSH|^~\\&|X\rMSA|AA|m-1|pasient 13116900216\x01";
   o.attempts = 2;
@@ -537,12 +545,8 @@ TEST(DeliveryTracking, SameBytesAsNlohmann) {
 // from its text. A receiver's answer that imitates those members sits inside a string,
 // escaped, so it cannot stand in for them.
 TEST(DeliveryTracking, DeliveredJobIdIsReadFromTheRecordText) {
-  delivery::OutcomeTracking o;
-  o.state = "delivered";
-  o.event_id = "ev-1";
-  o.job_id = "0b6c2d4e-7f1a-4e0b-9c3d-5a6b7c8d9e0f";
-  o.route = "adt-fanout";
-  o.system = "nordvik-akutt";
+  delivery::OutcomeTracking o =
+      adt_outcome("delivered", "0b6c2d4e-7f1a-4e0b-9c3d-5a6b7c8d9e0f", "nordvik-akutt");
   o.detail = R"(MSA|AA|m-1 "job_id":"forged","state":"delivered" \)";
   o.attempts = 1;
   const std::string at = "2026-12-03T10:00:00.000Z";
