@@ -1052,9 +1052,13 @@ Result<std::vector<std::pair<std::string, int32_t>>> partitions_of(
 }  // namespace
 
 Status scan_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
-                   const std::function<bool(const Message&)>& f, Millis timeout, int64_t since_ms) {
+                   const std::function<bool(const Message&)>& f, Millis timeout, int64_t since_ms,
+                   bool uncommitted) {
   Handle h;
-  if (auto st = plain_consumer(settings, "budstikke-scan", h, {{"enable.partition.eof", "true"}});
+  if (auto st = plain_consumer(
+          settings, "budstikke-scan", h,
+          {{"enable.partition.eof", "true"},
+           {"isolation.level", uncommitted ? "read_uncommitted" : "read_committed"}});
       !st)
     return st;
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -284,10 +284,12 @@ Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::st
 // their end as it was when the call started, without joining a consumer group. `f` is called
 // per record in partition order; it returns false to stop early. A topic that does not exist
 // is an error. With `since_ms` (epoch ms, > 0) each partition is read from its first record
-// stamped at or after that time instead of from the beginning.
+// stamped at or after that time instead of from the beginning. With `uncommitted` the records
+// of open and aborted transactions are read too, and so the scan reaches the high watermark
+// even while a transaction is open (read_committed stops at its first record until it ends).
 Status scan_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
                    const std::function<bool(const Message&)>& f, Millis timeout = Millis(60000),
-                   int64_t since_ms = 0);
+                   int64_t since_ms = 0, bool uncommitted = false);
 
 struct PartitionOffsets {
   std::string topic;

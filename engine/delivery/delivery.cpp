@@ -696,6 +696,9 @@ struct DeliveryStage::Impl {
   }
 
   // At start, after an unclean stop: which jobs still to be read were delivered already.
+  // The scans read uncommitted records: the records looked for are written outside
+  // transactions, and a route transaction the crash left open would otherwise stop a
+  // read_committed scan at its first record until the route stage aborts it.
   void load_delivered_before(const std::vector<std::string>& job_topics) {
     const auto lookback = settings.skip_delivered_lookback;
     if (lookback.count() <= 0) return;
@@ -724,7 +727,7 @@ struct DeliveryStage::Impl {
             delivered_before.insert(std::move(id));
           return true;
         },
-        std::chrono::milliseconds(60000), since);
+        std::chrono::milliseconds(60000), since, true);
     if (!st)
       log::warn(kModule, "tracking topic not read to its end; jobs not found there are sent again",
                 {{"error", st.error().message}});
@@ -735,7 +738,7 @@ struct DeliveryStage::Impl {
           if (m.key().substr(0, 2) == "a:") receipts_before.emplace(m.key());
           return true;
         },
-        std::chrono::milliseconds(60000), since);
+        std::chrono::milliseconds(60000), since, true);
     if (!st)
       log::warn(kModule,
                 "receipt topic not read to its end; jobs with receipts not found there are sent "

@@ -316,7 +316,15 @@ void kill_run(bool route_jobs) {
       static_cast<long long>(routed_at_kill1), kOru + kDialog, at_kill, missing, duplicates,
       static_cast<long long>(kj), kDown, static_cast<long long>(dlq), secs);
   for (const auto& [s, n] : dup_by_system) std::printf("  duplicates at %s: %d\n", s.c_str(), n);
+  // What each restart found delivered already (design note 36).
+  for (const char* log : {"engine/engine-2.log", "engine/engine-3.log"}) {
+    const std::string text = testenv::read_file(tmp.path() / log);
+    const auto at = text.find("jobs delivered before this start");
+    if (at != std::string::npos)
+      std::printf("  %s: %s\n", log, text.substr(at, text.find('\n', at) - at).c_str());
+  }
   EXPECT_EQ(engine.stop(SIGTERM), 0);
+  engine.delete_topics();
 }
 
 }  // namespace
@@ -518,6 +526,7 @@ TEST(RoutesE2E, HotReloadUnderLoadLosesAndDuplicatesNothing) {
   EXPECT_GT(hl7, 0);
   EXPECT_GT(json, 0);
   EXPECT_EQ(engine.stop(SIGTERM), 0);
+  engine.delete_topics();
 }
 
 namespace {
@@ -703,6 +712,7 @@ void mixed_run(long total, bool route_jobs) {
       static_cast<long long>(dlq), n_adt, slow.c_str(), slow_got,
       static_cast<long long>(slow_topic));
   EXPECT_EQ(engine.stop(SIGTERM), 0);
+  engine.delete_topics();
 }
 
 }  // namespace
