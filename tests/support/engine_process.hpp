@@ -59,6 +59,10 @@ class EngineProcess {
   // Deletes every topic under this engine's prefix: with the shipped registry an engine makes
   // ~400 (deliver. and dlq. per system), which a broker shared by many runs must not keep.
   void delete_topics() const {
+    if (keep_artifacts()) {
+      std::fprintf(stderr, "BUDSTIKKE_TEST_KEEP: kept the topics under '%s'\n", prefix_.c_str());
+      return;
+    }
     bus::KafkaSettings ks;
     ks.properties["bootstrap.servers"] = kafka_bootstrap();
     if (auto all = bus::list_topics(ks)) {

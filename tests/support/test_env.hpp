@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by tests: repository paths, the shared standards folder, temp dirs.
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -40,6 +41,13 @@ inline std::filesystem::path corpora_dir() {
 }
 
 // Bootstrap address of the local test broker (scripts/kafka), or $BUDSTIKKE_KAFKA.
+// BUDSTIKKE_TEST_KEEP=1 keeps what a test leaves behind (its temporary directory with the
+// engine's logs, its topics) for a look afterwards; the path is printed.
+inline bool keep_artifacts() {
+  const char* k = std::getenv("BUDSTIKKE_TEST_KEEP");
+  return k && *k && std::string(k) != "0";
+}
+
 inline std::string kafka_bootstrap() {
   if (const char* s = std::getenv("BUDSTIKKE_KAFKA")) return s;
   return "127.0.0.1:19092";
@@ -53,6 +61,10 @@ class TempDir {
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {
+    if (keep_artifacts()) {
+      std::fprintf(stderr, "BUDSTIKKE_TEST_KEEP: kept %s\n", path_.c_str());
+      return;
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
