@@ -182,7 +182,10 @@ Spec build_engine_spec_fields() {
                     "offsets, some of them delivered already. At start, when there are such "
                     "jobs, it reads this many seconds of the tracking topic: a job recorded "
                     "there as delivered (and that asks for no receipt) completes without being "
-                    "sent again. 0 sends every such job again (at least once either way).",
+                    "sent again. While running, it remembers for as long the ids of the jobs it "
+                    "delivered (at most 200,000): a second record of such a job (a message "
+                    "ingested twice, e.g. a file read again after a crash) is not sent; replays "
+                    "always are. 0 sends every such job again (at least once either way).",
                     300, 0, 86400)}});
   Field sources;
   sources.name = "sources";

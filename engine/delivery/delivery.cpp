@@ -132,6 +132,7 @@ using JobPtr = std::shared_ptr<Job>;
 }  // namespace
 
 struct DeliveryStage::Impl {
+  struct Worker;
   DeliverySettings settings;
   std::shared_ptr<const registry::Registry> reg;
   const SinkFactories& sinks;
@@ -146,6 +147,47 @@ struct DeliveryStage::Impl {
   std::unordered_set<std::string> delivered_before;
   std::unordered_set<std::string> receipts_before;  // keys on apprec.outbound
   metrics::Counter* m_skipped = nullptr;
+
+  // Jobs this process delivered, by job id, for as long as skip_delivered_lookback and at
+  // most kCap of them: a second record of a job already delivered completes without being
+  // sent. Such records come from a message ingested twice with the same event id (a file
+  // the folder source read again after a crash: Kafka had its event, its journal did not
+  // yet) and from a partition read again after a rebalance; a route's job ids are derived
+  // from the event id, the route and the system. Replays (bs-replay-of) are always sent.
+  struct RecentlyDelivered {
+    static constexpr size_t kCap = 200000;
+    std::mutex mu;
+    std::unordered_set<std::string> ids;
+    std::deque<std::pair<Clock::time_point, std::string>> order;
+    void add(const std::string& id, Clock::duration keep) {
+      const auto now = Clock::now();
+      const std::lock_guard lock(mu);
+      while (!order.empty() && (order.size() >= kCap || order.front().first + keep < now)) {
+        ids.erase(order.front().second);
+        order.pop_front();
+      }
+      if (ids.insert(id).second) order.emplace_back(now, id);
+    }
+    bool has(const std::string& id) {
+      const std::lock_guard lock(mu);
+      return ids.count(id) > 0;
+    }
+  };
+  RecentlyDelivered recently_delivered;
+  bool remembers() const { return settings.skip_delivered_lookback.count() > 0; }
+  // A job another record of which this process delivered (see RecentlyDelivered).
+  bool delivered_already(const Job& j) {
+    return remembers() && !j.dj.job_id.empty() && j.headers.count(header::kReplayOf) == 0 &&
+           recently_delivered.has(j.dj.job_id);
+  }
+  // Completes such a job: no send, no outcome records (its first record has them).
+  void complete_duplicate(Worker& w, const JobPtr& j) {
+    w.finished();
+    counters.skipped_delivered.fetch_add(1);
+    m_skipped->inc();
+    const std::lock_guard lock(done_mu);
+    done.push_back(j);
+  }
   std::atomic<bool> stopping{false};
 
   // Completions, from workers and producer callbacks to the consumer thread.
@@ -159,6 +201,9 @@ struct DeliveryStage::Impl {
     std::condition_variable cv;
     std::deque<JobPtr> queue;
     std::set<std::string> busy_keys;
+    // Job ids a thread of this system is sending: another record of the same job waits, and
+    // is then not sent when the first was delivered (RecentlyDelivered).
+    std::unordered_set<std::string> sending_ids;
     int pending = 0;  // queued + in flight + outcome in flight
     bool paused = false;
     bool stop = false;
@@ -257,6 +302,7 @@ struct DeliveryStage::Impl {
           if (busy_keys.count(key) || seen.count(key)) continue;
           seen.insert(key);
         }
+        if (!j->final && !sending_ids.empty() && sending_ids.count(j->dj.job_id)) continue;
         if (j->due > now) {
           wake = std::min(wake, j->due);
           continue;
@@ -290,7 +336,14 @@ struct DeliveryStage::Impl {
           lock.lock();
           continue;
         }
+        if (j->attempts == 0 && stage->delivered_already(*j)) {
+          lock.unlock();
+          stage->complete_duplicate(*this, j);
+          lock.lock();
+          continue;
+        }
         if (ordered) busy_keys.insert(j->dj.key);
+        sending_ids.insert(j->dj.job_id);
         if (j->attempts == 0)
           m_wait->observe_ms(std::chrono::duration<double, std::milli>(now - j->read_at).count());
         // Circuit breaker: open -> fail fast; after open_ms one trial goes through.
@@ -332,7 +385,12 @@ struct DeliveryStage::Impl {
           if (sink) r = sink->send(j->dj);
         }
         lock.lock();
+        // Remembered before its id is free, so a second record of the job never finds it
+        // neither sending nor delivered.
+        if (r.is_ok() && stage->remembers())
+          stage->recently_delivered.add(j->dj.job_id, stage->settings.skip_delivered_lookback);
         if (ordered) busy_keys.erase(j->dj.key);
+        sending_ids.erase(j->dj.job_id);
         if (trial) trial_in_flight = false;
         ++j->attempts;
         if (!fast_fail) {
@@ -1003,8 +1061,9 @@ Status DeliveryStage::start() {
           if (t.rfind(I.jobs_prefix, 0) == 0) job_topics.push_back(std::move(t));
     I.m_skipped = &metrics::global().counter(
         "budstikke_delivery_jobs_skipped_total",
-        "Jobs read again after a restart that the tracking topic records as delivered "
-        "before it: completed without being sent again.");
+        "Jobs completed without being sent because they were delivered already: read again "
+        "after a restart and recorded as delivered on the tracking topic, or a second record "
+        "of a job this process delivered (a message ingested twice).");
     I.load_delivered_before(job_topics);
   }
   if (I.settings.read_route_jobs) topics.push_back(route_jobs_pattern(I.settings.topic_prefix));

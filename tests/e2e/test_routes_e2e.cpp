@@ -23,6 +23,7 @@
 #include "engine/event/event.hpp"
 #include "tests/support/engine_process.hpp"
 #include "tests/support/fake_receivers.hpp"
+#include "tests/support/http_client.hpp"
 #include "tests/support/mllp_client.hpp"
 #include "tests/support/test_env.hpp"
 
@@ -421,6 +422,92 @@ void rewound_run(bool skip) {
   engine.delete_topics();
 }
 
+// A second record of a job this engine delivered (what a message ingested twice with the
+// same event id gives: a file the folder source read again after a crash) completes without
+// being sent; a replay (bs-replay-of) is sent. Made exact: after 30 lab results reached the
+// hospital system, their job records are copied onto deliver.nordvik-dips while the engine
+// runs, 5 of them marked as replays.
+void second_records_run(bool remember) {
+  testenv::TempDir tmp;
+  Receiver receiver(tmp.path() / "received", kDown);
+  ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
+  receiver.export_env(tmp.path() / "outbox");
+  const std::string src = testenv::source_dir().string();
+  const int admin_port = testenv::free_port();
+  const std::string token = "e2e-admin-token-0123456789";
+  testenv::EngineProcess engine(
+      tmp.path() / "engine",
+      shipped_config((remember ? "" : "delivery:\n  skip_delivered_lookback_s: 0\n")) +
+          "admin:\n  port: " + std::to_string(admin_port) + "\n  token: " + token + "\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const std::string oru = testenv::read_file(src + "/examples/messages/oru-r01-lab-result.hl7");
+  constexpr int kJobs = 30;
+  constexpr int kReplays = 5;
+  for (int i = 0; i < kJobs; ++i)
+    engine.drop("twice-" + std::to_string(i) + ".hl7",
+                replace_all(oru, "NORDVIK-LAB-0001", "TWICE-" + std::to_string(i)));
+  auto times = [&] {
+    std::map<std::string, int> got;
+    const auto all = receiver.deliveries();
+    if (const auto it = all.find("nordvik-dips"); it != all.end())
+      for (const auto& [id, n] : it->second)
+        if (id.rfind("TWICE-", 0) == 0) got[id] = n;
+    return got;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  while (times().size() < static_cast<size_t>(kJobs) &&
+         std::chrono::steady_clock::now() - t0 < 120s)
+    std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(times().size(), static_cast<size_t>(kJobs));
+
+  bus::KafkaSettings ks;
+  ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+  const std::string topic = engine.prefix() + "deliver.nordvik-dips";
+  std::vector<bus::Record> copies;
+  ASSERT_TRUE(bus::scan_topics(
+      ks, {topic},
+      [&](const bus::Message& m) {
+        bus::Record r{topic, std::string(m.key()), std::string(m.value()), m.headers(), -1};
+        if (copies.size() < static_cast<size_t>(kReplays))
+          r.headers.push_back({"bs-replay-of", topic + ":0:" + std::to_string(m.offset())});
+        copies.push_back(std::move(r));
+        return true;
+      },
+      std::chrono::milliseconds(30000)));
+  ASSERT_EQ(copies.size(), static_cast<size_t>(kJobs));
+  auto producer = bus::Producer::create(ks);
+  ASSERT_TRUE(producer);
+  for (const auto& r : copies) ASSERT_TRUE((*producer)->send_sync(r));
+
+  // The copies come after the originals on the topic; the replays are sent, so once they
+  // have arrived every copy has been read.
+  int repeats = 0;
+  const auto t1 = std::chrono::steady_clock::now();
+  for (;;) {
+    repeats = 0;
+    for (const auto& [id, n] : times()) repeats += n - 1;
+    if (repeats >= (remember ? kReplays : kJobs) || std::chrono::steady_clock::now() - t1 > 60s)
+      break;
+    std::this_thread::sleep_for(50ms);
+  }
+  std::this_thread::sleep_for(2s);
+  repeats = 0;
+  for (const auto& [id, n] : times()) repeats += n - 1;
+  const std::string metrics =
+      testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", token).body;
+  std::printf("%d delivered jobs written again, %d of them as replays (lookback %s): %d sent\n",
+              kJobs, kReplays, remember ? "default" : "0", repeats);
+  EXPECT_EQ(repeats, remember ? kReplays : kJobs);
+  if (remember) {
+    EXPECT_NE(
+        metrics.find("budstikke_delivery_jobs_skipped_total " + std::to_string(kJobs - kReplays)),
+        std::string::npos)
+        << metrics.substr(0, 2000);
+  }
+  EXPECT_EQ(engine.stop(SIGTERM), 0);
+  engine.delete_topics();
+}
+
 }  // namespace
 
 TEST(RoutesE2E, JobsDeliveredBeforeARestartAreNotSentAgain) {
@@ -429,6 +516,14 @@ TEST(RoutesE2E, JobsDeliveredBeforeARestartAreNotSentAgain) {
 
 TEST(RoutesE2E, WithoutTheLookbackRewoundJobsAreSentAgain) {
   rewound_run(false);
+}
+
+TEST(RoutesE2E, ASecondRecordOfADeliveredJobIsNotSentButAReplayIs) {
+  second_records_run(true);
+}
+
+TEST(RoutesE2E, WithoutTheLookbackASecondRecordIsSentAgain) {
+  second_records_run(false);
 }
 
 // Hot reload under load: lab results stream in over MLLP while the routes change on disk and
