@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -157,20 +158,22 @@ struct DeliveryStage::Impl {
   struct RecentlyDelivered {
     static constexpr size_t kCap = 200000;
     std::mutex mu;
-    std::unordered_set<std::string> ids;
-    std::deque<std::pair<Clock::time_point, std::string>> order;
+    std::unordered_map<std::string, Clock::time_point> ids;  // when delivered
+    // Oldest first; the views are of the map's own keys (a node's element does not move).
+    std::deque<std::pair<Clock::time_point, std::string_view>> order;
     void add(const std::string& id, Clock::duration keep) {
       const auto now = Clock::now();
       const std::lock_guard lock(mu);
       while (!order.empty() && (order.size() >= kCap || order.front().first + keep < now)) {
-        ids.erase(order.front().second);
+        ids.erase(std::string(order.front().second));
         order.pop_front();
       }
-      if (ids.insert(id).second) order.emplace_back(now, id);
+      if (const auto [it, added] = ids.emplace(id, now); added) order.emplace_back(now, it->first);
     }
-    bool has(const std::string& id) {
+    bool has(const std::string& id, Clock::duration keep) {
       const std::lock_guard lock(mu);
-      return ids.count(id) > 0;
+      const auto it = ids.find(id);
+      return it != ids.end() && it->second + keep >= Clock::now();
     }
   };
   RecentlyDelivered recently_delivered;
@@ -178,7 +181,7 @@ struct DeliveryStage::Impl {
   // A job another record of which this process delivered (see RecentlyDelivered).
   bool delivered_already(const Job& j) {
     return remembers() && !j.dj.job_id.empty() && j.headers.count(header::kReplayOf) == 0 &&
-           recently_delivered.has(j.dj.job_id);
+           recently_delivered.has(j.dj.job_id, settings.skip_delivered_lookback);
   }
   // Completes such a job: no send, no outcome records (its first record has them).
   void complete_duplicate(Worker& w, const JobPtr& j) {

@@ -426,8 +426,10 @@ void rewound_run(bool skip) {
 // same event id gives: a file the folder source read again after a crash) completes without
 // being sent; a replay (bs-replay-of) is sent. Made exact: after 30 lab results reached the
 // hospital system, their job records are copied onto deliver.nordvik-dips while the engine
-// runs, 5 of them marked as replays.
-void second_records_run(bool remember) {
+// runs, 5 of them marked as replays. `lookback_s` < 0: the default (300 s); with 2 s the
+// copies are written 3 s after the last delivery, when the engine no longer remembers it.
+void second_records_run(int lookback_s) {
+  const bool remember = lookback_s < 0;
   testenv::TempDir tmp;
   Receiver receiver(tmp.path() / "received", kDown);
   ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
@@ -436,9 +438,11 @@ void second_records_run(bool remember) {
   const int admin_port = testenv::free_port();
   const std::string token = "e2e-admin-token-0123456789";
   testenv::EngineProcess engine(
-      tmp.path() / "engine",
-      shipped_config((remember ? "" : "delivery:\n  skip_delivered_lookback_s: 0\n")) +
-          "admin:\n  port: " + std::to_string(admin_port) + "\n  token: " + token + "\n");
+      tmp.path() / "engine", shipped_config(remember ? ""
+                                                     : "delivery:\n  skip_delivered_lookback_s: " +
+                                                           std::to_string(lookback_s) + "\n") +
+                                 "admin:\n  port: " + std::to_string(admin_port) +
+                                 "\n  token: " + token + "\n");
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
   const std::string oru = testenv::read_file(src + "/examples/messages/oru-r01-lab-result.hl7");
   constexpr int kJobs = 30;
@@ -459,6 +463,7 @@ void second_records_run(bool remember) {
          std::chrono::steady_clock::now() - t0 < 120s)
     std::this_thread::sleep_for(50ms);
   ASSERT_EQ(times().size(), static_cast<size_t>(kJobs));
+  if (lookback_s > 0) std::this_thread::sleep_for(std::chrono::seconds(lookback_s + 1));
 
   bus::KafkaSettings ks;
   ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
@@ -496,7 +501,7 @@ void second_records_run(bool remember) {
   const std::string metrics =
       testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", token).body;
   std::printf("%d delivered jobs written again, %d of them as replays (lookback %s): %d sent\n",
-              kJobs, kReplays, remember ? "default" : "0", repeats);
+              kJobs, kReplays, remember ? "default" : std::to_string(lookback_s).c_str(), repeats);
   EXPECT_EQ(repeats, remember ? kReplays : kJobs);
   if (remember) {
     EXPECT_NE(
@@ -519,11 +524,15 @@ TEST(RoutesE2E, WithoutTheLookbackRewoundJobsAreSentAgain) {
 }
 
 TEST(RoutesE2E, ASecondRecordOfADeliveredJobIsNotSentButAReplayIs) {
-  second_records_run(true);
+  second_records_run(-1);
 }
 
 TEST(RoutesE2E, WithoutTheLookbackASecondRecordIsSentAgain) {
-  second_records_run(false);
+  second_records_run(0);
+}
+
+TEST(RoutesE2E, AfterTheLookbackASecondRecordIsSentAgain) {
+  second_records_run(2);
 }
 
 // Hot reload under load: lab results stream in over MLLP while the routes change on disk and
