@@ -778,10 +778,12 @@ struct DeliveryStage::Impl {
     const int64_t since =
         now_epoch_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(lookback).count();
     size_t records = 0;
+    int64_t newest = 0;  // the newest tracking record read (its timestamp)
     auto st = bus::scan_topics(
         settings.kafka, {settings.topic_prefix + runtime::kTrackingTopic},
         [&](const bus::Message& m) {
           ++records;
+          newest = std::max(newest, m.timestamp_ms());
           if (m.header("bs-state").value_or("") != "delivered")
             return true;  // as finish() writes it
           if (auto id = delivered_job_id(m.value()); !id.empty())
@@ -811,6 +813,9 @@ struct DeliveryStage::Impl {
          {"receipts", std::to_string(receipts_before.size())},
          {"records", std::to_string(records)},
          {"delivered_jobs", std::to_string(delivered_before.size())},
+         // How far before this start the newest record read was written: a scan that
+         // ended early shows here (seconds where a crash just happened).
+         {"newest_record_age_ms", newest > 0 ? std::to_string(now_epoch_ms() - newest) : "none"},
          {"ms",
           std::to_string(
               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count())}});
