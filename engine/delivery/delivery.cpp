@@ -205,7 +205,9 @@ struct DeliveryStage::Impl {
     std::deque<JobPtr> queue;
     std::set<std::string> busy_keys;
     // Job ids a thread of this system is sending: another record of the same job waits, and
-    // is then not sent when the first was delivered (RecentlyDelivered).
+    // is then not sent when the first was delivered (RecentlyDelivered). Kept only with
+    // ordering none: with per_patient, busy_keys holds the second record back already (a
+    // job id is of one event, so of one patient).
     std::unordered_set<std::string> sending_ids;
     int pending = 0;  // queued + in flight + outcome in flight
     bool paused = false;
@@ -345,8 +347,11 @@ struct DeliveryStage::Impl {
           lock.lock();
           continue;
         }
-        if (ordered) busy_keys.insert(j->dj.key);
-        sending_ids.insert(j->dj.job_id);
+        if (ordered) {
+          busy_keys.insert(j->dj.key);
+        } else {
+          sending_ids.insert(j->dj.job_id);
+        }
         if (j->attempts == 0)
           m_wait->observe_ms(std::chrono::duration<double, std::milli>(now - j->read_at).count());
         // Circuit breaker: open -> fail fast; after open_ms one trial goes through.
@@ -392,8 +397,11 @@ struct DeliveryStage::Impl {
         // neither sending nor delivered.
         if (r.is_ok() && stage->remembers())
           stage->recently_delivered.add(j->dj.job_id, stage->settings.skip_delivered_lookback);
-        if (ordered) busy_keys.erase(j->dj.key);
-        sending_ids.erase(j->dj.job_id);
+        if (ordered) {
+          busy_keys.erase(j->dj.key);
+        } else {
+          sending_ids.erase(j->dj.job_id);
+        }
         if (trial) trial_in_flight = false;
         ++j->attempts;
         if (!fast_fail) {

@@ -40,7 +40,6 @@ inline std::filesystem::path corpora_dir() {
   return source_dir().parent_path() / "shared" / "corpora";
 }
 
-// Bootstrap address of the local test broker (scripts/kafka), or $BUDSTIKKE_KAFKA.
 // BUDSTIKKE_TEST_KEEP=1 keeps what a test leaves behind (its temporary directory with the
 // engine's logs, its topics) for a look afterwards; the path is printed.
 inline bool keep_artifacts() {
@@ -48,6 +47,7 @@ inline bool keep_artifacts() {
   return k && *k && std::string(k) != "0";
 }
 
+// Bootstrap address of the local test broker (scripts/kafka), or $BUDSTIKKE_KAFKA.
 inline std::string kafka_bootstrap() {
   if (const char* s = std::getenv("BUDSTIKKE_KAFKA")) return s;
   return "127.0.0.1:19092";
