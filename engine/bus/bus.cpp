@@ -189,6 +189,19 @@ bool is_retriable_code(int code) {
   }
 }
 
+bool is_fenced(const Error& e) {
+  if (e.domain != ErrorDomain::kKafka) return false;
+  switch (e.code) {
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+    case RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Error kafka_error(int code, std::string_view context) {
   Error e;
   e.domain = ErrorDomain::kKafka;
@@ -591,6 +604,14 @@ Result<std::unique_ptr<Consumer>> Consumer::create(const KafkaSettings& settings
                  {"enable.partition.eof", "false"},
                  {"fetch.wait.max.ms", std::to_string(opts.fetch_wait_max_ms)}});
   if (!conf) return conf.error();
+  for (const auto& [key, value] :
+       {std::pair<const char*, const std::string&>{"group.instance.id", opts.group_instance_id},
+        {"partition.assignment.strategy", opts.assignment_strategy}}) {
+    if (value.empty()) continue;
+    char err[512];
+    if (rd_kafka_conf_set(conf->get(), key, value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+      return Error::permanent(ErrorDomain::kKafka, std::string(key) + ": " + err);
+  }
   std::unique_ptr<Consumer> c(new Consumer());
   c->group_ = group_id;
   c->transactional_ = opts.transactional;
@@ -633,6 +654,16 @@ Result<std::optional<Message>> Consumer::poll(Millis timeout) {
   Message msg(m);
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return std::optional<Message>(std::move(msg));
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<Message>();
+  if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+    // The cause, not "fatal": a fenced static member (another consumer joined the group with
+    // this group.instance.id) must be told apart from other ends.
+    char reason[512];
+    const auto orig = rd_kafka_fatal_error(rk_, reason, sizeof reason);
+    Error e = kafka_error(orig, "consume (fatal)");
+    e.retriable = false;
+    e.message += ": " + std::string(reason);
+    return e;
+  }
   const Error e = kafka_error(m->err, "consume");
   if (e.retriable) {
     log::warn(kModule, "transient consume error", {{"error", e.message}});

@@ -75,6 +75,10 @@ std::optional<ProducerStats> parse_producer_stats(std::string_view json);
 // Classifies a librdkafka error code.
 Error kafka_error(int code, std::string_view context);
 bool is_retriable_code(int code);
+// The error says another client took this one's identity: a producer with the same
+// transactional.id, or a consumer with the same group.instance.id in the same group. For an
+// engine that means a second engine runs with its kafka.instance.
+bool is_fenced(const Error& e);
 
 struct Header {
   std::string key;
@@ -170,6 +174,17 @@ struct ConsumerOptions {
   // delivery stage's consumer (~200 partitions) and the route consumers kept the broker at
   // 0.5-0.7 cores with almost no traffic; 500 ms, 0.07 (BENCHMARKS.md, session 8).
   int fetch_wait_max_ms = 500;
+  // Static group membership (group.instance.id, KIP-345): a consumer that comes back with
+  // the same id (a restarted engine, a stage recreated after an error or a reload) gets its
+  // partitions back at once, without a rebalance and without waiting for the old member's
+  // session to time out. Its close does not leave the group, so an instance that stops for
+  // good hands its partitions on only after session_timeout_ms. A second live consumer with
+  // the same id in the same group fences the first (a fatal error, is_fenced). Empty: a
+  // dynamic member.
+  std::string group_instance_id;
+  // partition.assignment.strategy; empty: librdkafka's default (range, then roundrobin).
+  // Range gives the first member every single-partition topic; roundrobin spreads them.
+  std::string assignment_strategy;
 };
 
 struct TopicPartitionOffset {

@@ -175,6 +175,7 @@ class RoutingStages final : public runtime::Stage {
     add_connector_sinks(sinks_);
     route::RouteStageSettings rs;
     rs.topic_prefix = cfg.topic_prefix;
+    rs.instance = cfg.instance;
     rs.key_secret = cfg.key_secret;
     rs.kafka = cfg.kafka;
     rs.jobs_per_route = cfg.jobs_per_route;
@@ -192,6 +193,7 @@ class RoutingStages final : public runtime::Stage {
                                                        codecs, &claims_);
     delivery::DeliverySettings ds;
     ds.topic_prefix = cfg.topic_prefix;
+    ds.instance = cfg.instance;
     ds.kafka = cfg.kafka;
     ds.max_pending_per_system = cfg.max_pending_per_system;
     ds.skip_delivered_lookback = cfg.skip_delivered_lookback;

@@ -1,5 +1,9 @@
 #include "engine/config/engine_config.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 namespace budstikke::config {
@@ -101,6 +105,18 @@ Spec build_engine_spec_fields() {
                "per request). 0 turns them off.",
                15000, 0, 3600000),
        str("topic_prefix", "Prefix for every topic name (several environments on one cluster).",
+           ""),
+       str("instance",
+           "This engine's name among the engines that share one cluster and topic prefix. It "
+           "names the route stage's transactional producers and the engine's static "
+           "membership of its consumer groups, so it must be unique per running engine and the "
+           "same after a restart: a restarted engine then fences the transactions the crashed "
+           "one left open and takes its partitions back at once, without waiting out its "
+           "session. An engine started under a name in use replaces the one running under it, "
+           "which "
+           "stops with exit code 1 and says why. Letters, digits, '.', '_' and '-'. Empty: the "
+           "host name (set it where host names change "
+           "with every start, as in containers).",
            ""),
        props}});
   auto privacy = make(Spec{
@@ -227,6 +243,19 @@ std::string map_protocol(const std::string& p) {
 
 }  // namespace
 
+bool valid_instance_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-';
+  });
+}
+
+std::string host_instance_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "0";
+  return buf;
+}
+
 const Spec& engine_spec() {
   static const Spec spec = build_engine_spec();
   return spec;
@@ -248,6 +277,18 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
   expand_environment(root, file, "", d);
   const Spec& spec = engine_spec();
   validate(root, spec, file, "", d);
+  // kafka.instance names Kafka clients: checked here, with the other problems.
+  if (const YAML::Node k = root["kafka"];
+      k && k.IsMap() && k["instance"] && k["instance"].IsScalar()) {
+    if (const std::string v = k["instance"].Scalar(); !v.empty() && !valid_instance_name(v))
+      d.error(file, k["instance"].Mark(), "kafka.instance",
+              "'" + v + "' is not an instance name: 1-64 letters, digits, '.', '_' or '-'");
+  } else if (!valid_instance_name(host_instance_name())) {
+    d.error(file, k ? k.Mark() : YAML::Mark(), "kafka.instance",
+            "the host name '" + host_instance_name() +
+                "' is not an instance name (1-64 letters, digits, '.', '_' or '-'); set "
+                "kafka.instance");
+  }
   if (d.has_errors()) return c;
 
   const YAML::Node kafka = root["kafka"];
@@ -280,6 +321,8 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
   c.kafka.linger_ms = static_cast<int>(get_int(kafka, ks, "linger_ms"));
   c.kafka.statistics_interval_ms = static_cast<int>(get_int(kafka, ks, "statistics_interval_ms"));
   c.topic_prefix = get_string(kafka, ks, "topic_prefix");
+  c.instance = get_string(kafka, ks, "instance");
+  if (c.instance.empty()) c.instance = host_instance_name();
 
   const YAML::Node privacy = root["privacy"];
   const Spec& ps = *spec.find("privacy")->object;

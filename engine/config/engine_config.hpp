@@ -20,6 +20,7 @@ struct EngineConfig {
   std::string base_dir;  // its directory: relative paths resolve against it
   bus::KafkaSettings kafka;
   std::string topic_prefix;
+  std::string instance;    // kafka.instance, the host name when not set
   std::string key_secret;  // HMAC key for Kafka keys; never logged
   std::string schema_dir;  // KITH XSDs; empty: validation off (with a warning)
   std::string log_level = "info";
@@ -42,6 +43,11 @@ struct EngineConfig {
 // Loads, expands ${ENV} references, validates against engine_spec() and returns the config.
 // Every problem is added to diags; the result is meaningful only without errors.
 EngineConfig load_engine_config(const std::string& file, Diagnostics& diags);
+
+// kafka.instance: 1-64 of [A-Za-z0-9._-].
+bool valid_instance_name(std::string_view name);
+// The default kafka.instance: this host's name ("0" when it has none).
+std::string host_instance_name();
 
 // Resolves a path relative to the config file's directory (absolute paths unchanged).
 std::string resolve_path(const EngineConfig& c, const std::string& p);

@@ -21,6 +21,7 @@
 #include "engine/core/thread_name.hpp"
 #include "engine/core/time.hpp"
 #include "engine/event/json_text.hpp"
+#include "engine/runtime/engine.hpp"
 #include "engine/runtime/ingest.hpp"
 #include "engine/runtime/topics.hpp"
 
@@ -954,6 +955,12 @@ struct DeliveryStage::Impl {
         auto m = consumer->poll(std::chrono::milliseconds(n == 0 ? 50 : 0));
         if (!m) {
           log::error(kModule, "consumer failed", {{"error", m.error().message}});
+          if (bus::is_fenced(m.error()))
+            // A second engine joined the delivery group with this kafka.instance: the one
+            // that came last keeps the work; this one stops (and exits with 1).
+            runtime::request_engine_stop("another engine runs as kafka.instance '" +
+                                         settings.instance +
+                                         "' (delivery); give each engine its own kafka.instance");
           std::this_thread::sleep_for(std::chrono::seconds(1));
           break;
         }
@@ -1084,6 +1091,11 @@ Status DeliveryStage::start() {
   }
   if (I.settings.read_route_jobs) topics.push_back(route_jobs_pattern(I.settings.topic_prefix));
   bus::ConsumerOptions co;
+  co.group_instance_id = I.settings.instance;
+  // deliver.<system> topics have one partition each: with range assignment the first engine
+  // of several would get every one of them; round robin gives each engine its share of the
+  // systems (one system's jobs still go through one engine, in order).
+  co.assignment_strategy = "roundrobin,range";
   auto c = bus::Consumer::create(I.settings.kafka, I.settings.topic_prefix + "budstikke-delivery",
                                  topics, co);
   if (!c) return c.error();

@@ -16,6 +16,7 @@
 #include "engine/core/time.hpp"
 #include "engine/delivery/delivery.hpp"
 #include "engine/event/json_text.hpp"
+#include "engine/runtime/engine.hpp"
 #include "engine/runtime/ingest.hpp"
 #include "engine/runtime/topics.hpp"
 
@@ -80,6 +81,7 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
     }
     bus::ConsumerOptions co;
     co.transactional = true;
+    co.group_instance_id = s.instance;
     auto consumer = bus::Consumer::create(s.kafka, group, topics, co);
     if (!consumer) {
       log::error(kModule, "consumer failed",
@@ -107,6 +109,14 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
         auto m = (*consumer)->poll(wait);
         if (!m) {
           log::error(kModule, "poll failed", {{"route", name}, {"error", m.error().message}});
+          if (bus::is_fenced(m.error())) {
+            // Another consumer joined this route's group as this instance: a second engine
+            // runs with this kafka.instance. The one that came last keeps the work.
+            runtime::request_engine_stop("another engine runs as kafka.instance '" + s.instance +
+                                         "' (route " + name +
+                                         "); give each engine its own kafka.instance");
+            while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
           broken = true;
           break;
         }
@@ -147,6 +157,18 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
       if (!st) {
         log::warn(kModule, "batch aborted; it will be read again",
                   {{"route", name}, {"error", st.error().message}});
+        if (bus::is_fenced(st.error())) {
+          // A producer with this transactional id started elsewhere (a second engine with
+          // this kafka.instance), or the broker ended a transaction that outlived
+          // transaction.timeout.ms. A new producer fences it in turn; a pause keeps two
+          // engines with one name from trading fences as fast as they can.
+          log::error(kModule, "transactional producer fenced",
+                     {{"route", name},
+                      {"transactional_id", txn_id},
+                      {"hint", "is another engine running as kafka.instance '" + s.instance +
+                                   "'? Each engine needs its own."}});
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
         counters.aborted_batches.fetch_add(1);
         (void)(*producer)->abort();
         if (after_batch) after_batch(false);

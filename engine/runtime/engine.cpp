@@ -18,6 +18,7 @@ namespace {
 constexpr std::string_view kModule = "engine";
 std::atomic<int> g_signal{0};
 std::atomic<bool> g_reload{false};
+std::atomic<bool> g_stop_requested{false};
 
 void on_signal(int sig) {
   g_signal.store(sig);
@@ -77,6 +78,11 @@ std::string reload(const StageBuilder& build, bus::Producer& producer,
 }
 
 }  // namespace
+
+void request_engine_stop(const std::string& why) {
+  if (g_stop_requested.exchange(true)) return;
+  log::error(kModule, "the engine stops", {{"reason", why}});
+}
 
 nlohmann::json EngineControl::reload(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
@@ -228,12 +234,13 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
     std::string names;
     for (auto* s : started) names += (names.empty() ? "" : ", ") + s->name();
     if (!stages.empty()) names += "; stages: " + stage_names(stages);
-    log::info(kModule, "engine running", {{"kafka", cfg.kafka.bootstrap()}, {"sources", names}});
+    log::info(kModule, "engine running",
+              {{"kafka", cfg.kafka.bootstrap()}, {"instance", cfg.instance}, {"sources", names}});
     std::printf("budstikke: running on %s with sources: %s\n", cfg.kafka.bootstrap().c_str(),
                 names.empty() ? "(none)" : names.c_str());
     std::fflush(stdout);
     control.set_stages(true, stages_status(stages));
-    while (g_signal.load() == 0) {
+    while (g_signal.load() == 0 && !g_stop_requested.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       const bool by_signal = g_reload.exchange(false);
       const bool by_api = control.take_reload_request();
@@ -253,6 +260,7 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
     control.set_stages(false, stages_status(stages));
     control.closing();
     log::info(kModule, "stopping", {{"signal", std::to_string(g_signal.load())}});
+    if (g_stop_requested.load()) rc = 1;
   }
   // Graceful: sources stop taking input and finish what is in flight; then flush.
   for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->stop();

@@ -68,6 +68,10 @@ using ServiceBuilder = std::function<Result<std::vector<std::unique_ptr<Stage>>>
 using StageBuilder =
     std::function<Result<std::vector<std::unique_ptr<Stage>>>(bus::Producer& producer)>;
 
+// Asks the running engine to stop, as SIGTERM does, and to exit with 1: for a stage that
+// cannot go on (it was fenced by another engine with its kafka.instance). Thread-safe.
+void request_engine_stop(const std::string& why);
+
 // Returns the process exit code.
 int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
                const SourceRegistry& sources, const StageBuilder& stages = {},

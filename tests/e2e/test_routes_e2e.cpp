@@ -839,3 +839,142 @@ TEST(RoutesE2E, RouteJobTopicsMoveASlowSystemsJobsAndLoseNothing) {
   const char* n = std::getenv("BUDSTIKKE_E2E_MESSAGES");
   mixed_run(n ? std::min(std::atol(n), 10000L) : 10000, true);
 }
+
+namespace {
+
+// The sum of a metric's series in a /metrics text (0 when it has none).
+double metric_total(const std::string& text, const std::string& name) {
+  double sum = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) != 0) continue;
+    const char next = line.size() > name.size() ? line[name.size()] : '\0';
+    if (next != ' ' && next != '{') continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+}  // namespace
+
+// Several engines share the work of one route set through Kafka's consumer groups, each
+// under its own kafka.instance (its transactional ids and its static group membership). Two
+// engines route and deliver together without fencing each other; a third started under a
+// name in use takes that engine's place, and the engine it replaced stops by itself with
+// exit code 1 and says why. Nothing is lost on the way.
+TEST(RoutesE2E, EnginesShareTheWorkAndOneStartedUnderATakenNameReplacesItsNamesake) {
+  testenv::TempDir tmp;
+  Receiver receiver(tmp.path() / "received", "none");
+  ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
+  receiver.export_env(tmp.path() / "outbox");
+  const std::string token = "e2e-admin-token-0123456789";
+  std::vector<int> admin_ports;
+  std::vector<std::unique_ptr<testenv::EngineProcess>> engines;
+  auto add_engine = [&](const std::string& dir, const std::string& instance,
+                        const std::string& prefix) {
+    admin_ports.push_back(testenv::free_port());
+    engines.push_back(std::make_unique<testenv::EngineProcess>(
+        tmp.path() / dir,
+        shipped_config("admin:\n  port: " + std::to_string(admin_ports.back()) +
+                       "\n  token: " + token + "\n"),
+        "  instance: " + instance + "\n", prefix));
+    return engines.back().get();
+  };
+  auto* a = add_engine("a", "e2e-a", "");
+  auto* b = add_engine("b", "e2e-b", a->prefix());
+  ASSERT_TRUE(a->start()) << testenv::read_file(tmp.path() / "a/engine-1.log");
+  ASSERT_TRUE(b->start()) << testenv::read_file(tmp.path() / "b/engine-1.log");
+  // Both joined every group before the load comes (a rebalance under load may repeat a
+  // delivery, which is allowed, but this test counts exactly).
+  std::this_thread::sleep_for(5s);
+
+  const std::string src = testenv::source_dir().string();
+  const std::string adt = testenv::read_file(src + "/examples/messages/adt-a01-admission.hl7");
+  const std::string oru = testenv::read_file(src + "/examples/messages/oru-r01-lab-result.hl7");
+  std::map<std::string, std::set<std::string>> expected;
+  // Each message for another patient: the key (of the patient) picks the partition, and so
+  // the engine that routes it.
+  long long patient = 20000000000LL;
+  auto send = [&](testenv::EngineProcess& e, const std::string& tag, int n) {
+    for (int i = 0; i < n; ++i) {
+      const std::string adt_id = tag + "-ADT-" + std::to_string(i);
+      const std::string oru_id = tag + "-ORU-" + std::to_string(i);
+      e.drop(adt_id + ".hl7", replace_all(replace_all(adt, "NORDVIK-ADT-0001", adt_id),
+                                          "12837512393", std::to_string(++patient)));
+      e.drop(oru_id + ".hl7", replace_all(replace_all(oru, "NORDVIK-LAB-0001", oru_id),
+                                          "12837512393", std::to_string(++patient)));
+      for (const auto& d : departments()) expected[d].insert(adt_id);
+      expected["nordvik-dips"].insert(oru_id);
+    }
+  };
+  // system -> id -> times, of the ids expected; all expected ids there.
+  auto tally = [&](size_t& missing, size_t& duplicates) {
+    missing = duplicates = 0;
+    const auto got = receiver.deliveries();
+    for (const auto& [s, ids] : expected) {
+      const auto it = got.find(s);
+      for (const auto& id : ids) {
+        const int n = it == got.end() || !it->second.count(id) ? 0 : it->second.at(id);
+        if (n == 0) ++missing;
+        if (n > 1) duplicates += static_cast<size_t>(n - 1);
+      }
+    }
+  };
+  auto wait_all = [&] {
+    size_t missing = 1, duplicates = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - t0 < 180s) {
+      tally(missing, duplicates);
+      if (missing == 0) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    return std::pair(missing, duplicates);
+  };
+
+  send(*a, "SHARE-A", 40);
+  send(*b, "SHARE-B", 40);
+  auto [missing, duplicates] = wait_all();
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(duplicates, 0u);
+  // Each engine routed events of both inboxes' topics and delivered to its share of the
+  // systems.
+  std::vector<double> routed, delivered;
+  for (size_t i = 0; i < 2; ++i) {
+    const std::string m =
+        testenv::http_request("GET", "127.0.0.1", admin_ports[i], "/metrics", token).body;
+    routed.push_back(metric_total(m, "budstikke_route_events_total"));
+    delivered.push_back(metric_total(m, "budstikke_delivered_total"));
+  }
+  std::printf(
+      "two engines: events routed %.0f + %.0f, jobs delivered %.0f + %.0f; %zu missing, "
+      "%zu duplicates\n",
+      routed[0], routed[1], delivered[0], delivered[1], missing, duplicates);
+  EXPECT_GT(routed[0], 0);
+  EXPECT_GT(routed[1], 0);
+  EXPECT_GT(delivered[0], 0);
+  EXPECT_GT(delivered[1], 0);
+  for (const char* log : {"a/engine-1.log", "b/engine-1.log"}) {
+    const std::string text = testenv::read_file(tmp.path() / log);
+    EXPECT_EQ(text.find("fenced"), std::string::npos) << log << ":\n" << text.substr(0, 3000);
+  }
+
+  // A third engine under b's name: b stops by itself, c does b's share from then on.
+  auto* c = add_engine("c", "e2e-b", a->prefix());
+  ASSERT_TRUE(c->start()) << testenv::read_file(tmp.path() / "c/engine-1.log");
+  const auto b_exit = b->wait_exit(60s);
+  const std::string b_log = testenv::read_file(tmp.path() / "b/engine-1.log");
+  ASSERT_TRUE(b_exit.has_value()) << "b still runs:\n" << b_log.substr(b_log.size() - 3000);
+  EXPECT_EQ(*b_exit, 1);
+  EXPECT_NE(b_log.find("another engine runs as kafka.instance 'e2e-b'"), std::string::npos)
+      << b_log.substr(b_log.size() > 3000 ? b_log.size() - 3000 : 0);
+  send(*a, "AFTER-A", 20);
+  send(*c, "AFTER-C", 20);
+  std::tie(missing, duplicates) = wait_all();
+  std::printf("after c replaced b: %zu missing, %zu duplicates (over both rounds)\n", missing,
+              duplicates);
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(count(a->prefix() + "route.failed"), 0);
+  EXPECT_EQ(a->stop(SIGTERM), 0);
+  EXPECT_EQ(c->stop(SIGTERM), 0);
+  a->delete_topics();
+}

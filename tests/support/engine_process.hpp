@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -30,16 +31,20 @@ inline int free_port() {
 
 class EngineProcess {
  public:
-  // `extra_yaml` is appended to engine.yaml (e.g. routes: and systems: for routing tests).
-  explicit EngineProcess(const std::filesystem::path& dir, const std::string& extra_yaml = "")
+  // `extra_yaml` is appended to engine.yaml (e.g. routes: and systems: for routing tests);
+  // `kafka_yaml`, indented lines, goes into its kafka section (e.g. "  instance: a\n").
+  // `prefix`: the topic prefix of another engine (several engines sharing the work); empty:
+  // a new one.
+  explicit EngineProcess(const std::filesystem::path& dir, const std::string& extra_yaml = "",
+                         const std::string& kafka_yaml = "", const std::string& prefix = "")
       : dir_(dir),
-        prefix_("e2e." + unique_suffix() + "."),
+        prefix_(prefix.empty() ? "e2e." + unique_suffix() + "." : prefix),
         port_(free_port()),
         mllp_port_(free_port()) {
     std::filesystem::create_directories(dir_ / "inbox");
     std::ofstream(config()) << "kafka:\n  bootstrap_servers: " << kafka_bootstrap()
                             << "\n  topic_prefix: \"" << prefix_ << "\"\n"
-                            << "privacy:\n  key_secret: e2e-test-secret-0123456789\n"
+                            << kafka_yaml << "privacy:\n  key_secret: e2e-test-secret-0123456789\n"
                             << "  claim_check_dir: " << (dir_ / "claims").string() << "\n"
                             << "schemas:\n  directory: " << (standards_dir() / "xsd").string()
                             << "\n"
@@ -115,6 +120,22 @@ class EngineProcess {
     pid_ = -1;
     if (WIFSIGNALED(status)) return -WTERMSIG(status);
     return WEXITSTATUS(status);
+  }
+
+  // Waits up to `timeout` for the engine to exit by itself; its exit status (or -signal),
+  // or nullopt while it still runs.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (pid_ > 0) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+      }
+      if (std::chrono::steady_clock::now() >= until) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return std::nullopt;
   }
 
   // Drops a file into the inbox the safe way: write to a dotfile, then rename.

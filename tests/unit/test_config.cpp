@@ -90,6 +90,40 @@ colour: blue
   EXPECT_TRUE(has(d, f + ":10:1: error: colour: unknown key")) << out;
 }
 
+TEST(EngineConfig, InstanceIsTheHostNameUnlessSetAndMustBeAName) {
+  testenv::TempDir dir;
+  const std::string privacy = "privacy:\n  key_secret: 0123456789abcdef0123\n";
+  {
+    Diagnostics d;
+    const auto cfg = load_engine_config(write(dir, "a.yaml", privacy), d);
+    ASSERT_FALSE(d.has_errors()) << d.format_all();
+    EXPECT_EQ(cfg.instance, host_instance_name());
+    EXPECT_TRUE(valid_instance_name(cfg.instance)) << cfg.instance;
+  }
+  {
+    Diagnostics d;
+    const auto cfg = load_engine_config(
+        write(dir, "b.yaml", "kafka:\n  instance: bs-2.region_a\n" + privacy), d);
+    ASSERT_FALSE(d.has_errors()) << d.format_all();
+    EXPECT_EQ(cfg.instance, "bs-2.region_a");
+  }
+  {
+    // Reported with the other problems, at its position.
+    const auto f =
+        write(dir, "c.yaml", "kafka:\n  instance: engine one\n  partitions: lots\n" + privacy);
+    Diagnostics d;
+    (void)load_engine_config(f, d);
+    EXPECT_TRUE(has(d, f + ":2:13: error: kafka.instance: 'engine one' is not an instance name"))
+        << d.format_all();
+    EXPECT_TRUE(has(d, f + ":3:15: error: kafka.partitions: expected an integer"))
+        << d.format_all();
+  }
+  EXPECT_FALSE(valid_instance_name(std::string(65, 'a')));
+  EXPECT_TRUE(valid_instance_name(std::string(64, 'a')));
+  EXPECT_FALSE(valid_instance_name(""));
+  EXPECT_FALSE(valid_instance_name("a/b"));
+}
+
 TEST(EngineConfig, MissingRequiredSection) {
   testenv::TempDir dir;
   const auto f = write(dir, "engine.yaml", "kafka:\n  client_id: x\n");
