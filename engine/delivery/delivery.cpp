@@ -79,6 +79,7 @@ std::string outcome_tracking_json(const OutcomeTracking& o, std::string_view at)
   t.str("at", at);
   t.member("attempts") += std::to_string(o.attempts);
   if (!o.detail.empty()) t.str("detail", redact_identity_numbers(o.detail));
+  t.str_if("engine", o.engine);
   t.str("event_id", o.event_id);
   t.str("job_id", o.job_id);
   if (o.latency_ms) t.member("latency_ms") += std::to_string(*o.latency_ms);
@@ -468,6 +469,7 @@ struct DeliveryStage::Impl {
     o.route = route;
     o.message_id = idem;
     o.system = j.dj.system;
+    o.engine = settings.instance;
     // Ingest (the canonical record's time) to this outcome.
     const std::string received = j.h(header::kReceivedMs);
     if (!received.empty()) {

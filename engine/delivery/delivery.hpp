@@ -145,6 +145,7 @@ struct OutcomeTracking {
   std::string_view system;
   std::string_view message_id;  // left out when empty
   std::string_view detail;      // left out when empty
+  std::string_view engine;      // the kafka.instance that delivered; left out when empty
   int attempts = 0;
   std::optional<int64_t> latency_ms;
 };

@@ -105,6 +105,9 @@ std::string describe_state(const json& t) {
   for (const char* key : {"reason", "detail"})
     if (t.contains(key) && t.at(key).is_string() && !t.value(key, "").empty())
       line += ": " + t.value(key, "");
+  // Which engine (kafka.instance) took the step, where several share the work.
+  if (t.contains("engine") && t.at("engine").is_string() && !t.value("engine", "").empty())
+    line += " [on " + t.value("engine", "") + "]";
   return redact_identity_numbers(line);
 }
 

@@ -195,7 +195,7 @@ std::chrono::milliseconds batch_window_left(std::chrono::milliseconds window, in
 
 std::string route_tracking(const RouteResult& r, std::string_view state, std::string_view now,
                            std::string_view route, std::string_view event_id,
-                           std::string_view message_id) {
+                           std::string_view message_id, std::string_view engine) {
   std::string out;
   out.reserve(256 + 96 * r.deliveries.size());
   JsonObjectText t(out);
@@ -208,6 +208,7 @@ std::string route_tracking(const RouteResult& r, std::string_view state, std::st
                       x.str("system", d.system);
                       x.finish();
                     });
+  t.str_if("engine", engine);
   t.str("event_id", event_id);
   if (!r.failures.empty())
     append_json_array(t.member("failures"), r.failures, [](std::string& o, const RouteFailure& f) {
@@ -351,7 +352,7 @@ void RouteStage::run_route(const Route* route) {
         const char* state = r.deliveries.empty() ? "unrouted" : "routed";
         out.push_back({prefix + runtime::kTrackingTopic,
                        tkey,
-                       route_tracking(r, state, now, name, e.event_id, idem),
+                       route_tracking(r, state, now, name, e.event_id, idem, s_.instance),
                        {{"bs-state", state}, {"bs-route", name}},
                        -1});
       });
@@ -390,7 +391,8 @@ void RouteStage::run_receipts() {
           // Stays on apprec.outbound, visible; tracking says why it went nowhere.
           out.push_back({prefix + runtime::kTrackingTopic,
                          tkey,
-                         dump({{"state", "receipt_not_sent"},
+                         dump({{"engine", s_.instance},
+                               {"state", "receipt_not_sent"},
                                {"at", now_rfc3339()},
                                {"message_id", original},
                                {"reason", !s ? "no system answers for HER-id(s) " + hers
@@ -405,7 +407,8 @@ void RouteStage::run_receipts() {
         if (!sent_key.empty() && (answered.count(sent_key) || pending.count(sent_key))) {
           out.push_back({prefix + runtime::kTrackingTopic,
                          tkey,
-                         dump({{"state", "receipt_not_sent"},
+                         dump({{"engine", s_.instance},
+                               {"state", "receipt_not_sent"},
                                {"at", now_rfc3339()},
                                {"message_id", original},
                                {"system", s->id},
@@ -443,7 +446,8 @@ void RouteStage::run_receipts() {
         out.push_back(std::move(rec));
         out.push_back({prefix + runtime::kTrackingTopic,
                        tkey,
-                       dump({{"state", "receipt_routed"},
+                       dump({{"engine", s_.instance},
+                             {"state", "receipt_routed"},
                              {"at", now_rfc3339()},
                              {"message_id", original},
                              {"system", s->id},

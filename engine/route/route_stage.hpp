@@ -37,7 +37,7 @@ std::chrono::milliseconds batch_window_left(std::chrono::milliseconds window, in
 // systems it skipped. Written as JSON text, the same bytes nlohmann's dump() gives.
 std::string route_tracking(const RouteResult& r, std::string_view state, std::string_view now,
                            std::string_view route, std::string_view event_id,
-                           std::string_view message_id);
+                           std::string_view message_id, std::string_view engine = {});
 
 struct RouteStageSettings {
   std::string topic_prefix;

@@ -169,6 +169,7 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
   is.key_secret = cfg.key_secret;
   is.claim_check_dir = cfg.claim_check_dir;
   is.claim_check_threshold = static_cast<size_t>(cfg.claim_check_threshold);
+  is.instance = cfg.instance;
   Ingest ingest(**producer, codecs, is);
   SourceContext ctx{ingest, cfg};
   auto created = sources.create_all(cfg.sources, ctx);

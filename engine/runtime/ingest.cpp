@@ -92,7 +92,7 @@ struct Pending {
 // order nlohmann::json's dump gives them (sorted), as it was when built as a json object:
 // it is written for every message, next to the event.
 std::string received_record(const Event& e, const std::string& channel, const std::string& now,
-                            const std::string& secret) {
+                            const std::string& secret, std::string_view engine) {
   std::string out;
   out.reserve(320);
   bool first = true;
@@ -111,6 +111,7 @@ std::string received_record(const Event& e, const std::string& channel, const st
   // track finds a message by its conversation, and a receipt under the message it answers.
   if (!e.conversation.conversation_ref.empty())
     str("conversation_ref", e.conversation.conversation_ref);
+  if (!engine.empty()) str("engine", engine);
   str("event_id", e.event_id);
   str("format", e.source.format);
   const bool reply = !e.conversation.in_reply_to.empty();
@@ -263,11 +264,12 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
       rec.value = to_json_string(e);
       for (auto& [k, v] : kafka_headers(e)) rec.headers.push_back({k, v});
       records.push_back(std::move(rec));
-      records.push_back({prefix + kTrackingTopic,
-                         tracking_key(e.source.message_id, settings_.key_secret),
-                         received_record(e, in.channel, now, settings_.key_secret),
-                         {{"bs-state", "received"}},
-                         -1});
+      records.push_back(
+          {prefix + kTrackingTopic,
+           tracking_key(e.source.message_id, settings_.key_secret),
+           received_record(e, in.channel, now, settings_.key_secret, settings_.instance),
+           {{"bs-state", "received"}},
+           -1});
       pending->type = std::string(to_string(e.type));
     }
   } else {

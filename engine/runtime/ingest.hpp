@@ -42,6 +42,7 @@ struct IngestSettings {
   std::string key_secret;
   size_t claim_check_threshold = 1 << 20;
   std::string claim_check_dir;  // empty: no offloading (large records may be refused by Kafka)
+  std::string instance;         // kafka.instance, named in the tracking records
 };
 
 struct Inbound {
@@ -113,7 +114,8 @@ DecodeResult decode_with(const CodecRegistry& codecs, std::string_view bytes,
 std::string tracking_key(const std::string& message_id, const std::string& secret);
 
 // The "received" tracking record (JSON) of an accepted event: what `track` shows first.
+// `engine`: the kafka.instance that took it in (left out when empty).
 std::string received_record(const Event& e, const std::string& channel, const std::string& now,
-                            const std::string& secret);
+                            const std::string& secret, std::string_view engine = {});
 
 }  // namespace budstikke::runtime

@@ -112,7 +112,8 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
       tmp.path() / "engine",
       "routes: " + routes.string() + "\nsystems: " + (tmp.path() / "systems.yaml").string() +
           "\nadmin:\n  port: " + std::to_string(admin_port) + "\n  token: " + kToken +
-          "\naudit:\n  file: " + (tmp.path() / "audit.log").string() + "\n");
+          "\naudit:\n  file: " + (tmp.path() / "audit.log").string() + "\n",
+      "  instance: e2e-ops\n");
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
   const std::string cfg = " -c " + engine.config().string();
   setenv("BUDSTIKKE_ACTOR", "e2e-operator", 1);
@@ -234,10 +235,10 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
       std::chrono::seconds(30)))
       << history;
   std::printf("budstikke track %s:\n%s", kMsgId, history.c_str());
-  EXPECT_TRUE(in_order(
-      history, {"received via file:inbox as dialog (XSD-validated)",
-                "routed route dialog-both-ways", "attempt_failed", "(attempt 1)", "dead_lettered",
-                "(attempt 2)", "replayed", "by e2e-operator", "delivered"}))
+  EXPECT_TRUE(in_order(history, {"received via file:inbox as dialog (XSD-validated) [on e2e-ops]",
+                                 "routed route dialog-both-ways -> [hospital] [on e2e-ops]",
+                                 "attempt_failed", "(attempt 1)", "dead_lettered", "(attempt 2)",
+                                 "replayed", "by e2e-operator", "delivered", "[on e2e-ops]"}))
       << history;
   EXPECT_NE(history.find("received via file:inbox as apprec answering " + std::string(kMsgId) +
                          " status 1 (OK)"),

@@ -19,6 +19,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/bus/bus.hpp"
 #include "engine/event/event.hpp"
 #include "tests/support/engine_process.hpp"
@@ -956,6 +958,28 @@ TEST(RoutesE2E, EnginesShareTheWorkAndOneStartedUnderATakenNameReplacesItsNamesa
   for (const char* log : {"a/engine-1.log", "b/engine-1.log"}) {
     const std::string text = testenv::read_file(tmp.path() / log);
     EXPECT_EQ(text.find("fenced"), std::string::npos) << log << ":\n" << text.substr(0, 3000);
+  }
+  // The tracking records say which engine took each step.
+  {
+    bus::KafkaSettings ks;
+    ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+    std::map<std::string, std::map<std::string, int>> by_state;  // state -> engine -> records
+    ASSERT_TRUE(bus::scan_topics(
+        ks, {a->prefix() + "tracking"},
+        [&](const bus::Message& m) {
+          const auto t = nlohmann::json::parse(m.value(), nullptr, false);
+          if (t.is_object()) ++by_state[t.value("state", "")][t.value("engine", "(none)")];
+          return true;
+        },
+        std::chrono::milliseconds(30000)));
+    for (const char* state : {"received", "routed", "delivered"}) {
+      const auto& by = by_state[state];
+      std::printf("  %s records: e2e-a %d, e2e-b %d, without an engine %d\n", state,
+                  by.count("e2e-a") ? by.at("e2e-a") : 0, by.count("e2e-b") ? by.at("e2e-b") : 0,
+                  by.count("(none)") ? by.at("(none)") : 0);
+      EXPECT_TRUE(by.count("e2e-a") && by.count("e2e-b")) << state;
+      EXPECT_EQ(by.count("(none)"), 0u) << state;
+    }
   }
 
   // A third engine under b's name: b stops by itself, c does b's share from then on.

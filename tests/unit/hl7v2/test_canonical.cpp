@@ -248,6 +248,11 @@ TEST(TrackingRecord, ReceivedRecordIsTheJsonObjectTrackReads) {
   EXPECT_EQ(runtime::received_record(e, "mllp:test", "2026-12-01T10:00:00Z", secret), expected(e));
   e.body["errors"] = json::array();  // no codes: no receipt_errors member
   EXPECT_EQ(runtime::received_record(e, "mllp:test", "2026-12-01T10:00:00Z", secret), expected(e));
+  // The engine that took it in (kafka.instance), when named.
+  json with_engine = json::parse(expected(e));
+  with_engine["engine"] = "bs-1";
+  EXPECT_EQ(runtime::received_record(e, "mllp:test", "2026-12-01T10:00:00Z", secret, "bs-1"),
+            with_engine.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 // The HL7 body is written as JSON text (Event::body_json). For every corpus message and a

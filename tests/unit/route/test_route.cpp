@@ -492,7 +492,9 @@ TEST(RouteTracking, SameBytesAsNlohmann) {
     fs.push_back({{"system", f.system}, {"reason", redact_identity_numbers(f.reason)}});
   want["failures"] = fs;
   want["skipped_disabled"] = r.skipped;
-  EXPECT_EQ(route::route_tracking(r, "routed", now, "epikrise", "ev-\u00e6", "m-1"), want.dump());
+  want["engine"] = "bs-1";
+  EXPECT_EQ(route::route_tracking(r, "routed", now, "epikrise", "ev-\u00e6", "m-1", "bs-1"),
+            want.dump());
   EXPECT_EQ(want.dump().find("01017012345"), std::string::npos);
 
   // Nothing routed: an empty destination list, no failures or skipped members.
@@ -524,20 +526,28 @@ TEST(DeliveryTracking, SameBytesAsNlohmann) {
   o.detail = "MSH|^~\\&|X\rMSA|AA|m-1|pasient 13116900216\x01";
   o.attempts = 2;
   o.latency_ms = 37;
+  o.engine = "bs-2";
   const std::string at = "2026-12-01T10:00:00.123Z";
-  nlohmann::json want = {{"state", "delivered"},  {"at", at},
-                         {"event_id", "ev-1"},    {"job_id", "job-\u00f8"},
-                         {"route", "adt-fanout"}, {"system", "st-olav-kir"},
-                         {"attempts", 2},         {"detail", redact_identity_numbers(o.detail)},
-                         {"message_id", "a1b2"},  {"latency_ms", 37}};
+  nlohmann::json want = {{"state", "delivered"},
+                         {"at", at},
+                         {"engine", "bs-2"},
+                         {"event_id", "ev-1"},
+                         {"job_id", "job-\u00f8"},
+                         {"route", "adt-fanout"},
+                         {"system", "st-olav-kir"},
+                         {"attempts", 2},
+                         {"detail", redact_identity_numbers(o.detail)},
+                         {"message_id", "a1b2"},
+                         {"latency_ms", 37}};
   EXPECT_EQ(delivery::outcome_tracking_json(o, at), want.dump());
   EXPECT_EQ(delivery::outcome_tracking_json(o, at).find("13116900216"), std::string::npos);
 
-  // No detail, no message id, no ingest time: those members are left out.
+  // No detail, no message id, no ingest time, no engine name: those members are left out.
   o.detail = {};
   o.message_id = {};
   o.latency_ms.reset();
-  for (const char* k : {"detail", "message_id", "latency_ms"}) want.erase(k);
+  o.engine = {};
+  for (const char* k : {"detail", "message_id", "latency_ms", "engine"}) want.erase(k);
   EXPECT_EQ(delivery::outcome_tracking_json(o, at), want.dump());
 }
 
