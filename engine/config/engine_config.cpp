@@ -113,10 +113,9 @@ Spec build_engine_spec_fields() {
            "same after a restart: a restarted engine then fences the transactions the crashed "
            "one left open and takes its partitions back at once, without waiting out its "
            "session. An engine started under a name in use replaces the one running under it, "
-           "which "
-           "stops with exit code 1 and says why. Letters, digits, '.', '_' and '-'. Empty: the "
-           "host name (set it where host names change "
-           "with every start, as in containers).",
+           "which stops with exit code 1 and says why. Letters, digits, '.', '_' and '-'. "
+           "Empty: the host name (set it where host names change with every start, as in "
+           "containers).",
            ""),
        props}});
   auto privacy = make(Spec{
