@@ -180,6 +180,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       return json_reply(
           http::status::ok,
           {{"status", "ok"},
+           {"instance", cfg.instance},
            {"uptime_s",
             std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count()}});
     }

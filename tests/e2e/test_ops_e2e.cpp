@@ -143,7 +143,10 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
   }
   EXPECT_EQ(testenv::http_request("POST", "127.0.0.1", admin_port, "/api/routes/reload").status,
             401);
-  EXPECT_EQ(get("/healthz", "").status, 200);
+  const auto health = get("/healthz", "");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(health.body, nullptr, false).value("instance", ""), "e2e-ops")
+      << health.body;
   const auto ready = get("/readyz", "");
   EXPECT_EQ(ready.status, 200) << ready.body;
   const auto dlq_list = get("/api/dlq");
