@@ -176,6 +176,7 @@ class RoutingStages final : public runtime::Stage {
     route::RouteStageSettings rs;
     rs.topic_prefix = cfg.topic_prefix;
     rs.instance = cfg.instance;
+    rs.static_membership = cfg.static_membership;
     rs.key_secret = cfg.key_secret;
     rs.kafka = cfg.kafka;
     rs.jobs_per_route = cfg.jobs_per_route;
@@ -194,6 +195,7 @@ class RoutingStages final : public runtime::Stage {
     delivery::DeliverySettings ds;
     ds.topic_prefix = cfg.topic_prefix;
     ds.instance = cfg.instance;
+    ds.static_membership = cfg.static_membership;
     ds.kafka = cfg.kafka;
     ds.max_pending_per_system = cfg.max_pending_per_system;
     ds.skip_delivered_lookback = cfg.skip_delivered_lookback;

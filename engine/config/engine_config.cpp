@@ -117,6 +117,15 @@ Spec build_engine_spec_fields() {
            "Empty: the host name (set it where host names change with every start, as in "
            "containers).",
            ""),
+       one_of(str("static_membership",
+                  "Join the route and delivery consumer groups as static members under "
+                  "`instance`: a restarted engine has its partitions back at once (measured "
+                  "0.8 s after a kill -9, against 7.7 s when the dead member's 10 s session must "
+                  "time out first). The price: an engine that stops for good hands its "
+                  "partitions on only after that session, and its groups' offsets cannot be "
+                  "reset from outside until then.",
+                  "true"),
+              {"true", "false"}),
        props}});
   auto privacy = make(Spec{
       "privacy",
@@ -322,6 +331,7 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
   c.topic_prefix = get_string(kafka, ks, "topic_prefix");
   c.instance = get_string(kafka, ks, "instance");
   if (c.instance.empty()) c.instance = host_instance_name();
+  c.static_membership = get_string(kafka, ks, "static_membership") == "true";
 
   const YAML::Node privacy = root["privacy"];
   const Spec& ps = *spec.find("privacy")->object;

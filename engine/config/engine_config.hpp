@@ -20,9 +20,10 @@ struct EngineConfig {
   std::string base_dir;  // its directory: relative paths resolve against it
   bus::KafkaSettings kafka;
   std::string topic_prefix;
-  std::string instance;    // kafka.instance, the host name when not set
-  std::string key_secret;  // HMAC key for Kafka keys; never logged
-  std::string schema_dir;  // KITH XSDs; empty: validation off (with a warning)
+  std::string instance;           // kafka.instance, the host name when not set
+  bool static_membership = true;  // kafka.static_membership
+  std::string key_secret;         // HMAC key for Kafka keys; never logged
+  std::string schema_dir;         // KITH XSDs; empty: validation off (with a warning)
   std::string log_level = "info";
   std::map<std::string, std::string> log_modules;
   std::string routes_dir;

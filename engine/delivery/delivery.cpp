@@ -1093,7 +1093,7 @@ Status DeliveryStage::start() {
   }
   if (I.settings.read_route_jobs) topics.push_back(route_jobs_pattern(I.settings.topic_prefix));
   bus::ConsumerOptions co;
-  co.group_instance_id = I.settings.instance;
+  if (I.settings.static_membership) co.group_instance_id = I.settings.instance;
   // deliver.<system> topics have one partition each: with range assignment the first engine
   // of several would get every one of them; round robin gives each engine its share of the
   // systems (one system's jobs still go through one engine, in order).

@@ -51,6 +51,7 @@ class SinkFactories {
 struct DeliverySettings {
   std::string topic_prefix;
   std::string instance = "0";
+  bool static_membership = false;  // the consumer joins as group.instance.id = instance
   // Jobs a system holds in memory (queued, waiting for a retry, being delivered). At this
   // many its deliver.<system> partition is paused, and jobs for it read from a route's
   // jobs.<route> topic move to deliver.<system> instead (see route_jobs_topic).

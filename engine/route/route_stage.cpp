@@ -81,7 +81,7 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
     }
     bus::ConsumerOptions co;
     co.transactional = true;
-    co.group_instance_id = s.instance;
+    if (s.static_membership) co.group_instance_id = s.instance;
     auto consumer = bus::Consumer::create(s.kafka, group, topics, co);
     if (!consumer) {
       log::error(kModule, "consumer failed",

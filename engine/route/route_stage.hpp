@@ -42,7 +42,8 @@ std::string route_tracking(const RouteResult& r, std::string_view state, std::st
 struct RouteStageSettings {
   std::string topic_prefix;
   std::string instance = "0";
-  std::string key_secret;  // for tracking keys
+  bool static_membership = false;  // consumers join as group.instance.id = instance
+  std::string key_secret;          // for tracking keys
   bus::KafkaSettings kafka;
   int batch_max = 500;
   int batch_ms = 20;

@@ -99,13 +99,17 @@ TEST(EngineConfig, InstanceIsTheHostNameUnlessSetAndMustBeAName) {
     ASSERT_FALSE(d.has_errors()) << d.format_all();
     EXPECT_EQ(cfg.instance, host_instance_name());
     EXPECT_TRUE(valid_instance_name(cfg.instance)) << cfg.instance;
+    EXPECT_TRUE(cfg.static_membership);
   }
   {
     Diagnostics d;
     const auto cfg = load_engine_config(
-        write(dir, "b.yaml", "kafka:\n  instance: bs-2.region_a\n" + privacy), d);
+        write(dir, "b.yaml",
+              "kafka:\n  instance: bs-2.region_a\n  static_membership: false\n" + privacy),
+        d);
     ASSERT_FALSE(d.has_errors()) << d.format_all();
     EXPECT_EQ(cfg.instance, "bs-2.region_a");
+    EXPECT_FALSE(cfg.static_membership);
   }
   {
     // Reported with the other problems, at its position.
