@@ -935,7 +935,13 @@ Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>
   if (!result) return result;
   // CreateTopics answers before every broker's metadata shows the topics; callers list,
   // produce to and subscribe to them at once, so wait until the metadata has them all.
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // A busy broker (a just-started one creating hundreds of partitions with both cores taken)
+  // can take well over 30 s; the wait says so every 10 s.
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + timeout;
+  auto next_note = started + std::chrono::seconds(10);
+  size_t missing = topics.size();
+  std::string a_missing = topics.front().name;
   for (;;) {
     const rd_kafka_metadata_t* md = nullptr;
     if (rd_kafka_metadata(h.rk, 1, nullptr, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -944,14 +950,28 @@ Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>
         if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[i].partition_cnt > 0)
           ready.insert(md->topics[i].topic);
       rd_kafka_metadata_destroy(md);
-      const bool all = std::all_of(topics.begin(), topics.end(),
-                                   [&](const TopicSpec& t) { return ready.count(t.name) > 0; });
-      if (all) return {};
+      missing = 0;
+      for (const auto& t : topics)
+        if (ready.count(t.name) == 0 && missing++ == 0) a_missing = t.name;
+      if (missing == 0) return {};
     }
-    if (std::chrono::steady_clock::now() > deadline)
+    const auto now = std::chrono::steady_clock::now();
+    if (now > deadline)
       return Error::transient(ErrorDomain::kKafka,
-                              "create topics: created, but not all in the metadata within " +
-                                  std::to_string(timeout.count()) + " ms");
+                              "create topics: created, but " + std::to_string(missing) + " of " +
+                                  std::to_string(topics.size()) +
+                                  " not in the cluster's metadata within " +
+                                  std::to_string(timeout.count()) + " ms (e.g. " + a_missing +
+                                  "); is the broker overloaded?");
+    if (now > next_note) {
+      log::info(kModule, "waiting for the cluster to show the created topics",
+                {{"missing", std::to_string(missing)},
+                 {"of", std::to_string(topics.size())},
+                 {"waited_s",
+                  std::to_string(
+                      std::chrono::duration_cast<std::chrono::seconds>(now - started).count())}});
+      next_note = now + std::chrono::seconds(10);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }

@@ -283,9 +283,12 @@ struct TopicSpec {
   std::map<std::string, std::string> config;  // e.g. cleanup.policy=compact
 };
 
-// Creates topics that do not exist yet; existing ones are left as they are.
+// Creates topics that do not exist yet; existing ones are left as they are. Returns when the
+// cluster's metadata shows every one of them, or fails after `timeout` (twice: for the
+// answer to the request, then for the metadata). A just-started broker on a busy machine
+// took over 30 s for the engine's core topics (session 19), hence two minutes.
 Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>& topics,
-                     Millis timeout = Millis(30000));
+                     Millis timeout = Millis(120000));
 Status delete_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
                      Millis timeout = Millis(30000));
 // Names of all topics, or an error when the cluster cannot be reached in time.

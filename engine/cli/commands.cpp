@@ -273,8 +273,7 @@ int cmd_run(const Args& args) {
     if (cfg.jobs_per_route)
       for (const auto& r : routes.routes) job_routes.push_back(r->name());
     if (auto st = bus::ensure_topics(cfg.kafka,
-                                     delivery::delivery_topics(cfg.topic_prefix, *reg, job_routes),
-                                     std::chrono::seconds(120));
+                                     delivery::delivery_topics(cfg.topic_prefix, *reg, job_routes));
         !st)
       return Error::transient(ErrorDomain::kKafka,
                               "cannot create delivery topics: " + st.error().message);
