@@ -18,6 +18,7 @@
 // the latency is also printed per kind of connector (http, mllp, kafka). BENCH_PARTITIONS=N sets
 // the engine's kafka.partitions (the canonical topics' partitions; default the engine's 4).
 // BENCH_JOB_TOPICS=route|system sets the engine's delivery.job_topics (default system).
+// BENCH_KAFKA="linger_ms: 5; statistics_interval_ms: 0" adds keys to engine.yaml's kafka section.
 
 #include <algorithm>
 #include <atomic>
@@ -113,6 +114,22 @@ int main(int argc, char** argv) {
     std::string yaml = testenv::read_file(engine.config());
     const std::string at = "kafka:\n";
     yaml.insert(yaml.find(at) + at.size(), "  partitions: " + std::string(parts) + "\n");
+    std::ofstream(engine.config()) << yaml;
+  }
+  // BENCH_KAFKA="linger_ms: 5; ...": more keys of engine.yaml's kafka section.
+  if (const char* k = std::getenv("BENCH_KAFKA"); k && *k) {
+    std::string yaml = testenv::read_file(engine.config());
+    std::string keys;
+    std::string_view rest = k;
+    while (!rest.empty()) {
+      const auto semi = rest.find(';');
+      std::string_view one = rest.substr(0, semi);
+      while (!one.empty() && one.front() == ' ') one.remove_prefix(1);
+      if (!one.empty()) keys += "  " + std::string(one) + "\n";
+      rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+    }
+    const std::string at = "kafka:\n";
+    yaml.insert(yaml.find(at) + at.size(), keys);
     std::ofstream(engine.config()) << yaml;
   }
   if (const char* jt = std::getenv("BENCH_JOB_TOPICS"); jt && *jt) {
