@@ -648,6 +648,10 @@ Consumer::~Consumer() {
                {{"group", group_}});
 }
 
+bool Consumer::failed() const {
+  return rd_kafka_fatal_error(rk_, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 Result<std::optional<Message>> Consumer::poll(Millis timeout) {
   rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, static_cast<int>(timeout.count()));
   if (!m) return std::optional<Message>();

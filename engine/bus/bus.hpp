@@ -206,6 +206,8 @@ class Consumer {
   // The next message, or nullopt when none arrived within the timeout. Partition EOF and
   // transient broker errors are absorbed (logged); a fatal error is returned.
   Result<std::optional<Message>> poll(Millis timeout);
+  // Whether the client met a fatal error: it will not read again and must be recreated.
+  bool failed() const;
   // Marks the message processed: its offset + 1 will be committed by the next commit().
   Status store(const Message& m);
   // Commits every stored offset. sync waits for the broker's answer.

@@ -957,12 +957,17 @@ struct DeliveryStage::Impl {
         auto m = consumer->poll(std::chrono::milliseconds(n == 0 ? 50 : 0));
         if (!m) {
           log::error(kModule, "consumer failed", {{"error", m.error().message}});
-          if (bus::is_fenced(m.error()))
+          if (bus::is_fenced(m.error())) {
             // A second engine joined the delivery group with this kafka.instance: the one
             // that came last keeps the work; this one stops (and exits with 1).
-            runtime::request_engine_stop("another engine runs as kafka.instance '" +
-                                         settings.instance +
-                                         "' (delivery); give each engine its own kafka.instance");
+            runtime::request_engine_stop(runtime::instance_taken(settings.instance, "delivery"));
+          } else if (consumer->failed()) {
+            // Any other fatal error: this consumer never reads again. The engine stops (exit
+            // 1) so that its supervisor starts it afresh from the committed offsets, rather
+            // than run on without delivering.
+            runtime::request_engine_stop("the delivery stage's consumer failed for good: " +
+                                         m.error().message);
+          }
           std::this_thread::sleep_for(std::chrono::seconds(1));
           break;
         }

@@ -112,9 +112,7 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
           if (bus::is_fenced(m.error())) {
             // Another consumer joined this route's group as this instance: a second engine
             // runs with this kafka.instance. The one that came last keeps the work.
-            runtime::request_engine_stop("another engine runs as kafka.instance '" + s.instance +
-                                         "' (route " + name +
-                                         "); give each engine its own kafka.instance");
+            runtime::request_engine_stop(runtime::instance_taken(s.instance, "route " + name));
             while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
           }
           broken = true;

@@ -79,6 +79,11 @@ std::string reload(const StageBuilder& build, bus::Producer& producer,
 
 }  // namespace
 
+std::string instance_taken(const std::string& instance, const std::string& where) {
+  return "another engine runs as kafka.instance '" + instance + "' (" + where +
+         "); give each engine its own kafka.instance";
+}
+
 void request_engine_stop(const std::string& why) {
   if (g_stop_requested.exchange(true)) return;
   log::error(kModule, "the engine stops", {{"reason", why}});

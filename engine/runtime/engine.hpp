@@ -71,6 +71,9 @@ using StageBuilder =
 // Asks the running engine to stop, as SIGTERM does, and to exit with 1: for a stage that
 // cannot go on (it was fenced by another engine with its kafka.instance). Thread-safe.
 void request_engine_stop(const std::string& why);
+// Why a fenced stage stops: another engine joined with this engine's kafka.instance (`where`
+// names the stage, e.g. "route adt-fanout").
+std::string instance_taken(const std::string& instance, const std::string& where);
 
 // Returns the process exit code.
 int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <librdkafka/rdkafka.h>
+
 #include "engine/bus/bus.hpp"
 #include "engine/core/crypto.hpp"
 #include "engine/core/metrics.hpp"
@@ -483,5 +485,29 @@ TEST(Bus, ErrorsAreClassified) {
   auto p3 = bus::Producer::create(bad);
   ASSERT_FALSE(p3.ok());
   EXPECT_EQ(p3.error().domain, ErrorDomain::kConfig);
+  (void)bus::delete_topics(s, {topic});
+}
+
+TEST(Bus, AFatalConsumerErrorIsReturnedWithItsCauseAndMarksTheConsumerFailed) {
+  // librdkafka's own test hook raises the fatal error; a real one (a fenced static member)
+  // takes a second engine, which the e2e tests start.
+  const auto s = settings();
+  const std::string topic = fresh_topic("fatal");
+  ASSERT_TRUE(bus::ensure_topics(s, {{topic, 1, 1, {}}}).ok());
+  for (const auto cause : {RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID, RD_KAFKA_RESP_ERR__STATE}) {
+    auto c = bus::Consumer::create(s, "test.fatal." + testenv::unique_suffix(), {topic});
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_FALSE((*c)->failed());
+    ASSERT_EQ(rd_kafka_test_fatal_error((*c)->handle(), cause, "raised by the test"),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+    Result<std::optional<bus::Message>> m = std::optional<bus::Message>();
+    for (int i = 0; i < 50 && m.ok(); ++i) m = (*c)->poll(100ms);
+    ASSERT_FALSE(m.ok()) << "poll never returned the fatal error";
+    EXPECT_TRUE((*c)->failed());
+    EXPECT_FALSE(m.error().retriable);
+    EXPECT_EQ(m.error().code, cause) << m.error().message;
+    EXPECT_NE(m.error().message.find("raised by the test"), std::string::npos) << m.error().message;
+    EXPECT_EQ(bus::is_fenced(m.error()), cause == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+  }
   (void)bus::delete_topics(s, {topic});
 }
