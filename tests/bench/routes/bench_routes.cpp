@@ -19,6 +19,7 @@
 // the engine's kafka.partitions (the canonical topics' partitions; default the engine's 4).
 // BENCH_JOB_TOPICS=route|system sets the engine's delivery.job_topics (default system).
 // BENCH_KAFKA="linger_ms: 5; statistics_interval_ms: 0" adds keys to engine.yaml's kafka section.
+// BENCH_SYSTEMS=FILE runs the engine with that registry instead of config/systems.yaml.
 
 #include <algorithm>
 #include <atomic>
@@ -101,6 +102,17 @@ int main(int argc, char** argv) {
     });
     mllp.set_delay([](const std::string& s) { return s == kSlow ? 5000ms : 0ms; });
   }
+  // A broker that kept the topics of earlier runs (tests run with BUDSTIKKE_TEST_KEEP, runs
+  // that were killed) is slower for every client: session 20 found 4,313 topics on the
+  // local broker, ten runs' worth. Say how many there are, so figures can be compared.
+  if (auto topics = bus::list_topics(kafka()); topics) {
+    std::printf("broker_topics=%zu (before this run's ~420)\n", topics->size());
+    if (topics->size() > 1000)
+      std::fprintf(stderr,
+                   "warning: the broker holds %zu topics; figures are not comparable with a "
+                   "clean broker (scripts/kafka stop; scripts/kafka reset; scripts/kafka start)\n",
+                   topics->size());
+  }
   testenv::TempDir tmp;
   setenv("BUDSTIKKE_RECEIVER_HTTP", http.base_url().c_str(), 1);
   setenv("BUDSTIKKE_RECEIVER_MLLP", mllp.url().c_str(), 1);
@@ -108,8 +120,12 @@ int main(int argc, char** argv) {
   setenv("BUDSTIKKE_RETRY_ATTEMPTS", "5", 1);
   setenv("BUDSTIKKE_RETRY_BACKOFF_MS", "200", 1);
   const std::string src = testenv::source_dir().string();
-  testenv::EngineProcess engine(tmp.path() / "engine", "routes: " + src + "/routes\nsystems: " +
-                                                           src + "/config/systems.yaml\n");
+  // BENCH_SYSTEMS=FILE: another registry (it must have the systems the load goes to).
+  const char* systems_file = std::getenv("BENCH_SYSTEMS");
+  const std::string systems =
+      systems_file && *systems_file ? std::string(systems_file) : src + "/config/systems.yaml";
+  testenv::EngineProcess engine(tmp.path() / "engine",
+                                "routes: " + src + "/routes\nsystems: " + systems + "\n");
   if (const char* parts = std::getenv("BENCH_PARTITIONS"); parts && *parts) {
     std::string yaml = testenv::read_file(engine.config());
     const std::string at = "kafka:\n";
