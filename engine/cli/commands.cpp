@@ -139,12 +139,69 @@ int cmd_config_reference(const Args&) {
   return 0;
 }
 
+namespace {
+
+// `topics delete PREFIX [--yes]`: the topics whose names begin with PREFIX (an environment's
+// topic_prefix, e.g. one demo run's). Without --yes it only lists them. Deleting a topic
+// deletes its messages: the prefix must be given in full, never the empty one, and Kafka's
+// internal topics (__*) are never matched.
+int topics_delete(const config::EngineConfig& cfg, const Args& rest) {
+  std::string prefix;
+  bool yes = false;
+  for (size_t i = 1; i < rest.size(); ++i) {
+    if (rest[i] == "--yes") {
+      yes = true;
+    } else if (prefix.empty()) {
+      prefix = rest[i];
+    } else {
+      std::fprintf(stderr, "budstikke topics delete: one prefix only ('%s', then '%s')\n",
+                   prefix.c_str(), rest[i].c_str());
+      return 2;
+    }
+  }
+  if (prefix.empty() || prefix.rfind("__", 0) == 0 || prefix.rfind("--", 0) == 0) {
+    std::fprintf(stderr,
+                 "budstikke topics delete: give the prefix of the topics to delete, e.g. "
+                 "'demo.20261203101500.' (not empty, not Kafka's internal '__')\n");
+    return 2;
+  }
+  auto topics = bus::list_topics(cfg.kafka);
+  if (!topics) {
+    std::fprintf(stderr, "budstikke topics: Kafka at %s is not reachable: %s\n",
+                 cfg.kafka.bootstrap().c_str(), topics.error().message.c_str());
+    return 1;
+  }
+  std::vector<std::string> doomed;
+  for (const auto& t : *topics)
+    if (t.rfind(prefix, 0) == 0) doomed.push_back(t);
+  if (!yes) {
+    for (const auto& t : doomed) std::printf("%s\n", t.c_str());
+    std::fprintf(stderr, "%zu topic(s) begin with '%s'; none deleted: add --yes to delete them\n",
+                 doomed.size(), prefix.c_str());
+    return 0;
+  }
+  if (auto st = bus::delete_topics(cfg.kafka, doomed); !st) {
+    std::fprintf(stderr, "budstikke topics delete: %s\n", st.error().message.c_str());
+    return 1;
+  }
+  std::printf("deleted %zu topic(s) beginning with '%s'\n", doomed.size(), prefix.c_str());
+  return 0;
+}
+
+}  // namespace
+
 int cmd_topics(const Args& args) {
   ParsedConfig pc;
   const Args rest = take_config(args, pc);
   if (!pc.ok) return 2;
   config::EngineConfig cfg;
   if (!load(pc.file, cfg)) return 2;
+  if (!rest.empty() && rest[0] == "delete") return topics_delete(cfg, rest);
+  if (!rest.empty() && rest[0] != "create") {
+    std::fprintf(stderr, "budstikke topics: unknown argument '%s' (create, delete PREFIX)\n",
+                 rest[0].c_str());
+    return 2;
+  }
   const bool create = !rest.empty() && rest[0] == "create";
   if (create) {
     if (auto st = bus::ensure_topics(cfg.kafka, runtime::core_topics(cfg.topic_prefix)); !st) {
@@ -419,10 +476,14 @@ const std::vector<Command>& commands() {
        "Validates engine configuration files and prints every problem as\n"
        "file:line:col: severity: path: message. Exit 0 when there are no errors, 1 otherwise.\n",
        cmd_lint},
-      {"topics", "list the cluster's topics; 'topics create' creates the engine's topics",
-       "usage: budstikke topics [-c FILE] [create]\n\n"
+      {"topics",
+       "list the cluster's topics; 'topics create' creates the engine's topics, "
+       "'topics delete PREFIX' deletes an environment's",
+       "usage: budstikke topics [-c FILE] [create | delete PREFIX [--yes]]\n\n"
        "Lists the topics of the configured Kafka cluster. With 'create', first creates the\n"
-       "engine's own topics (canonical.*, ingest.rejected, tracking, audit) when missing.\n",
+       "engine's own topics (canonical.*, ingest.rejected, tracking, audit) when missing.\n"
+       "With 'delete PREFIX', lists the topics whose names begin with PREFIX (e.g. one demo\n"
+       "run's 'demo.20261203101500.'), and with --yes deletes them and their messages.\n",
        cmd_topics},
       {"config-reference", "print the configuration reference (Markdown) from the declared specs",
        "usage: budstikke config-reference\n", cmd_config_reference},

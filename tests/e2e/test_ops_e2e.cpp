@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -360,6 +361,52 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
     EXPECT_EQ(text.find(kFnr), std::string::npos) << what << ":\n" << text;
     EXPECT_FALSE(contains_identity_number(text)) << what << ":\n" << text;
   }
+}
+
+TEST(OpsE2E, TopicsDeleteRemovesOnlyThePrefixAndOnlyWhenAskedTo) {
+  testenv::TempDir tmp;
+  // Two environments on one cluster; the second's prefix begins like the first's.
+  testenv::EngineProcess a(tmp.path() / "a");
+  testenv::EngineProcess b(tmp.path() / "b", "", "", a.prefix() + "x.");
+  for (const auto* e : {&a, &b}) {
+    const auto [rc, out] = run("topics -c " + e->config().string() + " create");
+    ASSERT_EQ(rc, 0) << out;
+  }
+  const std::string cfg = " -c " + a.config().string();
+  const auto count_with = [&](const std::string& prefix) {
+    const auto [rc, out] = run("topics" + cfg);
+    EXPECT_EQ(rc, 0) << out;
+    size_t n = 0;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind(prefix, 0) == 0) ++n;
+    return n;
+  };
+  const size_t mine = count_with(a.prefix()) - count_with(b.prefix());
+  const size_t theirs = count_with(b.prefix());
+  ASSERT_GE(mine, 10u);
+  ASSERT_EQ(theirs, mine);
+
+  // Refused: no prefix, Kafka's internal topics, a stray argument.
+  EXPECT_EQ(run("topics" + cfg + " delete").first, 2);
+  EXPECT_EQ(run("topics" + cfg + " delete __consumer_offsets --yes").first, 2);
+  EXPECT_EQ(run("topics" + cfg + " remove " + a.prefix()).first, 2);
+  // Without --yes: the list, nothing deleted.
+  const std::string own = a.prefix() + "canonical.";
+  const auto [dry_rc, dry] = run("topics" + cfg + " delete " + own);
+  EXPECT_EQ(dry_rc, 0) << dry;
+  EXPECT_NE(dry.find("none deleted: add --yes"), std::string::npos) << dry;
+  EXPECT_NE(dry.find(own + "lab_result"), std::string::npos) << dry;
+  EXPECT_EQ(count_with(a.prefix()) - count_with(b.prefix()), mine);
+  // With --yes: exactly the topics under the prefix; the other environment keeps its own.
+  const auto [rc, out] = run("topics" + cfg + " delete " + own + " --yes");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("deleted "), std::string::npos) << out;
+  EXPECT_TRUE(wait_for([&] { return count_with(own) == 0; }, std::chrono::seconds(30)));
+  EXPECT_GT(count_with(a.prefix()) - count_with(b.prefix()), 0u);  // its other topics stay
+  EXPECT_EQ(count_with(b.prefix()), theirs);
+  EXPECT_EQ(run("topics" + cfg + " delete " + a.prefix() + " --yes").first, 0);
+  EXPECT_TRUE(wait_for([&] { return count_with(a.prefix()) == 0; }, std::chrono::seconds(30)));
 }
 
 }  // namespace
