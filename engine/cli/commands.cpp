@@ -145,46 +145,49 @@ namespace {
 // topic_prefix, e.g. one demo run's). Without --yes it only lists them. Deleting a topic
 // deletes its messages: the prefix must be given in full, never the empty one, and Kafka's
 // internal topics (__*) are never matched.
-int topics_delete(const config::EngineConfig& cfg, const Args& rest) {
+struct DeleteRequest {
   std::string prefix;
   bool yes = false;
+};
+
+// The arguments after "delete"; false (with the reason on stderr) when they are not usable.
+bool parse_delete(const Args& rest, DeleteRequest& d) {
   for (size_t i = 1; i < rest.size(); ++i) {
     if (rest[i] == "--yes") {
-      yes = true;
-    } else if (prefix.empty()) {
-      prefix = rest[i];
+      d.yes = true;
+    } else if (d.prefix.empty()) {
+      d.prefix = rest[i];
     } else {
       std::fprintf(stderr, "budstikke topics delete: one prefix only ('%s', then '%s')\n",
-                   prefix.c_str(), rest[i].c_str());
-      return 2;
+                   d.prefix.c_str(), rest[i].c_str());
+      return false;
     }
   }
-  if (prefix.empty() || prefix.rfind("__", 0) == 0 || prefix.rfind("--", 0) == 0) {
+  if (d.prefix.empty() || d.prefix.rfind("__", 0) == 0 || d.prefix.rfind("--", 0) == 0) {
     std::fprintf(stderr,
                  "budstikke topics delete: give the prefix of the topics to delete, e.g. "
                  "'demo.20261203101500.' (not empty, not Kafka's internal '__')\n");
-    return 2;
+    return false;
   }
-  auto topics = bus::list_topics(cfg.kafka);
-  if (!topics) {
-    std::fprintf(stderr, "budstikke topics: Kafka at %s is not reachable: %s\n",
-                 cfg.kafka.bootstrap().c_str(), topics.error().message.c_str());
-    return 1;
-  }
+  return true;
+}
+
+int delete_listed(const config::EngineConfig& cfg, const DeleteRequest& d,
+                  const std::vector<std::string>& topics) {
   std::vector<std::string> doomed;
-  for (const auto& t : *topics)
-    if (t.rfind(prefix, 0) == 0) doomed.push_back(t);
-  if (!yes) {
+  for (const auto& t : topics)
+    if (t.rfind(d.prefix, 0) == 0) doomed.push_back(t);
+  if (!d.yes) {
     for (const auto& t : doomed) std::printf("%s\n", t.c_str());
     std::fprintf(stderr, "%zu topic(s) begin with '%s'; none deleted: add --yes to delete them\n",
-                 doomed.size(), prefix.c_str());
+                 doomed.size(), d.prefix.c_str());
     return 0;
   }
   if (auto st = bus::delete_topics(cfg.kafka, doomed); !st) {
     std::fprintf(stderr, "budstikke topics delete: %s\n", st.error().message.c_str());
     return 1;
   }
-  std::printf("deleted %zu topic(s) beginning with '%s'\n", doomed.size(), prefix.c_str());
+  std::printf("deleted %zu topic(s) beginning with '%s'\n", doomed.size(), d.prefix.c_str());
   return 0;
 }
 
@@ -196,13 +199,15 @@ int cmd_topics(const Args& args) {
   if (!pc.ok) return 2;
   config::EngineConfig cfg;
   if (!load(pc.file, cfg)) return 2;
-  if (!rest.empty() && rest[0] == "delete") return topics_delete(cfg, rest);
-  if (!rest.empty() && rest[0] != "create") {
+  const bool create = !rest.empty() && rest[0] == "create";
+  const bool deleting = !rest.empty() && rest[0] == "delete";
+  if (!rest.empty() && !create && !deleting) {
     std::fprintf(stderr, "budstikke topics: unknown argument '%s' (create, delete PREFIX)\n",
                  rest[0].c_str());
     return 2;
   }
-  const bool create = !rest.empty() && rest[0] == "create";
+  DeleteRequest del;
+  if (deleting && !parse_delete(rest, del)) return 2;
   if (create) {
     if (auto st = bus::ensure_topics(cfg.kafka, runtime::core_topics(cfg.topic_prefix)); !st) {
       std::fprintf(stderr, "budstikke topics: %s\n", st.error().message.c_str());
@@ -215,6 +220,7 @@ int cmd_topics(const Args& args) {
                  cfg.kafka.bootstrap().c_str(), topics.error().message.c_str());
     return 1;
   }
+  if (deleting) return delete_listed(cfg, del, *topics);
   for (const auto& t : *topics) std::printf("%s\n", t.c_str());
   return 0;
 }
