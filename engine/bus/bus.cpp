@@ -980,6 +980,16 @@ Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>
   }
 }
 
+Result<std::vector<std::string>> topics_with_prefix(const KafkaSettings& settings,
+                                                    const std::string& prefix) {
+  auto all = list_topics(settings);
+  if (!all) return all.error();
+  std::vector<std::string> mine;
+  for (auto& t : *all)
+    if (t.rfind(prefix, 0) == 0) mine.push_back(std::move(t));
+  return mine;
+}
+
 Status delete_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
                      Millis timeout) {
   if (topics.empty()) return {};

@@ -291,11 +291,15 @@ struct TopicSpec {
 // took over 30 s for the engine's core topics (session 19), hence two minutes.
 Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>& topics,
                      Millis timeout = Millis(120000));
+// Deleting an engine's ~400 topics takes a busy local broker well over 30 s.
 Status delete_topics(const KafkaSettings& settings, const std::vector<std::string>& topics,
-                     Millis timeout = Millis(30000));
+                     Millis timeout = Millis(60000));
 // Names of all topics, or an error when the cluster cannot be reached in time.
 Result<std::vector<std::string>> list_topics(const KafkaSettings& settings,
                                              Millis timeout = Millis(10000));
+// Names of the topics that begin with `prefix` (an environment's topic_prefix).
+Result<std::vector<std::string>> topics_with_prefix(const KafkaSettings& settings,
+                                                    const std::string& prefix);
 // Sum over partitions of (high watermark - low watermark).
 Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::string& topic,
                                     Millis timeout = Millis(10000));

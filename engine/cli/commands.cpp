@@ -172,22 +172,26 @@ bool parse_delete(const Args& rest, DeleteRequest& d) {
   return true;
 }
 
-int delete_listed(const config::EngineConfig& cfg, const DeleteRequest& d,
-                  const std::vector<std::string>& topics) {
-  std::vector<std::string> doomed;
-  for (const auto& t : topics)
-    if (t.rfind(d.prefix, 0) == 0) doomed.push_back(t);
+int unreachable(const config::EngineConfig& cfg, const Error& e) {
+  std::fprintf(stderr, "budstikke topics: Kafka at %s is not reachable: %s\n",
+               cfg.kafka.bootstrap().c_str(), e.message.c_str());
+  return 1;
+}
+
+int delete_with_prefix(const config::EngineConfig& cfg, const DeleteRequest& d) {
+  auto doomed = bus::topics_with_prefix(cfg.kafka, d.prefix);
+  if (!doomed) return unreachable(cfg, doomed.error());
   if (!d.yes) {
-    for (const auto& t : doomed) std::printf("%s\n", t.c_str());
+    for (const auto& t : *doomed) std::printf("%s\n", t.c_str());
     std::fprintf(stderr, "%zu topic(s) begin with '%s'; none deleted: add --yes to delete them\n",
-                 doomed.size(), d.prefix.c_str());
+                 doomed->size(), d.prefix.c_str());
     return 0;
   }
-  if (auto st = bus::delete_topics(cfg.kafka, doomed); !st) {
+  if (auto st = bus::delete_topics(cfg.kafka, *doomed); !st) {
     std::fprintf(stderr, "budstikke topics delete: %s\n", st.error().message.c_str());
     return 1;
   }
-  std::printf("deleted %zu topic(s) beginning with '%s'\n", doomed.size(), d.prefix.c_str());
+  std::printf("deleted %zu topic(s) beginning with '%s'\n", doomed->size(), d.prefix.c_str());
   return 0;
 }
 
@@ -206,8 +210,10 @@ int cmd_topics(const Args& args) {
                  rest[0].c_str());
     return 2;
   }
-  DeleteRequest del;
-  if (deleting && !parse_delete(rest, del)) return 2;
+  if (deleting) {
+    DeleteRequest del;
+    return parse_delete(rest, del) ? delete_with_prefix(cfg, del) : 2;
+  }
   if (create) {
     if (auto st = bus::ensure_topics(cfg.kafka, runtime::core_topics(cfg.topic_prefix)); !st) {
       std::fprintf(stderr, "budstikke topics: %s\n", st.error().message.c_str());
@@ -215,12 +221,7 @@ int cmd_topics(const Args& args) {
     }
   }
   auto topics = bus::list_topics(cfg.kafka);
-  if (!topics) {
-    std::fprintf(stderr, "budstikke topics: Kafka at %s is not reachable: %s\n",
-                 cfg.kafka.bootstrap().c_str(), topics.error().message.c_str());
-    return 1;
-  }
-  if (deleting) return delete_listed(cfg, del, *topics);
+  if (!topics) return unreachable(cfg, topics.error());
   for (const auto& t : *topics) std::printf("%s\n", t.c_str());
   return 0;
 }

@@ -70,12 +70,7 @@ class EngineProcess {
     }
     bus::KafkaSettings ks;
     ks.properties["bootstrap.servers"] = kafka_bootstrap();
-    if (auto all = bus::list_topics(ks)) {
-      std::vector<std::string> mine;
-      for (const auto& t : *all)
-        if (t.rfind(prefix_, 0) == 0) mine.push_back(t);
-      (void)bus::delete_topics(ks, mine, std::chrono::milliseconds(60000));
-    }
+    if (auto mine = bus::topics_with_prefix(ks, prefix_)) (void)bus::delete_topics(ks, *mine);
   }
   int port() const { return port_; }
   int mllp_port() const { return mllp_port_; }

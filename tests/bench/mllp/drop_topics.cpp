@@ -3,10 +3,8 @@
 // partitions) on the broker, and a broker with thousands of idle partitions does more work
 // per request, so later runs measured a slower broker (BENCHMARKS.md, routes, session 4).
 // usage: bench_drop_topics BOOTSTRAP PREFIX
-#include <chrono>
 #include <cstdio>
 #include <string>
-#include <vector>
 
 #include "engine/bus/bus.hpp"
 
@@ -18,18 +16,15 @@ int main(int argc, char** argv) {
   const std::string prefix = argv[2];
   budstikke::bus::KafkaSettings k;
   k.properties["bootstrap.servers"] = argv[1];
-  auto topics = budstikke::bus::list_topics(k);
-  if (!topics) {
-    std::fprintf(stderr, "bench_drop_topics: %s\n", topics.error().message.c_str());
+  auto mine = budstikke::bus::topics_with_prefix(k, prefix);
+  if (!mine) {
+    std::fprintf(stderr, "bench_drop_topics: %s\n", mine.error().message.c_str());
     return 1;
   }
-  std::vector<std::string> mine;
-  for (const auto& t : *topics)
-    if (t.rfind(prefix, 0) == 0) mine.push_back(t);
-  if (auto st = budstikke::bus::delete_topics(k, mine, std::chrono::seconds(60)); !st) {
+  if (auto st = budstikke::bus::delete_topics(k, *mine); !st) {
     std::fprintf(stderr, "bench_drop_topics: %s\n", st.error().message.c_str());
     return 1;
   }
-  std::printf("deleted %zu topics under %s\n", mine.size(), prefix.c_str());
+  std::printf("deleted %zu topics under %s\n", mine->size(), prefix.c_str());
   return 0;
 }
