@@ -601,7 +601,7 @@ Result<std::unique_ptr<Consumer>> Consumer::create(const KafkaSettings& settings
                  {"isolation.level", opts.read_committed ? "read_committed" : "read_uncommitted"},
                  {"session.timeout.ms", std::to_string(opts.session_timeout_ms)},
                  {"max.poll.interval.ms", std::to_string(opts.max_poll_interval_ms)},
-                 {"enable.partition.eof", "false"},
+                 {"enable.partition.eof", opts.partition_eof ? "true" : "false"},
                  {"fetch.wait.max.ms", std::to_string(opts.fetch_wait_max_ms)}});
   if (!conf) return conf.error();
   for (const auto& [key, value] :
@@ -654,10 +654,16 @@ bool Consumer::failed() const {
 
 Result<std::optional<Message>> Consumer::poll(Millis timeout) {
   rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, static_cast<int>(timeout.count()));
+  // An end of partition is reported and polled past (without waiting again): a caller
+  // taking a burst of records must not see it as the end of what is ready.
+  while (m && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    if (on_eof_ && m->rkt) on_eof_(rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+    rd_kafka_message_destroy(m);
+    m = rd_kafka_consumer_poll(rk_, 0);
+  }
   if (!m) return std::optional<Message>();
   Message msg(m);
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return std::optional<Message>(std::move(msg));
-  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<Message>();
   if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
     // The cause, not "fatal": a fenced static member (another consumer joined the group with
     // this group.instance.id) must be told apart from other ends.
@@ -709,6 +715,25 @@ Status Consumer::pause(const std::vector<std::pair<std::string, int32_t>>& parti
 
 Status Consumer::resume(const std::vector<std::pair<std::string, int32_t>>& partitions) {
   return pause_resume(rk_, partitions, false);
+}
+
+Result<std::vector<int64_t>> Consumer::end_offsets(
+    const std::vector<std::pair<std::string, int32_t>>& partitions, Millis timeout) {
+  std::vector<int64_t> out(partitions.size(), -1);
+  if (partitions.empty()) return out;
+  TplPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  // A ListOffsets request for "latest" (the timestamp -1) of every partition at once.
+  for (const auto& [t, p] : partitions)
+    rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p)->offset = RD_KAFKA_OFFSET_END;
+  if (const auto e = rd_kafka_offsets_for_times(rk_, list.get(), static_cast<int>(timeout.count()));
+      e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return kafka_error(e, "end offsets");
+  for (size_t i = 0; i < partitions.size(); ++i) {
+    const auto* el = rd_kafka_topic_partition_list_find(list.get(), partitions[i].first.c_str(),
+                                                        partitions[i].second);
+    if (el && el->err == RD_KAFKA_RESP_ERR_NO_ERROR) out[i] = el->offset;
+  }
+  return out;
 }
 
 std::vector<std::pair<std::string, int32_t>> Consumer::assignment() const {

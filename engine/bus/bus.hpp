@@ -185,6 +185,10 @@ struct ConsumerOptions {
   // partition.assignment.strategy; empty: librdkafka's default (range, then roundrobin).
   // Range gives the first member every single-partition topic; roundrobin spreads them.
   std::string assignment_strategy;
+  // Report reaching the end of a partition to on_eof() (enable.partition.eof): librdkafka
+  // tells it once per end offset, also for a partition it has never read a record from
+  // (its position is unknown to the client until then).
+  bool partition_eof = false;
 };
 
 struct TopicPartitionOffset {
@@ -225,6 +229,15 @@ class Consumer {
   void call_revoke(const std::vector<std::pair<std::string, int32_t>>& parts) {
     if (on_revoke_) on_revoke_(parts);
   }
+  // With ConsumerOptions::partition_eof: called on the polling thread, from poll(), when the
+  // consumer has read everything of a partition; `end` is the offset the next record gets.
+  using EofHandler = std::function<void(const std::string& topic, int32_t partition, int64_t end)>;
+  void on_eof(EofHandler h) { on_eof_ = std::move(h); }
+  // The offset the next record of each partition will get (read_committed: the first offset
+  // of a transaction still open), asked of the broker in one request; -1 where it answered
+  // with an error for that partition.
+  Result<std::vector<int64_t>> end_offsets(
+      const std::vector<std::pair<std::string, int32_t>>& partitions, Millis timeout);
   // The partitions currently assigned to this consumer.
   std::vector<std::pair<std::string, int32_t>> assignment() const;
   // Offsets stored since the last commit, per partition (what a transaction must commit).
@@ -245,6 +258,7 @@ class Consumer {
   std::map<std::pair<std::string, int32_t>, int64_t> stored_;
   bool closed_ = false;
   RevokeHandler on_revoke_;
+  EofHandler on_eof_;
 };
 
 // Consume-transform-produce: records and the consumer's offsets in one transaction.
