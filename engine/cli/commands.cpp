@@ -262,6 +262,7 @@ class RoutingStages final : public runtime::Stage {
     ds.static_membership = cfg.static_membership;
     ds.kafka = cfg.kafka;
     ds.max_pending_per_system = cfg.max_pending_per_system;
+    ds.pause_idle_own_topics = cfg.jobs_per_route;
     ds.skip_delivered_lookback = cfg.skip_delivered_lookback;
     delivery_ =
         std::make_unique<delivery::DeliveryStage>(std::move(ds), reg, sinks_, producer, codecs);

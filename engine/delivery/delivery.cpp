@@ -150,6 +150,8 @@ struct DeliveryStage::Impl {
   std::unordered_set<std::string> delivered_before;
   std::unordered_set<std::string> receipts_before;  // keys on apprec.outbound
   metrics::Counter* m_skipped = nullptr;
+  metrics::Counter* m_idle_paused = nullptr;  // pause_idle_own_topics
+  metrics::Counter* m_idle_woken = nullptr;
 
   // Jobs this process delivered, by job id, for as long as skip_delivered_lookback and at
   // most kCap of them: a second record of a job already delivered completes without being
@@ -231,6 +233,10 @@ struct DeliveryStage::Impl {
     int64_t own_read = -1;               // highest offset read from deliver.<system>
     std::atomic<int64_t> moved_end{-1};  // highest offset a moved job got there
     std::atomic<int> moves_in_flight{0};
+    // pause_idle_own_topics: deliver.<system> is paused because it was read to its end
+    // (`idle_end`, the offset its next record gets); consumer thread.
+    bool idle = false;
+    int64_t idle_end = -1;
     metrics::Counter* m_moved = nullptr;
     // Metrics of this system (labels: system id only).
     metrics::Counter* m_delivered = nullptr;
@@ -652,8 +658,15 @@ struct DeliveryStage::Impl {
       // Whoever reads deliver.<system> next starts at its committed offset; until this
       // consumer reads from it again, moved jobs count as not read back.
       w.own_read = -1;
-      const std::lock_guard lock(w.mu);
-      w.paused = false;
+      bool was_paused = false;
+      {
+        const std::lock_guard lock(w.mu);
+        was_paused = w.paused;
+        w.paused = false;
+      }
+      // Resumed while still assigned, so that it is fetched when assigned here again.
+      if (was_paused || w.idle) (void)consumer->resume({tp});
+      w.idle = false;
     }
     log::info(kModule, "partitions revoked", {{"count", std::to_string(parts.size())}});
   }
@@ -746,6 +759,7 @@ struct DeliveryStage::Impl {
   // Moves a job to deliver.<system>; `w` is the system's worker here (null when the system
   // is disabled here), which stays moving until the copy is on Kafka and read back.
   void move_to_own_topic(const JobPtr& j, Worker* w, const std::string& system, bus::Record rec) {
+    if (w) wake_idle(*w);
     rec.topic = deliver_topic(settings.topic_prefix, system);
     if (w) w->moves_in_flight.fetch_add(1);
     send_move({j, std::make_shared<bus::Record>(std::move(rec)), w, Clock::now()});
@@ -944,11 +958,58 @@ struct DeliveryStage::Impl {
     waking.clear();
   }
 
+  // pause_idle_own_topics (consumer thread). A deliver.<system> partition read to `end`
+  // stops being fetched, unless jobs are moving there or it is paused for backpressure.
+  void try_idle(Worker& w, int64_t end) {
+    if (!settings.pause_idle_own_topics || w.idle || w.moving || w.moves_in_flight.load() > 0)
+      return;
+    {
+      const std::lock_guard lock(w.mu);
+      if (w.paused) return;
+    }
+    if (auto st = consumer->pause({{deliver_topic(settings.topic_prefix, w.sys->id), 0}}); !st)
+      return;
+    w.idle = true;
+    w.idle_end = end;
+    m_idle_paused->inc();
+  }
+  void wake_idle(Worker& w) {
+    if (!w.idle) return;
+    w.idle = false;
+    (void)consumer->resume({{deliver_topic(settings.topic_prefix, w.sys->id), 0}});
+    m_idle_woken->inc();
+  }
+  void on_eof(const std::string& topic, int32_t partition, int64_t end) {
+    const auto wit = workers.find(topic);
+    if (wit == workers.end() || partition != 0) return;  // a jobs.<route> partition
+    try_idle(*wit->second, end);
+  }
+  // Records written to an idle partition by anyone else (another engine moving jobs, a
+  // replay): one request for the end offsets of all idle partitions. When the broker does
+  // not answer, every idle partition is fetched again (EOF pauses them again).
+  void check_idle() {
+    std::vector<Worker*> idle;
+    std::vector<std::pair<std::string, int32_t>> parts;
+    for (auto& [t, w] : workers)
+      if (w->idle) {
+        idle.push_back(w.get());
+        parts.emplace_back(t, 0);
+      }
+    if (idle.empty()) return;
+    auto ends = consumer->end_offsets(parts, std::chrono::milliseconds(2000));
+    if (!ends)
+      log::warn(kModule, "could not read the end offsets of idle deliver topics; fetching them",
+                {{"error", ends.error().message}});
+    for (size_t i = 0; i < idle.size(); ++i)
+      if (!ends || (*ends)[i] < 0 || (*ends)[i] > idle[i]->idle_end) wake_idle(*idle[i]);
+  }
+
   void consume_loop() {
     std::vector<Worker*> paused_workers;  // of the consumer thread
     std::vector<Worker*> moving_workers;  // of the consumer thread
     auto last_commit = Clock::now();
     auto last_sweep = Clock::now();
+    auto last_idle_check = Clock::now();
     bool dirty = false;
     while (!stopping.load()) {
       // A burst: what the consumer has ready (up to 256 records) is queued, then each
@@ -1016,11 +1077,17 @@ struct DeliveryStage::Impl {
         }
         if (done_moving) {
           w->moving = false;
+          // Its EOF came while it was moving; everything moved has been read back.
+          if (w->own_read >= 0) try_idle(*w, w->own_read + 1);
           moving_workers[i] = moving_workers.back();
           moving_workers.pop_back();
         } else {
           ++i;
         }
+      }
+      if (settings.pause_idle_own_topics && Clock::now() - last_idle_check >= settings.idle_check) {
+        check_idle();
+        last_idle_check = Clock::now();
       }
       if (store_completions()) dirty = true;
       // Resume paused systems that drained (only those: looking at every system's queue
@@ -1096,6 +1163,14 @@ Status DeliveryStage::start() {
         "of a job this process delivered (a message ingested twice).");
     I.load_delivered_before(job_topics);
   }
+  I.m_idle_paused = &metrics::global().counter(
+      "budstikke_delivery_idle_topics_paused_total",
+      "deliver.<system> partitions read to their end and then not fetched (delivery.job_topics "
+      "route, where jobs reach them only when moved or replayed there).");
+  I.m_idle_woken = &metrics::global().counter(
+      "budstikke_delivery_idle_topics_woken_total",
+      "Idle deliver.<system> partitions fetched again: this engine moved a job there, or their "
+      "end offset grew (another engine's move, a replay).");
   if (I.settings.read_route_jobs) topics.push_back(route_jobs_pattern(I.settings.topic_prefix));
   bus::ConsumerOptions co;
   if (I.settings.static_membership) co.group_instance_id = I.settings.instance;
@@ -1103,11 +1178,13 @@ Status DeliveryStage::start() {
   // of several would get every one of them; round robin gives each engine its share of the
   // systems (one system's jobs still go through one engine, in order).
   co.assignment_strategy = "roundrobin,range";
+  co.partition_eof = I.settings.pause_idle_own_topics;
   auto c = bus::Consumer::create(I.settings.kafka, I.settings.topic_prefix + "budstikke-delivery",
                                  topics, co);
   if (!c) return c.error();
   I.consumer = std::move(*c);
   I.consumer->on_revoke([&I](const auto& parts) { I.on_revoke(parts); });
+  I.consumer->on_eof([&I](const std::string& t, int32_t p, int64_t end) { I.on_eof(t, p, end); });
   for (auto& [t, w] : I.workers) w->start(w->sys->concurrency);
   I.consumer_thread = std::thread([&I] {
     set_thread_name("bs-deliver-in");

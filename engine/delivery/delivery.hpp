@@ -63,6 +63,14 @@ struct DeliverySettings {
   // waiting jobs from there to deliver.<system> (that job holds the route partition's
   // commit point, and so how much a crash delivers again to every system of the route).
   std::chrono::milliseconds move_after{1000};
+  // With job_topics route a deliver.<system> partition gets records only when jobs move
+  // there (or a replay writes there), yet every fetch of the consumer names it: ~200 idle
+  // partitions in every fetch were most of the broker's work (design note 41). With this
+  // set, a deliver.<system> partition read to its end is paused; it is resumed at once when
+  // this engine moves a job there, and when a check of the partitions' end offsets (every
+  // idle_check) finds records written by anyone else.
+  bool pause_idle_own_topics = false;
+  std::chrono::milliseconds idle_check{1000};
   // After a crash the stage reads again every job after its committed offsets, and some of
   // them were delivered already (their outcome reached Kafka, their offset did not). At
   // start, when its group has jobs left to read, it reads the tracking topic's records of

@@ -7,8 +7,10 @@
 
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -362,6 +364,91 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
     EXPECT_FALSE(contains_identity_number(text)) << what << ":\n" << text;
   }
   engine.delete_topics();  // each run left its ~24 topics on the broker
+}
+
+// A counter's value in the Prometheus text (no labels), or -1.
+double metric(const std::string& text, const std::string& name) {
+  const auto at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::strtod(text.c_str() + at + name.size() + 2, nullptr);
+}
+
+// With delivery.job_topics route, jobs reach a deliver.<system> topic only when they are
+// moved or replayed there, so the delivery stage pauses such a topic once it has read it to
+// its end (design note 41). A replay written there while it is paused must still be read:
+// the stage checks the idle topics' end offsets and fetches them again when they grew.
+TEST(OpsE2E, WithRouteJobTopicsAnIdleDeliverTopicIsPausedYetAReplayThereIsDelivered) {
+  testenv::TempDir tmp;
+  testenv::HttpReceiver receiver;
+  std::atomic<bool> down{true};
+  receiver.set_policy([&](const std::string& system) {
+    return system == "hospital" && down.load() ? testenv::Answer::kLater : testenv::Answer::kAccept;
+  });
+  const std::string src = testenv::source_dir().string();
+  const fs::path routes = tmp.path() / "routes";
+  fs::create_directories(routes);
+  fs::copy_file(src + "/routes/dialog-both-ways.yaml", routes / "dialog-both-ways.yaml");
+  const std::string http = "http://127.0.0.1:" + std::to_string(receiver.port());
+  std::ofstream(tmp.path() / "systems.yaml")
+      << "defaults:\n  accepts: [kith/*]\n  retry:\n    max_attempts: 2\n"
+         "    initial_backoff_ms: 100\n    max_backoff_ms: 200\n"
+         "systems:\n"
+         "  - id: gp-office\n    name: Test GP office\n    kind: gp\n"
+         "    her_ids: [\"8100001\", \"8100011\"]\n"
+         "    connector:\n      url: file:"
+      << (tmp.path() / "outbox").string()
+      << "\n"
+         "  - id: hospital\n    name: Test hospital\n    kind: hospital\n"
+         "    her_ids: [\"8200001\", \"8200010\"]\n    receipts: none\n"
+         "    connector:\n      url: "
+      << http << "/systems/hospital\n";
+  const int admin_port = testenv::free_port();
+  testenv::EngineProcess engine(tmp.path() / "engine",
+                                "routes: " + routes.string() +
+                                    "\nsystems: " + (tmp.path() / "systems.yaml").string() +
+                                    "\nadmin:\n  port: " + std::to_string(admin_port) +
+                                    "\n  token: " + kToken + "\ndelivery:\n  job_topics: route\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const auto value = [&](const char* name) {
+    return metric(testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", kToken).body,
+                  name);
+  };
+  constexpr const char* kPaused = "budstikke_delivery_idle_topics_paused_total";
+  constexpr const char* kWoken = "budstikke_delivery_idle_topics_woken_total";
+  // Both systems' deliver topics are empty: both are paused, and stay so.
+  ASSERT_TRUE(wait_for([&] { return value(kPaused) >= 2; }, std::chrono::seconds(30)))
+      << kPaused << " " << value(kPaused) << "\n"
+      << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(value(kPaused), 2);
+  EXPECT_EQ(value(kWoken), 0);
+
+  // The job comes through jobs.dialog-both-ways, fails twice and is dead-lettered.
+  engine.drop("dialog.xml", testenv::read_file(src + "/examples/messages/"
+                                                     "dialog-notat-gp-to-hospital.xml"));
+  ASSERT_TRUE(wait_for([&] { return count(engine.prefix() + "dlq.hospital") == 1; },
+                       std::chrono::seconds(90)))
+      << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  EXPECT_GE(count(engine.prefix() + "jobs.dialog-both-ways"), 1);  // and a commit marker
+  EXPECT_EQ(count(engine.prefix() + "deliver.hospital"), 0);
+
+  // The replay writes to the paused deliver.hospital; it is read and delivered.
+  down = false;
+  const auto [rrc, replayed] = run("replay -c " + engine.config().string() + " --system hospital");
+  ASSERT_EQ(rrc, 0) << replayed;
+  EXPECT_EQ(count(engine.prefix() + "deliver.hospital"), 1);
+  ASSERT_TRUE(
+      wait_for([&] { return receiver.counts()["hospital"] == 1; }, std::chrono::seconds(30)))
+      << "hospital got " << receiver.counts()["hospital"] << "\n"
+      << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  EXPECT_GE(value(kWoken), 1);
+  // Read to its end again, it is paused again.
+  EXPECT_TRUE(wait_for([&] { return value(kPaused) >= 3; }, std::chrono::seconds(30)))
+      << kPaused << " " << value(kPaused);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(receiver.counts()["hospital"], 1);
+  EXPECT_EQ(engine.stop(), 0);
+  engine.delete_topics();
 }
 
 TEST(OpsE2E, TopicsDeleteRemovesOnlyThePrefixAndOnlyWhenAskedTo) {
