@@ -488,6 +488,69 @@ TEST(Bus, ErrorsAreClassified) {
   (void)bus::delete_topics(s, {topic});
 }
 
+// What the delivery stage's idle pause rests on (design note 41): the end of each partition is
+// reported once it is read, also for a partition never read from; end offsets come from the
+// broker; a paused partition is not read until resumed.
+TEST(Bus, EndsOfPartitionsAreReportedAndEndOffsetsAnswered) {
+  const auto s = settings();
+  const std::string topic = fresh_topic("eof");
+  ASSERT_TRUE(bus::ensure_topics(s, {{topic, 2, 1, {}}}).ok());
+  auto p = bus::Producer::create(s);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  const auto produce = [&](int n) {
+    for (int i = 0; i < n; ++i)
+      ASSERT_TRUE((*p)->send({topic, "k", "v" + std::to_string(i), {}, 0}, nullptr).ok());
+    ASSERT_TRUE((*p)->flush(30s).ok());
+  };
+  produce(3);
+  bus::ConsumerOptions co;
+  co.partition_eof = true;
+  auto c = bus::Consumer::create(s, "g-" + topic, {topic}, co);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  std::map<int32_t, int64_t> ends;
+  int eofs = 0;
+  (*c)->on_eof([&](const std::string& t, int32_t part, int64_t end) {
+    EXPECT_EQ(t, topic);
+    ends[part] = end;
+    ++eofs;
+  });
+  int read = 0;
+  const auto poll_until = [&](auto done) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      auto m = (*c)->poll(100ms);
+      ASSERT_TRUE(m.ok()) << m.error().message;
+      if (m->has_value()) ++read;
+    }
+  };
+  poll_until([&] { return read == 3 && ends.size() == 2; });
+  EXPECT_EQ(read, 3);
+  EXPECT_EQ(ends[0], 3);
+  EXPECT_EQ(ends[1], 0);  // never read from
+  auto offs = (*c)->end_offsets({{topic, 0}, {topic, 1}}, 10s);
+  ASSERT_TRUE(offs.ok()) << offs.error().message;
+  EXPECT_EQ(*offs, (std::vector<int64_t>{3, 0}));
+
+  // Paused: two new records raise the end offset but are not read until the resume.
+  ASSERT_TRUE((*c)->pause({{topic, 0}}).ok());
+  produce(2);
+  offs = (*c)->end_offsets({{topic, 0}, {topic, 1}}, 10s);
+  ASSERT_TRUE(offs.ok()) << offs.error().message;
+  EXPECT_EQ(*offs, (std::vector<int64_t>{5, 0}));
+  const auto quiet_until = std::chrono::steady_clock::now() + 2s;
+  poll_until([&] { return std::chrono::steady_clock::now() > quiet_until; });
+  EXPECT_EQ(read, 3);
+  ASSERT_TRUE((*c)->resume({{topic, 0}}).ok());
+  poll_until([&] { return read == 5 && ends[0] == 5; });
+  EXPECT_EQ(read, 5);
+  EXPECT_EQ(ends[0], 5);
+  EXPECT_EQ(eofs, 3);  // once per end offset reached
+
+  c->reset();
+  p->reset();
+  (void)bus::delete_topics(s, {topic});
+}
+
 TEST(Bus, AFatalConsumerErrorIsReturnedWithItsCauseAndMarksTheConsumerFailed) {
   // librdkafka's own test hook raises the fatal error; a real one (a fenced static member)
   // takes a second engine, which the e2e tests start.
