@@ -194,6 +194,10 @@ Spec build_engine_spec_fields() {
                        "delivered from being sent again (kill -9 test, session 18 medians: 33 "
                        "duplicates with `route` in 23 runs, 36 with `system` in 7; without it "
                        "~1,500 and 392). "
+                       "With `route` the delivery stage fetches a system's own topic only while "
+                       "there are jobs in it (it checks every second for jobs another engine or "
+                       "a replay wrote there): ~15% more routed msg/s and a broker 10-20% "
+                       "cheaper than before (session 21). "
                        "The engine reads both kinds either way, so switching loses nothing.",
                        "system"),
                    {"system", "route"}),
