@@ -84,20 +84,26 @@ bool in_order(const std::string& text, const std::vector<std::string>& parts) {
   return true;
 }
 
-TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
-  testenv::TempDir tmp;
-  testenv::HttpReceiver receiver;
-  std::atomic<bool> down{true};
-  receiver.set_policy([&](const std::string& system) {
-    return system == "hospital" && down.load() ? testenv::Answer::kLater : testenv::Answer::kAccept;
-  });
-  const std::string src = testenv::source_dir().string();
-  const fs::path outbox = tmp.path() / "outbox";
-  const fs::path routes = tmp.path() / "routes";
+// The HTTP receiver of dialog_setup's hospital: it answers "later" while hospital_down.
+struct Receivers {
+  testenv::HttpReceiver http;
+  std::atomic<bool> hospital_down{true};
+  Receivers() {
+    http.set_policy([this](const std::string& system) {
+      return system == "hospital" && hospital_down.load() ? testenv::Answer::kLater
+                                                          : testenv::Answer::kAccept;
+    });
+  }
+};
+
+// The dialog route and a registry of two systems, each given two attempts: a GP office (files
+// in `outbox`/gp-office) and a hospital (HTTP at `http`). Returns engine.yaml's lines for them.
+std::string dialog_setup(const fs::path& dir, const fs::path& outbox, const std::string& http) {
+  const fs::path routes = dir / "routes";
   fs::create_directories(routes);
-  fs::copy_file(src + "/routes/dialog-both-ways.yaml", routes / "dialog-both-ways.yaml");
-  const std::string http = "http://127.0.0.1:" + std::to_string(receiver.port());
-  std::ofstream(tmp.path() / "systems.yaml")
+  fs::copy_file(testenv::source_dir() / "routes/dialog-both-ways.yaml",
+                routes / "dialog-both-ways.yaml");
+  std::ofstream(dir / "systems.yaml")
       << "defaults:\n  accepts: [kith/*]\n  retry:\n    max_attempts: 2\n"
          "    initial_backoff_ms: 100\n    max_backoff_ms: 200\n"
          "systems:\n"
@@ -110,12 +116,23 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
          "    her_ids: [\"8200001\", \"8200010\"]\n    receipts: none\n"
          "    connector:\n      url: "
       << http << "/systems/hospital\n";
+  return "routes: " + routes.string() + "\nsystems: " + (dir / "systems.yaml").string() + "\n";
+}
+
+TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
+  testenv::TempDir tmp;
+  Receivers receivers;
+  testenv::HttpReceiver& receiver = receivers.http;
+  std::atomic<bool>& down = receivers.hospital_down;
+  const std::string src = testenv::source_dir().string();
+  const fs::path outbox = tmp.path() / "outbox";
+  const std::string http = receivers.http.base_url();
   const int admin_port = testenv::free_port();
   testenv::EngineProcess engine(
       tmp.path() / "engine",
-      "routes: " + routes.string() + "\nsystems: " + (tmp.path() / "systems.yaml").string() +
-          "\nadmin:\n  port: " + std::to_string(admin_port) + "\n  token: " + kToken +
-          "\naudit:\n  file: " + (tmp.path() / "audit.log").string() + "\n",
+      dialog_setup(tmp.path(), outbox, http) + "admin:\n  port: " + std::to_string(admin_port) +
+          "\n  token: " + kToken + "\naudit:\n  file: " + (tmp.path() / "audit.log").string() +
+          "\n",
       "  instance: e2e-ops\n");
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
   const std::string cfg = " -c " + engine.config().string();
@@ -379,34 +396,15 @@ double metric(const std::string& text, const std::string& name) {
 // the stage checks the idle topics' end offsets and fetches them again when they grew.
 TEST(OpsE2E, WithRouteJobTopicsAnIdleDeliverTopicIsPausedYetAReplayThereIsDelivered) {
   testenv::TempDir tmp;
-  testenv::HttpReceiver receiver;
-  std::atomic<bool> down{true};
-  receiver.set_policy([&](const std::string& system) {
-    return system == "hospital" && down.load() ? testenv::Answer::kLater : testenv::Answer::kAccept;
-  });
+  Receivers receivers;
+  testenv::HttpReceiver& receiver = receivers.http;
+  std::atomic<bool>& down = receivers.hospital_down;
   const std::string src = testenv::source_dir().string();
-  const fs::path routes = tmp.path() / "routes";
-  fs::create_directories(routes);
-  fs::copy_file(src + "/routes/dialog-both-ways.yaml", routes / "dialog-both-ways.yaml");
-  const std::string http = "http://127.0.0.1:" + std::to_string(receiver.port());
-  std::ofstream(tmp.path() / "systems.yaml")
-      << "defaults:\n  accepts: [kith/*]\n  retry:\n    max_attempts: 2\n"
-         "    initial_backoff_ms: 100\n    max_backoff_ms: 200\n"
-         "systems:\n"
-         "  - id: gp-office\n    name: Test GP office\n    kind: gp\n"
-         "    her_ids: [\"8100001\", \"8100011\"]\n"
-         "    connector:\n      url: file:"
-      << (tmp.path() / "outbox").string()
-      << "\n"
-         "  - id: hospital\n    name: Test hospital\n    kind: hospital\n"
-         "    her_ids: [\"8200001\", \"8200010\"]\n    receipts: none\n"
-         "    connector:\n      url: "
-      << http << "/systems/hospital\n";
+  const std::string http = receivers.http.base_url();
   const int admin_port = testenv::free_port();
   testenv::EngineProcess engine(tmp.path() / "engine",
-                                "routes: " + routes.string() +
-                                    "\nsystems: " + (tmp.path() / "systems.yaml").string() +
-                                    "\nadmin:\n  port: " + std::to_string(admin_port) +
+                                dialog_setup(tmp.path(), tmp.path() / "outbox", http) +
+                                    "admin:\n  port: " + std::to_string(admin_port) +
                                     "\n  token: " + kToken + "\ndelivery:\n  job_topics: route\n");
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
   const auto value = [&](const char* name) {
