@@ -8,10 +8,15 @@
 //   other 4xx, 3xx               -> permanent (the receiver will not take it as it is)
 //   connect/read timeout, reset  -> retriable (the connection is opened again)
 //
-// One HttpSink is one connection, used by one thread at a time.
+// One HttpSink is one connection with one request at a time. Made on an event loop (the
+// delivery stage's), it sends with send_async on that loop; made without one, it runs its
+// own loop inside send().
 
 #include <memory>
 #include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
 
 #include "engine/registry/registry.hpp"
 #include "engine/runtime/sink.hpp"
@@ -20,14 +25,21 @@ namespace budstikke::adapters {
 
 class HttpSink final : public runtime::Sink {
  public:
-  explicit HttpSink(const registry::System& system);
+  explicit HttpSink(const registry::System& system, boost::asio::io_context* loop = nullptr);
   ~HttpSink() override;
   runtime::DeliveryResult send(const runtime::DeliveryJob& job) override;
+  void send_async(const runtime::DeliveryJob& job, Done done) override;
   bool healthy() override;
   size_t connects() const { return connects_; }
 
  private:
   struct Impl;
+  void attempt();
+  using tcp_results = boost::asio::ip::basic_resolver_results<boost::asio::ip::tcp>;
+  void resolved(boost::system::error_code ec, tcp_results endpoints);
+  void connected(boost::system::error_code ec);
+  void exchange();
+  void answered(boost::system::error_code ec);
   const registry::System& sys_;
   std::unique_ptr<Impl> impl_;
   size_t connects_ = 0;

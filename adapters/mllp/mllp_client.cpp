@@ -1,5 +1,6 @@
 #include "adapters/mllp/mllp_client.hpp"
 
+#include <array>
 #include <functional>
 #include <utility>
 
@@ -22,11 +23,23 @@ using tcp = asio::ip::tcp;
 // One connection, plain or TLS, driven by async operations on a private io_context so that
 // every step has a deadline (beast::tcp_stream's expiry).
 struct MllpClient::Impl {
-  asio::io_context io;
+  explicit Impl(asio::io_context* loop) : io(loop ? *loop : own), on_loop(loop != nullptr) {}
+  asio::io_context own;  // used when the client is made without a loop
+  asio::io_context& io;
+  bool on_loop;
   std::unique_ptr<ssl::context> tls;
   std::string tls_error;
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
+  tcp::resolver resolver{io};
+  // The send in progress.
+  const runtime::DeliveryJob* job = nullptr;
+  runtime::Sink::Done done;
+  std::string framed;
+  std::unique_ptr<mllp::Deframer> deframer;
+  std::vector<std::string> frames;
+  bool too_large = false;
+  std::array<char, 8192> buf{};
 
   bool open() const { return plain || secure; }
   beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*secure); }
@@ -34,12 +47,11 @@ struct MllpClient::Impl {
     io.restart();
     io.run();
   }
-  template <class F>
-  void with_stream(F&& f) {
-    if (secure)
-      f(*secure);
-    else
-      f(*plain);
+  void finish(runtime::DeliveryResult r) {
+    job = nullptr;
+    auto d = std::move(done);
+    done = nullptr;
+    d(std::move(r));
   }
 };
 
@@ -74,7 +86,8 @@ std::unique_ptr<ssl::context> make_tls(const MllpClientSettings& s, std::string&
 
 }  // namespace
 
-MllpClient::MllpClient(MllpClientSettings s) : s_(std::move(s)), impl_(std::make_unique<Impl>()) {
+MllpClient::MllpClient(MllpClientSettings s, asio::io_context* loop)
+    : s_(std::move(s)), impl_(std::make_unique<Impl>(loop)) {
   if (s_.tls) impl_->tls = make_tls(s_, impl_->tls_error);
 }
 
@@ -91,124 +104,149 @@ void MllpClient::drop() {
   impl_->secure.reset();
 }
 
-bool MllpClient::ensure_connected(std::string& why) {
+void MllpClient::connect(std::function<void(std::string)> then) {
+  if (impl_->open()) return then("");
+  if (s_.tls && !impl_->tls) return then(impl_->tls_error);
+  impl_->resolver.async_resolve(
+      s_.host, std::to_string(s_.port),
+      [this, then](boost::system::error_code ec, tcp::resolver::results_type r) {
+        if (ec) return then("cannot resolve " + s_.host + ": " + ec.message());
+        auto& I = *impl_;
+        if (s_.tls)
+          I.secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(I.io, *I.tls);
+        else
+          I.plain = std::make_unique<beast::tcp_stream>(I.io);
+        I.lowest().expires_after(s_.connect_timeout);
+        I.lowest().async_connect(r, [this, then](boost::system::error_code e,
+                                                 const tcp::endpoint&) { connected(e, then); });
+      });
+}
+
+void MllpClient::connected(boost::system::error_code ec, std::function<void(std::string)> then) {
   auto& I = *impl_;
-  if (I.open()) return true;
-  if (s_.tls && !I.tls) {
-    why = I.tls_error;
-    return false;
-  }
   const std::string where = s_.host + ":" + std::to_string(s_.port);
-  boost::system::error_code ec;
-  tcp::resolver::results_type endpoints;
-  tcp::resolver resolver(I.io);
-  resolver.async_resolve(s_.host, std::to_string(s_.port),
-                         [&](boost::system::error_code e, tcp::resolver::results_type r) {
-                           ec = e;
-                           endpoints = std::move(r);
-                         });
-  I.run();
-  if (ec) {
-    why = "cannot resolve " + s_.host + ": " + ec.message();
-    return false;
-  }
-  if (s_.tls)
-    I.secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(I.io, *I.tls);
-  else
-    I.plain = std::make_unique<beast::tcp_stream>(I.io);
-  I.lowest().expires_after(s_.connect_timeout);
-  I.lowest().async_connect(endpoints,
-                           [&](boost::system::error_code e, const tcp::endpoint&) { ec = e; });
-  I.run();
   if (ec) {
     drop();
-    why = "cannot connect to " + where + ": " + ec.message();
-    return false;
+    return then("cannot connect to " + where + ": " + ec.message());
   }
   I.lowest().socket().set_option(tcp::no_delay(true), ec);
-  if (s_.tls) {
-    boost::system::error_code not_ip;
-    (void)asio::ip::make_address(s_.host, not_ip);
-    if (not_ip)
-      SSL_ctrl(I.secure->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-               const_cast<char*>(s_.host.c_str()));
-    if (s_.verify) I.secure->set_verify_callback(ssl::host_name_verification(s_.host));
-    I.lowest().expires_after(s_.connect_timeout);
-    I.secure->async_handshake(ssl::stream_base::client,
-                              [&](boost::system::error_code e) { ec = e; });
-    I.run();
-    if (ec) {
-      drop();
-      why = "TLS handshake with " + where + " failed: " + ec.message();
-      return false;
-    }
+  if (!s_.tls) {
+    ++connects_;
+    return then("");
   }
-  ++connects_;
-  return true;
+  boost::system::error_code not_ip;
+  (void)asio::ip::make_address(s_.host, not_ip);
+  if (not_ip)
+    SSL_ctrl(I.secure->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(s_.host.c_str()));
+  if (s_.verify) I.secure->set_verify_callback(ssl::host_name_verification(s_.host));
+  I.lowest().expires_after(s_.connect_timeout);
+  I.secure->async_handshake(
+      ssl::stream_base::client, [this, then, where](boost::system::error_code e) {
+        if (e) {
+          drop();
+          return then("TLS handshake with " + where + " failed: " + e.message());
+        }
+        ++connects_;
+        then("");
+      });
 }
 
 bool MllpClient::healthy() {
-  std::string why;
-  return ensure_connected(why);
+  if (impl_->on_loop) return impl_->open();
+  bool ok = false;
+  connect([&ok](const std::string& why) { ok = why.empty(); });
+  impl_->run();
+  return ok;
 }
 
 runtime::DeliveryResult MllpClient::send(const runtime::DeliveryJob& job) {
-  std::string why;
-  if (!ensure_connected(why)) return runtime::DeliveryResult::retriable(why);
+  runtime::DeliveryResult out;
+  send_async(job, [&out](runtime::DeliveryResult r) { out = std::move(r); });
+  impl_->run();
+  return out;
+}
+
+void MllpClient::send_async(const runtime::DeliveryJob& job, Done done) {
   auto& I = *impl_;
-  // Write the frame, then read until one complete frame (the ACK) arrives; both within
-  // ack_timeout.
-  const std::string framed = mllp::frame(job.payload);
-  mllp::Deframer deframer(s_.max_ack_bytes);
-  std::vector<std::string> frames;
-  boost::system::error_code ec;
-  bool too_large = false;
-  char buf[8192];
-  I.lowest().expires_after(s_.ack_timeout);
-  I.with_stream([&](auto& stream) {
-    asio::async_write(stream, asio::buffer(framed), [&](boost::system::error_code e, size_t) {
-      ec = e;
-      if (e) return;
-      // Read until a frame is complete.
-      std::function<void()> read_more;
-      read_more = [&] {
-        stream.async_read_some(asio::buffer(buf), [&](boost::system::error_code e2, size_t n) {
-          if (e2) {
-            ec = e2;
-            return;
-          }
-          if (deframer.feed(std::string_view(buf, n), frames) ==
-              mllp::Deframer::Status::kTooLarge) {
-            too_large = true;
-            return;
-          }
-          if (frames.empty()) read_more();
-        });
-      };
-      read_more();
-    });
+  I.job = &job;
+  I.done = std::move(done);
+  if (I.open()) return exchange();
+  // `then` is called inline when the TLS settings are unusable: the outcome is posted, so
+  // that `done` is never called inside send_async.
+  connect([this](const std::string& why) {
+    if (why.empty()) return exchange();
+    asio::post(impl_->io, [this, why] { impl_->finish(runtime::DeliveryResult::retriable(why)); });
   });
-  I.run();
-  if (too_large) {
+}
+
+// Writes the frame, then reads until one complete frame (the ACK) arrives; both within
+// ack_timeout.
+void MllpClient::exchange() {
+  auto& I = *impl_;
+  I.framed = mllp::frame(I.job->payload);
+  I.deframer = std::make_unique<mllp::Deframer>(s_.max_ack_bytes);
+  I.frames.clear();
+  I.too_large = false;
+  I.lowest().expires_after(s_.ack_timeout);
+  const auto on_written = [this](boost::system::error_code ec, size_t) {
+    if (ec) return acknowledged(ec);
+    read_more();
+  };
+  if (I.secure)
+    asio::async_write(*I.secure, asio::buffer(I.framed), on_written);
+  else
+    asio::async_write(*I.plain, asio::buffer(I.framed), on_written);
+}
+
+// Reads until a frame is complete.
+void MllpClient::read_more() {
+  auto& I = *impl_;
+  const auto on_read = [this](boost::system::error_code ec, size_t n) {
+    Impl& R = *impl_;
+    if (ec) return acknowledged(ec);
+    if (R.deframer->feed(std::string_view(R.buf.data(), n), R.frames) ==
+        mllp::Deframer::Status::kTooLarge) {
+      R.too_large = true;
+      return acknowledged({});
+    }
+    if (!R.frames.empty()) return acknowledged({});
+    read_more();
+  };
+  if (I.secure)
+    I.secure->async_read_some(asio::buffer(I.buf), on_read);
+  else
+    I.plain->async_read_some(asio::buffer(I.buf), on_read);
+}
+
+// The exchange ended: the ACK, or why there is none, to an outcome.
+void MllpClient::acknowledged(boost::system::error_code ec) {
+  auto& I = *impl_;
+  if (I.too_large) {
     drop();
-    return runtime::DeliveryResult::retriable("acknowledgement larger than " +
-                                              std::to_string(s_.max_ack_bytes) + " bytes");
+    return I.finish(runtime::DeliveryResult::retriable(
+        "acknowledgement larger than " + std::to_string(s_.max_ack_bytes) + " bytes"));
   }
   if (ec == beast::error::timeout) {
     drop();  // a late ACK must not be taken for the next message's
-    return runtime::DeliveryResult::retriable("no acknowledgement within " +
-                                              std::to_string(s_.ack_timeout.count()) + " ms");
+    return I.finish(runtime::DeliveryResult::retriable(
+        "no acknowledgement within " + std::to_string(s_.ack_timeout.count()) + " ms"));
   }
   if (ec) {
     drop();
     // With TLS 1.3 a refused client certificate shows only now, as an alert on the read.
     if (ec.category() == asio::error::get_ssl_category())
-      return runtime::DeliveryResult::retriable("TLS error with " + s_.host + ":" +
-                                                std::to_string(s_.port) + ": " + ec.message());
-    return runtime::DeliveryResult::retriable("connection lost before the acknowledgement: " +
-                                              ec.message());
+      return I.finish(runtime::DeliveryResult::retriable(
+          "TLS error with " + s_.host + ":" + std::to_string(s_.port) + ": " + ec.message()));
+    return I.finish(runtime::DeliveryResult::retriable(
+        "connection lost before the acknowledgement: " + ec.message()));
   }
-  const std::string& ack = frames.front();
+  I.finish(evaluate_ack(I.frames.front()));
+}
+
+// The ACK's verdict on the message sent.
+runtime::DeliveryResult MllpClient::evaluate_ack(const std::string& ack) {
+  const runtime::DeliveryJob& job = *impl_->job;
   auto parsed = hl7v2::Message::parse(ack);
   if (!std::holds_alternative<hl7v2::Message>(parsed)) {
     drop();

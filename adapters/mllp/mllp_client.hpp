@@ -8,12 +8,16 @@
 //   no ACK within ack_timeout, connection lost, unreadable ACK -> retriable (the
 //   connection is dropped and opened again on the next send)
 //
-// One MllpClient is one connection and is used by one thread at a time; a sink with
-// concurrency N holds N clients.
+// One MllpClient is one connection with one message at a time; a system with concurrency N
+// gets N clients. Made on an event loop (the delivery stage's), it sends with send_async on
+// that loop; made without one, it runs its own loop inside send().
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+
+#include <boost/system/error_code.hpp>
 
 #include "engine/runtime/sink.hpp"
 
@@ -36,14 +40,22 @@ struct MllpClientSettings {
 
 class MllpClient final : public runtime::Sink {
  public:
-  explicit MllpClient(MllpClientSettings s);
+  explicit MllpClient(MllpClientSettings s, boost::asio::io_context* loop = nullptr);
   ~MllpClient() override;
   runtime::DeliveryResult send(const runtime::DeliveryJob& job) override;
+  void send_async(const runtime::DeliveryJob& job, Done done) override;
+  // Made without a loop: connects if not connected. On a loop: whether it is connected.
   bool healthy() override;
   size_t connects() const { return connects_; }
 
  private:
-  bool ensure_connected(std::string& why);
+  // Calls `then` with "" once connected, or with why not.
+  void connect(std::function<void(std::string why)> then);
+  void connected(boost::system::error_code ec, std::function<void(std::string why)> then);
+  void exchange();
+  void read_more();
+  void acknowledged(boost::system::error_code ec);
+  runtime::DeliveryResult evaluate_ack(const std::string& ack);
   void drop();
   struct Impl;
   MllpClientSettings s_;

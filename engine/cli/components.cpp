@@ -53,25 +53,46 @@ bool load_config(const std::string& file, config::EngineConfig& out, config::Dia
   return !d.has_errors();
 }
 
+namespace {
+
+adapters::MllpClientSettings mllp_settings(const registry::System& s) {
+  adapters::MllpClientSettings m;
+  m.host = s.connector.host;
+  m.port = s.connector.port;
+  m.connect_timeout = std::chrono::milliseconds(s.connector.connect_timeout_ms);
+  m.ack_timeout = std::chrono::milliseconds(s.connector.timeout_ms);
+  m.tls = s.connector.tls_enabled();
+  m.ca_file = s.connector.tls.ca_file;
+  m.cert_file = s.connector.tls.cert_file;
+  m.key_file = s.connector.tls.key_file;
+  m.verify = s.connector.tls.verify;
+  return m;
+}
+
+}  // namespace
+
 void add_connector_sinks(delivery::SinkFactories& f) {
-  for (const char* scheme : {"http", "https"})
-    f.add(scheme, [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
+  using SinkResult = Result<std::unique_ptr<runtime::Sink>>;
+  for (const char* scheme : {"http", "https"}) {
+    f.add(scheme, [](const registry::System& s) -> SinkResult {
       return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::HttpSink>(s));
     });
-  for (const char* scheme : {"mllp", "mllps"})
-    f.add(scheme, [](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
-      adapters::MllpClientSettings m;
-      m.host = s.connector.host;
-      m.port = s.connector.port;
-      m.connect_timeout = std::chrono::milliseconds(s.connector.connect_timeout_ms);
-      m.ack_timeout = std::chrono::milliseconds(s.connector.timeout_ms);
-      m.tls = s.connector.tls_enabled();
-      m.ca_file = s.connector.tls.ca_file;
-      m.cert_file = s.connector.tls.cert_file;
-      m.key_file = s.connector.tls.key_file;
-      m.verify = s.connector.tls.verify;
-      return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::MllpClient>(m));
+    f.add_on_loop(
+        scheme, [](const registry::System& s, boost::asio::io_context& loop) -> SinkResult {
+          return std::unique_ptr<runtime::Sink>(std::make_unique<adapters::HttpSink>(s, &loop));
+        });
+  }
+  for (const char* scheme : {"mllp", "mllps"}) {
+    f.add(scheme, [](const registry::System& s) -> SinkResult {
+      return std::unique_ptr<runtime::Sink>(
+          std::make_unique<adapters::MllpClient>(mllp_settings(s)));
     });
+    f.add_on_loop(scheme,
+                  [](const registry::System& s, boost::asio::io_context& loop) -> SinkResult {
+                    return std::unique_ptr<runtime::Sink>(
+                        std::make_unique<adapters::MllpClient>(mllp_settings(s), &loop));
+                  });
+  }
 }
 
 }  // namespace budstikke::cli

@@ -4,9 +4,14 @@
 // a health check. The delivery stage retries retriable failures with backoff and sends
 // permanent ones to the system's dead-letter topic.
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace budstikke::runtime {
 
@@ -44,6 +49,12 @@ class Sink {
  public:
   virtual ~Sink() = default;
   virtual DeliveryResult send(const DeliveryJob& job) = 0;
+  // A sink made on an event loop (SinkFactories::add_on_loop) sends without a thread of its
+  // own: send_async begins the send and returns; `done` is called on a thread running the
+  // loop, never inside send_async. `job` must stay valid until then; one send at a time.
+  // The default is for sinks that block: it sends and then calls `done`.
+  using Done = std::function<void(DeliveryResult)>;
+  virtual void send_async(const DeliveryJob& job, Done done) { done(send(job)); }
   // Whether the system can be reached now (cheap; used by the circuit breaker).
   virtual bool healthy() = 0;
 };

@@ -15,15 +15,21 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 #include <thread>
 #include <utility>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include "engine/bus/bus.hpp"
 #include "engine/cli/components.hpp"
@@ -279,6 +285,88 @@ TEST_P(Conformance, ReceiverDown) {
   auto again = s->send(job(2));
   if (!again.is_ok()) again = s->send(job(2));
   EXPECT_TRUE(again.is_ok()) << again.reason;
+}
+
+// The delivery stage sends over HTTP and MLLP on shared event loops: three connections of
+// one system on one loop thread, each sending its jobs one after another, every outcome
+// reported on the loop's thread and never inside send_async; then the receiver goes down
+// (retriable, within the timeouts) and comes back.
+TEST_P(Conformance, SendsOnASharedLoop) {
+  const auto& sys = *registry_->find("conformance");
+  const auto* f = factories_.find_on_loop(sys.connector.type);
+  if (!f) GTEST_SKIP() << "this connector blocks in send: a thread per connection";
+  boost::asio::io_context loop;
+  auto work = boost::asio::make_work_guard(loop);
+  std::thread::id loop_thread;
+  std::thread runner([&] {
+    loop_thread = std::this_thread::get_id();
+    loop.run();
+  });
+  constexpr int kSinks = 3, kEach = 10;
+  std::vector<std::unique_ptr<runtime::Sink>> sinks;
+  for (int i = 0; i < kSinks; ++i) {
+    auto made = (*f)(sys, loop);
+    ASSERT_TRUE(made.ok());
+    sinks.push_back(std::move(*made));
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  int ok = 0, failed = 0, inline_calls = 0, off_loop = 0;
+  std::vector<runtime::DeliveryJob> jobs;
+  for (int i = 0; i < kSinks * kEach; ++i) jobs.push_back(job(i));
+  // Sink s sends jobs s, s + kSinks, ... each after the one before it ended.
+  std::function<void(int, int)> next = [&](int s, int n) {
+    if (n >= kEach) return;
+    auto returned = std::make_shared<bool>(false);
+    sinks[static_cast<size_t>(s)]->send_async(jobs[static_cast<size_t>(s + n * kSinks)],
+                                              [&, s, n, ret = returned](runtime::DeliveryResult r) {
+                                                {
+                                                  const std::lock_guard lock(mu);
+                                                  if (!*ret) ++inline_calls;
+                                                  if (std::this_thread::get_id() != loop_thread)
+                                                    ++off_loop;
+                                                  (r.is_ok() ? ok : failed) += 1;
+                                                  if (!r.is_ok()) ADD_FAILURE() << r.reason;
+                                                }
+                                                cv.notify_all();
+                                                next(s, n + 1);
+                                              });
+    *returned = true;
+  };
+  boost::asio::post(loop, [&] {
+    for (int s = 0; s < kSinks; ++s) next(s, 0);
+  });
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return ok + failed == kSinks * kEach; }));
+  }
+  EXPECT_EQ(ok, kSinks * kEach);
+  EXPECT_EQ(inline_calls, 0) << "done was called inside send_async";
+  EXPECT_EQ(off_loop, 0);
+  std::set<std::string> keys;
+  for (const auto& g : receiver_->received()) keys.insert(g.key);
+  EXPECT_EQ(keys.size(), static_cast<size_t>(kSinks * kEach));
+
+  // Down: retriable within the timeouts; back: delivered again.
+  auto send_one = [&](const runtime::DeliveryJob& j) {
+    std::promise<runtime::DeliveryResult> p;
+    boost::asio::post(loop, [&] {
+      sinks[0]->send_async(j, [&p](runtime::DeliveryResult r) { p.set_value(std::move(r)); });
+    });
+    auto fut = p.get_future();
+    EXPECT_EQ(fut.wait_for(10s), std::future_status::ready);
+    return fut.get();
+  };
+  receiver_->go_down();
+  const auto down = send_one(job(100));
+  EXPECT_EQ(down.kind, runtime::DeliveryResult::Kind::kRetriable) << down.reason;
+  receiver_->come_back();
+  auto back = send_one(job(101));
+  if (!back.is_ok()) back = send_one(job(101));
+  EXPECT_TRUE(back.is_ok()) << back.reason;
+  boost::asio::post(loop, [&] { sinks.clear(); });
+  work.reset();
+  runner.join();
 }
 
 INSTANTIATE_TEST_SUITE_P(
