@@ -264,6 +264,7 @@ class RoutingStages final : public runtime::Stage {
     ds.max_pending_per_system = cfg.max_pending_per_system;
     ds.pause_idle_own_topics = cfg.jobs_per_route;
     ds.skip_delivered_lookback = cfg.skip_delivered_lookback;
+    ds.loop_threads = cfg.delivery_io_threads;
     delivery_ =
         std::make_unique<delivery::DeliveryStage>(std::move(ds), reg, sinks_, producer, codecs);
     systems_ = reg->systems().size();

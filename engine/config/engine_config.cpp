@@ -215,7 +215,13 @@ Spec build_engine_spec_fields() {
                     "delivered (at most 200,000): a second record of such a job (a message "
                     "ingested twice, e.g. a file read again after a crash) is not sent; replays "
                     "always are. 0 sends every such job again (at least once either way).",
-                    300, 0, 86400)}});
+                    300, 0, 86400),
+            integer("io_threads",
+                    "Threads that send over HTTP and MLLP, for all systems together (each "
+                    "system's connections live on one of them; file and Kafka connectors have a "
+                    "thread per connection). Measured (BENCHMARKS.md, session 22): 1 thread "
+                    "gave the worst tail latency on 2 cores, 4 the best of 1, 2 and 4.",
+                    4, 1, 64)}});
   Field sources;
   sources.name = "sources";
   sources.kind = Kind::kObjectList;
@@ -371,6 +377,7 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
       static_cast<int>(get_int(root["delivery"], dls, "max_pending_per_system"));
   c.skip_delivered_lookback =
       std::chrono::seconds(get_int(root["delivery"], dls, "skip_delivered_lookback_s"));
+  c.delivery_io_threads = static_cast<int>(get_int(root["delivery"], dls, "io_threads"));
   return c;
 }
 

@@ -39,6 +39,7 @@ struct EngineConfig {
   bool jobs_per_route = false;  // delivery.job_topics: route
   int max_pending_per_system = 2000;
   std::chrono::seconds skip_delivered_lookback{300};  // delivery.skip_delivered_lookback_s
+  int delivery_io_threads = 4;                        // delivery.io_threads
 };
 
 // Loads, expands ${ENV} references, validates against engine_spec() and returns the config.

@@ -12,6 +12,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include "engine/core/crypto.hpp"
@@ -29,6 +33,7 @@ namespace budstikke::delivery {
 
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
+namespace asio = boost::asio;
 
 namespace {
 constexpr std::string_view kModule = "delivery";
@@ -201,6 +206,16 @@ struct DeliveryStage::Impl {
   std::mutex done_mu;
   std::vector<JobPtr> done;
 
+  // The event loops of the connectors that send asynchronously, a thread each; a system's
+  // sends, timers and pump() all run on one of them (declared before the workers: their
+  // sinks and timers go first).
+  struct Loop {
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+    std::thread thread;
+  };
+  std::vector<std::unique_ptr<Loop>> loops;
+
   struct Worker {
     const registry::System* sys = nullptr;
     Impl* stage = nullptr;
@@ -270,6 +285,11 @@ struct DeliveryStage::Impl {
     }
 
     void start(int n) {
+      if (on_loop) {
+        slots.resize(static_cast<size_t>(n));
+        timer = std::make_unique<asio::steady_timer>(*loop);
+        return;
+      }
       for (int i = 0; i < n; ++i)
         threads.emplace_back([this] {
           set_thread_name("d:" + sys->id);
@@ -284,7 +304,9 @@ struct DeliveryStage::Impl {
     }
     // Wakes a thread per job queued since the last wake, up to all of them.
     void wake(int jobs) {
-      if (jobs >= static_cast<int>(threads.size())) {
+      if (on_loop) {
+        asio::post(*loop, [this] { pump(); });
+      } else if (jobs >= static_cast<int>(threads.size())) {
         cv.notify_all();
       } else {
         for (int i = 0; i < jobs; ++i) cv.notify_one();
@@ -297,7 +319,10 @@ struct DeliveryStage::Impl {
         j->due = due;
         queue.push_front(std::move(j));
       }
-      cv.notify_all();
+      if (on_loop)
+        asio::post(*loop, [this] { pump(); });
+      else
+        cv.notify_all();
     }
     void finished() {
       const std::lock_guard lock(mu);
@@ -327,6 +352,103 @@ struct DeliveryStage::Impl {
       return nullptr;
     }
 
+    // One attempt to deliver a job, from begin_attempt to end_attempt.
+    struct Attempt {
+      JobPtr job;
+      bool fast_fail = false;  // the breaker is open: no send
+      bool trial = false;      // the one send the half-open breaker lets through
+      Clock::time_point slot;  // when the rate limit lets it go
+    };
+
+    // Under mu, for a job pick() gave that is neither final nor a duplicate: its key or id
+    // busy, the breaker's and the rate limit's say.
+    Attempt begin_attempt(JobPtr j, Clock::time_point now) {
+      Attempt a;
+      if (sys->ordering == registry::Ordering::kPerPatient) {
+        busy_keys.insert(j->dj.key);
+      } else {
+        sending_ids.insert(j->dj.job_id);
+      }
+      if (j->attempts == 0)
+        m_wait->observe_ms(std::chrono::duration<double, std::milli>(now - j->read_at).count());
+      // Circuit breaker: open -> fail fast; after open_ms one trial goes through.
+      if (consecutive_failures >= sys->breaker.failure_threshold) {
+        if (now < open_until || trial_in_flight) {
+          a.fast_fail = true;
+        } else {
+          a.trial = true;
+          trial_in_flight = true;
+        }
+      }
+      // Rate limit: take the next slot.
+      a.slot = now;
+      if (sys->rate_limit > 0 && !a.fast_fail) {
+        a.slot = std::max(now, next_slot);
+        next_slot = a.slot + std::chrono::microseconds(1000000 / sys->rate_limit);
+      }
+      a.job = std::move(j);
+      return a;
+    }
+
+    runtime::DeliveryResult breaker_open() const {
+      return runtime::DeliveryResult::retriable("circuit open after " +
+                                                std::to_string(sys->breaker.failure_threshold) +
+                                                " consecutive failures");
+    }
+
+    // Under mu: the attempt's result. True when the job's outcome is decided (the caller
+    // then calls stage->finish without the lock); false when it waits for another attempt.
+    bool end_attempt(const Attempt& a, const runtime::DeliveryResult& r) {
+      const JobPtr& j = a.job;
+      // Remembered before its id is free, so a second record of the job never finds it
+      // neither sending nor delivered.
+      if (r.is_ok() && stage->remembers())
+        stage->recently_delivered.add(j->dj.job_id, stage->settings.skip_delivered_lookback);
+      if (sys->ordering == registry::Ordering::kPerPatient) {
+        busy_keys.erase(j->dj.key);
+      } else {
+        sending_ids.erase(j->dj.job_id);
+      }
+      if (a.trial) trial_in_flight = false;
+      ++j->attempts;
+      if (!a.fast_fail) {
+        if (r.is_ok()) {
+          consecutive_failures = 0;
+        } else if (r.kind == runtime::DeliveryResult::Kind::kRetriable) {
+          if (++consecutive_failures >= sys->breaker.failure_threshold)
+            open_until = Clock::now() + std::chrono::milliseconds(sys->breaker.open_ms);
+        }
+      }
+      if (r.is_ok()) {
+        j->final = true;
+        j->ok = true;
+        j->response = r.response;
+        return true;
+      }
+      stage->counters.failed_attempts.fetch_add(1);
+      m_failed->inc();
+      j->last_error = r.reason;
+      const bool permanent = r.kind == runtime::DeliveryResult::Kind::kPermanent;
+      if (!permanent && j->attempts < sys->retry.max_attempts) {
+        int64_t wait = sys->retry.backoff_ms(j->attempts + 1);
+        if (sys->retry.jitter_percent > 0) {
+          const int64_t spread = wait * sys->retry.jitter_percent / 100;
+          std::uniform_int_distribution<int64_t> d(-spread, spread);
+          wait = std::max<int64_t>(1, wait + d(rng));
+        }
+        stage->counters.retried.fetch_add(1);
+        m_retried->inc();
+        j->due = Clock::now() + std::chrono::milliseconds(wait);
+        stage->track(*this, *j, "attempt_failed", r.reason);
+        queue.push_front(j);
+        return false;
+      }
+      j->final = true;
+      j->permanent = permanent;
+      return true;
+    }
+
+    // A worker thread (blocking connectors).
     void run() {
       std::unique_ptr<runtime::Sink> sink;
       std::unique_lock lock(mu);
@@ -336,13 +458,12 @@ struct DeliveryStage::Impl {
         // Every change to the queue notifies (enqueue, requeue, a finished job, stop): the
         // timeout is a fallback, not a poll. (At 200 ms, the ~480 worker threads of the
         // example registry woke ~2,400 times a second with nothing to do.)
-        auto wake = now + std::chrono::seconds(5);
-        JobPtr j = pick(now, wake);
+        auto wake_at = now + std::chrono::seconds(5);
+        JobPtr j = pick(now, wake_at);
         if (!j) {
-          cv.wait_until(lock, wake);
+          cv.wait_until(lock, wake_at);
           continue;
         }
-        const bool ordered = sys->ordering == registry::Ordering::kPerPatient;
         if (j->final) {
           lock.unlock();
           stage->finish(*this, j);
@@ -355,38 +476,13 @@ struct DeliveryStage::Impl {
           lock.lock();
           continue;
         }
-        if (ordered) {
-          busy_keys.insert(j->dj.key);
-        } else {
-          sending_ids.insert(j->dj.job_id);
-        }
-        if (j->attempts == 0)
-          m_wait->observe_ms(std::chrono::duration<double, std::milli>(now - j->read_at).count());
-        // Circuit breaker: open -> fail fast; after open_ms one trial goes through.
-        bool fast_fail = false;
-        bool trial = false;
-        if (consecutive_failures >= sys->breaker.failure_threshold) {
-          if (now < open_until || trial_in_flight) {
-            fast_fail = true;
-          } else {
-            trial = true;
-            trial_in_flight = true;
-          }
-        }
-        // Rate limit: take the next slot.
-        Clock::time_point slot = now;
-        if (sys->rate_limit > 0 && !fast_fail) {
-          slot = std::max(now, next_slot);
-          next_slot = slot + std::chrono::microseconds(1000000 / sys->rate_limit);
-        }
+        const Attempt a = begin_attempt(std::move(j), now);
         lock.unlock();
         runtime::DeliveryResult r;
-        if (fast_fail) {
-          r = runtime::DeliveryResult::retriable("circuit open after " +
-                                                 std::to_string(sys->breaker.failure_threshold) +
-                                                 " consecutive failures");
+        if (a.fast_fail) {
+          r = breaker_open();
         } else {
-          if (slot > Clock::now()) std::this_thread::sleep_until(slot);
+          if (a.slot > Clock::now()) std::this_thread::sleep_until(a.slot);
           if (!sink) {
             const SinkFactory* f = stage->sinks.find(sys->connector.type);
             if (!f) {
@@ -398,62 +494,134 @@ struct DeliveryStage::Impl {
               sink = std::move(*created);
             }
           }
-          if (sink) r = sink->send(j->dj);
+          if (sink) r = sink->send(a.job->dj);
         }
         lock.lock();
-        // Remembered before its id is free, so a second record of the job never finds it
-        // neither sending nor delivered.
-        if (r.is_ok() && stage->remembers())
-          stage->recently_delivered.add(j->dj.job_id, stage->settings.skip_delivered_lookback);
-        if (ordered) {
-          busy_keys.erase(j->dj.key);
-        } else {
-          sending_ids.erase(j->dj.job_id);
-        }
-        if (trial) trial_in_flight = false;
-        ++j->attempts;
-        if (!fast_fail) {
-          if (r.is_ok()) {
-            consecutive_failures = 0;
-          } else if (r.kind == runtime::DeliveryResult::Kind::kRetriable) {
-            if (++consecutive_failures >= sys->breaker.failure_threshold)
-              open_until = Clock::now() + std::chrono::milliseconds(sys->breaker.open_ms);
-          }
-        }
-        if (r.is_ok()) {
-          j->final = true;
-          j->ok = true;
-          j->response = r.response;
-        } else {
-          stage->counters.failed_attempts.fetch_add(1);
-          m_failed->inc();
-          j->last_error = r.reason;
-          const bool permanent = r.kind == runtime::DeliveryResult::Kind::kPermanent;
-          if (!permanent && j->attempts < sys->retry.max_attempts) {
-            int64_t wait = sys->retry.backoff_ms(j->attempts + 1);
-            if (sys->retry.jitter_percent > 0) {
-              const int64_t spread = wait * sys->retry.jitter_percent / 100;
-              std::uniform_int_distribution<int64_t> d(-spread, spread);
-              wait = std::max<int64_t>(1, wait + d(rng));
-            }
-            stage->counters.retried.fetch_add(1);
-            m_retried->inc();
-            j->due = Clock::now() + std::chrono::milliseconds(wait);
-            stage->track(*this, *j, "attempt_failed", r.reason);
-            queue.push_front(j);
-            cv.notify_one();  // another worker may take what this one does not
-            continue;
-          }
-          j->final = true;
-          j->permanent = permanent;
+        if (!end_attempt(a, r)) {
+          cv.notify_one();  // another worker may take what this one does not
+          continue;
         }
         lock.unlock();
-        stage->finish(*this, j);
+        stage->finish(*this, a.job);
         lock.lock();
         // Its key is free: at most one job more can run now, and this thread picks one
         // itself; one more worker is enough (all of them woken were a thundering herd).
         cv.notify_one();
       }
+    }
+
+    // On the stage's loop (connectors added with add_on_loop): `concurrency` sinks and no
+    // threads. Every change to the queue (a job queued or requeued, an attempt's end) and
+    // the timer (the next retry's or rate slot's time) runs pump(), which starts as many
+    // sends as there are free sinks.
+    bool on_loop = false;
+    asio::io_context* loop = nullptr;
+    struct Slot {
+      std::unique_ptr<runtime::Sink> sink;
+      bool busy = false;
+    };
+    std::vector<Slot> slots;
+    int in_flight = 0;  // slots busy
+    std::unique_ptr<asio::steady_timer> timer;
+    Clock::time_point timer_at = Clock::time_point::max();
+
+    // Under mu: pump() again at `at` unless it runs sooner anyway.
+    void arm(Clock::time_point at) {
+      if (at >= timer_at) return;
+      timer_at = at;
+      timer->expires_at(at);
+      timer->async_wait([this](boost::system::error_code ec) {
+        if (ec) return;  // re-armed or stopped
+        {
+          const std::lock_guard lock(mu);
+          timer_at = Clock::time_point::max();
+        }
+        pump();
+      });
+    }
+
+    void pump() {
+      for (;;) {
+        std::vector<JobPtr> finals;
+        std::vector<JobPtr> duplicates;
+        std::vector<Attempt> fast_fails;
+        std::vector<std::pair<Attempt, size_t>> sends;
+        {
+          const std::lock_guard lock(mu);
+          if (stop) return;
+          const auto now = Clock::now();
+          auto wake_at = Clock::time_point::max();
+          size_t free_slot = 0;
+          while (in_flight < static_cast<int>(slots.size())) {
+            JobPtr j = pick(now, wake_at);
+            if (!j) break;
+            if (j->final) {
+              finals.push_back(std::move(j));
+            } else if (j->attempts == 0 && stage->delivered_already(*j)) {
+              duplicates.push_back(std::move(j));
+            } else if (Attempt a = begin_attempt(std::move(j), now); a.fast_fail) {
+              fast_fails.push_back(std::move(a));
+            } else {
+              while (slots[free_slot].busy) ++free_slot;
+              slots[free_slot].busy = true;
+              ++in_flight;
+              sends.emplace_back(std::move(a), free_slot);
+            }
+          }
+          if (wake_at != Clock::time_point::max()) arm(wake_at);
+        }
+        for (auto& j : finals) stage->finish(*this, j);
+        for (auto& j : duplicates) stage->complete_duplicate(*this, j);
+        for (auto& [a, slot] : sends) {
+          if (a.slot <= Clock::now()) {
+            send(std::move(a), slot);
+            continue;
+          }
+          // The rate limit's slot: the send waits for it holding its connection, as a worker
+          // thread would sleep.
+          auto t = std::make_shared<asio::steady_timer>(*loop, a.slot);
+          t->async_wait([this, a, slot, t](boost::system::error_code) { send(a, slot); });
+        }
+        // A fast failure ends at once and may let a job behind it (a later one of the same
+        // patient) go: look again, in this loop rather than by recursion.
+        if (fast_fails.empty()) return;
+        for (auto& a : fast_fails) attempt_ended(a, std::nullopt, breaker_open());
+      }
+    }
+
+    void send(Attempt a, size_t slot) {
+      Slot& s = slots[slot];  // busy: this attempt's alone
+      if (!s.sink) {
+        const LoopSinkFactory* f = stage->sinks.find_on_loop(sys->connector.type);
+        auto created = (*f)(*sys, *loop);
+        if (!created) {
+          attempt_ended(
+              a, slot, runtime::DeliveryResult::retriable("connector: " + created.error().message));
+          asio::post(*loop, [this] { pump(); });
+          return;
+        }
+        s.sink = std::move(*created);
+      }
+      const runtime::DeliveryJob& job = a.job->dj;
+      s.sink->send_async(job, [this, a, slot](runtime::DeliveryResult r) {
+        attempt_ended(a, slot, r);
+        pump();
+      });
+    }
+
+    // An attempt ended (on the loop): its result, its slot free again.
+    void attempt_ended(const Attempt& a, std::optional<size_t> slot,
+                       const runtime::DeliveryResult& r) {
+      bool final = false;
+      {
+        const std::lock_guard lock(mu);
+        final = end_attempt(a, r);
+        if (slot) {
+          slots[*slot].busy = false;
+          if (--in_flight == 0 && stop) cv.notify_all();
+        }
+      }
+      if (final) stage->finish(*this, a.job);
     }
   };
 
@@ -1185,7 +1353,22 @@ Status DeliveryStage::start() {
   I.consumer = std::move(*c);
   I.consumer->on_revoke([&I](const auto& parts) { I.on_revoke(parts); });
   I.consumer->on_eof([&I](const std::string& t, int32_t p, int64_t end) { I.on_eof(t, p, end); });
-  for (auto& [t, w] : I.workers) w->start(w->sys->concurrency);
+  for (int i = 0; i < std::max(1, I.settings.loop_threads); ++i) {
+    I.loops.push_back(std::make_unique<Impl::Loop>());
+    Impl::Loop* l = I.loops.back().get();
+    l->thread = std::thread([l] {
+      set_thread_name("bs-deliver-io");
+      l->io.run();
+    });
+  }
+  size_t next_loop = 0;
+  for (auto& [t, w] : I.workers) {
+    if (I.sinks.find_on_loop(w->sys->connector.type)) {
+      w->on_loop = true;
+      w->loop = &I.loops[next_loop++ % I.loops.size()]->io;
+    }
+    w->start(w->sys->concurrency);
+  }
   I.consumer_thread = std::thread([&I] {
     set_thread_name("bs-deliver-in");
     I.consume_loop();
@@ -1209,6 +1392,16 @@ void DeliveryStage::stop() {
   for (auto& [t, w] : I.workers)
     for (auto& th : w->threads)
       if (th.joinable()) th.join();
+  // Sends on the loop finish (within their connectors' timeouts), then the loop stops.
+  for (auto& [t, w] : I.workers) {
+    std::unique_lock lock(w->mu);
+    w->cv.wait(lock, [&w = *w] { return w.in_flight == 0; });
+  }
+  for (auto& l : I.loops) {
+    l->work.reset();
+    l->io.stop();
+    if (l->thread.joinable()) l->thread.join();
+  }
   (void)I.producer.flush(std::chrono::seconds(30));
   // Completions that arrived while stopping.
   I.store_completions();

@@ -1,9 +1,11 @@
 #pragma once
 // The delivery stage: one consumer group reads every deliver.<system> topic (and every
 // jobs.<route> topic, see route_jobs_topic) and hands each job to its system's worker. Per
-// system: `concurrency` threads, each with its own sink (connection reuse); retries with
-// exponential backoff and jitter kept in memory (a waiting job blocks neither other systems
-// nor, with ordering none, other jobs of its system; with ordering per_patient, only later
+// system: `concurrency` sinks (connections, reused). A connector that can send
+// asynchronously (HTTP, MLLP) sends on one of the stage's event loops (loop_threads, a thread
+// each, shared by all systems); any other (file, Kafka) has a thread per sink that blocks in send.
+// Retries with exponential backoff and jitter kept in memory (a waiting job blocks neither other
+// systems nor, with ordering none, other jobs of its system; with ordering per_patient, only later
 // jobs of the same patient); a circuit breaker; a rate limit. After the last attempt, or on
 // a permanent failure, the job goes to dlq.<system>.
 //
@@ -12,8 +14,9 @@
 // outcome records are on Kafka, and offsets are committed in order per partition (the
 // lowest outstanding job holds the commit point): a crash redelivers, never loses.
 //
-// Threading: one consumer thread; worker threads per system; outcome records are produced
-// asynchronously and completions flow back to the consumer thread.
+// Threading: one consumer thread; the event loop's threads; worker threads per system of a
+// blocking connector; outcome records are produced asynchronously and completions flow back
+// to the consumer thread.
 
 #include <atomic>
 #include <chrono>
@@ -35,6 +38,10 @@ namespace budstikke::delivery {
 // Creates a sink for a system; one per worker thread.
 using SinkFactory =
     std::function<Result<std::unique_ptr<runtime::Sink>>(const registry::System& system)>;
+// Creates a sink on the delivery stage's event loop: its send_async runs there, and the
+// system needs no threads of its own (one sink per concurrent send).
+using LoopSinkFactory = std::function<Result<std::unique_ptr<runtime::Sink>>(
+    const registry::System& system, boost::asio::io_context& loop)>;
 
 class SinkFactories {
  public:
@@ -43,9 +50,19 @@ class SinkFactories {
     const auto it = f_.find(type);
     return it == f_.end() ? nullptr : &it->second;
   }
+  // A connector that can send on the stage's loop; the stage prefers it to one added with
+  // add() for the same type.
+  void add_on_loop(const std::string& connector_type, LoopSinkFactory f) {
+    loop_[connector_type] = std::move(f);
+  }
+  const LoopSinkFactory* find_on_loop(const std::string& type) const {
+    const auto it = loop_.find(type);
+    return it == loop_.end() ? nullptr : &it->second;
+  }
 
  private:
   std::map<std::string, SinkFactory> f_;
+  std::map<std::string, LoopSinkFactory> loop_;
 };
 
 struct DeliverySettings {
@@ -78,6 +95,9 @@ struct DeliverySettings {
   // completes without being sent again. 0: everything is sent again (at least once either
   // way; this only takes repeats away).
   std::chrono::seconds skip_delivered_lookback{300};
+  // Event loops (a thread each) the asynchronous connectors send on; a system's
+  // connections all live on one of them (delivery.io_threads).
+  int loop_threads = 4;
   bus::KafkaSettings kafka;
 };
 
