@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -97,8 +99,10 @@ struct Receivers {
 };
 
 // The dialog route and a registry of two systems, each given two attempts: a GP office (files
-// in `outbox`/gp-office) and a hospital (HTTP at `http`). Returns engine.yaml's lines for them.
-std::string dialog_setup(const fs::path& dir, const fs::path& outbox, const std::string& http) {
+// in `outbox`/gp-office) and a hospital (HTTP at `http`; `hospital_extra`: more of its keys).
+// Returns engine.yaml's lines for them.
+std::string dialog_setup(const fs::path& dir, const fs::path& outbox, const std::string& http,
+                         const std::string& hospital_extra = "") {
   const fs::path routes = dir / "routes";
   fs::create_directories(routes);
   fs::copy_file(testenv::source_dir() / "routes/dialog-both-ways.yaml",
@@ -115,7 +119,8 @@ std::string dialog_setup(const fs::path& dir, const fs::path& outbox, const std:
          "  - id: hospital\n    name: Test hospital\n    kind: hospital\n"
          "    her_ids: [\"8200001\", \"8200010\"]\n    receipts: none\n"
          "    connector:\n      url: "
-      << http << "/systems/hospital\n";
+      << http << "/systems/hospital\n"
+      << hospital_extra;
   return "routes: " + routes.string() + "\nsystems: " + (dir / "systems.yaml").string() + "\n";
 }
 
@@ -493,6 +498,57 @@ TEST(OpsE2E, TopicsDeleteRemovesOnlyThePrefixAndOnlyWhenAskedTo) {
   EXPECT_EQ(count_with(b.prefix()), theirs);
   EXPECT_EQ(run("topics" + cfg + " delete " + a.prefix() + " --yes").first, 0);
   EXPECT_TRUE(wait_for([&] { return count_with(a.prefix()) == 0; }, std::chrono::seconds(30)));
+}
+
+// A system's rate limit holds on the event loop HTTP deliveries are sent on: 12 dialog
+// messages (one patient, so also one at a time by ordering) reach a hospital limited to 5
+// per second no closer than the limit allows, each once; without the limit they come a
+// few milliseconds apart.
+TEST(OpsE2E, ARateLimitedSystemGetsNoMoreThanItsLimit) {
+  testenv::TempDir tmp;
+  testenv::HttpReceiver receiver;
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> arrivals;
+  receiver.set_policy([&](const std::string& system) {
+    if (system == "hospital") {
+      const std::lock_guard lock(mu);
+      arrivals.push_back(std::chrono::steady_clock::now());
+    }
+    return testenv::Answer::kAccept;
+  });
+  const std::string src = testenv::source_dir().string();
+  testenv::EngineProcess engine(tmp.path() / "engine",
+                                dialog_setup(tmp.path(), tmp.path() / "outbox", receiver.base_url(),
+                                             "    rate_limit: 5\n    concurrency: 4\n"));
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const std::string dialog =
+      testenv::read_file(src + "/examples/messages/dialog-notat-gp-to-hospital.xml");
+  constexpr int kMessages = 12;
+  for (int i = 0; i < kMessages; ++i) {
+    std::string m = dialog;
+    m.replace(m.find(kMsgId), std::string(kMsgId).size(), "e2e-rate-" + std::to_string(i));
+    engine.drop("dialog-" + std::to_string(i) + ".xml", m);
+  }
+  ASSERT_TRUE(wait_for([&] { return receiver.counts()["hospital"] >= kMessages; },
+                       std::chrono::seconds(60)))
+      << receiver.counts()["hospital"] << "\n"
+      << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::set<std::string> keys;
+  for (const auto& r : receiver.received())
+    if (r.system == "hospital") keys.insert(r.key);
+  EXPECT_EQ(receiver.counts()["hospital"], kMessages);
+  EXPECT_EQ(keys.size(), static_cast<size_t>(kMessages));
+  const std::lock_guard lock(mu);
+  ASSERT_EQ(arrivals.size(), static_cast<size_t>(kMessages));
+  // 200 ms apart at the limit; the sends start on time, their arrival varies by the network's
+  // few milliseconds.
+  for (size_t i = 1; i < arrivals.size(); ++i)
+    EXPECT_GE(arrivals[i] - arrivals[i - 1], std::chrono::milliseconds(170)) << "delivery " << i;
+  EXPECT_GE(arrivals.back() - arrivals.front(),
+            std::chrono::milliseconds(200 * (kMessages - 1) - 50));
+  EXPECT_EQ(engine.stop(), 0);
+  engine.delete_topics();
 }
 
 }  // namespace
