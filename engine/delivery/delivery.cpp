@@ -302,7 +302,8 @@ struct DeliveryStage::Impl {
       queue.push_back(std::move(j));
       ++pending;
     }
-    // Wakes a thread per job queued since the last wake, up to all of them.
+    // Wakes a thread per job queued since the last wake, up to all of them; on a loop, pump()
+    // once.
     void wake(int jobs) {
       if (on_loop) {
         asio::post(*loop, [this] { pump(); });
