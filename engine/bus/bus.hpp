@@ -235,7 +235,8 @@ class Consumer {
   void on_eof(EofHandler h) { on_eof_ = std::move(h); }
   // The offset the next record of each partition will get (read_committed: the first offset
   // of a transaction still open), asked of the broker in one request; -1 where it answered
-  // with an error for that partition.
+  // with an error for that partition. Unlike the rest of a Consumer, callable from any thread
+  // (it only asks the broker), e.g. while another thread polls.
   Result<std::vector<int64_t>> end_offsets(
       const std::vector<std::pair<std::string, int32_t>>& partitions, Millis timeout);
   // The partitions currently assigned to this consumer.

@@ -1154,23 +1154,66 @@ struct DeliveryStage::Impl {
     try_idle(*wit->second, end);
   }
   // Records written to an idle partition by anyone else (another engine moving jobs, a
-  // replay): one request for the end offsets of all idle partitions. When the broker does
-  // not answer, every idle partition is fetched again (EOF pauses them again).
-  void check_idle() {
-    std::vector<Worker*> idle;
-    std::vector<std::pair<std::string, int32_t>> parts;
-    for (auto& [t, w] : workers)
-      if (w->idle) {
-        idle.push_back(w.get());
-        parts.emplace_back(t, 0);
+  // replay): one request for the end offsets of all idle partitions, asked on a thread of its
+  // own (the broker may take a while; the consumer thread reads jobs meanwhile) and applied
+  // on the consumer thread. When the broker does not answer, every idle partition is fetched
+  // again (EOF pauses them again).
+  struct IdleCheck {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stop = false;
+    bool in_flight = false;  // asked of the checker thread, its answer not applied yet
+    std::vector<std::pair<std::string, int32_t>> parts;  // the question
+    std::vector<Worker*> workers;                        // whose partitions those are
+    std::optional<Result<std::vector<int64_t>>> answer;
+    std::thread thread;
+  };
+  IdleCheck idle_check;
+
+  void idle_checker() {
+    std::unique_lock lock(idle_check.mu);
+    for (;;) {
+      idle_check.cv.wait(
+          lock, [this] { return idle_check.stop || (idle_check.in_flight && !idle_check.answer); });
+      if (idle_check.stop) return;
+      const auto parts = idle_check.parts;
+      lock.unlock();
+      auto ends = consumer->end_offsets(parts, std::chrono::milliseconds(2000));
+      lock.lock();
+      idle_check.answer = std::move(ends);
+    }
+  }
+
+  // Consumer thread: applies an answer that came, and asks again when it is time.
+  void check_idle(bool ask) {
+    {
+      const std::lock_guard lock(idle_check.mu);
+      if (idle_check.in_flight && idle_check.answer) {
+        const auto& ends = *idle_check.answer;
+        if (!ends)
+          log::warn(kModule, "could not read the end offsets of idle deliver topics; fetching them",
+                    {{"error", ends.error().message}});
+        for (size_t i = 0; i < idle_check.workers.size(); ++i) {
+          Worker& w = *idle_check.workers[i];
+          // Still idle since the question (a partition woken and paused again meanwhile
+          // has a newer end, which the answer is compared with).
+          if (w.idle && (!ends || (*ends)[i] < 0 || (*ends)[i] > w.idle_end)) wake_idle(w);
+        }
+        idle_check.in_flight = false;
+        idle_check.answer.reset();
       }
-    if (idle.empty()) return;
-    auto ends = consumer->end_offsets(parts, std::chrono::milliseconds(2000));
-    if (!ends)
-      log::warn(kModule, "could not read the end offsets of idle deliver topics; fetching them",
-                {{"error", ends.error().message}});
-    for (size_t i = 0; i < idle.size(); ++i)
-      if (!ends || (*ends)[i] < 0 || (*ends)[i] > idle[i]->idle_end) wake_idle(*idle[i]);
+      if (!ask || idle_check.in_flight) return;
+      idle_check.parts.clear();
+      idle_check.workers.clear();
+      for (auto& [t, w] : workers)
+        if (w->idle) {
+          idle_check.workers.push_back(w.get());
+          idle_check.parts.emplace_back(t, 0);
+        }
+      if (idle_check.workers.empty()) return;
+      idle_check.in_flight = true;
+    }
+    idle_check.cv.notify_all();
   }
 
   void consume_loop() {
@@ -1254,9 +1297,10 @@ struct DeliveryStage::Impl {
           ++i;
         }
       }
-      if (settings.pause_idle_own_topics && Clock::now() - last_idle_check >= settings.idle_check) {
-        check_idle();
-        last_idle_check = Clock::now();
+      if (settings.pause_idle_own_topics) {
+        const bool ask = Clock::now() - last_idle_check >= settings.idle_check;
+        check_idle(ask);
+        if (ask) last_idle_check = Clock::now();
       }
       if (store_completions()) dirty = true;
       // Resume paused systems that drained (only those: looking at every system's queue
@@ -1370,6 +1414,11 @@ Status DeliveryStage::start() {
     }
     w->start(w->sys->concurrency);
   }
+  if (I.settings.pause_idle_own_topics)
+    I.idle_check.thread = std::thread([&I] {
+      set_thread_name("bs-deliver-idle");
+      I.idle_checker();
+    });
   I.consumer_thread = std::thread([&I] {
     set_thread_name("bs-deliver-in");
     I.consume_loop();
@@ -1383,6 +1432,12 @@ void DeliveryStage::stop() {
   if (!I.consumer) return;
   I.stopping = true;
   if (I.consumer_thread.joinable()) I.consumer_thread.join();
+  {
+    const std::lock_guard lock(I.idle_check.mu);
+    I.idle_check.stop = true;
+  }
+  I.idle_check.cv.notify_all();
+  if (I.idle_check.thread.joinable()) I.idle_check.thread.join();
   for (auto& [t, w] : I.workers) {
     {
       const std::lock_guard lock(w->mu);

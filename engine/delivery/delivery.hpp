@@ -85,7 +85,7 @@ struct DeliverySettings {
   // partitions in every fetch cost the broker 10-20% of its CPU (design note 41). With this
   // set, a deliver.<system> partition read to its end is paused; it is resumed at once when
   // this engine moves a job there, and when a check of the partitions' end offsets (every
-  // idle_check) finds records written by anyone else.
+  // idle_check, asked on a thread of its own) finds records written by anyone else.
   bool pause_idle_own_topics = false;
   std::chrono::milliseconds idle_check{1000};
   // After a crash the stage reads again every job after its committed offsets, and some of
