@@ -21,6 +21,10 @@
 #include "engine/registry/registry.hpp"
 #include "engine/runtime/sink.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace budstikke::adapters {
 
 class HttpSink final : public runtime::Sink {

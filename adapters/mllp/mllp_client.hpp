@@ -21,6 +21,10 @@
 
 #include "engine/runtime/sink.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace budstikke::adapters {
 
 struct MllpClientSettings {

@@ -33,6 +33,10 @@
 #include "engine/runtime/codec.hpp"
 #include "engine/runtime/sink.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace budstikke::delivery {
 
 // Creates a sink for a system; one per worker thread.

@@ -9,10 +9,6 @@
 #include <utility>
 #include <vector>
 
-namespace boost::asio {
-class io_context;
-}
-
 namespace budstikke::runtime {
 
 struct DeliveryResult {
@@ -52,10 +48,11 @@ class Sink {
   // A sink made on an event loop (SinkFactories::add_on_loop) sends without a thread of its
   // own: send_async begins the send and returns; `done` is called on a thread running the
   // loop, never inside send_async. `job` must stay valid until then; one send at a time.
-  // The default is for sinks that block: it sends and then calls `done`.
+  // The default, for sinks that block, sends and then calls `done` inside send_async.
   using Done = std::function<void(DeliveryResult)>;
   virtual void send_async(const DeliveryJob& job, Done done) { done(send(job)); }
-  // Whether the system can be reached now (cheap; used by the circuit breaker).
+  // Whether the system can be reached now (a connector on a loop: whether its connection is
+  // open). The delivery stage does not ask it: its circuit breaker counts failed sends.
   virtual bool healthy() = 0;
 };
 
