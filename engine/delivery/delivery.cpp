@@ -258,6 +258,7 @@ struct DeliveryStage::Impl {
     metrics::Counter* m_failed = nullptr;
     metrics::Counter* m_retried = nullptr;
     metrics::Counter* m_dead = nullptr;
+    metrics::Counter* m_opened = nullptr;
     metrics::Histogram* m_latency = nullptr;
     metrics::Histogram* m_wait = nullptr;
     void init_metrics() {
@@ -271,6 +272,11 @@ struct DeliveryStage::Impl {
           &g.counter("budstikke_retried_total", "Delivery jobs scheduled for another attempt.", l);
       m_dead = &g.counter("budstikke_dead_lettered_total",
                           "Delivery jobs moved to dlq.<system> after the last attempt.", l);
+      m_opened = &g.counter("budstikke_delivery_circuit_opened_total",
+                            "Times the system's circuit breaker opened (the failure threshold "
+                            "reached, or a trial delivery failed): while open, deliveries fail "
+                            "fast as retriable without calling the system.",
+                            l);
       m_latency = &g.histogram("budstikke_delivery_latency_seconds",
                                "Ingest (canonical event on Kafka) to confirmed delivery.", l);
       m_moved = &g.counter("budstikke_delivery_jobs_moved_total",
@@ -413,11 +419,25 @@ struct DeliveryStage::Impl {
       if (a.trial) trial_in_flight = false;
       ++j->attempts;
       if (!a.fast_fail) {
+        const int threshold = sys->breaker.failure_threshold;
         if (r.is_ok()) {
+          if (consecutive_failures >= threshold)
+            log::info(kModule, "circuit closed: a delivery went through", {{"system", sys->id}});
           consecutive_failures = 0;
         } else if (r.kind == runtime::DeliveryResult::Kind::kRetriable) {
-          if (++consecutive_failures >= sys->breaker.failure_threshold)
+          if (++consecutive_failures >= threshold) {
             open_until = Clock::now() + std::chrono::milliseconds(sys->breaker.open_ms);
+            // Opened: the threshold reached, or the half-open trial failed. (Sends that were
+            // in flight when it opened and fail only push open_until on.)
+            if (consecutive_failures == threshold || a.trial) {
+              m_opened->inc();
+              log::warn(kModule, "circuit open: deliveries fail fast until a trial",
+                        {{"system", sys->id},
+                         {"consecutive_failures", std::to_string(consecutive_failures)},
+                         {"trial_in_ms", std::to_string(sys->breaker.open_ms)},
+                         {"last_error", r.reason.substr(0, 200)}});
+            }
+          }
         }
       }
       if (r.is_ok()) {

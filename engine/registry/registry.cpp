@@ -71,7 +71,11 @@ Spec build_system_spec(bool required) {
             ranged("jitter_percent", "Random spread of each wait, in percent.", 20, 0, 100)}});
   auto breaker = make(Spec{
       "circuit_breaker",
-      "Stops calling a failing system for a while (attempts then fail fast as retriable).",
+      "Stops calling a failing system for a while: after failure_threshold consecutive "
+      "retriable failures, attempts fail fast as retriable (each counts as an attempt, with "
+      "its backoff, and is tracked as 'circuit open') until open_ms has passed; then one trial "
+      "goes through, and closes the circuit or opens it again. Seen in "
+      "budstikke_delivery_circuit_opened_total{system} and the log.",
       {ranged("failure_threshold", "Consecutive failures that open the circuit.", 5, 1, 100000),
        ranged("open_ms", "How long the circuit stays open before a trial delivery.", 30000, 1,
               86400000)}});
