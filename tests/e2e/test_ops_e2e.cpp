@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -547,6 +548,117 @@ TEST(OpsE2E, ARateLimitedSystemGetsNoMoreThanItsLimit) {
     EXPECT_GE(arrivals[i] - arrivals[i - 1], std::chrono::milliseconds(170)) << "delivery " << i;
   EXPECT_GE(arrivals.back() - arrivals.front(),
             std::chrono::milliseconds(200 * (kMessages - 1) - 50));
+  EXPECT_EQ(engine.stop(), 0);
+  engine.delete_topics();
+}
+
+// The value of a metric of one system on the admin API's /metrics (-1 when absent).
+double system_metric(const std::string& metrics, const std::string& name,
+                     const std::string& system) {
+  const std::string head = name + "{system=\"" + system + "\"} ";
+  const size_t at = metrics.find(head);
+  if (at == std::string::npos) return -1;
+  return std::strtod(metrics.c_str() + at + head.size(), nullptr);
+}
+
+// A system's circuit breaker: a hospital that answers 503 gets the sends that reach the
+// failure threshold and then one trial per open_ms, while its six jobs keep failing fast
+// (as retriable, tracked "circuit open") far more often than it is called; when it answers
+// again, the next trial closes the circuit and each message is delivered once. With the
+// breaker out of reach (failure_threshold 100000) the hospital gets every attempt and the
+// test fails.
+TEST(OpsE2E, AnOpenCircuitStopsCallingADownSystemUntilATrialGoesThrough) {
+  testenv::TempDir tmp;
+  testenv::HttpReceiver receiver;
+  std::atomic<bool> down{true};
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> calls_while_down;
+  receiver.set_policy([&](const std::string& system) {
+    if (system != "hospital" || !down.load()) return testenv::Answer::kAccept;
+    const std::lock_guard lock(mu);
+    calls_while_down.push_back(std::chrono::steady_clock::now());
+    return testenv::Answer::kLater;
+  });
+  const int admin_port = testenv::free_port();
+  testenv::EngineProcess engine(
+      tmp.path() / "engine",
+      dialog_setup(tmp.path(), tmp.path() / "outbox", receiver.base_url(),
+                   "    ordering: none\n    concurrency: 2\n"
+                   "    retry:\n      max_attempts: 1000\n      initial_backoff_ms: 50\n"
+                   "      max_backoff_ms: 100\n"
+                   "    circuit_breaker:\n      failure_threshold: 3\n      open_ms: 1000\n") +
+          "admin:\n  port: " + std::to_string(admin_port) + "\n  token: " + kToken + "\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const std::string dialog = testenv::read_file(
+      testenv::source_dir() / "examples/messages/dialog-notat-gp-to-hospital.xml");
+  constexpr int kMessages = 6;
+  for (int i = 0; i < kMessages; ++i) {
+    std::string m = dialog;
+    m.replace(m.find(kMsgId), std::string(kMsgId).size(), "e2e-breaker-" + std::to_string(i));
+    engine.drop("dialog-" + std::to_string(i) + ".xml", m);
+  }
+  auto calls = [&] {
+    const std::lock_guard lock(mu);
+    return calls_while_down.size();
+  };
+  ASSERT_TRUE(wait_for([&] { return calls() >= 1; }, std::chrono::seconds(60)))
+      << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  // Four seconds down: the jobs are due every 50-100 ms, so without the breaker the
+  // hospital would be called some hundreds of times.
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  const std::string metrics =
+      testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", kToken).body;
+  std::vector<std::chrono::steady_clock::time_point> seen;
+  {
+    const std::lock_guard lock(mu);
+    seen = calls_while_down;
+    down = false;
+  }
+  const double failed =
+      system_metric(metrics, "budstikke_delivery_attempts_failed_total", "hospital");
+  const double opened =
+      system_metric(metrics, "budstikke_delivery_circuit_opened_total", "hospital");
+  std::printf(
+      "hospital down 4 s: called %zu times, %.0f failed attempts, circuit opened %.0f "
+      "times\n",
+      seen.size(), failed, opened);
+  // The threshold's sends (and one more that was in flight with them), then one trial a second.
+  EXPECT_LE(seen.size(), 12u) << "failed attempts " << failed;
+  EXPECT_GE(failed, 30) << "calls " << seen.size();
+  EXPECT_GE(opened, 2) << metrics;  // the first opening and at least one failed trial
+  EXPECT_LE(opened, static_cast<double>(seen.size())) << metrics;
+  size_t close_together = 0;  // calls less than open_ms after the one before
+  for (size_t i = 1; i < seen.size(); ++i)
+    if (seen[i] - seen[i - 1] < std::chrono::milliseconds(950)) ++close_together;
+  EXPECT_LE(close_together, 3u) << seen.size() << " calls";
+  const auto up = std::chrono::steady_clock::now();
+
+  // Up again: a trial goes through within open_ms and a backoff, and everything follows.
+  ASSERT_TRUE(wait_for([&] { return receiver.counts()["hospital"] >= kMessages; },
+                       std::chrono::seconds(30)))
+      << receiver.counts()["hospital"] << "\n"
+      << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  EXPECT_LT(std::chrono::steady_clock::now() - up, std::chrono::seconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::set<std::string> keys;
+  for (const auto& r : receiver.received())
+    if (r.system == "hospital") keys.insert(r.key);
+  EXPECT_EQ(receiver.counts()["hospital"], kMessages);
+  EXPECT_EQ(keys.size(), static_cast<size_t>(kMessages));
+
+  std::string history;
+  EXPECT_TRUE(wait_for(
+      [&] {
+        history = run("track -c " + engine.config().string() + " e2e-breaker-0").second;
+        return history.find("delivered") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << history;
+  EXPECT_NE(history.find("circuit open after 3 consecutive failures"), std::string::npos)
+      << history;
+  const std::string log = testenv::read_file(tmp.path() / "engine/engine-1.log");
+  EXPECT_NE(log.find("circuit open: deliveries fail fast until a trial"), std::string::npos);
+  EXPECT_NE(log.find("circuit closed: a delivery went through"), std::string::npos);
   EXPECT_EQ(engine.stop(), 0);
   engine.delete_topics();
 }
