@@ -362,8 +362,8 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket s, std::shared_ptr<AdminServer::Impl> impl)
-      : stream_(std::move(s)), impl_(std::move(impl)) {
+  Session(tcp::socket s, const std::shared_ptr<AdminServer::Impl>& impl)
+      : stream_(std::move(s)), impl_(impl) {
     beast::error_code ec;
     const auto ep = stream_.socket().remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string();
@@ -392,17 +392,19 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     req_ = parser_->release();
+    const auto impl = impl_.lock();
+    if (!impl) return;
     // The handler may read Kafka for a while: on its own thread, then back to the socket's.
     {
-      std::unique_lock lock(impl_->mu);
-      if (impl_->stopping) return;
-      ++impl_->active;
+      std::unique_lock lock(impl->mu);
+      if (impl->stopping) return;
+      ++impl->active;
     }
-    std::thread([self = shared_from_this()] {
+    std::thread([self = shared_from_this(), impl] {
       set_thread_name("bs-admin-req");
       Reply r;
       try {
-        r = self->impl_->handle(self->req_, self->peer_);
+        r = impl->handle(self->req_, self->peer_);
       } catch (const std::exception& e) {
         r = error_reply(http::status::internal_server_error, e.what());
       }
@@ -410,10 +412,10 @@ class Session : public std::enable_shared_from_this<Session> {
       asio::post(self->stream_.get_executor(),
                  [self, r = std::move(r), keep]() mutable { self->write(std::move(r), keep); });
       {
-        const std::lock_guard lock(self->impl_->mu);
-        --self->impl_->active;
+        const std::lock_guard lock(impl->mu);
+        --impl->active;
       }
-      self->impl_->cv.notify_all();
+      impl->cv.notify_all();
     }).detach();
   }
   void write(Reply r, bool keep) {
@@ -441,7 +443,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
-  std::shared_ptr<AdminServer::Impl> impl_;
+  // Weak: a session's pending operations sit in the io_context the server's state owns; a
+  // strong reference from them would keep that state, and so the io_context, alive forever.
+  std::weak_ptr<AdminServer::Impl> impl_;
   std::string peer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -449,16 +453,20 @@ class Session : public std::enable_shared_from_this<Session> {
   http::response<http::string_body> res_;
 };
 
+// The pending accept holds the server's state weakly (see Session::impl_): stop() leaves it
+// queued, and the io_context's destruction, with the state's, discards it.
 void do_accept(const std::shared_ptr<AdminServer::Impl>& impl) {
-  impl->acceptor.async_accept([impl](beast::error_code ec, tcp::socket s) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      log::warn(kModule, "accept failed", {{"error", ec.message()}});
-    } else {
-      std::make_shared<Session>(std::move(s), impl)->start();
-    }
-    do_accept(impl);
-  });
+  impl->acceptor.async_accept(
+      [weak = std::weak_ptr<AdminServer::Impl>(impl)](beast::error_code ec, tcp::socket s) {
+        const auto self = weak.lock();
+        if (!self || ec == asio::error::operation_aborted) return;
+        if (ec) {
+          log::warn(kModule, "accept failed", {{"error", ec.message()}});
+        } else {
+          std::make_shared<Session>(std::move(s), self)->start();
+        }
+        do_accept(self);
+      });
 }
 
 }  // namespace

@@ -40,17 +40,21 @@ Result<int> TcpListener::start(const std::string& what, const std::string& host,
   return static_cast<int>(acceptor_.local_endpoint().port());
 }
 
+// The pending accept holds the listener weakly: stop() may stop the loop before the aborted
+// accept has run, and a strong hold from a handler queued in the listener's own io_context
+// would keep both alive for good (LeakSanitizer saw it at exit). While the threads run, the
+// listener's owner holds it (stop() joins them before it lets go).
 void TcpListener::accept() {
-  acceptor_.async_accept(asio::make_strand(io_),
-                         [self = shared_from_this()](boost::system::error_code ec, tcp::socket s) {
-                           if (ec == asio::error::operation_aborted || !self->acceptor_.is_open())
-                             return;
-                           if (!ec) {
-                             s.set_option(tcp::no_delay(true), ec);
-                             self->on_accept_(std::move(s));
-                           }
-                           self->accept();
-                         });
+  acceptor_.async_accept(asio::make_strand(io_), [weak = weak_from_this()](
+                                                     boost::system::error_code ec, tcp::socket s) {
+    const auto self = weak.lock();
+    if (!self || ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+    if (!ec) {
+      s.set_option(tcp::no_delay(true), ec);
+      self->on_accept_(std::move(s));
+    }
+    self->accept();
+  });
 }
 
 void TcpListener::end_request() {
@@ -62,8 +66,7 @@ void TcpListener::end_request() {
 
 void TcpListener::stop(std::chrono::seconds drain) {
   if (threads_.empty()) return;
-  // Close the acceptor on the io threads (it is not thread-safe) and wait for it, so the
-  // aborted accept releases its hold on this listener before the threads stop.
+  // Close the acceptor on the io threads (it is not thread-safe) and wait for it.
   auto closed = std::make_shared<std::promise<void>>();
   auto done = closed->get_future();
   asio::post(io_, [this, closed] {
