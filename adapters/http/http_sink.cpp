@@ -8,6 +8,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "engine/runtime/loop_send.hpp"
+
 namespace budstikke::adapters {
 
 namespace asio = boost::asio;
@@ -101,6 +103,7 @@ bool HttpSink::healthy() {
 
 runtime::DeliveryResult HttpSink::send(const runtime::DeliveryJob& job) {
   auto& I = *impl_;
+  if (&I.io != &I.own) return runtime::send_on_loop(I.io, *this, job);
   runtime::DeliveryResult out;
   send_async(job, [&out](runtime::DeliveryResult r) { out = std::move(r); });
   I.io.restart();

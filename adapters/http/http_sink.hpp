@@ -10,7 +10,8 @@
 //
 // One HttpSink is one connection with one request at a time. Made on an event loop (the
 // delivery stage's), it sends with send_async on that loop; made without one, it runs its
-// own loop inside send().
+// own loop inside send(). (send() on one made on a loop begins the send there and waits for
+// it: from another thread only; see engine/runtime/loop_send.hpp.)
 
 #include <memory>
 #include <string>

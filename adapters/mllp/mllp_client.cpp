@@ -12,6 +12,7 @@
 #include "adapters/hl7v2/ack.hpp"
 #include "adapters/hl7v2/message.hpp"
 #include "adapters/mllp/framer.hpp"
+#include "engine/runtime/loop_send.hpp"
 
 namespace budstikke::adapters {
 
@@ -161,6 +162,7 @@ bool MllpClient::healthy() {
 }
 
 runtime::DeliveryResult MllpClient::send(const runtime::DeliveryJob& job) {
+  if (impl_->on_loop) return runtime::send_on_loop(impl_->io, *this, job);
   runtime::DeliveryResult out;
   send_async(job, [&out](runtime::DeliveryResult r) { out = std::move(r); });
   impl_->run();
@@ -258,9 +260,11 @@ runtime::DeliveryResult MllpClient::evaluate_ack(const std::string& ack) {
     drop();
     return runtime::DeliveryResult::retriable("acknowledgement without MSA", ack);
   }
-  // MSA-2 must name the message we sent (our MSH-10).
+  // MSA-2 must name the message we sent (our MSH-10), read from its MSH segment alone.
+  const std::string_view payload = job.payload;
   std::string sent_id;
-  if (auto sent = hl7v2::Message::parse(job.payload); std::holds_alternative<hl7v2::Message>(sent))
+  if (auto sent = hl7v2::Message::parse(payload.substr(0, payload.find_first_of("\r\n")));
+      std::holds_alternative<hl7v2::Message>(sent))
     sent_id = std::get<hl7v2::Message>(sent).get("MSH-10").value_or("");
   if (!sent_id.empty() && info->acknowledged_id != sent_id) {
     drop();

@@ -10,7 +10,9 @@
 //
 // One MllpClient is one connection with one message at a time; a system with concurrency N
 // gets N clients. Made on an event loop (the delivery stage's), it sends with send_async on
-// that loop; made without one, it runs its own loop inside send().
+// that loop; made without one, it runs its own loop inside send(). (send() on one made on a
+// loop begins the send there and waits for it: from another thread only; see
+// engine/runtime/loop_send.hpp.)
 
 #include <chrono>
 #include <functional>

@@ -159,6 +159,7 @@ TEST(MllpClient, TimeoutsWrongAcksAndLostConnectionsAreRetriableAndReconnect) {
   auto wrong = c.send(job("T2"));
   EXPECT_EQ(wrong.kind, runtime::DeliveryResult::Kind::kRetriable);
   EXPECT_NE(wrong.reason.find("SOMETHING-ELSE"), std::string::npos);
+  EXPECT_NE(wrong.reason.find("not for 'T2'"), std::string::npos) << wrong.reason;
   EXPECT_TRUE(c.send(job("T2")).is_ok());
   auto closed = c.send(job("T3"));
   EXPECT_EQ(closed.kind, runtime::DeliveryResult::Kind::kRetriable);
