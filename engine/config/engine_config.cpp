@@ -217,8 +217,8 @@ Spec build_engine_spec_fields() {
                     "always are. 0 sends every such job again (at least once either way).",
                     300, 0, 86400),
             integer("io_threads",
-                    "Threads that send over HTTP and MLLP, for all systems together (each "
-                    "system's connections live on one of them; file and Kafka connectors have a "
+                    "Threads that send over HTTP, MLLP and Kafka, for all systems together "
+                    "(each system's connections live on one of them; file connectors have a "
                     "thread per connection). Measured (BENCHMARKS.md, session 22): 1 thread "
                     "gave the worst tail latency on 2 cores, 4 the best of 1, 2 and 4.",
                     4, 1, 64)}});

@@ -6,9 +6,18 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <mutex>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "engine/runtime/loop_send.hpp"
 
 namespace budstikke::delivery {
 namespace fs = std::filesystem;
+namespace asio = boost::asio;
 
 namespace {
 
@@ -77,29 +86,96 @@ class FileSink final : public runtime::Sink {
   const registry::System& sys_;
 };
 
+// Made on a loop, a delivery to Kafka waits for its delivery report without a thread: the
+// report (on the producer's callback thread) is posted to the loop, and a timer on the loop
+// gives up after the connector's timeout_ms as send_sync does (a report after that is
+// dropped; the job is tried again, as a timed-out send would be).
 class KafkaSink final : public runtime::Sink {
  public:
-  KafkaSink(const registry::System& s, bus::Producer& p, std::string prefix)
-      : sys_(s), producer_(p), prefix_(std::move(prefix)) {}
+  KafkaSink(const registry::System& s, bus::Producer& p, std::string prefix,
+            asio::io_context* loop = nullptr)
+      : sys_(s), producer_(p), prefix_(std::move(prefix)) {
+    if (loop) loop_ = std::make_shared<LoopRef>(loop);
+  }
+  ~KafkaSink() override {
+    if (!loop_) return;
+    // Reports still to come must not post to a loop that may be gone after this sink.
+    const std::lock_guard lock(loop_->mu);
+    loop_->io = nullptr;
+  }
+
   runtime::DeliveryResult send(const runtime::DeliveryJob& job) override {
+    if (loop_) return runtime::send_on_loop(*loop_->io, *this, job);
+    return verdict(producer_.send_sync(record(job), timeout()));
+  }
+
+  void send_async(const runtime::DeliveryJob& job, Done done) override {
+    if (!loop_) {
+      done(send(job));
+      return;
+    }
+    auto st = std::make_shared<Pending>(std::move(done), *loop_->io);
+    st->timer.expires_after(timeout());
+    st->timer.async_wait([st, topic = prefix_ + sys_.connector.path,
+                          ms = sys_.connector.timeout_ms](boost::system::error_code ec) {
+      if (ec) return;  // the report came first
+      end(*st, runtime::DeliveryResult::retriable("no delivery report for " + topic + " within " +
+                                                  std::to_string(ms) + " ms"));
+    });
+    auto sent = producer_.send(record(job), [st, ref = loop_](Result<bus::Delivery> d) {
+      const std::lock_guard lock(ref->mu);
+      if (ref->io) asio::post(*ref->io, [st, r = verdict(d)] { end(*st, r); });
+    });
+    if (!sent)
+      asio::post(*loop_->io,
+                 [st, r = verdict(Result<bus::Delivery>(sent.error()))] { end(*st, r); });
+  }
+
+  bool healthy() override { return true; }
+
+ private:
+  struct LoopRef {
+    explicit LoopRef(asio::io_context* l) : io(l) {}
+    std::mutex mu;
+    asio::io_context* io;
+  };
+  // One send on the loop; touched on the loop's thread only.
+  struct Pending {
+    Pending(Done d, asio::io_context& io) : done(std::move(d)), timer(io) {}
+    Done done;
+    asio::steady_timer timer;
+  };
+  static void end(Pending& p, const runtime::DeliveryResult& r) {
+    if (!p.done) return;  // the other of report and timeout ended it
+    p.timer.cancel();
+    auto d = std::move(p.done);
+    p.done = nullptr;
+    d(r);
+  }
+
+  bus::Record record(const runtime::DeliveryJob& job) const {
     bus::Record r;
     r.topic = prefix_ + sys_.connector.path;
     r.key = job.key;
     r.value = job.payload;
     for (const auto& [k, v] : job.headers) r.headers.push_back({k, v});
-    auto d = producer_.send_sync(r, std::chrono::milliseconds(sys_.connector.timeout_ms));
+    return r;
+  }
+  std::chrono::milliseconds timeout() const {
+    return std::chrono::milliseconds(sys_.connector.timeout_ms);
+  }
+  static runtime::DeliveryResult verdict(const Result<bus::Delivery>& d) {
     if (!d)
       return d.error().retriable ? runtime::DeliveryResult::retriable(d.error().message)
                                  : runtime::DeliveryResult::permanent(d.error().message);
     return runtime::DeliveryResult::ok(d->topic + "/" + std::to_string(d->partition) + "@" +
                                        std::to_string(d->offset));
   }
-  bool healthy() override { return true; }
 
- private:
   const registry::System& sys_;
   bus::Producer& producer_;
   std::string prefix_;
+  std::shared_ptr<LoopRef> loop_;
 };
 
 }  // namespace
@@ -112,6 +188,12 @@ void add_builtin_sinks(SinkFactories& f, bus::Producer& producer, const std::str
   f.add("kafka", [p, prefix](const registry::System& s) -> Result<std::unique_ptr<runtime::Sink>> {
     return std::unique_ptr<runtime::Sink>(std::make_unique<KafkaSink>(s, *p, prefix));
   });
+  f.add_on_loop(
+      "kafka",
+      [p, prefix](const registry::System& s,
+                  asio::io_context& loop) -> Result<std::unique_ptr<runtime::Sink>> {
+        return std::unique_ptr<runtime::Sink>(std::make_unique<KafkaSink>(s, *p, prefix, &loop));
+      });
 }
 
 }  // namespace budstikke::delivery
