@@ -89,7 +89,9 @@ class FileSink final : public runtime::Sink {
 // Made on a loop, a delivery to Kafka waits for its delivery report without a thread: the
 // report (on the producer's callback thread) is posted to the loop, and a timer on the loop
 // gives up after the connector's timeout_ms as send_sync does (a report after that is
-// dropped; the job is tried again, as a timed-out send would be).
+// dropped; the job is tried again, as a timed-out send would be). Producing only queues the
+// record; with the producer's queue full (Kafka unreachable for long) it waits for room on
+// the loop's thread, as the stage's own outcome records then wait too.
 class KafkaSink final : public runtime::Sink {
  public:
   KafkaSink(const registry::System& s, bus::Producer& p, std::string prefix,
@@ -122,10 +124,16 @@ class KafkaSink final : public runtime::Sink {
       end(*st, runtime::DeliveryResult::retriable("no delivery report for " + topic + " within " +
                                                   std::to_string(ms) + " ms"));
     });
-    auto sent = producer_.send(record(job), [st, ref = loop_](Result<bus::Delivery> d) {
-      const std::lock_guard lock(ref->mu);
-      if (ref->io) asio::post(*ref->io, [st, r = verdict(d)] { end(*st, r); });
-    });
+    // The report holds the send weakly: the send's timer belongs to the loop, and must not
+    // be destroyed on the producer's thread (a report after the timeout, when the timer's
+    // handler has let go of it) or after the loop is gone.
+    auto sent = producer_.send(
+        record(job), [weak = std::weak_ptr<Pending>(st), ref = loop_](Result<bus::Delivery> d) {
+          const std::lock_guard lock(ref->mu);
+          if (!ref->io) return;
+          if (auto p = weak.lock())
+            asio::post(*ref->io, [p = std::move(p), r = verdict(d)] { end(*p, r); });
+        });
     if (!sent)
       asio::post(*loop_->io,
                  [st, r = verdict(Result<bus::Delivery>(sent.error()))] { end(*st, r); });
@@ -139,7 +147,8 @@ class KafkaSink final : public runtime::Sink {
     std::mutex mu;
     asio::io_context* io;
   };
-  // One send on the loop; touched on the loop's thread only.
+  // One send on the loop; touched on the loop's thread only. Until it ends, its timer's
+  // handler (queued on the loop) holds it.
   struct Pending {
     Pending(Done d, asio::io_context& io) : done(std::move(d)), timer(io) {}
     Done done;
