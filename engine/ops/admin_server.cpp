@@ -400,7 +400,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (impl->stopping) return;
       ++impl->active;
     }
-    std::thread([self = shared_from_this(), impl] {
+    std::thread([self = shared_from_this(), impl]() mutable {
       set_thread_name("bs-admin-req");
       Reply r;
       try {
@@ -416,6 +416,9 @@ class Session : public std::enable_shared_from_this<Session> {
         --impl->active;
       }
       impl->cv.notify_all();
+      // The session goes first: should this thread hold the server's state last (a stop
+      // that gave up waiting for it), its io_context must outlive the session's socket.
+      self.reset();
     }).detach();
   }
   void write(Reply r, bool keep) {
