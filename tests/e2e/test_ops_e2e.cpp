@@ -7,6 +7,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -661,6 +662,83 @@ TEST(OpsE2E, AnOpenCircuitStopsCallingADownSystemUntilATrialGoesThrough) {
   EXPECT_NE(log.find("circuit closed: a delivery went through"), std::string::npos);
   EXPECT_EQ(engine.stop(), 0);
   engine.delete_topics();
+}
+
+// The order a system gets its messages in: with `ordering: per_patient` (the default) a
+// patient's later messages wait while the first is retried (A1 is answered 503 three times),
+// and another patient's messages do not wait; with `ordering: none` nothing waits for the
+// retried message. Messages are posted one after another to the HTTP source, which answers
+// once Kafka has each, so Kafka holds them in that order. Returns the order of acceptance.
+std::vector<std::string> accepted_order(const std::string& ordering) {
+  testenv::TempDir tmp;
+  testenv::HttpReceiver receiver;
+  std::mutex mu;
+  int a1_refused = 0;
+  receiver.set_key_policy([&](const std::string& system, const std::string& key) {
+    const std::lock_guard lock(mu);
+    if (system == "hospital" && key == "e2e-order-A1" && a1_refused < 3) {
+      ++a1_refused;
+      return testenv::Answer::kLater;
+    }
+    return testenv::Answer::kAccept;
+  });
+  testenv::EngineProcess engine(
+      tmp.path() / "engine",
+      dialog_setup(tmp.path(), tmp.path() / "outbox", receiver.base_url(),
+                   "    ordering: " + ordering +
+                       "\n    concurrency: 4\n"
+                       "    retry:\n      max_attempts: 6\n      initial_backoff_ms: 300\n"
+                       "      max_backoff_ms: 300\n      jitter_percent: 0\n"));
+  EXPECT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const std::string dialog = testenv::read_file(
+      testenv::source_dir() / "examples/messages/dialog-notat-gp-to-hospital.xml");
+  const std::vector<std::pair<std::string, std::string>> sends = {
+      {"A1", kFnr}, {"A2", kFnr}, {"A3", kFnr}, {"B1", "04827010052"}, {"B2", "04827010052"}};
+  for (const auto& [id, fnr] : sends) {
+    std::string m = dialog;
+    m.replace(m.find(kMsgId), std::string(kMsgId).size(), "e2e-order-" + id);
+    m.replace(m.find(kFnr), std::string(kFnr).size(), fnr);
+    const auto r = testenv::http_post("127.0.0.1", engine.port(), "/ingest", m);
+    EXPECT_EQ(r.status, 202) << id << ": " << r.body;  // accepted: Kafka has it
+  }
+  EXPECT_TRUE(
+      wait_for([&] { return receiver.counts()["hospital"] >= 5; }, std::chrono::seconds(60)))
+      << receiver.counts()["hospital"] << "\n"
+      << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::vector<std::string> order;
+  for (const auto& r : receiver.received())
+    if (r.system == "hospital") order.push_back(r.key.substr(std::string("e2e-order-").size()));
+  {
+    const std::lock_guard lock(mu);
+    EXPECT_EQ(a1_refused, 3);
+  }
+  EXPECT_EQ(engine.stop(), 0);
+  engine.delete_topics();
+  std::string shown;
+  for (const auto& k : order) shown += k + " ";
+  std::printf("ordering %s: accepted %s\n", ordering.c_str(), shown.c_str());
+  return order;
+}
+
+size_t position(const std::vector<std::string>& order, const std::string& id) {
+  return static_cast<size_t>(std::find(order.begin(), order.end(), id) - order.begin());
+}
+
+TEST(OpsE2E, APatientsMessagesWaitForItsRetriedOneOthersDoNot) {
+  const auto order = accepted_order("per_patient");
+  ASSERT_EQ(order.size(), 5u);
+  EXPECT_LT(position(order, "A1"), position(order, "A2"));
+  EXPECT_LT(position(order, "A2"), position(order, "A3"));
+  EXPECT_LT(position(order, "B1"), position(order, "B2"));
+  // Patient B's messages went while A1 was being retried.
+  EXPECT_LT(position(order, "B2"), position(order, "A1"));
+}
+
+TEST(OpsE2E, WithOrderingNoneNothingWaitsForARetriedMessage) {
+  const auto order = accepted_order("none");
+  ASSERT_EQ(order.size(), 5u);
+  EXPECT_EQ(order.back(), "A1");  // every other message went while A1 was retried
 }
 
 }  // namespace

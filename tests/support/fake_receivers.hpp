@@ -63,6 +63,8 @@ class TcpReceiver : public Receiver {
  public:
   using tcp = boost::asio::ip::tcp;
   using Policy = std::function<Answer(const std::string& system)>;
+  // Asked with each message's key (HTTP Idempotency-Key, MLLP MSH-10); before the Policy.
+  using KeyPolicy = std::function<Answer(const std::string& system, const std::string& key)>;
   using Delay = std::function<std::chrono::milliseconds(const std::string& system)>;
 
   TcpReceiver() { listen(0); }
@@ -75,6 +77,10 @@ class TcpReceiver : public Receiver {
   void set_policy(Policy p) {
     std::lock_guard lock(mu_);
     policy_ = std::move(p);
+  }
+  void set_key_policy(KeyPolicy p) {
+    std::lock_guard lock(mu_);
+    key_policy_ = std::move(p);
   }
   void set_delay(Delay d) {
     std::lock_guard lock(mu_);
@@ -104,7 +110,7 @@ class TcpReceiver : public Receiver {
   // Serves one connection until it closes.
   virtual void serve(tcp::socket& s) = 0;
   // The answer for the next message to `system`, after its delay.
-  Answer next(const std::string& system) {
+  Answer next(const std::string& system, const std::string& key = {}) {
     std::chrono::milliseconds wait{0};
     Answer a = Answer::kAccept;
     {
@@ -113,6 +119,8 @@ class TcpReceiver : public Receiver {
       if (!script_.empty()) {
         a = script_.front();
         script_.pop_front();
+      } else if (key_policy_) {
+        a = key_policy_(system, key);
       } else if (policy_) {
         a = policy_(system);
       }
@@ -185,6 +193,7 @@ class TcpReceiver : public Receiver {
   mutable std::mutex mu_;
   std::deque<Answer> script_;
   Policy policy_;
+  KeyPolicy key_policy_;
   Delay delay_;
   std::vector<Received> got_;
   std::map<std::string, long> counts_;
@@ -213,7 +222,7 @@ class HttpReceiver : public TcpReceiver {
       if (ec) return;
       const std::string target(req.target());
       const std::string system = target.substr(target.rfind('/') + 1);
-      const Answer a = next(system);
+      const Answer a = next(system, std::string(req["Idempotency-Key"]));
       http::response<http::string_body> res;
       res.version(11);
       res.result(a == Answer::kAccept  ? http::status::ok
@@ -309,7 +318,7 @@ class MllpReceiver : public TcpReceiver {
         if (!std::holds_alternative<hl7v2::Message>(parsed)) return;
         const auto& m = std::get<hl7v2::Message>(parsed);
         const std::string system = m.get("MSH-5").value_or("");
-        const Answer a = next(system);
+        const Answer a = next(system, m.get("MSH-10").value_or(""));
         const auto code = a == Answer::kAccept  ? hl7v2::AckCode::kAccept
                           : a == Answer::kLater ? hl7v2::AckCode::kError
                                                 : hl7v2::AckCode::kReject;
