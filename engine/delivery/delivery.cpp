@@ -451,12 +451,7 @@ struct DeliveryStage::Impl {
       j->last_error = r.reason;
       const bool permanent = r.kind == runtime::DeliveryResult::Kind::kPermanent;
       if (!permanent && j->attempts < sys->retry.max_attempts) {
-        int64_t wait = sys->retry.backoff_ms(j->attempts + 1);
-        if (sys->retry.jitter_percent > 0) {
-          const int64_t spread = wait * sys->retry.jitter_percent / 100;
-          std::uniform_int_distribution<int64_t> d(-spread, spread);
-          wait = std::max<int64_t>(1, wait + d(rng));
-        }
+        const int64_t wait = sys->retry.wait_ms(j->attempts + 1, rng);
         stage->counters.retried.fetch_add(1);
         m_retried->inc();
         j->due = Clock::now() + std::chrono::milliseconds(wait);

@@ -357,6 +357,16 @@ int64_t RetryPolicy::backoff_ms(int attempt) const {
   return std::min<int64_t>(static_cast<int64_t>(w), max_backoff_ms);
 }
 
+int64_t RetryPolicy::wait_ms(int attempt, std::mt19937_64& rng) const {
+  int64_t wait = backoff_ms(attempt);
+  if (jitter_percent > 0) {
+    const int64_t spread = wait * jitter_percent / 100;
+    std::uniform_int_distribution<int64_t> d(-spread, spread);
+    wait += d(rng);
+  }
+  return std::max<int64_t>(1, wait);
+}
+
 bool System::accepts_format(const std::string& format) const {
   for (const auto& a : accepts) {
     if (a == format) return true;

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ struct RetryPolicy {
   int jitter_percent = 20;       // +- this share of each wait, at random
   // The wait before attempt `attempt` (2 = the first retry), jitter not applied.
   int64_t backoff_ms(int attempt) const;
+  // The same with the jitter: uniform within +- jitter_percent of it, at least 1 ms.
+  int64_t wait_ms(int attempt, std::mt19937_64& rng) const;
 };
 
 struct BreakerPolicy {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -131,6 +132,39 @@ TEST(Registry, EveryErrorKindHasItsPosition) {
         << c.name << ": " << all;
     EXPECT_NE(all.find(c.says), std::string::npos) << c.name << ": " << all;
   }
+}
+
+// Retry waits: each the previous one times multiplier_percent / 100, capped at
+// max_backoff_ms; the jitter spreads each wait uniformly within +- jitter_percent of it.
+TEST(Registry, RetryWaitsGrowToTheirCapAndTheJitterStaysWithinItsShare) {
+  Diagnostics d;
+  auto r = reg_of(
+      "systems:\n  - id: s\n    name: S\n    connector:\n      url: file:/tmp/x\n"
+      "    retry:\n      max_attempts: 9\n      initial_backoff_ms: 100\n"
+      "      multiplier_percent: 300\n      max_backoff_ms: 1000\n      jitter_percent: 10\n",
+      d);
+  ASSERT_FALSE(d.has_errors()) << d.format_all();
+  registry::RetryPolicy p = r->find("s")->retry;
+  EXPECT_EQ(p.backoff_ms(2), 100);
+  EXPECT_EQ(p.backoff_ms(3), 300);
+  EXPECT_EQ(p.backoff_ms(4), 900);
+  EXPECT_EQ(p.backoff_ms(5), 1000);
+  EXPECT_EQ(p.backoff_ms(9), 1000);
+  std::mt19937_64 rng(42);
+  std::set<int64_t> seen;
+  double sum = 0;
+  constexpr int kDraws = 2000;
+  for (int i = 0; i < kDraws; ++i) {
+    const int64_t w = p.wait_ms(4, rng);
+    EXPECT_GE(w, 810);
+    EXPECT_LE(w, 990);
+    seen.insert(w);
+    sum += static_cast<double>(w);
+  }
+  EXPECT_GT(seen.size(), 100u) << "the waits are spread";
+  EXPECT_NEAR(sum / kDraws, 900.0, 10.0);
+  p.jitter_percent = 0;
+  EXPECT_EQ(p.wait_ms(4, rng), 900);
 }
 
 TEST(Registry, ShippedExampleHasAboutTwoHundredSystems) {
