@@ -502,6 +502,16 @@ TEST(OpsE2E, TopicsDeleteRemovesOnlyThePrefixAndOnlyWhenAskedTo) {
   EXPECT_TRUE(wait_for([&] { return count_with(a.prefix()) == 0; }, std::chrono::seconds(30)));
 }
 
+// After a moment for strays: the hospital got `n` messages, each once (by idempotency key).
+void expect_each_once(testenv::HttpReceiver& receiver, int n) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::set<std::string> keys;
+  for (const auto& r : receiver.received())
+    if (r.system == "hospital") keys.insert(r.key);
+  EXPECT_EQ(receiver.counts()["hospital"], n);
+  EXPECT_EQ(keys.size(), static_cast<size_t>(n));
+}
+
 // A system's rate limit holds on the event loop HTTP deliveries are sent on: 12 dialog
 // messages (one patient, so also one at a time by ordering) reach a hospital limited to 5
 // per second no closer than the limit allows, each once; without the limit they come a
@@ -535,12 +545,7 @@ TEST(OpsE2E, ARateLimitedSystemGetsNoMoreThanItsLimit) {
                        std::chrono::seconds(60)))
       << receiver.counts()["hospital"] << "\n"
       << testenv::read_file(tmp.path() / "engine/engine-1.log");
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  std::set<std::string> keys;
-  for (const auto& r : receiver.received())
-    if (r.system == "hospital") keys.insert(r.key);
-  EXPECT_EQ(receiver.counts()["hospital"], kMessages);
-  EXPECT_EQ(keys.size(), static_cast<size_t>(kMessages));
+  expect_each_once(receiver, kMessages);
   const std::lock_guard lock(mu);
   ASSERT_EQ(arrivals.size(), static_cast<size_t>(kMessages));
   // 200 ms apart at the limit; the sends start on time, their arrival varies by the network's
@@ -640,12 +645,7 @@ TEST(OpsE2E, AnOpenCircuitStopsCallingADownSystemUntilATrialGoesThrough) {
       << receiver.counts()["hospital"] << "\n"
       << testenv::read_file(tmp.path() / "engine/engine-1.log");
   EXPECT_LT(std::chrono::steady_clock::now() - up, std::chrono::seconds(5));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  std::set<std::string> keys;
-  for (const auto& r : receiver.received())
-    if (r.system == "hospital") keys.insert(r.key);
-  EXPECT_EQ(receiver.counts()["hospital"], kMessages);
-  EXPECT_EQ(keys.size(), static_cast<size_t>(kMessages));
+  expect_each_once(receiver, kMessages);
 
   std::string history;
   EXPECT_TRUE(wait_for(
