@@ -34,12 +34,20 @@ struct HttpSource::Impl {
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session final : public runtime::TcpListener::Connection,
+                      public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<HttpSource::Impl> impl)
       : stream_(std::move(socket)), impl_(std::move(impl)) {}
 
   void start() { read(); }
+
+  void close_for_stop() override {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->stopped_ = true;
+      self->stream_.close();  // aborts the read or write in progress
+    });
+  }
 
  private:
   void read() {
@@ -52,6 +60,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_read(beast::error_code ec) {
+    if (stopped_) return;
     if (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
         ec == beast::error::timeout || ec == asio::error::operation_aborted) {
       close();
@@ -157,6 +166,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<HttpSource::Impl> impl_;
+  bool stopped_ = false;
 };
 
 }  // namespace
@@ -173,7 +183,11 @@ Status HttpSource::start() {
   std::weak_ptr<Impl> weak = impl_;
   auto port = impl_->listener->start(
       "source " + s_.name, s_.host, s_.port, s_.threads, [weak](tcp::socket socket) {
-        if (auto impl = weak.lock()) std::make_shared<Session>(std::move(socket), impl)->start();
+        auto impl = weak.lock();
+        if (!impl) return;
+        auto session = std::make_shared<Session>(std::move(socket), impl);
+        impl->listener->track(session);
+        session->start();
       });
   if (!port) return port.error();
   bound_port_ = *port;

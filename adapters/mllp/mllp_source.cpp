@@ -37,7 +37,8 @@ namespace {
 // One connection: a plain socket, or a TLS stream over one (then the handshake comes
 // first, within the read timeout).
 template <class Stream>
-class Connection : public std::enable_shared_from_this<Connection<Stream>> {
+class Connection final : public runtime::TcpListener::Connection,
+                         public std::enable_shared_from_this<Connection<Stream>> {
  public:
   template <class... TlsArgs>
   Connection(tcp::socket socket, std::shared_ptr<MllpSource::Impl> impl, TlsArgs&... tls)
@@ -58,6 +59,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       socket_.async_handshake(ssl::stream_base::server,
                               asio::bind_executor(strand_, [self = this->shared_from_this()](
                                                                boost::system::error_code ec) {
+                                if (self->closing_) return;
                                 if (ec) {
                                   log::warn(kModule, "TLS handshake refused",
                                             {{"peer", self->beast_peer_}, {"error", ec.message()}});
@@ -67,6 +69,10 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
                                 self->read();
                               }));
     }
+  }
+
+  void close_for_stop() override {
+    asio::post(strand_, [self = shared_from_this()] { self->close("the source stops"); });
   }
 
  private:
@@ -274,12 +280,16 @@ Status MllpSource::start() {
       "source " + s_.name, s_.host, s_.port, s_.threads, [weak](tcp::socket socket) {
         auto impl = weak.lock();
         if (!impl) return;
-        if (impl->tls)
-          std::make_shared<Connection<ssl::stream<tcp::socket>>>(std::move(socket), impl,
-                                                                 *impl->tls)
-              ->start();
-        else
-          std::make_shared<Connection<tcp::socket>>(std::move(socket), impl)->start();
+        if (impl->tls) {
+          auto c = std::make_shared<Connection<ssl::stream<tcp::socket>>>(std::move(socket), impl,
+                                                                          *impl->tls);
+          impl->listener->track(c);
+          c->start();
+        } else {
+          auto c = std::make_shared<Connection<tcp::socket>>(std::move(socket), impl);
+          impl->listener->track(c);
+          c->start();
+        }
       });
   if (!port) return port.error();
   bound_port_ = *port;

@@ -1,5 +1,6 @@
 #include "engine/runtime/tcp_listener.hpp"
 
+#include <algorithm>
 #include <future>
 
 #include "engine/core/thread_name.hpp"
@@ -64,6 +65,30 @@ void TcpListener::end_request() {
   }
 }
 
+void TcpListener::track(std::weak_ptr<Connection> c) {
+  const std::lock_guard lock(connections_mu_);
+  if (connections_.size() >= prune_at_) {
+    std::erase_if(connections_, [](const std::weak_ptr<Connection>& w) { return w.expired(); });
+    prune_at_ = std::max<size_t>(64, 2 * connections_.size());
+  }
+  connections_.push_back(std::move(c));
+}
+
+size_t TcpListener::tracked() const {
+  const std::lock_guard lock(connections_mu_);
+  return connections_.size();
+}
+
+void TcpListener::close_connections() {
+  std::vector<std::weak_ptr<Connection>> open;
+  {
+    const std::lock_guard lock(connections_mu_);
+    open.swap(connections_);
+  }
+  for (const auto& w : open)
+    if (const auto c = w.lock()) c->close_for_stop();
+}
+
 void TcpListener::stop(std::chrono::seconds drain) {
   if (threads_.empty()) return;
   // Close the acceptor on the io threads (it is not thread-safe) and wait for it.
@@ -79,7 +104,14 @@ void TcpListener::stop(std::chrono::seconds drain) {
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, drain, [&] { return in_flight_.load() == 0; });
   }
+  // Close what is still open (idle keep-alive connections, senders that did not hang up, a
+  // request that outlived the drain): their aborted reads and timers run and let go of them.
+  // The loop then runs out of work; it is stopped after two seconds in any case.
+  close_connections();
   work_.reset();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!io_.stopped() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   io_.stop();
   for (auto& t : threads_)
     if (t.joinable()) t.join();

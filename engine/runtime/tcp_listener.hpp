@@ -1,7 +1,8 @@
 #pragma once
 // The TCP part every listening source shares (HTTP, MLLP): bind and listen, accept on a
 // strand per connection, run the io_context on N threads, count requests in flight, and
-// stop gracefully (close the listener, let requests in flight finish, then stop and join).
+// stop gracefully (close the listener, let requests in flight finish, close the connections
+// still open, then stop and join).
 
 #include <atomic>
 #include <chrono>
@@ -23,6 +24,14 @@ namespace budstikke::runtime {
 
 class TcpListener : public std::enable_shared_from_this<TcpListener> {
  public:
+  // A connection the listener closes when it stops. close_for_stop() is called once, from
+  // stop(), on any thread: it must close the connection on the connection's own executor.
+  class Connection {
+   public:
+    virtual ~Connection() = default;
+    virtual void close_for_stop() = 0;
+  };
+
   using Socket = boost::asio::ip::tcp::socket;
   using OnAccept = std::function<void(Socket)>;
 
@@ -43,9 +52,18 @@ class TcpListener : public std::enable_shared_from_this<TcpListener> {
   void begin_request() { in_flight_.fetch_add(1); }
   void end_request();
 
+  // Makes an accepted connection known, so that stop() closes it if it is still open. The
+  // listener holds it weakly. A connection's pending read holds the connection, and the
+  // connection its source, which owns this listener: left open, that cycle would outlive
+  // stop() (the socket open, and all of it leaked at exit).
+  void track(std::weak_ptr<Connection> c);
+  // How many connections it keeps track of (closed ones until they are pruned).
+  size_t tracked() const;
+
  private:
   TcpListener() = default;
   void accept();
+  void close_connections();
 
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
@@ -55,6 +73,9 @@ class TcpListener : public std::enable_shared_from_this<TcpListener> {
   std::atomic<int> in_flight_{0};
   std::mutex mu_;
   std::condition_variable cv_;
+  mutable std::mutex connections_mu_;
+  std::vector<std::weak_ptr<Connection>> connections_;
+  size_t prune_at_ = 64;
 };
 
 }  // namespace budstikke::runtime
