@@ -3,31 +3,28 @@
 #include <utility>
 
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 
 #include "engine/runtime/loop_send.hpp"
+#include "engine/runtime/tcp_client.hpp"
 
 namespace budstikke::adapters {
 
 namespace asio = boost::asio;
-namespace ssl = asio::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using tcp = asio::ip::tcp;
 
 struct HttpSink::Impl {
-  explicit Impl(asio::io_context* loop) : io(loop ? *loop : own) {}
+  Impl(asio::io_context* loop, const registry::Connector& c)
+      : io(loop ? *loop : own),
+        conn(io, c.host, c.port,
+             runtime::ClientTls{c.tls_enabled(), c.tls.ca_file, c.tls.cert_file, c.tls.key_file,
+                                c.tls.verify}) {}
   asio::io_context own;  // used when the sink is made without a loop
   asio::io_context& io;
-  std::unique_ptr<ssl::context> tls;  // https only
-  std::string tls_error;              // why the TLS context could not be made
-  std::unique_ptr<beast::tcp_stream> plain;
-  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
+  runtime::TcpClientConnection conn;
   beast::flat_buffer buffer;
-  tcp::resolver resolver{io};
   // The send in progress.
   const runtime::DeliveryJob* job = nullptr;
   runtime::Sink::Done done;
@@ -36,15 +33,8 @@ struct HttpSink::Impl {
   bool reused = false;  // it went out on a connection kept open from an earlier send
   int round = 0;        // 1: again on a fresh connection after a kept-open one failed
 
-  bool open() const { return plain || secure; }
-  beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*secure); }
   void drop() {
-    if (!open()) return;
-    beast::error_code ec;
-    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
-    lowest().socket().close(ec);
-    plain.reset();
-    secure.reset();
+    conn.drop();
     buffer.clear();
   }
   void finish(runtime::DeliveryResult r) {
@@ -55,50 +45,19 @@ struct HttpSink::Impl {
   }
 };
 
-namespace {
-
-// The TLS context of an https:// system: its CA (or the system's trust store), hostname
-// verification unless verify is off, and the client certificate for mutual TLS.
-std::unique_ptr<ssl::context> make_tls(const registry::Connector& c, std::string& why) {
-  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
-  boost::system::error_code ec;
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
-                   ec);
-  if (c.tls.ca_file.empty())
-    ctx->set_default_verify_paths(ec);
-  else
-    ctx->load_verify_file(c.tls.ca_file, ec);
-  if (ec) {
-    why = "TLS: cannot load the CA file '" + c.tls.ca_file + "': " + ec.message();
-    return nullptr;
-  }
-  if (!c.tls.cert_file.empty()) {
-    ctx->use_certificate_chain_file(c.tls.cert_file, ec);
-    if (!ec) ctx->use_private_key_file(c.tls.key_file, ssl::context::pem, ec);
-    if (ec) {
-      why = "TLS: cannot load the client certificate '" + c.tls.cert_file + "' / key '" +
-            c.tls.key_file + "': " + ec.message();
-      return nullptr;
-    }
-  }
-  ctx->set_verify_mode(c.tls.verify ? ssl::verify_peer : ssl::verify_none);
-  return ctx;
-}
-
-}  // namespace
-
 HttpSink::HttpSink(const registry::System& system, asio::io_context* loop)
-    : sys_(system), impl_(std::make_unique<Impl>(loop)) {
-  if (sys_.connector.tls_enabled()) impl_->tls = make_tls(sys_.connector, impl_->tls_error);
-}
+    : sys_(system), impl_(std::make_unique<Impl>(loop, system.connector)) {}
 
 HttpSink::~HttpSink() {
   impl_->drop();
 }
 
 bool HttpSink::healthy() {
-  return impl_->open();
+  return impl_->conn.open();
+}
+
+size_t HttpSink::connects() const {
+  return impl_->conn.connects();
 }
 
 runtime::DeliveryResult HttpSink::send(const runtime::DeliveryJob& job) {
@@ -117,9 +76,10 @@ void HttpSink::send_async(const runtime::DeliveryJob& job, Done done) {
   I.done = std::move(done);
   I.round = 0;
   // A certificate that cannot be loaded is the configuration's fault: retrying will not help.
-  if (sys_.connector.tls_enabled() && !I.tls) {
-    asio::post(I.io,
-               [this] { impl_->finish(runtime::DeliveryResult::permanent(impl_->tls_error)); });
+  if (!I.conn.tls_error().empty()) {
+    asio::post(I.io, [this] {
+      impl_->finish(runtime::DeliveryResult::permanent(impl_->conn.tls_error()));
+    });
     return;
   }
   attempt();
@@ -127,61 +87,14 @@ void HttpSink::send_async(const runtime::DeliveryJob& job, Done done) {
 
 // Opens a connection when none is kept open, then exchanges.
 void HttpSink::attempt() {
-  impl_->reused = impl_->open();
-  if (impl_->open()) return exchange();
-  const auto& conn = sys_.connector;
-  impl_->resolver.async_resolve(
-      conn.host, std::to_string(conn.port),
-      [this](beast::error_code ec, tcp::resolver::results_type r) { resolved(ec, std::move(r)); });
-}
-
-void HttpSink::resolved(boost::system::error_code ec, tcp_results endpoints) {
   auto& I = *impl_;
-  const auto& c = sys_.connector;
-  if (ec)
-    return I.finish(
-        runtime::DeliveryResult::retriable("cannot resolve " + c.host + ": " + ec.message()));
-  if (c.tls_enabled())
-    I.secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(I.io, *I.tls);
-  else
-    I.plain = std::make_unique<beast::tcp_stream>(I.io);
-  I.lowest().expires_after(std::chrono::milliseconds(c.connect_timeout_ms));
-  I.lowest().async_connect(endpoints,
-                           [this](beast::error_code e, const tcp::endpoint&) { connected(e); });
-}
-
-void HttpSink::connected(boost::system::error_code ec) {
-  auto& I = *impl_;
-  const auto& c = sys_.connector;
-  const std::string where = c.host + ":" + std::to_string(c.port);
-  if (ec) {
-    I.drop();
-    return I.finish(
-        runtime::DeliveryResult::retriable("cannot connect to " + where + ": " + ec.message()));
-  }
-  I.lowest().socket().set_option(tcp::no_delay(true), ec);
-  if (!c.tls_enabled()) {
-    ++connects_;
-    return exchange();
-  }
-  // SNI (for names, never for IP literals) and the name the certificate must carry.
-  boost::system::error_code not_ip;
-  (void)asio::ip::make_address(c.host, not_ip);
-  if (not_ip)
-    SSL_ctrl(I.secure->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-             const_cast<char*>(c.host.c_str()));
-  if (c.tls.verify) I.secure->set_verify_callback(ssl::host_name_verification(c.host));
-  I.secure->async_handshake(ssl::stream_base::client, [this, where](beast::error_code e) {
-    if (e) {
-      impl_->drop();
-      // A certificate the receiver or we refuse will not get better by itself, but the
-      // receiver may be mid-rotation: retriable, with the reason in the DLQ if it lasts.
-      return impl_->finish(runtime::DeliveryResult::retriable("TLS handshake with " + where +
-                                                              " failed: " + e.message()));
-    }
-    ++connects_;
-    exchange();
-  });
+  I.reused = I.conn.open();
+  if (I.reused) return exchange();
+  I.conn.connect(std::chrono::milliseconds(sys_.connector.connect_timeout_ms),
+                 [this](const std::string& why) {
+                   if (!why.empty()) return impl_->finish(runtime::DeliveryResult::retriable(why));
+                   exchange();
+                 });
 }
 
 // Writes the request and reads the answer on the open connection.
@@ -203,25 +116,21 @@ void HttpSink::exchange() {
   I.req.body() = job.payload;
   I.req.prepare_payload();
   I.res = {};
-  I.lowest().expires_after(std::chrono::milliseconds(c.timeout_ms));
-  const auto go = [this](auto& stream) {
+  I.conn.lowest().expires_after(std::chrono::milliseconds(c.timeout_ms));
+  I.conn.with_stream([this](auto& stream) {
     http::async_write(stream, impl_->req, [this, &stream](beast::error_code ec, size_t) {
       if (ec) return answered(ec);
       http::async_read(stream, impl_->buffer, impl_->res,
                        [this](beast::error_code e, size_t) { answered(e); });
     });
-  };
-  if (I.secure)
-    go(*I.secure);
-  else
-    go(*I.plain);
+  });
 }
 
 // The exchange ended: the answer, or why there is none, to an outcome.
 void HttpSink::answered(boost::system::error_code ec) {
   auto& I = *impl_;
   const auto& c = sys_.connector;
-  const std::string where = c.host + ":" + std::to_string(c.port);
+  const std::string& where = I.conn.where();
   if (ec) {
     I.drop();
     // A kept-open connection the server closed meanwhile: try once on a fresh one.

@@ -16,7 +16,6 @@
 #include <memory>
 #include <string>
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "engine/registry/registry.hpp"
@@ -35,19 +34,15 @@ class HttpSink final : public runtime::Sink {
   runtime::DeliveryResult send(const runtime::DeliveryJob& job) override;
   void send_async(const runtime::DeliveryJob& job, Done done) override;
   bool healthy() override;
-  size_t connects() const { return connects_; }
+  size_t connects() const;
 
  private:
   struct Impl;
   void attempt();
-  using tcp_results = boost::asio::ip::basic_resolver_results<boost::asio::ip::tcp>;
-  void resolved(boost::system::error_code ec, tcp_results endpoints);
-  void connected(boost::system::error_code ec);
   void exchange();
   void answered(boost::system::error_code ec);
   const registry::System& sys_;
   std::unique_ptr<Impl> impl_;
-  size_t connects_ = 0;
 };
 
 }  // namespace budstikke::adapters

@@ -7,6 +7,7 @@
 //   AR / CR                           -> permanent (the receiver will not take it)
 //   no ACK within ack_timeout, connection lost, unreadable ACK -> retriable (the
 //   connection is dropped and opened again on the next send)
+//   TLS files that cannot be loaded -> permanent (the configuration's fault)
 //
 // One MllpClient is one connection with one message at a time; a system with concurrency N
 // gets N clients. Made on an event loop (the delivery stage's), it sends with send_async on
@@ -52,12 +53,9 @@ class MllpClient final : public runtime::Sink {
   void send_async(const runtime::DeliveryJob& job, Done done) override;
   // Made without a loop: connects if not connected. On a loop: whether it is connected.
   bool healthy() override;
-  size_t connects() const { return connects_; }
+  size_t connects() const;
 
  private:
-  // Calls `then` with "" once connected, or with why not.
-  void connect(std::function<void(std::string why)> then);
-  void connected(boost::system::error_code ec, std::function<void(std::string why)> then);
   void exchange();
   void read_more();
   void acknowledged(boost::system::error_code ec);
@@ -66,7 +64,6 @@ class MllpClient final : public runtime::Sink {
   struct Impl;
   MllpClientSettings s_;
   std::unique_ptr<Impl> impl_;
-  size_t connects_ = 0;
 };
 
 }  // namespace budstikke::adapters

@@ -391,9 +391,11 @@ INSTANTIATE_TEST_SUITE_P(
 // Mutual TLS is enforced both ways: a connector without a client certificate is refused by
 // the receiver, and a receiver whose certificate the connector's CA did not sign is refused
 // by the connector. Both are retriable failures with the reason, and nothing is delivered.
-TEST(Https, MutualTlsIsEnforcedBothWays) {
+// TLS files that cannot be loaded are the configuration's fault: permanent, naming the file.
+template <class Receiver>
+void expect_mutual_tls_both_ways(const std::string& scheme, const std::string& payload) {
   const auto& keys = pki();
-  HttpsConformance receiver;
+  Receiver receiver;
   bus::KafkaSettings ks;
   ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
   delivery::SinkFactories f;
@@ -406,9 +408,9 @@ TEST(Https, MutualTlsIsEnforcedBothWays) {
             receiver.url() + "\"\n" + tls_yaml,
         "tls.yaml", d);
     EXPECT_FALSE(d.has_errors()) << d.format_all();
-    auto sink = (*f.find("https"))(*reg->find("x"));
+    auto sink = (*f.find(scheme))(*reg->find("x"));
     runtime::DeliveryJob j;
-    j.payload = "{}";
+    j.payload = payload;
     j.idempotency_key = "TLS-1";
     return (*sink)->send(j);
   };
@@ -421,8 +423,22 @@ TEST(Https, MutualTlsIsEnforcedBothWays) {
   EXPECT_EQ(wrong_ca.kind, runtime::DeliveryResult::Kind::kRetriable);
   EXPECT_NE(wrong_ca.reason.find("TLS handshake"), std::string::npos) << wrong_ca.reason;
   const auto missing_file = send_with("      tls:\n        ca_file: /nonexistent/ca.pem\n");
-  EXPECT_EQ(missing_file.kind, runtime::DeliveryResult::Kind::kPermanent);
+  EXPECT_EQ(missing_file.kind, runtime::DeliveryResult::Kind::kPermanent) << missing_file.reason;
   EXPECT_NE(missing_file.reason.find("/nonexistent/ca.pem"), std::string::npos);
+  const auto missing_key = send_with("      tls:\n        ca_file: " + keys.ca +
+                                     "\n        cert_file: " + keys.client_cert +
+                                     "\n        key_file: /nonexistent/client.key\n");
+  EXPECT_EQ(missing_key.kind, runtime::DeliveryResult::Kind::kPermanent) << missing_key.reason;
+  EXPECT_NE(missing_key.reason.find("/nonexistent/client.key"), std::string::npos);
   EXPECT_TRUE(receiver.received().empty());
   EXPECT_GE(receiver.handshakes_refused(), 1);
+}
+
+TEST(Https, MutualTlsIsEnforcedBothWays) {
+  expect_mutual_tls_both_ways<HttpsConformance>("https", "{}");
+}
+
+TEST(Mllps, MutualTlsIsEnforcedBothWays) {
+  expect_mutual_tls_both_ways<MllpsConformance>(
+      "mllps", "MSH|^~\\&|A|B|C|D|20261204120000||ADT^A01|TLS-1|P|2.5\r");
 }

@@ -347,15 +347,21 @@ class MllpsReceiver : public MllpReceiver {
     ctx_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
   }
   std::string url() override { return "mllps://127.0.0.1:" + std::to_string(port_); }
+  long handshakes_refused() const { return refused_.load(); }
 
  private:
   void serve(tcp::socket& s) override {
     boost::asio::ssl::stream<tcp::socket&> tls(s, ctx_);
     boost::system::error_code ec;
     tls.handshake(boost::asio::ssl::stream_base::server, ec);
-    if (!ec) exchange(tls);
+    if (ec) {
+      ++refused_;
+      return;
+    }
+    exchange(tls);
   }
   boost::asio::ssl::context ctx_;
+  std::atomic<long> refused_{0};
 };
 
 }  // namespace budstikke::testenv
