@@ -38,12 +38,19 @@ std::string dump(const json& j) {
 // Consume-transform-produce in transactions until `stop`. Any failure aborts the batch and
 // recreates the consumer and producer: the batch is read again from the committed offsets.
 
-// Metrics for a committed batch: events read, jobs per destination system, route failures.
+// Metrics for a committed batch: events read, transactions, jobs per destination system,
+// route failures.
 void count_committed(const std::string& prefix, const std::string& route,
                      const std::vector<bus::Record>& records, size_t events) {
   auto& g = metrics::global();
   g.counter("budstikke_route_events_total", "Canonical events a route read.", {{"route", route}})
       .inc(events);
+  if (!records.empty())
+    g.counter("budstikke_route_transactions_total",
+              "Transactions a route committed (one per batch that produced records; a batch "
+              "the route let nothing through commits its offsets without one).",
+              {{"route", route}})
+        .inc();
   const std::string deliver = prefix + "deliver.";
   const std::string failed = prefix + delivery::kRouteFailedTopic;
   // Counted per batch: one series update per destination, not one per record.

@@ -954,6 +954,10 @@ TEST(RoutesE2E, EnginesShareTheWorkAndOneStartedUnderATakenNameReplacesItsNamesa
         testenv::http_request("GET", "127.0.0.1", admin_ports[i], "/metrics", token).body;
     routed.push_back(metric_total(m, "budstikke_route_events_total"));
     delivered.push_back(metric_total(m, "budstikke_delivered_total"));
+    // Routed events went out in transactions, a batch of one or more events each.
+    const double transactions = metric_total(m, "budstikke_route_transactions_total");
+    EXPECT_GT(transactions, 0) << "engine " << i;
+    EXPECT_LE(transactions, routed.back()) << "engine " << i;
   }
   std::printf(
       "two engines: events routed %.0f + %.0f, jobs delivered %.0f + %.0f; %zu missing, "
