@@ -92,6 +92,8 @@ void HttpSink::attempt() {
   if (I.reused) return exchange();
   I.conn.connect(std::chrono::milliseconds(sys_.connector.connect_timeout_ms),
                  [this](const std::string& why) {
+                   // Retriable, a refused certificate too: the receiver may be mid-rotation;
+                   // the reason goes to the DLQ if it lasts.
                    if (!why.empty()) return impl_->finish(runtime::DeliveryResult::retriable(why));
                    exchange();
                  });

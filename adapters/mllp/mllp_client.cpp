@@ -98,6 +98,7 @@ void MllpClient::send_async(const runtime::DeliveryJob& job, Done done) {
   }
   I.conn.connect(s_.connect_timeout, [this](const std::string& why) {
     if (why.empty()) return exchange();
+    // Retriable, a refused certificate too: the receiver may be mid-rotation.
     impl_->finish(runtime::DeliveryResult::retriable(why));
   });
 }

@@ -280,16 +280,15 @@ Status MllpSource::start() {
       "source " + s_.name, s_.host, s_.port, s_.threads, [weak](tcp::socket socket) {
         auto impl = weak.lock();
         if (!impl) return;
-        if (impl->tls) {
-          auto c = std::make_shared<Connection<ssl::stream<tcp::socket>>>(std::move(socket), impl,
-                                                                          *impl->tls);
-          impl->listener->track(c);
-          c->start();
-        } else {
-          auto c = std::make_shared<Connection<tcp::socket>>(std::move(socket), impl);
-          impl->listener->track(c);
-          c->start();
-        }
+        const auto run = [&](auto connection) {
+          impl->listener->track(connection);
+          connection->start();
+        };
+        if (impl->tls)
+          run(std::make_shared<Connection<ssl::stream<tcp::socket>>>(std::move(socket), impl,
+                                                                     *impl->tls));
+        else
+          run(std::make_shared<Connection<tcp::socket>>(std::move(socket), impl));
       });
   if (!port) return port.error();
   bound_port_ = *port;
