@@ -850,23 +850,6 @@ TEST(RoutesE2E, RouteJobTopicsMoveASlowSystemsJobsAndLoseNothing) {
   mixed_run(n ? std::min(std::atol(n), 10000L) : 10000, true);
 }
 
-namespace {
-
-// The sum of a metric's series in a /metrics text (0 when it has none).
-double metric_total(const std::string& text, const std::string& name) {
-  double sum = 0;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(name, 0) != 0) continue;
-    const char next = line.size() > name.size() ? line[name.size()] : '\0';
-    if (next != ' ' && next != '{') continue;
-    sum += std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return sum;
-}
-
-}  // namespace
-
 // Several engines share the work of one route set through Kafka's consumer groups, each
 // under its own kafka.instance (its transactional ids and its static group membership). Two
 // engines route and deliver together without fencing each other; a third started under a
@@ -952,10 +935,10 @@ TEST(RoutesE2E, EnginesShareTheWorkAndOneStartedUnderATakenNameReplacesItsNamesa
   for (size_t i = 0; i < 2; ++i) {
     const std::string m =
         testenv::http_request("GET", "127.0.0.1", admin_ports[i], "/metrics", token).body;
-    routed.push_back(metric_total(m, "budstikke_route_events_total"));
-    delivered.push_back(metric_total(m, "budstikke_delivered_total"));
+    routed.push_back(testenv::metric_total(m, "budstikke_route_events_total"));
+    delivered.push_back(testenv::metric_total(m, "budstikke_delivered_total"));
     // Routed events went out in transactions, a batch of one or more events each.
-    const double transactions = metric_total(m, "budstikke_route_transactions_total");
+    const double transactions = testenv::metric_total(m, "budstikke_route_transactions_total");
     EXPECT_GT(transactions, 0) << "engine " << i;
     EXPECT_LE(transactions, routed.back()) << "engine " << i;
   }

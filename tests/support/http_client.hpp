@@ -5,6 +5,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <sstream>
 #include <string>
 
 namespace budstikke::testenv {
@@ -53,6 +54,19 @@ inline HttpReply http_request(const std::string& method, const std::string& host
 inline HttpReply http_post(const std::string& host, int port, const std::string& target,
                            const std::string& body) {
   return http_request("POST", host, port, target, "", body, "application/xml");
+}
+
+// The sum of a metric's series in a /metrics text (0 when it has none).
+inline double metric_total(const std::string& text, const std::string& name) {
+  double sum = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) != 0) continue;
+    const char next = line.size() > name.size() ? line[name.size()] : '\0';
+    if (next != ' ' && next != '{') continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
 }
 
 }  // namespace budstikke::testenv

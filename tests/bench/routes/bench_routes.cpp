@@ -31,7 +31,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -159,18 +158,10 @@ int main(int argc, char** argv) {
   const int admin_port = testenv::free_port();
   std::ofstream(engine.config(), std::ios::app)
       << "admin:\n  host: 127.0.0.1\n  port: " << admin_port << "\n  token: bench\n";
-  // Sum of a metric's series, from the engine's /metrics (-1 when it cannot be read).
-  auto metric = [&](const std::string& name) {
+  // The engine's /metrics text, empty when it cannot be read.
+  auto metrics_text = [&] {
     const auto reply = testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", "bench");
-    if (reply.status != 200) return -1.0;
-    double sum = 0;
-    std::istringstream in(reply.body);
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind(name, 0) != 0) continue;
-      const char next = line.size() > name.size() ? line[name.size()] : '\0';
-      if (next == ' ' || next == '{') sum += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    return sum;
+    return reply.status == 200 ? reply.body : std::string();
   };
   if (!engine.start()) {
     std::fprintf(stderr, "engine did not start\n%s\n",
@@ -263,11 +254,14 @@ int main(int argc, char** argv) {
   }
   const int64_t measured_from_ms =
       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-  const double txns_before = metric("budstikke_route_transactions_total");
-  const double events_before = metric("budstikke_route_events_total");
+  const std::string metrics_before = metrics_text();
   const Phase ph = run_phase("R", secs);
-  const double txns = metric("budstikke_route_transactions_total") - txns_before;
-  const double route_events = metric("budstikke_route_events_total") - events_before;
+  const std::string metrics_after = metrics_text();
+  const auto delta = [&](const char* name) {
+    return testenv::metric_total(metrics_after, name) - testenv::metric_total(metrics_before, name);
+  };
+  const double txns = delta("budstikke_route_transactions_total");
+  const double route_events = delta("budstikke_route_events_total");
   const long n_adt = ph.adts;
   const long n_oru = ph.sent - n_adt;
   const long expected = ph.expected;
@@ -352,9 +346,13 @@ int main(int argc, char** argv) {
       "p99_ms=%.0f\n",
       pct_of(to_routed, 0.5), pct_of(to_routed, 0.99), pct_of(to_delivered, 0.5),
       pct_of(to_delivered, 0.99));
-  // Every route reads every canonical event; a batch with jobs is one transaction.
-  std::printf("routes: transactions=%.0f per_s=%.0f route_events=%.0f\n", txns, txns / total_secs,
-              route_events);
+  // route_events: events the routes read (each reads the topics of its `from`); a batch that
+  // produced jobs is one transaction.
+  if (metrics_before.empty() || metrics_after.empty())
+    std::printf("routes: the engine's /metrics could not be read\n");
+  else
+    std::printf("routes: transactions=%.0f per_s=%.0f route_events=%.0f\n", txns, txns / total_secs,
+                route_events);
   for (auto& [kind, k] : by_kind)
     std::printf(
         "kind %s: deliveries=%zu p50_ms=%.0f p99_ms=%.0f received->routed p50_ms=%.0f "
