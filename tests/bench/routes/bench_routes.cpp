@@ -22,6 +22,9 @@
 // BENCH_SYSTEMS=FILE runs the engine with that registry instead of config/systems.yaml.
 // The "routes:" line gives the routes' transactions in the measured phase (from the engine's
 // budstikke_route_transactions_total): each costs librdkafka 2.0.2 ~2 ms of CPU (note 44).
+// The "cpu:" line gives what the measured phase cost the engine, the broker (when it listens
+// on this host) and this process, in cores and in microseconds per message, from the
+// scheduler's accounting (tests/support/proc_cpu.hpp).
 
 #include <algorithm>
 #include <atomic>
@@ -43,6 +46,7 @@
 #include "tests/support/fake_receivers.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/mllp_client.hpp"
+#include "tests/support/proc_cpu.hpp"
 #include "tests/support/test_env.hpp"
 
 using namespace budstikke;
@@ -254,9 +258,25 @@ int main(int argc, char** argv) {
   }
   const int64_t measured_from_ms =
       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  // What the measured phase cost each process: the engine, the broker (when it runs on this
+  // host: the process listening on the bootstrap port) and this benchmark (load and fake
+  // receivers).
+  const pid_t broker_pid =
+      testenv::listener_pid(testenv::bootstrap_port(testenv::kafka_bootstrap()));
+  const pid_t pids[3] = {engine.pid(), broker_pid, getpid()};
+  int64_t cpu_before[3];
+  for (int i = 0; i < 3; ++i) cpu_before[i] = pids[i] ? testenv::process_cpu_ns(pids[i]) : -1;
+  const auto wall_before = steady_clock::now();
   const std::string metrics_before = metrics_text();
   const Phase ph = run_phase("R", secs);
   const std::string metrics_after = metrics_text();
+  const double wall_ns =
+      static_cast<double>(duration_cast<nanoseconds>(steady_clock::now() - wall_before).count());
+  double cpu_ns[3];
+  for (int i = 0; i < 3; ++i) {
+    const int64_t after = pids[i] ? testenv::process_cpu_ns(pids[i]) : -1;
+    cpu_ns[i] = cpu_before[i] < 0 || after < 0 ? -1 : static_cast<double>(after - cpu_before[i]);
+  }
   const auto delta = [&](const char* name) {
     return testenv::metric_total(metrics_after, name) - testenv::metric_total(metrics_before, name);
   };
@@ -353,6 +373,16 @@ int main(int argc, char** argv) {
   else
     std::printf("routes: transactions=%.0f per_s=%.0f route_events=%.0f\n", txns, txns / total_secs,
                 route_events);
+  // cores: CPU over the phase's wall time (load, then until the last healthy delivery);
+  // us_per_msg: CPU per message sent in the phase. -1: the process could not be read.
+  const auto cores = [&](int i) { return cpu_ns[i] < 0 ? -1.0 : cpu_ns[i] / wall_ns; };
+  const auto us_per_msg = [&](int i) {
+    return cpu_ns[i] < 0 || ph.sent == 0 ? -1.0 : cpu_ns[i] / 1e3 / static_cast<double>(ph.sent);
+  };
+  std::printf(
+      "cpu: engine_cores=%.2f broker_cores=%.2f bench_cores=%.2f engine_us_per_msg=%.0f "
+      "broker_us_per_msg=%.0f bench_us_per_msg=%.0f\n",
+      cores(0), cores(1), cores(2), us_per_msg(0), us_per_msg(1), us_per_msg(2));
   for (auto& [kind, k] : by_kind)
     std::printf(
         "kind %s: deliveries=%zu p50_ms=%.0f p99_ms=%.0f received->routed p50_ms=%.0f "

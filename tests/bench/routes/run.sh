@@ -23,15 +23,15 @@ cleanup() {
 }
 trap cleanup EXIT
 for r in $(seq 1 "$runs"); do
-  build/release/bin/bench_routes throughput "$secs" 2>/dev/null | grep -E '^(mode|split)' | sed "s/^/run $r throughput /"
+  build/release/bin/bench_routes throughput "$secs" 2>/dev/null | grep -E '^(mode|split|cpu)' | sed "s/^/run $r throughput /"
   for rate in $rates; do
-    build/release/bin/bench_routes latency "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split)' | sed "s/^/run $r latency@$rate /"
-    build/release/bin/bench_routes faults "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split)' | sed "s/^/run $r faults@$rate /"
+    build/release/bin/bench_routes latency "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split|cpu)' | sed "s/^/run $r latency@$rate /"
+    build/release/bin/bench_routes faults "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split|cpu)' | sed "s/^/run $r faults@$rate /"
   done
 done | tee "$out"
 /usr/bin/python3 - "$out" <<'PY'
 import re, statistics, sys
-rows, splits = {}, {}
+rows, splits, cpus = {}, {}, {}
 for l in open(sys.argv[1]):
     m = re.match(r"run \d+ (\S+) mode=\S+ .*ingest_msg_per_s=(\d+) routed_msg_per_s=(\d+) "
                  r"deliveries=(\d+)/(\d+) delivered_per_s=(\d+) p50_ms=(\d+) p99_ms=(\d+)", l)
@@ -39,6 +39,9 @@ for l in open(sys.argv[1]):
     m = re.match(r"run \d+ (\S+) split: received->routed p50_ms=(\d+) p99_ms=(\d+), "
                  r"routed->delivered p50_ms=(\d+) p99_ms=(\d+)", l)
     if m: splits.setdefault(m[1], []).append([int(x) for x in m.groups()[1:]])
+    m = re.match(r"run \d+ (\S+) cpu: engine_cores=(\S+) broker_cores=(\S+) bench_cores=(\S+) "
+                 r"engine_us_per_msg=(\S+) broker_us_per_msg=(\S+)", l)
+    if m: cpus.setdefault(m[1], []).append([float(x) for x in m.groups()[1:]])
 med = lambda v, i: statistics.median(x[i] for x in v)
 for k, v in rows.items():
     print(f"median {k}: routed {med(v,1):.0f} msg/s ({med(v,4):.0f} deliveries/s), "
@@ -48,6 +51,10 @@ for k, v in rows.items():
         sp = splits[k]
         print(f"    received->routed p50 {med(sp,0):.0f} ms, p99 {med(sp,1):.0f} ms; "
               f"routed->delivered p50 {med(sp,2):.0f} ms, p99 {med(sp,3):.0f} ms")
+    if k in cpus:
+        c = cpus[k]
+        print(f"    cpu: engine {med(c,0):.2f} cores ({med(c,3):.0f} us/msg), broker {med(c,1):.2f} "
+              f"cores ({med(c,4):.0f} us/msg), bench_routes {med(c,2):.2f} cores")
 for rate in sorted({k.split('@')[1] for k in rows if '@' in k}):
     a, b = rows.get(f"latency@{rate}"), rows.get(f"faults@{rate}")
     if a and b:
