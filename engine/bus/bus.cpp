@@ -147,6 +147,14 @@ void producer_dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
 
 }  // namespace
 
+KafkaSettings KafkaSettings::for_role(const std::string& role) const {
+  KafkaSettings s = *this;
+  const auto it = properties.find("client.id");
+  const std::string base = it == properties.end() || it->second.empty() ? "budstikke" : it->second;
+  s.properties["client.id"] = role.empty() ? base : base + "." + role;
+  return s;
+}
+
 std::string KafkaSettings::bootstrap() const {
   const auto it = properties.find("bootstrap.servers");
   return it == properties.end() ? std::string() : it->second;

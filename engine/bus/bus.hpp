@@ -47,6 +47,11 @@ struct KafkaSettings {
   // (engine.yaml kafka.statistics_interval_ms); 0: never.
   int statistics_interval_ms = 0;
   std::string bootstrap() const;
+  // These settings for one long-lived client of the engine: its client.id becomes
+  // "<client.id>.<role>" (e.g. budstikke.route.adt-fanout), so that the broker's request
+  // logs, metrics and quotas tell the engine's clients apart. Without a client.id, the base
+  // is "budstikke".
+  KafkaSettings for_role(const std::string& role) const;
 };
 
 // What a producer's latest librdkafka statistics report says about its requests: where the

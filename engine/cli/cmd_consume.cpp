@@ -109,7 +109,8 @@ int cmd_consume(const Args& args) {
     }
   }
   // A throw-away group: reads from the beginning, commits nothing that matters.
-  auto c = bus::Consumer::create(cfg.kafka, "budstikke-consume-" + uuid_v4(), topics);
+  auto c = bus::Consumer::create(cfg.kafka.for_role("consume"), "budstikke-consume-" + uuid_v4(),
+                                 topics);
   if (!c) {
     std::fprintf(stderr, "budstikke consume: %s\n", c.error().message.c_str());
     return 1;

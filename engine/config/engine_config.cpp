@@ -77,7 +77,14 @@ Spec build_engine_spec_fields() {
       "kafka",
       "The Kafka cluster. The default is the local broker `scripts/kafka start` runs.",
       {str("bootstrap_servers", "Comma-separated host:port list of brokers.", "127.0.0.1:19092"),
-       str("client_id", "Client id reported to the brokers.", "budstikke"),
+       str("client_id",
+           "Client id reported to the brokers. Each long-lived client adds its role, so that "
+           "the broker's request logs, metrics and quotas tell them apart: <client_id>.engine "
+           "(ingest, tracking and delivery outcomes), <client_id>.route.<route> (a route's "
+           "consumer and transactional producer; the AppRec loop is route.receipts), "
+           "<client_id>.delivery (the delivery stage's consumer); the CLI's replay, audit and "
+           "consume add theirs. Short admin requests (topic lists, offsets) use it as it is.",
+           "budstikke"),
        one_of(str("security_protocol", "Transport security.", "plaintext"),
               {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"}),
        object("tls", "TLS settings.", tls), object("sasl", "SASL settings.", sasl),

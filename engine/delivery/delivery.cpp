@@ -1407,8 +1407,8 @@ Status DeliveryStage::start() {
   // systems (one system's jobs still go through one engine, in order).
   co.assignment_strategy = "roundrobin,range";
   co.partition_eof = I.settings.pause_idle_own_topics;
-  auto c = bus::Consumer::create(I.settings.kafka, I.settings.topic_prefix + "budstikke-delivery",
-                                 topics, co);
+  auto c = bus::Consumer::create(I.settings.kafka.for_role("delivery"),
+                                 I.settings.topic_prefix + "budstikke-delivery", topics, co);
   if (!c) return c.error();
   I.consumer = std::move(*c);
   I.consumer->on_revoke([&I](const auto& parts) { I.on_revoke(parts); });

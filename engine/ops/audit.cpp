@@ -54,7 +54,7 @@ Status AuditLog::record(const AuditEntry& e) {
     return Error::permanent(ErrorDomain::kIo, "cannot write the audit log " + cfg_.audit_file);
   // 2. The audit topic.
   if (!producer_) {
-    auto p = bus::Producer::create(cfg_.kafka);
+    auto p = bus::Producer::create(cfg_.kafka.for_role("audit"));
     if (!p) return p.error();
     own_ = std::move(*p);
     producer_ = own_.get();

@@ -332,7 +332,7 @@ Result<ReplayReport> replay(const config::EngineConfig& cfg, const registry::Reg
   }
   std::unique_ptr<bus::Producer> own;
   if (!producer) {
-    auto p = bus::Producer::create(cfg.kafka);
+    auto p = bus::Producer::create(cfg.kafka.for_role("replay"));
     if (!p) return p.error();
     own = std::move(*p);
     producer = own.get();

@@ -79,7 +79,8 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
   const std::string group = s.topic_prefix + "budstikke-route-" + name;
   const std::string txn_id = group + "-" + s.instance;
   while (!stop.load()) {
-    auto producer = bus::TransactionalProducer::create(s.kafka, txn_id);
+    const bus::KafkaSettings kafka = s.kafka.for_role("route." + name);
+    auto producer = bus::TransactionalProducer::create(kafka, txn_id);
     if (!producer) {
       log::error(kModule, "transactional producer failed",
                  {{"route", name}, {"error", producer.error().message}});
@@ -89,7 +90,7 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
     bus::ConsumerOptions co;
     co.transactional = true;
     if (s.static_membership) co.group_instance_id = s.instance;
-    auto consumer = bus::Consumer::create(s.kafka, group, topics, co);
+    auto consumer = bus::Consumer::create(kafka, group, topics, co);
     if (!consumer) {
       log::error(kModule, "consumer failed",
                  {{"route", name}, {"error", consumer.error().message}});

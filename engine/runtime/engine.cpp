@@ -164,7 +164,7 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
     std::fprintf(stderr, "budstikke run: cannot create topics: %s\n", st.error().message.c_str());
     return 1;
   }
-  auto producer = bus::Producer::create(cfg.kafka);
+  auto producer = bus::Producer::create(cfg.kafka.for_role("engine"));
   if (!producer) {
     std::fprintf(stderr, "budstikke run: %s\n", producer.error().message.c_str());
     return 1;

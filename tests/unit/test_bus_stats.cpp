@@ -1,4 +1,5 @@
-// Reading librdkafka's statistics documents for the budstikke_kafka_* metrics.
+// Reading librdkafka's statistics documents for the budstikke_kafka_* metrics; the client ids
+// of the engine's clients.
 
 #include <gtest/gtest.h>
 
@@ -63,4 +64,23 @@ TEST(ProducerStats, AnythingElseIsNotAReport) {
   EXPECT_FALSE(bus::parse_producer_stats("{\"brokers\":{}}").has_value());  // no name
   EXPECT_FALSE(bus::parse_producer_stats("[1,2,3]").has_value());
   EXPECT_FALSE(bus::parse_producer_stats("{\"name\":\"x\",").has_value());
+}
+
+// Each long-lived client reports its role in its client.id.
+TEST(KafkaSettingsForRole, AddsTheRoleToTheConfiguredClientId) {
+  bus::KafkaSettings s;
+  s.properties["client.id"] = "region-nord";
+  s.properties["bootstrap.servers"] = "127.0.0.1:19092";
+  const auto r = s.for_role("route.adt-fanout");
+  EXPECT_EQ(r.properties.at("client.id"), "region-nord.route.adt-fanout");
+  EXPECT_EQ(r.bootstrap(), "127.0.0.1:19092");
+  EXPECT_EQ(s.properties.at("client.id"), "region-nord");  // the original is untouched
+  EXPECT_EQ(s.for_role("").properties.at("client.id"), "region-nord");
+}
+
+TEST(KafkaSettingsForRole, WithoutAClientIdTheBaseIsBudstikke) {
+  bus::KafkaSettings s;
+  EXPECT_EQ(s.for_role("delivery").properties.at("client.id"), "budstikke.delivery");
+  s.properties["client.id"] = "";
+  EXPECT_EQ(s.for_role("engine").properties.at("client.id"), "budstikke.engine");
 }
