@@ -5,7 +5,8 @@
 // for every four ORU^R01 (one delivery to the hospital system), each for another patient.
 //
 //   bench_routes throughput SECONDS        as fast as 16 MLLP connections are ACKed
-//   bench_routes latency SECONDS RATE      paced at RATE messages/s
+//   bench_routes latency SECONDS RATE      paced at RATE messages/s (RATE/100 connections,
+//                                          at least 8; BENCH_CONNS=N sets it)
 //   bench_routes faults SECONDS RATE       paced; one department system answers AE to
 //                                          everything, another takes 5 s per message
 //
@@ -29,6 +30,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -174,7 +176,13 @@ int main(int argc, char** argv) {
   }
   std::this_thread::sleep_for(3s);  // consumer groups settle
 
-  const int conns = paced ? 8 : 16;
+  // Paced: enough connections that each carries at most 100 msg/s. A sender waits for each
+  // ACK (MLLP is one message at a time per connection), so a connection's rate is capped by
+  // the ACK's latency: with the 8 connections used until session 25, 2,000 msg/s needed every
+  // ACK within 4 ms, and on a loaded machine "offered 2,000" reached only 1,100-1,700.
+  // BENCH_CONNS=N sets the number (paced or not).
+  int conns = paced ? std::max(8, static_cast<int>(std::ceil(rate / 100.0))) : 16;
+  if (const char* c = std::getenv("BENCH_CONNS"); c && std::atoi(c) > 0) conns = std::atoi(c);
   // Healthy deliveries so far: every ORU goes to the hospital system, every ADT to the 20
   // departments (18 when two are faulty) and to Kjernejournal (a topic, counted apart).
   const int healthy_departments = faults ? kDepartments - 2 : kDepartments;
@@ -354,12 +362,12 @@ int main(int argc, char** argv) {
   };
   auto pct = [&](double p) { return pct_of(lat, p); };
   std::printf(
-      "mode=%s messages=%ld adt=%ld oru=%ld failed=%ld ingest_msg_per_s=%.0f "
+      "mode=%s connections=%d messages=%ld adt=%ld oru=%ld failed=%ld ingest_msg_per_s=%.0f "
       "routed_msg_per_s=%.0f deliveries=%ld/%ld delivered_per_s=%.0f p50_ms=%.0f p99_ms=%.0f "
       "samples=%zu dlq_down=%lld\n",
-      mode.c_str(), ph.sent, n_adt, n_oru, ph.failed, static_cast<double>(ph.sent) / ingest_secs,
-      static_cast<double>(ph.sent) / total_secs, delivered, expected, delivered / total_secs,
-      pct(0.5), pct(0.99), lat.size(),
+      mode.c_str(), conns, ph.sent, n_adt, n_oru, ph.failed,
+      static_cast<double>(ph.sent) / ingest_secs, static_cast<double>(ph.sent) / total_secs,
+      delivered, expected, delivered / total_secs, pct(0.5), pct(0.99), lat.size(),
       static_cast<long long>(topic_count(engine.prefix() + "dlq." + kDown)));
   std::printf(
       "split: received->routed p50_ms=%.0f p99_ms=%.0f, routed->delivered p50_ms=%.0f "
