@@ -2,40 +2,40 @@
 // CPU time of local processes, for benchmarks that report what a figure cost: the engine's,
 // the broker's and the benchmark's own CPU over a measured phase.
 //
-// The scheduler's accounting in /proc/PID/task/*/schedstat (nanoseconds a thread has run)
-// is used, not utime + stime from /proc/PID/stat: those are sampled per clock tick, and a
-// window read around a listing of ~120 threads, one file each, is longer than it looks.
-// Session 25 found a measuring script that divided such a window by its nominal 5 s
-// overstating the engine's cores by 30-50%.
+// The whole process is read from /proc/PID/stat (utime + stime of every thread, also of
+// threads that have ended, such as a benchmark's load threads), taken right before and right
+// after the phase: what matters is the window, not the counter. Session 25 found a measuring
+// script that read the counters around a listing of ~120 threads (one file each) and divided
+// by its nominal 5 s, overstating the engine's cores by 30-50%.
 
 #include <dirent.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
 
 namespace budstikke::testenv {
 
-// Nanoseconds of CPU the threads of `pid` that are alive now have used; -1 when the process
-// cannot be read. Threads that have ended are not counted (compare two readings of a process
-// whose threads live across them).
+// Nanoseconds of CPU the process `pid` has used (all its threads, including ended ones, in
+// clock ticks: 10 ms, well below a benchmark phase), or -1 when it cannot be read.
 inline int64_t process_cpu_ns(pid_t pid) {
-  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR* d = opendir(dir.c_str());
-  if (!d) return -1;
-  int64_t total = 0;
-  while (const dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(dir + "/" + e->d_name + "/schedstat");
-    long long ns = 0;
-    if (in >> ns) total += ns;
-  }
-  closedir(d);
-  return total;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return -1;
+  // After "pid (comm) ": state, then fields 4..13; utime and stime are fields 14 and 15. The
+  // name may hold spaces and parentheses, so the fields start after its last ')'.
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream f(stat.substr(close + 2));
+  std::string skip;
+  for (int i = 3; i < 14; ++i) f >> skip;
+  long long utime = 0, stime = 0;
+  if (!(f >> utime >> stime)) return -1;
+  const long hz = sysconf(_SC_CLK_TCK);
+  return (utime + stime) * (1000000000LL / (hz > 0 ? hz : 100));
 }
 
 // The pid of the local process with a socket listening on TCP `port` (IPv4 or IPv6), or 0

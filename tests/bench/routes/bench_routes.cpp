@@ -25,7 +25,7 @@
 // budstikke_route_transactions_total): each costs librdkafka 2.0.2 ~2 ms of CPU (note 44).
 // The "cpu:" line gives what the measured phase cost the engine, the broker (when it listens
 // on this host) and this process, in cores and in microseconds per message, from the
-// scheduler's accounting (tests/support/proc_cpu.hpp).
+// process's utime + stime, read right before and after the phase (tests/support/proc_cpu.hpp).
 
 #include <algorithm>
 #include <atomic>
