@@ -9,8 +9,8 @@
 namespace budstikke::emelding {
 namespace {
 
-const char* kNs10 = "http://www.kith.no/xmlstds/apprec/2004-11-21";
-const char* kNs11 = "http://www.kith.no/xmlstds/apprec/2012-02-15";
+constexpr const char* kNs10 = "http://www.kith.no/xmlstds/apprec/2004-11-21";
+constexpr const char* kNs11 = "http://www.kith.no/xmlstds/apprec/2012-02-15";
 
 void unit(std::string& o, const char* tag, const Organisation& org, const std::string& indent) {
   o += indent + "<" + tag + ">";
@@ -96,7 +96,7 @@ Result<std::string> build_apprec(const AppRecRequest& r) {
   if (r.status != 1 && r.errors.empty())
     return Error::permanent(ErrorDomain::kCodec, "a negative AppRec needs at least one error code");
   const bool v11 = r.version == "1.1";
-  static const char* kStatusText[] = {"", "OK", "Avvist", "OK, feil i delmelding"};
+  static const char* const kStatusText[] = {"", "OK", "Avvist", "OK, feil i delmelding"};
   std::string o = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   o += std::string("<AppRec xmlns=\"") + (v11 ? kNs11 : kNs10) + "\">\n";
   o += "  <MsgType V=\"APPREC\" DN=\"Applikasjonskvittering\"/>\n";

@@ -418,7 +418,7 @@ void attachments_from(const tree::Node* root, std::vector<Blob>& out,
   }
 }
 
-std::string trim_copy(std::string s) {
+std::string trim_copy(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n");
   if (b == std::string::npos) return {};
   return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);

@@ -111,8 +111,7 @@ std::string kith_datetime_now() {
   std::tm tm{};
   localtime_r(&t, &tm);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return buf;
+  return {buf, std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm)};
 }
 
 std::string code_system_name(std::string_view oid) {

@@ -143,7 +143,7 @@ void FolderSource::scan() {
         in_flight_.insert(file);
       }
       ingest_.reject(std::move(inb), std::move(rej),
-                     [this, file](runtime::IngestResult r) { finish(file, "", r); });
+                     [this, file](const runtime::IngestResult& r) { finish(file, "", r); });
       continue;
     }
     std::ifstream in(file, std::ios::binary);
@@ -179,8 +179,9 @@ void FolderSource::scan() {
     inb.name = fname;
     inb.validate = s_.validate;
     inb.source_key = key;
-    ingest_.submit(std::move(inb),
-                   [this, file, key_hash](runtime::IngestResult r) { finish(file, key_hash, r); });
+    ingest_.submit(std::move(inb), [this, file, key_hash](const runtime::IngestResult& r) {
+      finish(file, key_hash, r);
+    });
   }
 }
 

@@ -12,8 +12,7 @@ std::string hl7_now() {
   std::tm tm{};
   localtime_r(&t, &tm);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d%H%M%S", &tm);
-  return buf;
+  return {buf, std::strftime(buf, sizeof buf, "%Y%m%d%H%M%S", &tm)};
 }
 
 }  // namespace

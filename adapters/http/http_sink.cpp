@@ -61,23 +61,23 @@ size_t HttpSink::connects() const {
 }
 
 runtime::DeliveryResult HttpSink::send(const runtime::DeliveryJob& job) {
-  auto& I = *impl_;
-  if (&I.io != &I.own) return runtime::send_on_loop(I.io, *this, job);
+  auto& im = *impl_;
+  if (&im.io != &im.own) return runtime::send_on_loop(im.io, *this, job);
   runtime::DeliveryResult out;
   send_async(job, [&out](runtime::DeliveryResult r) { out = std::move(r); });
-  I.io.restart();
-  I.io.run();
+  im.io.restart();
+  im.io.run();
   return out;
 }
 
 void HttpSink::send_async(const runtime::DeliveryJob& job, Done done) {
-  auto& I = *impl_;
-  I.job = &job;
-  I.done = std::move(done);
-  I.round = 0;
+  auto& im = *impl_;
+  im.job = &job;
+  im.done = std::move(done);
+  im.round = 0;
   // A certificate that cannot be loaded is the configuration's fault: retrying will not help.
-  if (!I.conn.tls_error().empty()) {
-    asio::post(I.io, [this] {
+  if (!im.conn.tls_error().empty()) {
+    asio::post(im.io, [this] {
       impl_->finish(runtime::DeliveryResult::permanent(impl_->conn.tls_error()));
     });
     return;
@@ -87,39 +87,39 @@ void HttpSink::send_async(const runtime::DeliveryJob& job, Done done) {
 
 // Opens a connection when none is kept open, then exchanges.
 void HttpSink::attempt() {
-  auto& I = *impl_;
-  I.reused = I.conn.open();
-  if (I.reused) return exchange();
-  I.conn.connect(std::chrono::milliseconds(sys_.connector.connect_timeout_ms),
-                 [this](const std::string& why) {
-                   // Retriable, a refused certificate too: the receiver may be mid-rotation;
-                   // the reason goes to the DLQ if it lasts.
-                   if (!why.empty()) return impl_->finish(runtime::DeliveryResult::retriable(why));
-                   exchange();
-                 });
+  auto& im = *impl_;
+  im.reused = im.conn.open();
+  if (im.reused) return exchange();
+  im.conn.connect(std::chrono::milliseconds(sys_.connector.connect_timeout_ms),
+                  [this](const std::string& why) {
+                    // Retriable, a refused certificate too: the receiver may be mid-rotation;
+                    // the reason goes to the DLQ if it lasts.
+                    if (!why.empty()) return impl_->finish(runtime::DeliveryResult::retriable(why));
+                    exchange();
+                  });
 }
 
 // Writes the request and reads the answer on the open connection.
 void HttpSink::exchange() {
-  auto& I = *impl_;
+  auto& im = *impl_;
   const auto& c = sys_.connector;
-  const auto& job = *I.job;
-  I.req = {http::verb::post, c.path, 11};
-  I.req.set(http::field::host, c.host);
-  I.req.set(http::field::user_agent, "budstikke");
-  I.req.set(http::field::content_type,
-            job.content_type.empty() ? "application/octet-stream" : job.content_type);
-  if (!job.idempotency_key.empty()) I.req.set("Idempotency-Key", job.idempotency_key);
-  if (!job.job_id.empty()) I.req.set("X-Budstikke-Job-Id", job.job_id);
-  if (!job.event_id.empty()) I.req.set("X-Budstikke-Event-Id", job.event_id);
-  if (!job.format.empty()) I.req.set("X-Budstikke-Format", job.format);
-  for (const auto& [k, v] : c.headers) I.req.set(k, v);
-  I.req.keep_alive(true);
-  I.req.body() = job.payload;
-  I.req.prepare_payload();
-  I.res = {};
-  I.conn.lowest().expires_after(std::chrono::milliseconds(c.timeout_ms));
-  I.conn.with_stream([this](auto& stream) {
+  const auto& job = *im.job;
+  im.req = {http::verb::post, c.path, 11};
+  im.req.set(http::field::host, c.host);
+  im.req.set(http::field::user_agent, "budstikke");
+  im.req.set(http::field::content_type,
+             job.content_type.empty() ? "application/octet-stream" : job.content_type);
+  if (!job.idempotency_key.empty()) im.req.set("Idempotency-Key", job.idempotency_key);
+  if (!job.job_id.empty()) im.req.set("X-Budstikke-Job-Id", job.job_id);
+  if (!job.event_id.empty()) im.req.set("X-Budstikke-Event-Id", job.event_id);
+  if (!job.format.empty()) im.req.set("X-Budstikke-Format", job.format);
+  for (const auto& [k, v] : c.headers) im.req.set(k, v);
+  im.req.keep_alive(true);
+  im.req.body() = job.payload;
+  im.req.prepare_payload();
+  im.res = {};
+  im.conn.lowest().expires_after(std::chrono::milliseconds(c.timeout_ms));
+  im.conn.with_stream([this](auto& stream) {
     http::async_write(stream, impl_->req, [this, &stream](beast::error_code ec, size_t) {
       if (ec) return answered(ec);
       http::async_read(stream, impl_->buffer, impl_->res,
@@ -130,35 +130,35 @@ void HttpSink::exchange() {
 
 // The exchange ended: the answer, or why there is none, to an outcome.
 void HttpSink::answered(boost::system::error_code ec) {
-  auto& I = *impl_;
+  auto& im = *impl_;
   const auto& c = sys_.connector;
-  const std::string& where = I.conn.where();
+  const std::string& where = im.conn.where();
   if (ec) {
-    I.drop();
+    im.drop();
     // A kept-open connection the server closed meanwhile: try once on a fresh one.
-    if (I.reused && I.round == 0 && ec != beast::error::timeout) {
-      I.round = 1;
+    if (im.reused && im.round == 0 && ec != beast::error::timeout) {
+      im.round = 1;
       return attempt();
     }
     if (ec == beast::error::timeout)
-      return I.finish(runtime::DeliveryResult::retriable("no answer from " + where + " within " +
-                                                         std::to_string(c.timeout_ms) + " ms"));
+      return im.finish(runtime::DeliveryResult::retriable("no answer from " + where + " within " +
+                                                          std::to_string(c.timeout_ms) + " ms"));
     // With TLS 1.3 a refused client certificate shows only now, as an alert on the read.
     if (ec.category() == asio::error::get_ssl_category())
-      return I.finish(
+      return im.finish(
           runtime::DeliveryResult::retriable("TLS error with " + where + ": " + ec.message()));
-    return I.finish(
+    return im.finish(
         runtime::DeliveryResult::retriable("HTTP to " + where + " failed: " + ec.message()));
   }
-  if (!I.res.keep_alive()) I.drop();
-  const unsigned status = I.res.result_int();
-  std::string answer = std::to_string(status) + " " + std::string(I.res.reason());
-  const std::string body = I.res.body().substr(0, 300);
-  if (status >= 200 && status < 300) return I.finish(runtime::DeliveryResult::ok(answer));
+  if (!im.res.keep_alive()) im.drop();
+  const unsigned status = im.res.result_int();
+  std::string answer = std::to_string(status) + " " + std::string(im.res.reason());
+  const std::string body = im.res.body().substr(0, 300);
+  if (status >= 200 && status < 300) return im.finish(runtime::DeliveryResult::ok(answer));
   const std::string why = "HTTP " + answer + (body.empty() ? "" : ": " + body);
   if (status == 408 || status == 425 || status == 429 || status >= 500)
-    return I.finish(runtime::DeliveryResult::retriable(why, body));
-  I.finish(runtime::DeliveryResult::permanent(why, body));
+    return im.finish(runtime::DeliveryResult::retriable(why, body));
+  im.finish(runtime::DeliveryResult::permanent(why, body));
 }
 
 }  // namespace budstikke::adapters

@@ -84,19 +84,19 @@ runtime::DeliveryResult MllpClient::send(const runtime::DeliveryJob& job) {
 }
 
 void MllpClient::send_async(const runtime::DeliveryJob& job, Done done) {
-  auto& I = *impl_;
-  I.job = &job;
-  I.done = std::move(done);
-  if (I.conn.open()) return exchange();
+  auto& im = *impl_;
+  im.job = &job;
+  im.done = std::move(done);
+  if (im.conn.open()) return exchange();
   // Settings that cannot be loaded are the configuration's fault: retrying will not help.
   // The outcome is posted, so that `done` is never called inside send_async.
-  if (!I.conn.tls_error().empty()) {
-    asio::post(I.io, [this] {
+  if (!im.conn.tls_error().empty()) {
+    asio::post(im.io, [this] {
       impl_->finish(runtime::DeliveryResult::permanent(impl_->conn.tls_error()));
     });
     return;
   }
-  I.conn.connect(s_.connect_timeout, [this](const std::string& why) {
+  im.conn.connect(s_.connect_timeout, [this](const std::string& why) {
     if (why.empty()) return exchange();
     // Retriable, a refused certificate too: the receiver may be mid-rotation.
     impl_->finish(runtime::DeliveryResult::retriable(why));
@@ -106,13 +106,13 @@ void MllpClient::send_async(const runtime::DeliveryJob& job, Done done) {
 // Writes the frame, then reads until one complete frame (the ACK) arrives; both within
 // ack_timeout.
 void MllpClient::exchange() {
-  auto& I = *impl_;
-  I.framed = mllp::frame(I.job->payload);
-  I.deframer = std::make_unique<mllp::Deframer>(s_.max_ack_bytes);
-  I.frames.clear();
-  I.too_large = false;
-  I.conn.lowest().expires_after(s_.ack_timeout);
-  I.conn.with_stream([this](auto& stream) {
+  auto& im = *impl_;
+  im.framed = mllp::frame(im.job->payload);
+  im.deframer = std::make_unique<mllp::Deframer>(s_.max_ack_bytes);
+  im.frames.clear();
+  im.too_large = false;
+  im.conn.lowest().expires_after(s_.ack_timeout);
+  im.conn.with_stream([this](auto& stream) {
     asio::async_write(stream, asio::buffer(impl_->framed),
                       [this](boost::system::error_code ec, size_t) {
                         if (ec) return acknowledged(ec);
@@ -123,44 +123,44 @@ void MllpClient::exchange() {
 
 // Reads until a frame is complete.
 void MllpClient::read_more() {
-  auto& I = *impl_;
+  auto& im = *impl_;
   const auto on_read = [this](boost::system::error_code ec, size_t n) {
-    Impl& R = *impl_;
+    Impl& self = *impl_;
     if (ec) return acknowledged(ec);
-    if (R.deframer->feed(std::string_view(R.buf.data(), n), R.frames) ==
+    if (self.deframer->feed(std::string_view(self.buf.data(), n), self.frames) ==
         mllp::Deframer::Status::kTooLarge) {
-      R.too_large = true;
+      self.too_large = true;
       return acknowledged({});
     }
-    if (!R.frames.empty()) return acknowledged({});
+    if (!self.frames.empty()) return acknowledged({});
     read_more();
   };
-  I.conn.with_stream([&](auto& stream) { stream.async_read_some(asio::buffer(I.buf), on_read); });
+  im.conn.with_stream([&](auto& stream) { stream.async_read_some(asio::buffer(im.buf), on_read); });
 }
 
 // The exchange ended: the ACK, or why there is none, to an outcome.
 void MllpClient::acknowledged(boost::system::error_code ec) {
-  auto& I = *impl_;
-  if (I.too_large) {
+  auto& im = *impl_;
+  if (im.too_large) {
     drop();
-    return I.finish(runtime::DeliveryResult::retriable(
+    return im.finish(runtime::DeliveryResult::retriable(
         "acknowledgement larger than " + std::to_string(s_.max_ack_bytes) + " bytes"));
   }
   if (ec == beast::error::timeout) {
     drop();  // a late ACK must not be taken for the next message's
-    return I.finish(runtime::DeliveryResult::retriable(
+    return im.finish(runtime::DeliveryResult::retriable(
         "no acknowledgement within " + std::to_string(s_.ack_timeout.count()) + " ms"));
   }
   if (ec) {
     drop();
     // With TLS 1.3 a refused client certificate shows only now, as an alert on the read.
     if (ec.category() == asio::error::get_ssl_category())
-      return I.finish(runtime::DeliveryResult::retriable("TLS error with " + I.conn.where() + ": " +
-                                                         ec.message()));
-    return I.finish(runtime::DeliveryResult::retriable(
+      return im.finish(runtime::DeliveryResult::retriable("TLS error with " + im.conn.where() +
+                                                          ": " + ec.message()));
+    return im.finish(runtime::DeliveryResult::retriable(
         "connection lost before the acknowledgement: " + ec.message()));
   }
-  I.finish(evaluate_ack(I.frames.front()));
+  im.finish(evaluate_ack(im.frames.front()));
 }
 
 // The ACK's verdict on the message sent.

@@ -295,7 +295,7 @@ void register_stats_gauges() {
   std::call_once(once, [] {
     using metrics::GaugeSample;
     using Pick = std::function<void(const ProducerStats&, std::vector<GaugeSample>&)>;
-    auto gauge = [](const char* name, const char* help, Pick pick) {
+    auto gauge = [](const char* name, const char* help, const Pick& pick) {
       metrics::global().gauge(name, help, [pick] {
         std::vector<GaugeSample> out;
         auto& t = stats_table();
@@ -582,6 +582,7 @@ void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
     rd_kafka_assign(rk, parts);
   } else {
     std::vector<std::pair<std::string, int32_t>> revoked;
+    revoked.reserve(static_cast<size_t>(parts->cnt));
     for (int i = 0; i < parts->cnt; ++i)
       revoked.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
     self->call_revoke(revoked);
@@ -1029,6 +1030,7 @@ Status delete_topics(const KafkaSettings& settings, const std::vector<std::strin
   Handle h;
   if (auto st = admin_handle(settings, h); !st) return st;
   std::vector<rd_kafka_DeleteTopic_t*> dts;
+  dts.reserve(topics.size());
   for (const auto& t : topics) dts.push_back(rd_kafka_DeleteTopic_new(t.c_str()));
   rd_kafka_queue_t* q = rd_kafka_queue_new(h.rk);
   rd_kafka_DeleteTopics(h.rk, dts.data(), dts.size(), nullptr, q);
@@ -1063,6 +1065,7 @@ Result<std::vector<std::string>> list_topics(const KafkaSettings& settings, Mill
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
     return kafka_error(e, "metadata from " + settings.bootstrap());
   std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(md->topic_cnt));
   for (int i = 0; i < md->topic_cnt; ++i) out.emplace_back(md->topics[i].topic);
   rd_kafka_metadata_destroy(md);
   return out;

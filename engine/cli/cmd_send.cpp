@@ -22,7 +22,7 @@ int cmd_send(const Args& args) {
     std::fprintf(stderr, "usage: budstikke send HOST:PORT FILE...\n");
     return 2;
   }
-  const std::string target = args[0];
+  const std::string& target = args[0];
   const auto colon = target.rfind(':');
   if (colon == std::string::npos) {
     std::fprintf(stderr, "budstikke send: '%s' is not HOST:PORT\n", target.c_str());

@@ -231,9 +231,9 @@ namespace {
 // The route and delivery stages as the engine runs them, with what they share.
 class RoutingStages final : public runtime::Stage {
  public:
-  RoutingStages(const config::EngineConfig& cfg, std::shared_ptr<const registry::Registry> reg,
-                route::RouteSet routes, const runtime::CodecRegistry& codecs,
-                bus::Producer& producer)
+  RoutingStages(const config::EngineConfig& cfg,
+                const std::shared_ptr<const registry::Registry>& reg, route::RouteSet routes,
+                const runtime::CodecRegistry& codecs, bus::Producer& producer)
       : claims_(cfg.claim_check_dir) {
     delivery::add_builtin_sinks(sinks_, producer, cfg.topic_prefix);
     add_connector_sinks(sinks_);

@@ -282,8 +282,8 @@ std::string host_instance_name() {
 }
 
 const Spec& engine_spec() {
-  static const Spec spec = build_engine_spec();
-  return spec;
+  static const Spec kSpec = build_engine_spec();
+  return kSpec;
 }
 
 std::string resolve_path(const EngineConfig& c, const std::string& p) {

@@ -15,6 +15,9 @@ namespace budstikke::config {
 
 const Spec& engine_spec();
 
+// YAML::Node (sources) assigns without noexcept; a config is assigned when it is loaded or
+// reloaded, where an exception is reported.
+// NOLINTNEXTLINE(bugprone-exception-escape)
 struct EngineConfig {
   std::string file;      // the engine.yaml this came from
   std::string base_dir;  // its directory: relative paths resolve against it
@@ -29,7 +32,7 @@ struct EngineConfig {
   std::string routes_dir;
   std::string systems_file;
   std::string claim_check_dir;
-  int64_t claim_check_threshold = 256 * 1024;
+  int64_t claim_check_threshold = int64_t{256} * 1024;
   std::string admin_host = "127.0.0.1";
   int admin_port = 8081;  // 0: any free port; -1: off
   std::string admin_token;

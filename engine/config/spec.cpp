@@ -81,7 +81,7 @@ void validate_value(const YAML::Node& v, const Field& f, const std::string& file
       return;
     case Kind::kString: {
       if (!v.IsScalar()) return expect("a string");
-      const auto s = v.Scalar();
+      const auto& s = v.Scalar();
       if (!f.allowed.empty()) {
         bool ok = false;
         for (const auto& a : f.allowed) ok = ok || a == s;

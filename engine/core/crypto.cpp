@@ -155,7 +155,7 @@ std::string base64_encode(std::string_view in) {
 }
 
 std::optional<std::string> base64_decode(std::string_view in) {
-  static const std::array<int8_t, 256> table = [] {
+  static const std::array<int8_t, 256> kTable = [] {
     std::array<int8_t, 256> t{};
     t.fill(-1);
     for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kB64[i])] = static_cast<int8_t>(i);
@@ -175,8 +175,8 @@ std::optional<std::string> base64_decode(std::string_view in) {
       ++symbols;
       continue;
     }
-    if (pad > 0 || table[c] < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(table[c]);
+    if (pad > 0 || kTable[c] < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(kTable[c]);
     bits += 6;
     ++symbols;
     if (bits >= 8) {

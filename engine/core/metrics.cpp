@@ -1,5 +1,6 @@
 #include "engine/core/metrics.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <unordered_map>
@@ -49,11 +50,10 @@ std::string number(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   if (std::isnan(v)) return "NaN";
   char buf[64];
-  if (v == std::floor(v) && std::fabs(v) < 1e15)
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-  else
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
+  const int n = v == std::floor(v) && std::fabs(v) < 1e15
+                    ? std::snprintf(buf, sizeof buf, "%.0f", v)
+                    : std::snprintf(buf, sizeof buf, "%.6g", v);
+  return {buf, static_cast<size_t>(std::clamp(n, 0, static_cast<int>(sizeof buf) - 1))};
 }
 
 // Label set with one more label appended (for histogram buckets).

@@ -64,6 +64,7 @@ std::vector<bus::TopicSpec> delivery_topics(const std::string& prefix,
                                             const registry::Registry& reg,
                                             const std::vector<std::string>& routes) {
   std::vector<bus::TopicSpec> out;
+  out.reserve(routes.size() + reg.systems().size());
   // Keyed by patient, the engine's partition count: several engines share a route's jobs.
   for (const auto& r : routes) out.push_back({route_jobs_topic(prefix, r), -1, -1, {}});
   for (const auto& s : reg.systems()) {
@@ -100,10 +101,10 @@ std::string delivered_job_id(std::string_view t) {
   // The record is the stage's own JSON text (outcome_tracking_json): a quote inside a string
   // value is escaped, so these member patterns match members only.
   if (t.find(R"("state":"delivered")") == std::string_view::npos) return {};
-  constexpr std::string_view key = R"("job_id":")";
-  const auto at = t.find(key);
+  constexpr std::string_view kKey = R"("job_id":")";
+  const auto at = t.find(kKey);
   if (at == std::string_view::npos) return {};
-  const auto from = at + key.size();
+  const auto from = at + kKey.size();
   const auto to = t.find('"', from);
   if (to == std::string_view::npos) return {};
   const std::string_view id = t.substr(from, to - from);
@@ -596,7 +597,9 @@ struct DeliveryStage::Impl {
           // The rate limit's slot: the send waits for it holding its connection, as a worker
           // thread would sleep.
           auto t = std::make_shared<asio::steady_timer>(*loop, a.slot);
-          t->async_wait([this, a, slot, t](boost::system::error_code) { send(a, slot); });
+          t->async_wait([this, a = std::move(a), slot = slot, t](boost::system::error_code) {
+            send(a, slot);
+          });
         }
         // A fast failure ends at once and may let a job behind it (a later one of the same
         // patient) go: look again, in this loop rather than by recursion.
@@ -619,7 +622,7 @@ struct DeliveryStage::Impl {
         s.sink = std::move(*created);
       }
       const runtime::DeliveryJob& job = a.job->dj;
-      s.sink->send_async(job, [this, a, slot](runtime::DeliveryResult r) {
+      s.sink->send_async(job, [this, a = std::move(a), slot](const runtime::DeliveryResult& r) {
         attempt_ended(a, slot, r);
         pump();
       });
@@ -677,7 +680,7 @@ struct DeliveryStage::Impl {
                     tracking_json(j, state, detail),
                     {{"bs-state", state}, {"bs-system", j.dj.system}},
                     -1};
-    (void)producer.send(rec, [](Result<bus::Delivery>) {});
+    (void)producer.send(rec, [](const Result<bus::Delivery>&) {});
   }
 
   // Produces the outcome records; the job completes when Kafka has all of them.
@@ -773,7 +776,7 @@ struct DeliveryStage::Impl {
       done.push_back(j);
     };
     for (auto& r : recs) {
-      auto st = producer.send(r, [p, on_all](Result<bus::Delivery> d) {
+      auto st = producer.send(r, [p, on_all](const Result<bus::Delivery>& d) {
         if (!d) p->failed = true;
         if (--p->left == 0) on_all();
       });
@@ -896,8 +899,8 @@ struct DeliveryStage::Impl {
   bool any_route_jobs = false;  // consumer thread
   std::set<std::string> known_systems;
 
-  void send_move(Move mv) {
-    auto cb = [this, mv](Result<bus::Delivery> d) {
+  void send_move(const Move& mv) {
+    auto cb = [this, mv](const Result<bus::Delivery>& d) {
       if (!d) {
         log::warn(kModule, "moving a job failed; will retry",
                   {{"topic", mv.record->topic}, {"error", d.error().message}});
@@ -937,7 +940,7 @@ struct DeliveryStage::Impl {
         }
       }
     }
-    for (auto& mv : due) send_move(std::move(mv));
+    for (const auto& mv : due) send_move(mv);
   }
 
   // Moves a job to deliver.<system>; `w` is the system's worker here (null when the system
@@ -1363,121 +1366,122 @@ const DeliveryCounters& DeliveryStage::counters() const {
 }
 
 Status DeliveryStage::start() {
-  auto& I = *impl_;
+  auto& im = *impl_;
   std::vector<std::string> topics;
-  for (const auto& s : I.reg->systems()) {
+  for (const auto& s : im.reg->systems()) {
     if (!s.enabled) continue;
     auto w = std::make_unique<Impl::Worker>();
     w->sys = &s;
-    w->stage = &I;
+    w->stage = &im;
     w->init_metrics();
-    const std::string t = deliver_topic(I.settings.topic_prefix, s.id);
+    const std::string t = deliver_topic(im.settings.topic_prefix, s.id);
     topics.push_back(t);
-    I.workers[t] = std::move(w);
+    im.workers[t] = std::move(w);
   }
   if (topics.empty()) return {};
-  for (const auto& s : I.reg->systems()) I.known_systems.insert(s.id);
-  I.jobs_prefix = route_jobs_topic(I.settings.topic_prefix, "");
+  for (const auto& s : im.reg->systems()) im.known_systems.insert(s.id);
+  im.jobs_prefix = route_jobs_topic(im.settings.topic_prefix, "");
   {
     std::vector<std::string> job_topics = topics;
-    if (I.settings.read_route_jobs)
-      if (auto all = bus::list_topics(I.settings.kafka))
+    if (im.settings.read_route_jobs)
+      if (auto all = bus::list_topics(im.settings.kafka))
         for (auto& t : *all)
-          if (t.rfind(I.jobs_prefix, 0) == 0) job_topics.push_back(std::move(t));
-    I.m_skipped = &metrics::global().counter(
+          if (t.rfind(im.jobs_prefix, 0) == 0) job_topics.push_back(std::move(t));
+    im.m_skipped = &metrics::global().counter(
         "budstikke_delivery_jobs_skipped_total",
         "Jobs completed without being sent because they were delivered already: read again "
         "after a restart and recorded as delivered on the tracking topic, or a second record "
         "of a job this process delivered (a message ingested twice).");
-    I.load_delivered_before(job_topics);
+    im.load_delivered_before(job_topics);
   }
-  I.m_idle_paused = &metrics::global().counter(
+  im.m_idle_paused = &metrics::global().counter(
       "budstikke_delivery_idle_topics_paused_total",
       "deliver.<system> partitions read to their end and then not fetched (delivery.job_topics "
       "route, where jobs reach them only when moved or replayed there).");
-  I.m_idle_woken = &metrics::global().counter(
+  im.m_idle_woken = &metrics::global().counter(
       "budstikke_delivery_idle_topics_woken_total",
       "Idle deliver.<system> partitions fetched again: this engine moved a job there, or their "
       "end offset grew (another engine's move, a replay).");
-  if (I.settings.read_route_jobs) topics.push_back(route_jobs_pattern(I.settings.topic_prefix));
+  if (im.settings.read_route_jobs) topics.push_back(route_jobs_pattern(im.settings.topic_prefix));
   bus::ConsumerOptions co;
-  if (I.settings.static_membership) co.group_instance_id = I.settings.instance;
+  if (im.settings.static_membership) co.group_instance_id = im.settings.instance;
   // deliver.<system> topics have one partition each: with range assignment the first engine
   // of several would get every one of them; round robin gives each engine its share of the
   // systems (one system's jobs still go through one engine, in order).
   co.assignment_strategy = "roundrobin,range";
-  co.partition_eof = I.settings.pause_idle_own_topics;
-  auto c = bus::Consumer::create(I.settings.kafka.for_role("delivery"),
-                                 I.settings.topic_prefix + "budstikke-delivery", topics, co);
+  co.partition_eof = im.settings.pause_idle_own_topics;
+  auto c = bus::Consumer::create(im.settings.kafka.for_role("delivery"),
+                                 im.settings.topic_prefix + "budstikke-delivery", topics, co);
   if (!c) return c.error();
-  I.consumer = std::move(*c);
-  I.consumer->on_revoke([&I](const auto& parts) { I.on_revoke(parts); });
-  I.consumer->on_eof([&I](const std::string& t, int32_t p, int64_t end) { I.on_eof(t, p, end); });
-  for (int i = 0; i < std::max(1, I.settings.loop_threads); ++i) {
-    I.loops.push_back(std::make_unique<Impl::Loop>());
-    Impl::Loop* l = I.loops.back().get();
+  im.consumer = std::move(*c);
+  im.consumer->on_revoke([&im](const auto& parts) { im.on_revoke(parts); });
+  im.consumer->on_eof(
+      [&im](const std::string& t, int32_t p, int64_t end) { im.on_eof(t, p, end); });
+  for (int i = 0; i < std::max(1, im.settings.loop_threads); ++i) {
+    im.loops.push_back(std::make_unique<Impl::Loop>());
+    Impl::Loop* l = im.loops.back().get();
     l->thread = std::thread([l] {
       set_thread_name("bs-deliver-io");
       l->io.run();
     });
   }
   size_t next_loop = 0;
-  for (auto& [t, w] : I.workers) {
-    if (I.sinks.find_on_loop(w->sys->connector.type)) {
+  for (auto& [t, w] : im.workers) {
+    if (im.sinks.find_on_loop(w->sys->connector.type)) {
       w->on_loop = true;
-      w->loop = &I.loops[next_loop++ % I.loops.size()]->io;
+      w->loop = &im.loops[next_loop++ % im.loops.size()]->io;
     }
     w->start(w->sys->concurrency);
   }
-  if (I.settings.pause_idle_own_topics)
-    I.idle_check.thread = std::thread([&I] {
+  if (im.settings.pause_idle_own_topics)
+    im.idle_check.thread = std::thread([&im] {
       set_thread_name("bs-deliver-idle");
-      I.idle_checker();
+      im.idle_checker();
     });
-  I.consumer_thread = std::thread([&I] {
+  im.consumer_thread = std::thread([&im] {
     set_thread_name("bs-deliver-in");
-    I.consume_loop();
+    im.consume_loop();
   });
-  log::info(kModule, "delivery stage running", {{"systems", std::to_string(I.workers.size())}});
+  log::info(kModule, "delivery stage running", {{"systems", std::to_string(im.workers.size())}});
   return {};
 }
 
 void DeliveryStage::stop() {
-  auto& I = *impl_;
-  if (!I.consumer) return;
-  I.stopping = true;
-  if (I.consumer_thread.joinable()) I.consumer_thread.join();
+  auto& im = *impl_;
+  if (!im.consumer) return;
+  im.stopping = true;
+  if (im.consumer_thread.joinable()) im.consumer_thread.join();
   {
-    const std::lock_guard lock(I.idle_check.mu);
-    I.idle_check.stop = true;
+    const std::lock_guard lock(im.idle_check.mu);
+    im.idle_check.stop = true;
   }
-  I.idle_check.cv.notify_all();
-  if (I.idle_check.thread.joinable()) I.idle_check.thread.join();
-  for (auto& [t, w] : I.workers) {
+  im.idle_check.cv.notify_all();
+  if (im.idle_check.thread.joinable()) im.idle_check.thread.join();
+  for (auto& [t, w] : im.workers) {
     {
       const std::lock_guard lock(w->mu);
       w->stop = true;
     }
     w->cv.notify_all();
   }
-  for (auto& [t, w] : I.workers)
+  for (auto& [t, w] : im.workers)
     for (auto& th : w->threads)
       if (th.joinable()) th.join();
   // Sends on the loop finish (within their connectors' timeouts), then the loop stops.
-  for (auto& [t, w] : I.workers) {
+  for (auto& [t, w] : im.workers) {
     std::unique_lock lock(w->mu);
     w->cv.wait(lock, [&w = *w] { return w.in_flight == 0; });
   }
-  for (auto& l : I.loops) {
+  for (auto& l : im.loops) {
     l->work.reset();
     l->io.stop();
     if (l->thread.joinable()) l->thread.join();
   }
-  (void)I.producer.flush(std::chrono::seconds(30));
+  (void)im.producer.flush(std::chrono::seconds(30));
   // Completions that arrived while stopping.
-  I.store_completions();
-  (void)I.consumer->close();
-  I.consumer.reset();
+  im.store_completions();
+  (void)im.consumer->close();
+  im.consumer.reset();
 }
 
 }  // namespace budstikke::delivery

@@ -127,13 +127,13 @@ class KafkaSink final : public runtime::Sink {
     // The report holds the send weakly: the send's timer belongs to the loop, and must not
     // be destroyed on the producer's thread (a report after the timeout, when the timer's
     // handler has let go of it) or after the loop is gone.
-    auto sent = producer_.send(
-        record(job), [weak = std::weak_ptr<Pending>(st), ref = loop_](Result<bus::Delivery> d) {
-          const std::lock_guard lock(ref->mu);
-          if (!ref->io) return;
-          if (auto p = weak.lock())
-            asio::post(*ref->io, [p = std::move(p), r = verdict(d)] { end(*p, r); });
-        });
+    auto sent = producer_.send(record(job), [weak = std::weak_ptr<Pending>(st),
+                                             ref = loop_](const Result<bus::Delivery>& d) {
+      const std::lock_guard lock(ref->mu);
+      if (!ref->io) return;
+      if (auto p = weak.lock())
+        asio::post(*ref->io, [p = std::move(p), r = verdict(d)] { end(*p, r); });
+    });
     if (!sent)
       asio::post(*loop_->io,
                  [st, r = verdict(Result<bus::Delivery>(sent.error()))] { end(*st, r); });

@@ -490,22 +490,22 @@ int AdminServer::port() const {
 }
 
 Status AdminServer::start() {
-  auto& I = *impl_;
+  auto& im = *impl_;
   beast::error_code ec;
-  const auto addr = asio::ip::make_address(I.cfg.admin_host, ec);
+  const auto addr = asio::ip::make_address(im.cfg.admin_host, ec);
   if (ec)
     return Error::permanent(ErrorDomain::kConfig,
-                            "admin.host '" + I.cfg.admin_host + "' is not an IP address");
-  const tcp::endpoint ep(addr, static_cast<unsigned short>(std::max(0, I.cfg.admin_port)));
-  I.acceptor.open(ep.protocol(), ec);
-  if (!ec) I.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) I.acceptor.bind(ep, ec);
-  if (!ec) I.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+                            "admin.host '" + im.cfg.admin_host + "' is not an IP address");
+  const tcp::endpoint ep(addr, static_cast<unsigned short>(std::max(0, im.cfg.admin_port)));
+  im.acceptor.open(ep.protocol(), ec);
+  if (!ec) im.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) im.acceptor.bind(ep, ec);
+  if (!ec) im.acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec)
     return Error::permanent(ErrorDomain::kTransport,
-                            "admin API cannot listen on " + I.cfg.admin_host + ":" +
-                                std::to_string(I.cfg.admin_port) + ": " + ec.message());
-  I.port = I.acceptor.local_endpoint().port();
+                            "admin API cannot listen on " + im.cfg.admin_host + ":" +
+                                std::to_string(im.cfg.admin_port) + ": " + ec.message());
+  im.port = im.acceptor.local_endpoint().port();
   // Kafka-derived gauges come from the cache /metrics refreshes (at most every 10 s).
   Impl* ip = impl_.get();
   auto& g = metrics::global();
@@ -522,38 +522,38 @@ Status AdminServer::start() {
     const bool running = ip->hooks.control && ip->hooks.control->stages_running();
     return std::vector<metrics::GaugeSample>{{{}, running ? 1.0 : 0.0}};
   });
-  if (I.cfg.admin_token.empty())
+  if (im.cfg.admin_token.empty())
     log::warn(kModule, "no admin.token configured: /metrics and /api answer 401");
   do_accept(impl_);
-  I.io_thread = std::thread([impl = impl_] {
+  im.io_thread = std::thread([impl = impl_] {
     set_thread_name("bs-admin");
     auto guard = asio::make_work_guard(impl->io);
     impl->io.run();
   });
   log::info(kModule, "admin API listening",
-            {{"address", I.cfg.admin_host + ":" + std::to_string(I.port)}});
-  std::printf("budstikke: admin API on http://%s:%d\n", I.cfg.admin_host.c_str(), I.port);
+            {{"address", im.cfg.admin_host + ":" + std::to_string(im.port)}});
+  std::printf("budstikke: admin API on http://%s:%d\n", im.cfg.admin_host.c_str(), im.port);
   std::fflush(stdout);
   return {};
 }
 
 void AdminServer::stop() {
-  auto& I = *impl_;
+  auto& im = *impl_;
   {
-    std::unique_lock lock(I.mu);
-    if (I.stopping) return;
-    I.stopping = true;
+    std::unique_lock lock(im.mu);
+    if (im.stopping) return;
+    im.stopping = true;
     // Handlers in flight finish first (they may still use the engine's objects).
-    I.cv.wait_for(lock, std::chrono::seconds(60), [&] { return I.active == 0; });
+    im.cv.wait_for(lock, std::chrono::seconds(60), [&] { return im.active == 0; });
   }
   for (const char* g : {"budstikke_dlq_depth", "budstikke_consumer_lag", "budstikke_routes_loaded"})
     metrics::global().remove_gauge(g);
-  asio::post(I.io, [impl = impl_] {
+  asio::post(im.io, [impl = impl_] {
     beast::error_code ec;
     impl->acceptor.close(ec);
     impl->io.stop();
   });
-  if (I.io_thread.joinable()) I.io_thread.join();
+  if (im.io_thread.joinable()) im.io_thread.join();
 }
 
 }  // namespace budstikke::ops

@@ -42,7 +42,7 @@ struct Candidate {
 Status produce_all(bus::Producer& p, const std::vector<bus::Record>& records) {
   auto failed = std::make_shared<std::atomic<int>>(0);
   for (const auto& r : records) {
-    auto st = p.send(r, [failed](Result<bus::Delivery> d) {
+    auto st = p.send(r, [failed](const Result<bus::Delivery>& d) {
       if (!d) failed->fetch_add(1);
     });
     if (!st) return st;
@@ -198,7 +198,7 @@ std::optional<int64_t> parse_time_ms(const std::string& text) {
     } else if ((rest[0] == '+' || rest[0] == '-') && rest.size() == 6 && rest[3] == ':') {
       const int oh = std::atoi(rest.substr(1, 2).c_str());
       const int om = std::atoi(rest.substr(4, 2).c_str());
-      offset_min = (rest[0] == '+' ? 1 : -1) * (oh * 60 + om);
+      offset_min = int64_t{rest[0] == '+' ? 1 : -1} * (oh * 60 + om);
     } else {
       return std::nullopt;
     }
@@ -239,6 +239,7 @@ Result<ReplayReport> replay(const config::EngineConfig& cfg, const registry::Reg
     for (const auto& s : systems)
       if (!reg.find(s)) return Error::permanent(ErrorDomain::kConfig, "unknown system '" + s + "'");
     std::vector<std::string> topics;
+    topics.reserve(systems.size());
     for (const auto& s : systems) topics.push_back(delivery::dlq_topic(cfg.topic_prefix, s));
     const bool whole = req.message_id.empty() && !req.since_ms && !req.until_ms;
     auto offsets = bus::group_offsets(cfg.kafka, replay_group(cfg.topic_prefix), topics);

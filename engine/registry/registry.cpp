@@ -110,7 +110,7 @@ Spec build_system_spec(bool required) {
 }
 
 const Spec& defaults_spec() {
-  static const Spec s = [] {
+  static const Spec kSpec = [] {
     Spec d = build_system_spec(false);
     d.name = "defaults";
     d.fields.erase(std::remove_if(d.fields.begin(), d.fields.end(),
@@ -121,7 +121,7 @@ const Spec& defaults_spec() {
                    d.fields.end());
     return d;
   }();
-  return s;
+  return kSpec;
 }
 
 std::string join_path(const std::string& a, const std::string& b) {
@@ -279,8 +279,8 @@ bool parse_url(const std::string& url, const std::string& base_dir, Connector& c
   std::string rest = url.substr(colon + 1);
   if (c.type == "kafka") {
     if (rest.rfind("//", 0) == 0) rest = rest.substr(2);
-    static const std::regex topic("[A-Za-z0-9._-]{1,249}");
-    if (!std::regex_match(rest, topic)) {
+    static const std::regex kTopic("[A-Za-z0-9._-]{1,249}");
+    if (!std::regex_match(rest, kTopic)) {
       why = "kafka: needs a topic name (letters, digits, '.', '_', '-'), got '" + rest + "'";
       return false;
     }
@@ -341,9 +341,9 @@ bool parse_url(const std::string& url, const std::string& base_dir, Connector& c
 }
 
 bool valid_format(const std::string& f) {
-  static const std::regex re(
+  static const std::regex kFormatRe(
       "json|kith/\\*|kith/[a-z]+/(\\*|[0-9]+(\\.[0-9]+)*)|hl7v2/(\\*|2\\.[0-9](\\.[0-9])?)");
-  return std::regex_match(f, re);
+  return std::regex_match(f, kFormatRe);
 }
 
 }  // namespace
@@ -391,12 +391,12 @@ nlohmann::json System::to_json() const {
 }
 
 const Spec& system_spec() {
-  static const Spec s = build_system_spec(true);
-  return s;
+  static const Spec kSpec = build_system_spec(true);
+  return kSpec;
 }
 
 const Spec& systems_file_spec() {
-  static const Spec s = [] {
+  static const Spec kSpec = [] {
     auto sys = std::make_shared<const Spec>(system_spec());
     auto defs = std::make_shared<const Spec>(defaults_spec());
     Field rows = make_field("rows", Kind::kAny,
@@ -424,7 +424,7 @@ const Spec& systems_file_spec() {
                 systems, groups};
     return f;
   }();
-  return s;
+  return kSpec;
 }
 
 struct RegistryBuilder {
@@ -479,8 +479,8 @@ struct RegistryBuilder {
       std::string path = p ? p->second : origin;
       c.d.error(c.file, m, path, msg + c.row_note);
     };
-    static const std::regex id_re("[a-z0-9][a-z0-9_-]{0,99}");
-    if (!std::regex_match(s.id, id_re)) {
+    static const std::regex kIdRe("[a-z0-9][a-z0-9_-]{0,99}");
+    if (!std::regex_match(s.id, kIdRe)) {
       err({"id"}, "system id '" + s.id +
                       "' must be lower case letters, digits, '-' or '_' (it names topics)");
       return;
@@ -575,9 +575,9 @@ uint64_t Registry::next_serial() {
 }
 
 const nlohmann::json& Registry::json_of(const std::string& id) const {
-  static const nlohmann::json null_json;
+  static const nlohmann::json kNullJson;
   const auto it = by_id_.find(id);
-  return it == by_id_.end() ? null_json : json_[it->second];
+  return it == by_id_.end() ? kNullJson : json_[it->second];
 }
 
 namespace {

@@ -37,11 +37,11 @@ bool truthy(const json& v) {
 }
 
 const std::set<std::string>& event_roots() {
-  static const std::set<std::string> r = {"event_id", "type",        "occurred_at", "received_at",
-                                          "source",   "sender",      "receiver",    "conversation",
-                                          "body",     "attachments", "patient",     "format",
-                                          "version",  "message_id",  "key",         "message_type"};
-  return r;
+  static const std::set<std::string> kRoots = {
+      "event_id", "type",         "occurred_at", "received_at", "source",  "sender",
+      "receiver", "conversation", "body",        "attachments", "patient", "format",
+      "version",  "message_id",   "key",         "message_type"};
+  return kRoots;
 }
 
 namespace {
@@ -347,9 +347,9 @@ struct FnSpec {
 };
 
 const std::map<std::string, FnSpec>& functions() {
-  static const std::map<std::string, FnSpec> f = [] {
+  static const std::map<std::string, FnSpec> kFunctions = [] {
     std::map<std::string, FnSpec> m;
-    auto unary_str = [](std::function<std::string(std::string)> op) {
+    auto unary_str = [](const std::function<std::string(std::string)>& op) {
       return [op](const EvalContext& c, const std::vector<NodePtr>& a) -> json {
         const json v = a[0]->eval(c);
         if (v.is_null()) return json();
@@ -366,7 +366,7 @@ const std::map<std::string, FnSpec>& functions() {
                       ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
                     return s;
                   })};
-    m["trim"] = {1, 1, unary_str([](std::string s) {
+    m["trim"] = {1, 1, unary_str([](const std::string& s) {
                    const auto b = s.find_first_not_of(" \t\r\n");
                    if (b == std::string::npos) return std::string();
                    return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
@@ -406,7 +406,7 @@ const std::map<std::string, FnSpec>& functions() {
                      return str_of(a[0]->eval(c));
                    }};
     m["number"] = {1, 1, [](const EvalContext& c, const std::vector<NodePtr>& a) -> json {
-                     const json v = a[0]->eval(c);
+                     json v = a[0]->eval(c);
                      if (v.is_number()) return v;
                      const std::string s = str_of(v);
                      char* end = nullptr;
@@ -443,7 +443,7 @@ const std::map<std::string, FnSpec>& functions() {
                   }};
     return m;
   }();
-  return f;
+  return kFunctions;
 }
 
 // matches(text, "regex"): the regex is compiled once, when the expression compiles.

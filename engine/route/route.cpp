@@ -38,7 +38,7 @@ using config::Spec;
 using json = nlohmann::json;
 
 const config::Spec& route_spec() {
-  static const Spec s = [] {
+  static const Spec kSpec = [] {
     Spec r;
     r.name = "route";
     r.description = "One route: from, filter, map, render, to, receipts.";
@@ -78,7 +78,7 @@ const config::Spec& route_spec() {
         receipts};
     return r;
   }();
-  return s;
+  return kSpec;
 }
 
 namespace {
@@ -138,15 +138,15 @@ std::vector<std::string> split_path(const std::string& p) {
 }
 
 bool valid_target(const std::vector<std::string>& path, std::string& why) {
-  static const std::regex seg("[A-Za-z_][A-Za-z0-9_]*");
+  static const std::regex kSeg("[A-Za-z_][A-Za-z0-9_]*");
   for (const auto& s : path)
-    if (!std::regex_match(s, seg)) {
+    if (!std::regex_match(s, kSeg)) {
       why = "'" + s + "' is not a field name";
       return false;
     }
-  static const std::set<std::string> writable = {"body", "sender", "receiver", "conversation",
-                                                 "occurred_at"};
-  if (!writable.count(path[0])) {
+  static const std::set<std::string> kWritable = {"body", "sender", "receiver", "conversation",
+                                                  "occurred_at"};
+  if (!kWritable.count(path[0])) {
     why = "only body, sender, receiver, conversation and occurred_at can be changed, not '" +
           path[0] + "'";
     return false;
@@ -185,8 +185,8 @@ class RouteLoader {
     r->file_ = file_;
     if (root["name"] && root["name"].IsScalar()) {
       r->name_ = root["name"].Scalar();
-      static const std::regex name_re("[a-z0-9][a-z0-9_-]{0,99}");
-      if (!std::regex_match(r->name_, name_re))
+      static const std::regex kNameRe("[a-z0-9][a-z0-9_-]{0,99}");
+      if (!std::regex_match(r->name_, kNameRe))
         d_.error(file_, root["name"].Mark(), "name",
                  "route name '" + r->name_ + "' must be lower case letters, digits, '-' or '_'");
     }
@@ -334,16 +334,16 @@ class RouteLoader {
       d_.error(file_, n.Mark(), "render", "expected a format or a list of formats");
       return;
     }
-    static const std::regex kith_re("kith(/[a-z]+/[0-9]+(\\.[0-9]+)*)?");
-    static const std::regex hl7_re("hl7v2/2\\.[0-9](\\.[0-9])?");
+    static const std::regex kIthRe("kith(/[a-z]+/[0-9]+(\\.[0-9]+)*)?");
+    static const std::regex kHl7Re("hl7v2/2\\.[0-9](\\.[0-9])?");
     for (const auto& [f, node] : items) {
       RenderChoice c;
       c.format = f;
       if (f == "original" || f == "json") {
         c.kind = f;
-      } else if (std::regex_match(f, kith_re)) {
+      } else if (std::regex_match(f, kIthRe)) {
         c.kind = "kith";
-      } else if (std::regex_match(f, hl7_re)) {
+      } else if (std::regex_match(f, kHl7Re)) {
         c.kind = "hl7v2";
       } else {
         d_.error(file_, node.Mark(), "render",

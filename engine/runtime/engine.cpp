@@ -233,9 +233,10 @@ int run_engine(const config::EngineConfig& cfg, const CodecRegistry& codecs,
     }
     started.push_back(s.get());
   }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGHUP, on_hangup);
+  // signal() fails only for an invalid signal number or SIG_IGN/SIG_DFL misuse.
+  (void)std::signal(SIGINT, on_signal);
+  (void)std::signal(SIGTERM, on_signal);
+  (void)std::signal(SIGHUP, on_hangup);
   if (rc == 0) {
     std::string names;
     for (auto* s : started) names += (names.empty() ? "" : ", ") + s->name();

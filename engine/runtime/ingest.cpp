@@ -339,7 +339,8 @@ void Ingest::publish(Inbound& in, const Codec* codec, DecodeResult decoded,
 
   pending->outstanding = static_cast<int>(records.size());
   for (auto& rec : records) {
-    auto st = producer_.send(rec, [pending](Result<bus::Delivery> d) { pending->report(d); });
+    auto st =
+        producer_.send(rec, [pending](const Result<bus::Delivery>& d) { pending->report(d); });
     if (!st) pending->report(st.error());  // counts as a failed record
   }
 }

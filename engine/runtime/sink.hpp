@@ -50,6 +50,7 @@ class Sink {
   // loop, never inside send_async. `job` must stay valid until then; one send at a time.
   // The default, for sinks that block, sends and then calls `done` inside send_async.
   using Done = std::function<void(DeliveryResult)>;
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): the overrides keep `done`.
   virtual void send_async(const DeliveryJob& job, Done done) { done(send(job)); }
   // Whether the system can be reached now (a connector on a loop: whether its connection is
   // open). The delivery stage does not ask it: its circuit breaker counts failed sends.

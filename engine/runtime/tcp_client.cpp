@@ -76,21 +76,21 @@ void TcpClientConnection::connect(std::chrono::milliseconds timeout,
                                   std::function<void(std::string)> then) {
   if (open()) return then("");
   if (tls_.enabled && !ctx_) return then(tls_error_);
-  resolver_.async_resolve(host_, std::to_string(port_),
-                          [this, timeout, then = std::move(then)](
-                              boost::system::error_code ec, tcp::resolver::results_type r) mutable {
-                            if (ec) return then("cannot resolve " + host_ + ": " + ec.message());
-                            if (tls_.enabled)
-                              secure_ = std::make_unique<SecureStream>(io_, *ctx_);
-                            else
-                              plain_ = std::make_unique<PlainStream>(io_);
-                            lowest().expires_after(timeout);
-                            lowest().async_connect(
-                                r, [this, timeout, then = std::move(then)](
-                                       boost::system::error_code e, const tcp::endpoint&) mutable {
-                                  connected(e, timeout, std::move(then));
-                                });
-                          });
+  resolver_.async_resolve(
+      host_, std::to_string(port_),
+      [this, timeout, then = std::move(then)](boost::system::error_code ec,
+                                              const tcp::resolver::results_type& r) mutable {
+        if (ec) return then("cannot resolve " + host_ + ": " + ec.message());
+        if (tls_.enabled)
+          secure_ = std::make_unique<SecureStream>(io_, *ctx_);
+        else
+          plain_ = std::make_unique<PlainStream>(io_);
+        lowest().expires_after(timeout);
+        lowest().async_connect(r, [this, timeout, then = std::move(then)](
+                                      boost::system::error_code e, const tcp::endpoint&) mutable {
+          connected(e, timeout, std::move(then));
+        });
+      });
 }
 
 void TcpClientConnection::connected(boost::system::error_code ec, std::chrono::milliseconds timeout,
