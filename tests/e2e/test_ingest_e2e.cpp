@@ -197,7 +197,8 @@ TEST(IngestE2E, FilesAndPostsArriveRejectionsGetReasonsAndAppRecs) {
   for (size_t pos = 0; (pos = out.find("] received msg", pos)) != std::string::npos; ++pos)
     ++received;
   EXPECT_EQ(received, valid_ids.size());
-  EXPECT_EQ(lines, valid_ids.size() * 2 + 21 * 2);  // tracking + events; tracking + rejections
+  EXPECT_EQ(lines,
+            valid_ids.size() * 2 + size_t{21} * 2);  // tracking + events; tracking + rejections
   EXPECT_EQ(out.find("12837512393"), std::string::npos);  // no identity number on screen
   EXPECT_EQ(engine.stop(SIGTERM), 0);
 }

@@ -187,6 +187,7 @@ TEST(MllpE2E, TenThousandOverEightConnectionsWithKillDashNine) {
   std::atomic<int> naks{0};
   std::atomic<bool> give_up{false};
   std::vector<std::thread> senders;
+  senders.reserve(kConnections);
   for (int c = 0; c < kConnections; ++c) {
     senders.emplace_back([&, c] {
       testenv::MllpClient client("127.0.0.1", engine.mllp_port());
@@ -231,8 +232,8 @@ TEST(MllpE2E, TenThousandOverEightConnectionsWithKillDashNine) {
   for (auto& t : senders) t.join();
   ASSERT_EQ(acked.load(), kConnections * kPerConnection);
 
-  const auto seen =
-      control_ids_on(engine.prefix() + "canonical.admission", kConnections * kPerConnection, 300s);
+  const auto seen = control_ids_on(engine.prefix() + "canonical.admission",
+                                   static_cast<size_t>(kConnections) * kPerConnection, 300s);
   size_t lost = 0;
   size_t duplicates = 0;
   for (int c = 0; c < kConnections; ++c)

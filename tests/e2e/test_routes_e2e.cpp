@@ -38,17 +38,17 @@ constexpr int kAdt = 200;
 constexpr int kOru = 200;
 constexpr int kDialog = 150;
 constexpr int kResult = 150;
-const char* kDown = "solheim-onkologi";
+constexpr const char* kDown = "solheim-onkologi";
 
 // The 20 department systems subscribed to ADT (config/systems.yaml, tag adt).
 const std::vector<std::string>& departments() {
-  static const std::vector<std::string> d = {
+  static const std::vector<std::string> kDepartments = {
       "nordvik-akutt",     "nordvik-kirurgi",     "nordvik-ortopedi",  "nordvik-barn",
       "nordvik-psykiatri", "fjordbyen-medisin",   "fjordbyen-kirurgi", "fjordbyen-foede",
       "fjordbyen-barn",    "fjordbyen-psykiatri", "austvik-medisin",   "austvik-kirurgi",
       "austvik-akutt",     "austvik-rehab",       "austvik-dps",       "solheim-medisin",
       "solheim-kirurgi",   "solheim-geriatri",    "solheim-onkologi",  "solheim-dps"};
-  return d;
+  return kDepartments;
 }
 
 class Receiver {
@@ -58,8 +58,9 @@ class Receiver {
     const auto out = dir_ / "receiver.out";
     pid_ = fork();
     if (pid_ == 0) {
-      freopen(out.c_str(), "w", stdout);
-      freopen((dir_ / "receiver.err").c_str(), "w", stderr);
+      if (!freopen(out.c_str(), "w", stdout) ||
+          !freopen((dir_ / "receiver.err").c_str(), "w", stderr))
+        _exit(126);
       const std::string script = (testenv::source_dir() / "scripts/receiver.py").string();
       execl("/usr/bin/python3", "python3", script.c_str(), "--dir", dir_.c_str(), "--fail",
             fail.c_str(), static_cast<char*>(nullptr));
@@ -211,7 +212,7 @@ void kill_run(bool route_jobs) {
   const auto gp = outbox / "fjordbyen-legesenter";
   auto done = [&] {
     return received() == expected_total && files_in(gp, "AppRec") == static_cast<size_t>(kDialog) &&
-           files_in(gp) == static_cast<size_t>(kDialog + kResult) &&
+           files_in(gp) == static_cast<size_t>(kDialog) + kResult &&
            count(engine.prefix() + "national.kjernejournal") >= kAdt &&
            count(engine.prefix() + "dlq." + kDown) >= kAdt && [&] {
              const auto got = receiver.deliveries();
@@ -614,7 +615,7 @@ TEST(RoutesE2E, HotReloadUnderLoadLosesAndDuplicatesNothing) {
   for (const auto& r : http.received()) {
     if (r.system != "nordvik-dips") continue;
     ++per_id[r.key];
-    (r.payload.rfind("{", 0) == 0 ? json : hl7)++;
+    (r.payload.rfind('{', 0) == 0 ? json : hl7)++;
   }
   int lost = 0, duplicated = 0;
   for (int i = 0; i < kTotal; ++i) {
@@ -694,6 +695,7 @@ void mixed_run(long total, bool route_jobs) {
   std::atomic<long> next{0}, adts{0};
   std::vector<std::thread> senders;
   const auto t0 = std::chrono::steady_clock::now();
+  senders.reserve(kConns);
   for (int c = 0; c < kConns; ++c) {
     senders.emplace_back([&] {
       testenv::MllpClient client("127.0.0.1", engine.mllp_port());

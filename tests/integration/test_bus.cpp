@@ -56,6 +56,7 @@ pid_t spawn(const std::vector<std::string>& argv) {
   const pid_t pid = fork();
   if (pid == 0) {
     std::vector<char*> a;
+    a.reserve(argv.size());
     for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
     a.push_back(nullptr);
     execv(a[0], a.data());
@@ -95,10 +96,11 @@ TEST(Bus, HundredThousandEventsNoneLostNoneCorrupted) {
       r.value = to_json_string(e);
       for (auto& [k, v] : kafka_headers(e)) r.headers.push_back({k, v});
       sha_by_id[e.event_id] = sha256_hex(r.value);
-      ASSERT_TRUE(
-          (*p)->send(r,
-                     [&](Result<bus::Delivery> d) { (d.ok() ? delivered : failed).fetch_add(1); })
-              .ok());
+      ASSERT_TRUE((*p)->send(r,
+                             [&](const Result<bus::Delivery>& d) {
+                               (d.ok() ? delivered : failed).fetch_add(1);
+                             })
+                      .ok());
     }
     ASSERT_TRUE((*p)->flush(60s).ok());
   }
@@ -293,7 +295,7 @@ TEST(Bus, GracefulShutdownDeliversEverythingInFlight) {
     ASSERT_TRUE(p.ok());
     for (int i = 0; i < 20'000; ++i)
       ASSERT_TRUE((*p)->send({topic, "", std::string(500, 'y'), {}, -1},
-                             [&](Result<bus::Delivery> d) {
+                             [&](const Result<bus::Delivery>& d) {
                                if (d.ok()) ok.fetch_add(1);
                              })
                       .ok());

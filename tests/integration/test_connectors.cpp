@@ -123,12 +123,12 @@ class KafkaReceiver final : public Receiver {
 // One throwaway PKI for the TLS receivers of this suite.
 const testenv::TestPki& pki() {
   static testenv::TempDir dir;
-  static const testenv::TestPki p = [] {
+  static const testenv::TestPki kPki = [] {
     auto made = testenv::make_test_pki(dir.path() / "pki");
     if (!made) throw std::runtime_error("openssl could not make the test certificates");
     return *made;
   }();
-  return p;
+  return kPki;
 }
 
 // A TLS receiver with the suite's PKI; the connector presents the client certificate
@@ -152,6 +152,7 @@ struct Connector {
 };
 
 // Test names and failure messages show the connector's name, not its bytes.
+// NOLINTNEXTLINE(readability-identifier-naming): the name GoogleTest looks for
 void PrintTo(const Connector& c, std::ostream* os) {
   *os << c.name;
 }
@@ -314,24 +315,25 @@ TEST_P(Conformance, SendsOnASharedLoop) {
   std::condition_variable cv;
   int ok = 0, failed = 0, inline_calls = 0, off_loop = 0;
   std::vector<runtime::DeliveryJob> jobs;
+  jobs.reserve(static_cast<size_t>(kSinks) * kEach);
   for (int i = 0; i < kSinks * kEach; ++i) jobs.push_back(job(i));
   // Sink s sends jobs s, s + kSinks, ... each after the one before it ended.
   std::function<void(int, int)> next = [&](int s, int n) {
     if (n >= kEach) return;
     auto returned = std::make_shared<bool>(false);
-    sinks[static_cast<size_t>(s)]->send_async(jobs[static_cast<size_t>(s + n * kSinks)],
-                                              [&, s, n, ret = returned](runtime::DeliveryResult r) {
-                                                {
-                                                  const std::lock_guard lock(mu);
-                                                  if (!*ret) ++inline_calls;
-                                                  if (std::this_thread::get_id() != loop_thread)
-                                                    ++off_loop;
-                                                  (r.is_ok() ? ok : failed) += 1;
-                                                  if (!r.is_ok()) ADD_FAILURE() << r.reason;
-                                                }
-                                                cv.notify_all();
-                                                next(s, n + 1);
-                                              });
+    sinks[static_cast<size_t>(s)]->send_async(
+        jobs[static_cast<size_t>(s) + static_cast<size_t>(n) * kSinks],
+        [&, s, n, ret = returned](const runtime::DeliveryResult& r) {
+          {
+            const std::lock_guard lock(mu);
+            if (!*ret) ++inline_calls;
+            if (std::this_thread::get_id() != loop_thread) ++off_loop;
+            (r.is_ok() ? ok : failed) += 1;
+            if (!r.is_ok()) ADD_FAILURE() << r.reason;
+          }
+          cv.notify_all();
+          next(s, n + 1);
+        });
     *returned = true;
   };
   boost::asio::post(loop, [&] {

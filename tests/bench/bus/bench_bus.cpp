@@ -41,8 +41,8 @@ bus::KafkaSettings settings() {
 }
 
 std::string new_topic(const char* what) {
-  const std::string t = std::string("bench.") + what + "." + std::to_string(::getpid()) + "." +
-                        std::to_string(++g_seq);
+  std::string t = std::string("bench.") + what + "." + std::to_string(::getpid()) + "." +
+                  std::to_string(++g_seq);
   if (auto st = bus::ensure_topics(settings(), {{t, 4, 1, {}}}); !st) {
     std::fprintf(stderr, "create topic: %s\n", st.error().message.c_str());
     std::exit(1);
@@ -51,12 +51,12 @@ std::string new_topic(const char* what) {
 }
 
 // The same producer settings for every contender: idempotent, acks=all, linger 5 ms.
-const char* kProducerProps[][2] = {{"enable.idempotence", "true"},
-                                   {"acks", "all"},
-                                   {"linger.ms", "5"},
-                                   {"queue.buffering.max.messages", "1000000"},
-                                   {"queue.buffering.max.kbytes", "1048576"},
-                                   {"compression.codec", "none"}};
+const char* const kProducerProps[][2] = {{"enable.idempotence", "true"},
+                                         {"acks", "all"},
+                                         {"linger.ms", "5"},
+                                         {"queue.buffering.max.messages", "1000000"},
+                                         {"queue.buffering.max.kbytes", "1048576"},
+                                         {"compression.codec", "none"}};
 
 double bus_produce(const std::string& topic) {
   bus::ProducerOptions po;
@@ -67,7 +67,7 @@ double bus_produce(const std::string& topic) {
   bus::Record r{topic, "", value, {}, -1};
   const auto t0 = Clock::now();
   for (int i = 0; i < g_records; ++i)
-    if (!(*p)->send(r, [&](Result<bus::Delivery> d) {
+    if (!(*p)->send(r, [&](const Result<bus::Delivery>& d) {
           if (d.ok()) ok.fetch_add(1, std::memory_order_relaxed);
         }))
       std::exit(1);
@@ -188,9 +188,16 @@ int main(int argc, char** argv) {
   const std::string input = "/tmp/bench_bus_input." + std::to_string(::getpid());
   {
     FILE* f = std::fopen(input.c_str(), "w");
+    if (!f) {
+      std::fprintf(stderr, "cannot write %s\n", input.c_str());
+      return 1;
+    }
     const std::string line(static_cast<size_t>(g_size), 'x');
     for (int i = 0; i < g_records; ++i) std::fprintf(f, "%s\n", line.c_str());
-    std::fclose(f);
+    if (std::fclose(f) != 0) {
+      std::fprintf(stderr, "cannot write %s\n", input.c_str());
+      return 1;
+    }
   }
   std::vector<double> prod[3];
   std::vector<double> cons[3];
@@ -214,7 +221,7 @@ int main(int argc, char** argv) {
         cons[2].back());
     (void)bus::delete_topics(settings(), {tb, tr, tk});
   }
-  std::remove(input.c_str());
+  (void)std::remove(input.c_str());
   const char* names[3] = {"bus", "raw librdkafka", "kcat"};
   const double mb = static_cast<double>(g_records) * g_size / 1e6;
   std::printf("records=%d size=%dB runs=%d (median)\n", g_records, g_size, runs);

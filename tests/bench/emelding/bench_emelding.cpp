@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <variant>
@@ -15,7 +16,7 @@
 
 using namespace budstikke;
 
-int main(int argc, char** argv) {
+int bench_main(int argc, char** argv) {
   if (argc < 4) {
     std::fprintf(stderr, "usage: bench_emelding SCHEMA_DIR SECONDS FILE...\n");
     return 2;
@@ -85,4 +86,13 @@ int main(int argc, char** argv) {
       stats1.fast - stats0.fast, stats1.xerces - stats0.xerces);
   if (mode == "event") std::printf("event_json_bytes=%zu\n", json_bytes);
   return ok == n ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return bench_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 2;
+  }
 }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -54,7 +55,7 @@ size_t visit_all(const Message& m) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int bench_main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr, "usage: bench_hl7v2 SECONDS FILE...\n");
     return 2;
@@ -112,4 +113,13 @@ int main(int argc, char** argv) {
         bytes / sec / 1e6, leaves);
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return bench_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 2;
+  }
 }

@@ -33,7 +33,8 @@ std::string adt(int conn, long i) {
   std::string id = "B" + std::to_string(conn) + "-" + std::to_string(i);
   std::string m =
       "MSH|^~\\&|DIPS|NORDVIK^8200001^HER|BUDSTIKKE|REGION|20261120101500+0100||ADT^A01^ADT_A01|" +
-      id + "|P|2.5\rEVN|A01|20261120101500+0100\rPID|1||P" + std::to_string(conn * 1000000 + i) +
+      id + "|P|2.5\rEVN|A01|20261120101500+0100\rPID|1||P" +
+      std::to_string(int64_t{conn} * 1000000 + i) +
       "^^^NORDVIK^PI||Testesen^Ola^Benchmark||19520804|M|||Fjordveien " + std::to_string(i % 500) +
       "^^Fjordbyen^^9990^NOR||||||||||||||||||||\rPV1|1|I|MED^201^1^NORDVIK||||8100011^Lindqvist^"
       "Mari"

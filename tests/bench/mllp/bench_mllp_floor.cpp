@@ -211,8 +211,8 @@ rd_kafka_t* new_producer(const std::string& bootstrap, const std::string& linger
   // Delivery reports land on the main queue; it writes to the eventfd when it becomes
   // non-empty, so the relay's one epoll loop serves them.
   rd_kafka_queue_t* q = rd_kafka_queue_get_main(rk);
-  static const uint64_t one = 1;
-  rd_kafka_queue_io_event_enable(q, event_fd, &one, sizeof one);
+  static const uint64_t kOne = 1;
+  rd_kafka_queue_io_event_enable(q, event_fd, &kOne, sizeof kOne);
   rd_kafka_queue_destroy(q);
   return rk;
 }
@@ -257,9 +257,9 @@ int main(int argc, char** argv) {
   const std::string topic = prefix + "messages";
   const std::string second = prefix + "tracking";
 
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
+  (void)std::signal(SIGTERM, on_signal);
+  (void)std::signal(SIGINT, on_signal);
+  (void)std::signal(SIGPIPE, SIG_IGN);
   g_epoll = ::epoll_create1(0);
 
   int kafka_fd = -1;

@@ -33,6 +33,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -90,7 +91,7 @@ int64_t topic_count(const std::string& topic) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int bench_main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr, "usage: bench_routes throughput|latency|faults SECONDS [RATE]\n");
     return 2;
@@ -206,6 +207,7 @@ int main(int argc, char** argv) {
     std::atomic<long> sent{0}, adts{0}, failed{0};
     std::vector<std::thread> threads;
     const auto t0 = steady_clock::now();
+    threads.reserve(conns);
     for (int c = 0; c < conns; ++c) {
       threads.emplace_back([&, c] {
         testenv::MllpClient client("127.0.0.1", engine.mllp_port());
@@ -409,4 +411,13 @@ int main(int argc, char** argv) {
   engine.stop(SIGTERM);
   engine.delete_topics();  // ~400 per run: a broker kept for many runs would run out of files
   return delivered >= expected ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return bench_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 2;
+  }
 }

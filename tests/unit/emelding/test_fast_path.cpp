@@ -179,7 +179,7 @@ namespace {
 
 // Values chosen to sit on the edges of what the native datatype checks decide.
 const std::vector<std::string>& tricky_values() {
-  static const std::vector<std::string> v = {
+  static const std::vector<std::string> kValues = {
       "",
       " ",
       "x",
@@ -242,7 +242,7 @@ const std::vector<std::string>& tricky_values() {
       "<",
       "&bogus;",
   };
-  return v;
+  return kValues;
 }
 
 // One random change to a document: a value, a text, an element removed or repeated, a

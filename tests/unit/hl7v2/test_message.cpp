@@ -22,7 +22,7 @@ Message must_parse(std::string_view text) {
   return std::get<Message>(std::move(r));
 }
 
-const char* kAdt =
+constexpr const char* kAdt =
     "MSH|^~\\&|DIPS|NORDVIK|RIS|NORDVIK|20261120101500||ADT^A01^ADT_A01|MSG0001|P|2.5|||AL|NE||"
     "8859/1\r"
     "EVN|A01|20261120101500\r"

@@ -34,7 +34,7 @@ class FakeReceiver {
     port_ = acceptor_.local_endpoint().port();
     thread_ = std::thread([this] { run(); });
   }
-  ~FakeReceiver() {
+  ~FakeReceiver() {  // NOLINT(bugprone-exception-escape): a failed join ends the test run
     stop_ = true;
     // A blocking accept() is not woken by closing the acceptor from another thread: connect
     // once so it returns and sees stop_.

@@ -30,7 +30,7 @@ std::string errors(const Diagnostics& d) {
   return d.format_all();
 }
 
-const char* kRegistry = R"(defaults:
+constexpr const char* kRegistry = R"(defaults:
   accepts: [kith/*]
 systems:
   - id: st-olav

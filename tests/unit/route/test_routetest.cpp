@@ -16,7 +16,7 @@
 namespace budstikke {
 namespace {
 
-const char* kXml = R"(<?xml version="1.0"?>
+constexpr const char* kXml = R"(<?xml version="1.0"?>
 <mh:MsgHead xmlns:mh="urn:x" xmlns="urn:x">
   <MsgInfo><Type V="DIALOG_NOTAT" DN="Notat"/><MsgId>abc</MsgId>
     <Receiver><Organisation><Ident><Id>8200001</Id><TypeId V="HER"/></Ident>
