@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs clang-tidy (.clang-tidy) over the engine's and adapters' sources and the headers they
-# include, with the compile commands of a configured build (default build/release), and
-# fails on any finding. usage: tests/tools/check_tidy.sh [BUILD_DIR] [JOBS=2]
+# Runs clang-tidy (.clang-tidy) over the engine's, adapters' and tests' sources (the fuzz
+# targets are built only by the fuzz preset) and the engine and adapter headers they include,
+# with the compile commands of a configured build (default build/release), and fails on any
+# finding. usage: tests/tools/check_tidy.sh [BUILD_DIR] [JOBS=2]
 #
 # Checks left out in .clang-tidy and why: bugprone-easily-swappable-parameters (most
 # functions take two strings), performance-inefficient-string-concatenation (it flags the
@@ -15,7 +16,8 @@ jobs=${2:-2}
 [ -f "$build/compile_commands.json" ] || { echo "no $build/compile_commands.json: configure first" >&2; exit 2; }
 tidy=$(command -v run-clang-tidy || command -v run-clang-tidy-14 || true)
 [ -n "$tidy" ] || { echo "run-clang-tidy not found (scripts/setup installs clang-tidy)" >&2; exit 2; }
-files=$(git ls-files 'engine/*.cpp' 'adapters/*.cpp' 2>/dev/null || find engine adapters -name '*.cpp')
+files=$( (git ls-files 'engine/*.cpp' 'adapters/*.cpp' 'tests/*.cpp' 2>/dev/null ||
+  find engine adapters tests -name '*.cpp') | grep -v '^tests/fuzz/')
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 # run-clang-tidy's own exit code is not reliable across versions: read the findings.
