@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "adapters/emelding/codec.hpp"
+#include "tests/support/bench_main.hpp"
 
 using namespace budstikke;
 
@@ -89,10 +90,5 @@ int bench_main(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  try {
-    return bench_main(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
-    return 2;
-  }
+  return budstikke::testenv::run_bench(bench_main, argc, argv);
 }

@@ -20,6 +20,7 @@
 
 #include "adapters/hl7v2/canonical.hpp"
 #include "adapters/hl7v2/message.hpp"
+#include "tests/support/bench_main.hpp"
 
 using namespace budstikke::hl7v2;
 
@@ -116,10 +117,5 @@ int bench_main(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  try {
-    return bench_main(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
-    return 2;
-  }
+  return budstikke::testenv::run_bench(bench_main, argc, argv);
 }

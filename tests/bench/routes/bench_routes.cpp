@@ -45,6 +45,7 @@
 
 #include "engine/bus/bus.hpp"
 #include "engine/core/crypto.hpp"
+#include "tests/support/bench_main.hpp"
 #include "tests/support/engine_process.hpp"
 #include "tests/support/fake_receivers.hpp"
 #include "tests/support/http_client.hpp"
@@ -414,10 +415,5 @@ int bench_main(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  try {
-    return bench_main(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
-    return 2;
-  }
+  return budstikke::testenv::run_bench(bench_main, argc, argv);
 }
