@@ -244,6 +244,8 @@ class RoutingStages final : public runtime::Stage {
     rs.key_secret = cfg.key_secret;
     rs.kafka = cfg.kafka;
     rs.jobs_per_route = cfg.jobs_per_route;
+    rs.batch_ms = cfg.route_batch_ms;
+    rs.batch_max = cfg.route_batch_max;
     routes_count_ = routes.routes.size();
     for (const auto& r : routes.routes) {
       nlohmann::json topics = nlohmann::json::array();
