@@ -41,16 +41,24 @@ std::string dump(const json& j) {
 // Metrics for a committed batch: events read, transactions, jobs per destination system,
 // route failures.
 void count_committed(const std::string& prefix, const std::string& route,
-                     const std::vector<bus::Record>& records, size_t events) {
+                     const std::vector<bus::Record>& records, size_t events,
+                     std::chrono::steady_clock::duration took = {}) {
   auto& g = metrics::global();
   g.counter("budstikke_route_events_total", "Canonical events a route read.", {{"route", route}})
       .inc(events);
-  if (!records.empty())
+  if (!records.empty()) {
     g.counter("budstikke_route_transactions_total",
               "Transactions a route committed (one per batch that produced records; a batch "
               "the route let nothing through commits its offsets without one).",
               {{"route", route}})
         .inc();
+    g.histogram("budstikke_route_transaction_seconds",
+                "A route's transaction from its begin to its commit's answer: the jobs' "
+                "records, the consumed offsets and the commit, each a round trip to the "
+                "broker or more.",
+                {{"route", route}})
+        .observe_ms(std::chrono::duration<double, std::milli>(took).count());
+  }
   const std::string deliver = prefix + "deliver.";
   const std::string failed = prefix + delivery::kRouteFailedTopic;
   // Counted per batch: one series update per destination, not one per record.
@@ -156,6 +164,7 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
         count_committed(s.topic_prefix, name, records, batch.size());
         continue;
       }
+      const auto began = std::chrono::steady_clock::now();
       Status st = (*producer)->begin();
       for (size_t i = 0; st && i < records.size(); ++i) st = (*producer)->send(records[i]);
       if (st) st = (*producer)->send_offsets(**consumer);
@@ -181,9 +190,10 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
         broken = true;
         continue;
       }
+      const auto took = std::chrono::steady_clock::now() - began;
       if (after_batch) after_batch(true);
       (*consumer)->clear_stored();
-      count_committed(s.topic_prefix, name, records, batch.size());
+      count_committed(s.topic_prefix, name, records, batch.size(), took);
     }
     (void)(*consumer)->close();
   }

@@ -19,10 +19,12 @@
 // the latency is also printed per kind of connector (http, mllp, kafka). BENCH_PARTITIONS=N sets
 // the engine's kafka.partitions (the canonical topics' partitions; default the engine's 4).
 // BENCH_JOB_TOPICS=route|system sets the engine's delivery.job_topics (default system).
-// BENCH_KAFKA="linger_ms: 5; statistics_interval_ms: 0" adds keys to engine.yaml's kafka section.
+// BENCH_KAFKA="linger_ms: 5; statistics_interval_ms: 0" adds keys to engine.yaml's kafka section,
+// BENCH_DELIVERY="route_batch_ms: 5" to its delivery section.
 // BENCH_SYSTEMS=FILE runs the engine with that registry instead of config/systems.yaml.
 // The "routes:" line gives the routes' transactions in the measured phase (from the engine's
-// budstikke_route_transactions_total): each costs librdkafka 2.0.2 ~2 ms of CPU (note 44).
+// budstikke_route_transactions_total): each costs librdkafka 2.0.2 ~2 ms of CPU (note 44);
+// txn_mean_ms is their mean time from begin to the commit's answer.
 // The "cpu:" line gives what the measured phase cost the engine, the broker (when it listens
 // on this host) and this process, in cores and in microseconds per message, from the
 // process's utime + stime, read right before and after the phase (tests/support/proc_cpu.hpp).
@@ -143,25 +145,32 @@ int bench_main(int argc, char** argv) {
     yaml.insert(yaml.find(at) + at.size(), "  partitions: " + std::string(parts) + "\n");
     std::ofstream(engine.config()) << yaml;
   }
+  // "a: 1; b: 2" as the lines of a YAML section's body.
+  auto section_keys = [](std::string_view list) {
+    std::string keys;
+    while (!list.empty()) {
+      const auto semi = list.find(';');
+      std::string_view one = list.substr(0, semi);
+      while (!one.empty() && one.front() == ' ') one.remove_prefix(1);
+      if (!one.empty()) keys += "  " + std::string(one) + "\n";
+      list = semi == std::string_view::npos ? std::string_view() : list.substr(semi + 1);
+    }
+    return keys;
+  };
   // BENCH_KAFKA="linger_ms: 5; ...": more keys of engine.yaml's kafka section.
   if (const char* k = std::getenv("BENCH_KAFKA"); k && *k) {
     std::string yaml = testenv::read_file(engine.config());
-    std::string keys;
-    std::string_view rest = k;
-    while (!rest.empty()) {
-      const auto semi = rest.find(';');
-      std::string_view one = rest.substr(0, semi);
-      while (!one.empty() && one.front() == ' ') one.remove_prefix(1);
-      if (!one.empty()) keys += "  " + std::string(one) + "\n";
-      rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
-    }
     const std::string at = "kafka:\n";
-    yaml.insert(yaml.find(at) + at.size(), keys);
+    yaml.insert(yaml.find(at) + at.size(), section_keys(k));
     std::ofstream(engine.config()) << yaml;
   }
-  if (const char* jt = std::getenv("BENCH_JOB_TOPICS"); jt && *jt) {
-    std::ofstream(engine.config(), std::ios::app) << "delivery:\n  job_topics: " << jt << "\n";
-  }
+  // BENCH_DELIVERY="route_batch_ms: 5; ...": keys of its delivery section, after
+  // BENCH_JOB_TOPICS=route|system (delivery.job_topics).
+  std::string delivery;
+  if (const char* jt = std::getenv("BENCH_JOB_TOPICS"); jt && *jt)
+    delivery += "  job_topics: " + std::string(jt) + "\n";
+  if (const char* d = std::getenv("BENCH_DELIVERY"); d && *d) delivery += section_keys(d);
+  if (!delivery.empty()) std::ofstream(engine.config(), std::ios::app) << "delivery:\n" << delivery;
   // The admin API, for the routes' transaction counts.
   const int admin_port = testenv::free_port();
   std::ofstream(engine.config(), std::ios::app)
@@ -293,6 +302,7 @@ int bench_main(int argc, char** argv) {
   };
   const double txns = delta("budstikke_route_transactions_total");
   const double route_events = delta("budstikke_route_events_total");
+  const double txn_seconds = delta("budstikke_route_transaction_seconds_sum");
   const long n_adt = ph.adts;
   const long n_oru = ph.sent - n_adt;
   const long expected = ph.expected;
@@ -382,8 +392,8 @@ int bench_main(int argc, char** argv) {
   if (metrics_before.empty() || metrics_after.empty())
     std::printf("routes: the engine's /metrics could not be read\n");
   else
-    std::printf("routes: transactions=%.0f per_s=%.0f route_events=%.0f\n", txns, txns / total_secs,
-                route_events);
+    std::printf("routes: transactions=%.0f per_s=%.0f route_events=%.0f txn_mean_ms=%.1f\n", txns,
+                txns / total_secs, route_events, txns > 0 ? txn_seconds * 1e3 / txns : 0.0);
   // cores: CPU over the phase's wall time (load, then until the last healthy delivery);
   // us_per_msg: CPU per message sent in the phase. -1: the process could not be read.
   const auto cores = [&](int i) { return cpu_ns[i] < 0 ? -1.0 : cpu_ns[i] / wall_ns; };
