@@ -138,6 +138,49 @@ struct Job {
 
 using JobPtr = std::shared_ptr<Job>;
 
+// The patients' keys a pass over a system's queue has seen, as 64-bit hashes in an open
+// addressing table that keeps its memory between passes (cleared in the time of what was
+// inserted). Two keys with one hash make the later patient's job wait for the earlier one,
+// as if they were one patient: a delay, never a change of order.
+class KeySeen {
+ public:
+  static uint64_t hash(std::string_view key) {
+    const uint64_t h = std::hash<std::string_view>{}(key);
+    return h == 0 ? 1 : h;  // 0 marks a free slot
+  }
+  void clear() {
+    for (const size_t i : used_) slots_[i] = 0;
+    used_.clear();
+  }
+  bool contains(uint64_t h) const {
+    if (slots_.empty()) return false;
+    for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] == h) return true;
+      if (slots_[i] == 0) return false;
+    }
+  }
+  void insert(uint64_t h) {
+    if ((used_.size() + 1) * 2 > slots_.size()) grow();
+    size_t i = h & (slots_.size() - 1);
+    for (; slots_[i] != 0; i = (i + 1) & (slots_.size() - 1))
+      if (slots_[i] == h) return;
+    slots_[i] = h;
+    used_.push_back(i);
+  }
+
+ private:
+  void grow() {
+    std::vector<uint64_t> old;
+    old.reserve(used_.size());
+    for (const size_t i : used_) old.push_back(slots_[i]);
+    slots_.assign(std::max<size_t>(64, slots_.size() * 2), 0);
+    used_.clear();
+    for (const uint64_t h : old) insert(h);
+  }
+  std::vector<uint64_t> slots_;  // a power of two in size
+  std::vector<size_t> used_;     // the slots in use
+};
+
 }  // namespace
 
 struct DeliveryStage::Impl {
@@ -224,6 +267,7 @@ struct DeliveryStage::Impl {
     std::condition_variable cv;
     std::deque<JobPtr> queue;
     std::set<std::string> busy_keys;
+    KeySeen seen_keys;  // pick()'s, under mu
     // Job ids a thread of this system is sending: another record of the same job waits, and
     // is then not sent when the first was delivered (RecentlyDelivered). Kept only with
     // ordering none: with per_patient, busy_keys holds the second record back already (a
@@ -337,26 +381,43 @@ struct DeliveryStage::Impl {
       --pending;
     }
 
+    // One pass of pick() over the queue. pump() takes several jobs under one lock: what a
+    // pick skipped stays skipped for the rest of that pass (nothing there frees a key or
+    // moves a due time), so the next pick goes on from where the last one took its job
+    // instead of looking at the same jobs again. (Starting over made a pass cost the square
+    // of the queue: a system that was down, its queue full of jobs waiting for a retry,
+    // kept its loop thread busy and held back the other systems on that loop.)
+    struct Scan {
+      size_t pos = 0;
+      KeySeen& seen;  // the keys of the skipped jobs that wait for a retry
+      explicit Scan(KeySeen& s) : seen(s) { seen.clear(); }
+    };
+
     // The first job that may run now, or null (then `wake` is when to look again).
-    JobPtr pick(Clock::time_point now, Clock::time_point& wake) {
-      std::set<std::string> seen;
+    JobPtr pick(Clock::time_point now, Clock::time_point& wake, Scan& scan) {
       const bool ordered = sys->ordering == registry::Ordering::kPerPatient;
-      for (auto it = queue.begin(); it != queue.end(); ++it) {
-        const JobPtr& j = *it;
-        const std::string& key = j->dj.key;
+      for (size_t i = scan.pos; i < queue.size(); ++i) {
+        const JobPtr& j = queue[i];
+        uint64_t key = 0;
         if (ordered && !j->final) {
-          if (busy_keys.count(key) || seen.count(key)) continue;
-          seen.insert(key);
+          // A later job of a patient waits for the earlier one (sending, or waiting for
+          // its retry).
+          if (!busy_keys.empty() && busy_keys.count(j->dj.key)) continue;
+          key = KeySeen::hash(j->dj.key);
+          if (scan.seen.contains(key)) continue;
         }
         if (!j->final && !sending_ids.empty() && sending_ids.count(j->dj.job_id)) continue;
         if (j->due > now) {
           wake = std::min(wake, j->due);
+          if (ordered && !j->final) scan.seen.insert(key);
           continue;
         }
         JobPtr out = j;
-        queue.erase(it);
+        queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(i));
+        scan.pos = i;
         return out;
       }
+      scan.pos = queue.size();
       return nullptr;
     }
 
@@ -476,7 +537,8 @@ struct DeliveryStage::Impl {
         // timeout is a fallback, not a poll. (At 200 ms, the ~480 worker threads of the
         // example registry woke ~2,400 times a second with nothing to do.)
         auto wake_at = now + std::chrono::seconds(5);
-        JobPtr j = pick(now, wake_at);
+        Scan scan(seen_keys);
+        JobPtr j = pick(now, wake_at, scan);
         if (!j) {
           cv.wait_until(lock, wake_at);
           continue;
@@ -569,8 +631,9 @@ struct DeliveryStage::Impl {
           const auto now = Clock::now();
           auto wake_at = Clock::time_point::max();
           size_t free_slot = 0;
+          Scan scan(seen_keys);
           while (in_flight < static_cast<int>(slots.size())) {
-            JobPtr j = pick(now, wake_at);
+            JobPtr j = pick(now, wake_at, scan);
             if (!j) break;
             if (j->final) {
               finals.push_back(std::move(j));
