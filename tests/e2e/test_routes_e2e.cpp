@@ -755,8 +755,18 @@ void mixed_run(long total, bool route_jobs) {
     EXPECT_TRUE(std::find(d.begin(), d.end(), s) != d.end()) << "unexpected MLLP system " << s;
   }
   const int64_t dlq = count(engine.prefix() + "dlq." + down);
-  const int64_t slow_topic = count(engine.prefix() + "deliver." + slow);
-  const long slow_got = counts.count(slow) ? counts.at(slow) : 0;
+  // The slow system's jobs: on its topic, delivered, or one per connection still being sent
+  // (5 s each), which the wait lets finish.
+  int64_t slow_topic = 0;
+  long slow_got = 0;
+  for (const auto until = std::chrono::steady_clock::now() + 20s;;) {
+    slow_topic = count(engine.prefix() + "deliver." + slow);
+    const auto now_counts = mllp.counts();
+    slow_got = now_counts.count(slow) ? now_counts.at(slow) : 0;
+    if (!route_jobs || slow_topic + slow_got >= n_adt || std::chrono::steady_clock::now() > until)
+      break;
+    std::this_thread::sleep_for(500ms);
+  }
   EXPECT_EQ(healthy_missing, 0);
   EXPECT_GE(kj(), n_adt);
   EXPECT_GE(dlq, n_adt);
