@@ -236,8 +236,9 @@ Spec build_engine_spec_fields() {
                     "more transactions (each costs the engine ~2 ms of CPU with librdkafka "
                     "2.0.2 and the broker a round of markers). Measured (BENCHMARKS.md, session "
                     "27), 10 against 20 ms: at 2,000 routed msg/s a healthy p99 of 87 against "
-                    "128 ms, p50 31 against 38; at 1,000 the same p99, p50 21 against 28; ~0.1 "
-                    "core more for the engine and as much for the broker at 1,000 msg/s.",
+                    "128 ms, p50 32 against 39; at 1,000 a p99 within the noise (62 against 57), "
+                    "p50 21 against 28, and ~0.1 core more for the engine and as much for the "
+                    "broker.",
                     10, 0, 1000),
             integer("route_batch_max", "Most events in one route transaction.", 500, 1, 100000)}});
   Field sources;
