@@ -8,6 +8,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -138,49 +139,6 @@ struct Job {
 
 using JobPtr = std::shared_ptr<Job>;
 
-// The patients' keys a pass over a system's queue has seen, as 64-bit hashes in an open
-// addressing table that keeps its memory between passes (cleared in the time of what was
-// inserted). Two keys with one hash make the later patient's job wait for the earlier one,
-// as if they were one patient: a delay, never a change of order.
-class KeySeen {
- public:
-  static uint64_t hash(std::string_view key) {
-    const uint64_t h = std::hash<std::string_view>{}(key);
-    return h == 0 ? 1 : h;  // 0 marks a free slot
-  }
-  void clear() {
-    for (const size_t i : used_) slots_[i] = 0;
-    used_.clear();
-  }
-  bool contains(uint64_t h) const {
-    if (slots_.empty()) return false;
-    for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
-      if (slots_[i] == h) return true;
-      if (slots_[i] == 0) return false;
-    }
-  }
-  void insert(uint64_t h) {
-    if ((used_.size() + 1) * 2 > slots_.size()) grow();
-    size_t i = h & (slots_.size() - 1);
-    for (; slots_[i] != 0; i = (i + 1) & (slots_.size() - 1))
-      if (slots_[i] == h) return;
-    slots_[i] = h;
-    used_.push_back(i);
-  }
-
- private:
-  void grow() {
-    std::vector<uint64_t> old;
-    old.reserve(used_.size());
-    for (const size_t i : used_) old.push_back(slots_[i]);
-    slots_.assign(std::max<size_t>(64, slots_.size() * 2), 0);
-    used_.clear();
-    for (const uint64_t h : old) insert(h);
-  }
-  std::vector<uint64_t> slots_;  // a power of two in size
-  std::vector<size_t> used_;     // the slots in use
-};
-
 }  // namespace
 
 struct DeliveryStage::Impl {
@@ -267,7 +225,9 @@ struct DeliveryStage::Impl {
     std::condition_variable cv;
     std::deque<JobPtr> queue;
     std::set<std::string> busy_keys;
-    KeySeen seen_keys;  // pick()'s, under mu
+    // pick()'s, under mu: the keys of the jobs a pass skipped because they wait for a retry,
+    // as views of those jobs' own keys (the jobs stay queued while the pass lasts).
+    std::unordered_set<std::string_view> seen_keys;
     // Job ids a thread of this system is sending: another record of the same job waits, and
     // is then not sent when the first was delivered (RecentlyDelivered). Kept only with
     // ordering none: with per_patient, busy_keys holds the second record back already (a
@@ -389,8 +349,13 @@ struct DeliveryStage::Impl {
     // kept its loop thread busy and held back the other systems on that loop.)
     struct Scan {
       size_t pos = 0;
-      KeySeen& seen;  // the keys of the skipped jobs that wait for a retry
-      explicit Scan(KeySeen& s) : seen(s) { seen.clear(); }
+      std::unordered_set<std::string_view>& seen;  // keys of skipped jobs waiting for a retry
+      explicit Scan(std::unordered_set<std::string_view>& s) : seen(s) { seen.clear(); }
+      ~Scan() { seen.clear(); }  // no view outlives the pass
+      Scan(const Scan&) = delete;
+      Scan& operator=(const Scan&) = delete;
+      Scan(Scan&&) = delete;
+      Scan& operator=(Scan&&) = delete;
     };
 
     // The first job that may run now, or null (then `wake` is when to look again).
@@ -398,18 +363,16 @@ struct DeliveryStage::Impl {
       const bool ordered = sys->ordering == registry::Ordering::kPerPatient;
       for (size_t i = scan.pos; i < queue.size(); ++i) {
         const JobPtr& j = queue[i];
-        uint64_t key = 0;
         if (ordered && !j->final) {
           // A later job of a patient waits for the earlier one (sending, or waiting for
           // its retry).
           if (!busy_keys.empty() && busy_keys.count(j->dj.key)) continue;
-          key = KeySeen::hash(j->dj.key);
-          if (scan.seen.contains(key)) continue;
+          if (!scan.seen.empty() && scan.seen.count(j->dj.key)) continue;
         }
         if (!j->final && !sending_ids.empty() && sending_ids.count(j->dj.job_id)) continue;
         if (j->due > now) {
           wake = std::min(wake, j->due);
-          if (ordered && !j->final) scan.seen.insert(key);
+          if (ordered && !j->final) scan.seen.insert(j->dj.key);
           continue;
         }
         JobPtr out = j;
@@ -537,8 +500,11 @@ struct DeliveryStage::Impl {
         // timeout is a fallback, not a poll. (At 200 ms, the ~480 worker threads of the
         // example registry woke ~2,400 times a second with nothing to do.)
         auto wake_at = now + std::chrono::seconds(5);
-        Scan scan(seen_keys);
-        JobPtr j = pick(now, wake_at, scan);
+        JobPtr j;
+        {
+          Scan scan(seen_keys);  // one pick; its views end here, under the lock
+          j = pick(now, wake_at, scan);
+        }
         if (!j) {
           cv.wait_until(lock, wake_at);
           continue;
