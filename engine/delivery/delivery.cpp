@@ -677,7 +677,11 @@ struct DeliveryStage::Impl {
 
   Impl(DeliverySettings s, std::shared_ptr<const registry::Registry> r, const SinkFactories& sf,
        bus::Producer& p, const runtime::CodecRegistry& c)
-      : settings(std::move(s)), reg(std::move(r)), sinks(sf), producer(p), codecs(c) {}
+      : settings(std::move(s)), reg(std::move(r)), sinks(sf), producer(p), codecs(c) {
+    // Sized once: growing rehashes every id under the lock each delivery's pick takes (in a
+    // scratch program 10 ms at ~85,000 ids and 24 ms at ~170,000, every loop stalled).
+    if (remembers()) recently_delivered.ids.reserve(RecentlyDelivered::kCap);
+  }
 
   std::string tracking_json(const Job& j, const char* state, std::string_view detail) const {
     OutcomeTracking o;
