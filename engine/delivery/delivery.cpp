@@ -225,9 +225,6 @@ struct DeliveryStage::Impl {
     std::condition_variable cv;
     std::deque<JobPtr> queue;
     std::set<std::string> busy_keys;
-    // pick()'s, under mu: the keys of the jobs a pass skipped because they wait for a retry,
-    // as views of those jobs' own keys (the jobs stay queued while the pass lasts).
-    std::unordered_set<std::string_view> seen_keys;
     // Job ids a thread of this system is sending: another record of the same job waits, and
     // is then not sent when the first was delivered (RecentlyDelivered). Kept only with
     // ordering none: with per_patient, busy_keys holds the second record back already (a
@@ -346,16 +343,12 @@ struct DeliveryStage::Impl {
     // moves a due time), so the next pick goes on from where the last one took its job
     // instead of looking at the same jobs again. (Starting over made a pass cost the square
     // of the queue: a system that was down, its queue full of jobs waiting for a retry,
-    // kept its loop thread busy and held back the other systems on that loop.)
+    // kept its loop thread busy and held back the other systems on that loop.) A pass lives
+    // under the lock, so its views are of the keys of jobs that stay queued. (A set kept
+    // between passes would be cheaper per key, but clearing it costs its largest size ever.)
     struct Scan {
       size_t pos = 0;
-      std::unordered_set<std::string_view>& seen;  // keys of skipped jobs waiting for a retry
-      explicit Scan(std::unordered_set<std::string_view>& s) : seen(s) { seen.clear(); }
-      ~Scan() { seen.clear(); }  // no view outlives the pass
-      Scan(const Scan&) = delete;
-      Scan& operator=(const Scan&) = delete;
-      Scan(Scan&&) = delete;
-      Scan& operator=(Scan&&) = delete;
+      std::unordered_set<std::string_view> seen;  // keys of skipped jobs waiting for a retry
     };
 
     // The first job that may run now, or null (then `wake` is when to look again).
@@ -502,7 +495,7 @@ struct DeliveryStage::Impl {
         auto wake_at = now + std::chrono::seconds(5);
         JobPtr j;
         {
-          Scan scan(seen_keys);  // one pick; its views end here, under the lock
+          Scan scan;  // one pick
           j = pick(now, wake_at, scan);
         }
         if (!j) {
@@ -597,7 +590,7 @@ struct DeliveryStage::Impl {
           const auto now = Clock::now();
           auto wake_at = Clock::time_point::max();
           size_t free_slot = 0;
-          Scan scan(seen_keys);
+          Scan scan;
           while (in_flight < static_cast<int>(slots.size())) {
             JobPtr j = pick(now, wake_at, scan);
             if (!j) break;
