@@ -493,11 +493,8 @@ struct DeliveryStage::Impl {
         // timeout is a fallback, not a poll. (At 200 ms, the ~480 worker threads of the
         // example registry woke ~2,400 times a second with nothing to do.)
         auto wake_at = now + std::chrono::seconds(5);
-        JobPtr j;
-        {
-          Scan scan;  // one pick
-          j = pick(now, wake_at, scan);
-        }
+        Scan scan;  // one pick
+        JobPtr j = pick(now, wake_at, scan);
         if (!j) {
           cv.wait_until(lock, wake_at);
           continue;
@@ -671,8 +668,9 @@ struct DeliveryStage::Impl {
   Impl(DeliverySettings s, std::shared_ptr<const registry::Registry> r, const SinkFactories& sf,
        bus::Producer& p, const runtime::CodecRegistry& c)
       : settings(std::move(s)), reg(std::move(r)), sinks(sf), producer(p), codecs(c) {
-    // Sized once: growing rehashes every id under the lock each delivery's pick takes (in a
-    // scratch program 10 ms at ~85,000 ids and 24 ms at ~170,000, every loop stalled).
+    // Sized once: growing rehashes every id under the lock that each job's duplicate check
+    // takes (in a scratch program 10 ms at ~85,000 ids and 24 ms at ~170,000, while every
+    // delivery loop would wait).
     if (remembers()) recently_delivered.ids.reserve(RecentlyDelivered::kCap);
   }
 
