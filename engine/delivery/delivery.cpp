@@ -25,6 +25,7 @@
 #include "engine/core/redact.hpp"
 #include "engine/core/thread_name.hpp"
 #include "engine/core/time.hpp"
+#include "engine/delivery/recently_delivered.hpp"
 #include "engine/event/json_text.hpp"
 #include "engine/runtime/engine.hpp"
 #include "engine/runtime/ingest.hpp"
@@ -160,39 +161,13 @@ struct DeliveryStage::Impl {
   metrics::Counter* m_idle_paused = nullptr;  // pause_idle_own_topics
   metrics::Counter* m_idle_woken = nullptr;
 
-  // Jobs this process delivered, by job id, for as long as skip_delivered_lookback and at
-  // most kCap of them: a second record of a job already delivered completes without being
-  // sent. Such records come from a message ingested twice with the same event id (a file
-  // the folder source read again after a crash: Kafka had its event, its journal did not
-  // yet) and from a partition read again after a rebalance; a route's job ids are derived
-  // from the event id, the route and the system. Replays (bs-replay-of) are always sent.
-  struct RecentlyDelivered {
-    static constexpr size_t kCap = 200000;
-    std::mutex mu;
-    std::unordered_map<std::string, Clock::time_point> ids;  // when delivered
-    // Oldest first; the views are of the map's own keys (a node's element does not move).
-    std::deque<std::pair<Clock::time_point, std::string_view>> order;
-    void add(const std::string& id, Clock::duration keep) {
-      const auto now = Clock::now();
-      const std::lock_guard lock(mu);
-      while (!order.empty() && (order.size() >= kCap || order.front().first + keep < now)) {
-        ids.erase(std::string(order.front().second));
-        order.pop_front();
-      }
-      if (const auto [it, added] = ids.emplace(id, now); added) order.emplace_back(now, it->first);
-    }
-    bool has(const std::string& id, Clock::duration keep) {
-      const std::lock_guard lock(mu);
-      const auto it = ids.find(id);
-      return it != ids.end() && it->second + keep >= Clock::now();
-    }
-  };
-  RecentlyDelivered recently_delivered;
+  // Jobs this process delivered (note 37); made only when skip_delivered_lookback is set.
+  std::unique_ptr<RecentlyDelivered> recently_delivered;
   bool remembers() const { return settings.skip_delivered_lookback.count() > 0; }
   // A job another record of which this process delivered (see RecentlyDelivered).
   bool delivered_already(const Job& j) {
     return remembers() && !j.dj.job_id.empty() && j.headers.count(header::kReplayOf) == 0 &&
-           recently_delivered.has(j.dj.job_id, settings.skip_delivered_lookback);
+           recently_delivered->has(j.dj.job_id);
   }
   // Completes such a job: no send, no outcome records (its first record has them).
   void complete_duplicate(Worker& w, const JobPtr& j) {
@@ -427,8 +402,7 @@ struct DeliveryStage::Impl {
       const JobPtr& j = a.job;
       // Remembered before its id is free, so a second record of the job never finds it
       // neither sending nor delivered.
-      if (r.is_ok() && stage->remembers())
-        stage->recently_delivered.add(j->dj.job_id, stage->settings.skip_delivered_lookback);
+      if (r.is_ok() && stage->remembers()) stage->recently_delivered->add(j->dj.job_id);
       if (sys->ordering == registry::Ordering::kPerPatient) {
         busy_keys.erase(j->dj.key);
       } else {
@@ -668,10 +642,8 @@ struct DeliveryStage::Impl {
   Impl(DeliverySettings s, std::shared_ptr<const registry::Registry> r, const SinkFactories& sf,
        bus::Producer& p, const runtime::CodecRegistry& c)
       : settings(std::move(s)), reg(std::move(r)), sinks(sf), producer(p), codecs(c) {
-    // Sized once: growing rehashes every id under the lock that each job's duplicate check
-    // takes (in a scratch program 10 ms at ~85,000 ids and 24 ms at ~170,000, while every
-    // delivery loop would wait).
-    if (remembers()) recently_delivered.ids.reserve(RecentlyDelivered::kCap);
+    if (remembers())
+      recently_delivered = std::make_unique<RecentlyDelivered>(settings.skip_delivered_lookback);
   }
 
   std::string tracking_json(const Job& j, const char* state, std::string_view detail) const {
