@@ -260,19 +260,13 @@ runtime::SourceFactory folder_source_factory() {
       config::make_field("path", Kind::kString, "The inbox folder (relative to engine.yaml).",
                          std::nullopt, true),
       config::make_field("validate", Kind::kBool, "Validate e-meldinger against the XSDs.", "true"),
-      config::make_field("poll_interval_ms", Kind::kInt, "How often the folder is scanned.", "250"),
-      config::make_field("retry_interval_ms", Kind::kInt,
-                         "Wait before offering a file again when Kafka failed.", "2000"),
-      config::make_field("max_bytes", Kind::kInt,
-                         "Largest file accepted; larger ones are rejected.", "52428800"),
-      config::make_field("max_in_flight", Kind::kInt, "Files handed to the ingest stage at once.",
-                         "256"),
+      config::make_int("poll_interval_ms", "How often the folder is scanned.", 250, 10),
+      config::make_int("retry_interval_ms", "Wait before offering a file again when Kafka failed.",
+                       2000, 100),
+      config::make_int("max_bytes", "Largest file accepted; larger ones are rejected.", 52428800,
+                       1),
+      config::make_int("max_in_flight", "Files handed to the ingest stage at once.", 256, 1),
   };
-  spec->fields[3].kind = Kind::kBool;
-  spec->fields[4].min = 10;
-  spec->fields[5].min = 100;
-  spec->fields[6].min = 1;
-  spec->fields[7].min = 1;
   runtime::SourceFactory fac;
   fac.type = "folder";
   fac.description = spec->description;

@@ -214,21 +214,13 @@ runtime::SourceFactory http_source_factory() {
                          std::nullopt, true),
       config::make_field("type", Kind::kString, "http", std::nullopt, true),
       config::make_field("host", Kind::kString, "Address to listen on.", "127.0.0.1"),
-      config::make_field("port", Kind::kInt, "Port to listen on (0: any free port).", "8080"),
+      config::make_int("port", "Port to listen on (0: any free port).", 8080, 0, 65535),
       config::make_field("path", Kind::kString, "Path that takes POSTed messages.", "/ingest"),
-      config::make_field("max_body_bytes", Kind::kInt, "Largest body accepted (413 above).",
-                         "20971520"),
+      config::make_int("max_body_bytes", "Largest body accepted (413 above).", 20971520, 1),
       config::make_field("validate", Kind::kBool, "Validate e-meldinger against the XSDs.", "true"),
-      config::make_field("threads", Kind::kInt, "I/O threads.", "2"),
-      config::make_field("read_timeout_ms", Kind::kInt, "Time allowed to read one request.",
-                         "30000"),
+      config::make_int("threads", "I/O threads.", 2, 1, 64),
+      config::make_int("read_timeout_ms", "Time allowed to read one request.", 30000, 100),
   };
-  spec->fields[3].min = 0;
-  spec->fields[3].max = 65535;
-  spec->fields[5].min = 1;
-  spec->fields[7].min = 1;
-  spec->fields[7].max = 64;
-  spec->fields[8].min = 100;
   runtime::SourceFactory fac;
   fac.type = "http";
   fac.description = spec->description;

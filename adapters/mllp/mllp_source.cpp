@@ -313,14 +313,14 @@ runtime::SourceFactory mllp_source_factory() {
                          std::nullopt, true),
       config::make_field("type", Kind::kString, "mllp", std::nullopt, true),
       config::make_field("host", Kind::kString, "Address to listen on.", "127.0.0.1"),
-      config::make_field("port", Kind::kInt, "Port to listen on (0: any free port).", "6661"),
-      config::make_field("max_message_bytes", Kind::kInt,
-                         "Largest message accepted (AR and close above).", "16777216"),
-      config::make_field("read_timeout_ms", Kind::kInt,
-                         "A connection is closed when it has been idle this long since its last "
-                         "read or ACK (one with a message waiting for Kafka is not idle).",
-                         "300000"),
-      config::make_field("threads", Kind::kInt, "I/O threads.", "2"),
+      config::make_int("port", "Port to listen on (0: any free port).", 6661, 0, 65535),
+      config::make_int("max_message_bytes", "Largest message accepted (AR and close above).",
+                       16777216, 1),
+      config::make_int("read_timeout_ms",
+                       "A connection is closed when it has been idle this long since its last "
+                       "read or ACK (one with a message waiting for Kafka is not idle).",
+                       300000, 100),
+      config::make_int("threads", "I/O threads.", 2, 1, 64),
       config::make_field("tls_cert_file", Kind::kString,
                          "PEM server certificate: set it to listen with TLS (MLLP over TLS)."),
       config::make_field("tls_key_file", Kind::kString, "PEM private key of the certificate."),
@@ -328,12 +328,6 @@ runtime::SourceFactory mllp_source_factory() {
                          "PEM CA file: when set, senders must present a certificate it signed "
                          "(mutual TLS)."),
   };
-  spec->fields[3].min = 0;
-  spec->fields[3].max = 65535;
-  spec->fields[4].min = 1;
-  spec->fields[5].min = 100;
-  spec->fields[6].min = 1;
-  spec->fields[6].max = 64;
   runtime::SourceFactory fac;
   fac.type = "mllp";
   fac.description = spec->description;

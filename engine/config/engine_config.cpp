@@ -9,37 +9,12 @@
 namespace budstikke::config {
 namespace {
 
-std::shared_ptr<const Spec> make(Spec s) {
-  return std::make_shared<const Spec>(std::move(s));
-}
-
 Field str(std::string name, std::string desc, std::optional<std::string> def = std::nullopt) {
   Field f;
   f.name = std::move(name);
   f.kind = Kind::kString;
   f.description = std::move(desc);
   f.default_value = std::move(def);
-  return f;
-}
-
-Field integer(std::string name, std::string desc, int64_t def, int64_t min, int64_t max) {
-  Field f;
-  f.name = std::move(name);
-  f.kind = Kind::kInt;
-  f.description = std::move(desc);
-  f.default_value = std::to_string(def);
-  f.min = min;
-  f.max = max;
-  return f;
-}
-
-Field object(std::string name, std::string desc, std::shared_ptr<const Spec> spec,
-             Kind kind = Kind::kObject) {
-  Field f;
-  f.name = std::move(name);
-  f.kind = kind;
-  f.description = std::move(desc);
-  f.object = std::move(spec);
   return f;
 }
 
@@ -54,26 +29,27 @@ Field one_of(Field f, std::vector<std::string> allowed) {
 }
 
 Spec build_engine_spec_fields() {
-  auto tls = make(Spec{"kafka.tls",
-                       "TLS towards the Kafka cluster (security_protocol ssl or sasl_ssl).",
-                       {str("ca_file", "PEM file with the CA certificates to trust."),
-                        str("cert_file", "PEM client certificate (mutual TLS)."),
-                        str("key_file", "PEM private key of the client certificate."),
-                        secret(str("key_password", "Password of the private key.")),
-                        one_of(str("verify_hostname",
-                                   "Check the broker's host name against its certificate.", "true"),
-                               {"true", "false"})}});
-  auto sasl =
-      make(Spec{"kafka.sasl",
-                "SASL authentication towards the Kafka cluster.",
-                {one_of(str("mechanism", "SASL mechanism.", "SCRAM-SHA-512"),
-                        {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}),
-                 str("username", "SASL user name."), secret(str("password", "SASL password."))}});
+  auto tls =
+      make_spec(Spec{"kafka.tls",
+                     "TLS towards the Kafka cluster (security_protocol ssl or sasl_ssl).",
+                     {str("ca_file", "PEM file with the CA certificates to trust."),
+                      str("cert_file", "PEM client certificate (mutual TLS)."),
+                      str("key_file", "PEM private key of the client certificate."),
+                      secret(str("key_password", "Password of the private key.")),
+                      one_of(str("verify_hostname",
+                                 "Check the broker's host name against its certificate.", "true"),
+                             {"true", "false"})}});
+  auto sasl = make_spec(
+      Spec{"kafka.sasl",
+           "SASL authentication towards the Kafka cluster.",
+           {one_of(str("mechanism", "SASL mechanism.", "SCRAM-SHA-512"),
+                   {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}),
+            str("username", "SASL user name."), secret(str("password", "SASL password."))}});
   Field props;
   props.name = "properties";
   props.kind = Kind::kStringMap;
   props.description = "Any other librdkafka client property, passed through as is.";
-  auto kafka = make(Spec{
+  auto kafka = make_spec(Spec{
       "kafka",
       "The Kafka cluster. The default is the local broker `scripts/kafka start` runs.",
       {str("bootstrap_servers", "Comma-separated host:port list of brokers.", "127.0.0.1:19092"),
@@ -87,30 +63,30 @@ Spec build_engine_spec_fields() {
            "budstikke"),
        one_of(str("security_protocol", "Transport security.", "plaintext"),
               {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"}),
-       object("tls", "TLS settings.", tls), object("sasl", "SASL settings.", sasl),
-       integer("partitions",
-               "Partitions of topics the engine creates (the tracking and audit topics, read "
-               "whole, have one). They are how engine instances sharing a consumer group share "
-               "a topic's work, and a topic's count can only grow later (which moves keys, so "
-               "per-patient order breaks across the change). librdkafka sends one produce "
-               "request per partition, so fewer partitions mean fewer, larger requests: a "
-               "single engine on the local broker took 64 MLLP connections ~17% further with 1 "
-               "(broker CPU per message -40%) and routed ~20% more (BENCHMARKS.md, session 10).",
-               4, 1, 1024),
-       integer("replication_factor", "Replication factor of topics the engine creates.", 1, 1, 7),
-       integer("linger_ms",
-               "How long the producer waits to batch records: lower means faster "
-               "acknowledgements upstream, higher fewer requests. Measured (BENCHMARKS.md, "
-               "MLLP): 0 gives one connection an ACK p50 of 0.47 ms instead of 1.7 ms, and 64 "
-               "connections about 15% less throughput.",
-               1, 0, 1000),
-       integer("statistics_interval_ms",
-               "How often the engine's producers (ingest, delivery outcomes, and each route "
-               "stage's transactional one) take librdkafka's statistics for the "
-               "budstikke_kafka_* metrics (where the time to Kafka's acknowledgement goes: "
-               "waiting in the producer, the broker's round trip, requests in flight, records "
-               "per request). 0 turns them off.",
-               15000, 0, 3600000),
+       make_object("tls", "TLS settings.", tls), make_object("sasl", "SASL settings.", sasl),
+       make_int("partitions",
+                "Partitions of topics the engine creates (the tracking and audit topics, read "
+                "whole, have one). They are how engine instances sharing a consumer group share "
+                "a topic's work, and a topic's count can only grow later (which moves keys, so "
+                "per-patient order breaks across the change). librdkafka sends one produce "
+                "request per partition, so fewer partitions mean fewer, larger requests: a "
+                "single engine on the local broker took 64 MLLP connections ~17% further with 1 "
+                "(broker CPU per message -40%) and routed ~20% more (BENCHMARKS.md, session 10).",
+                4, 1, 1024),
+       make_int("replication_factor", "Replication factor of topics the engine creates.", 1, 1, 7),
+       make_int("linger_ms",
+                "How long the producer waits to batch records: lower means faster "
+                "acknowledgements upstream, higher fewer requests. Measured (BENCHMARKS.md, "
+                "MLLP): 0 gives one connection an ACK p50 of 0.47 ms instead of 1.7 ms, and 64 "
+                "connections about 15% less throughput.",
+                1, 0, 1000),
+       make_int("statistics_interval_ms",
+                "How often the engine's producers (ingest, delivery outcomes, and each route "
+                "stage's transactional one) take librdkafka's statistics for the "
+                "budstikke_kafka_* metrics (where the time to Kafka's acknowledgement goes: "
+                "waiting in the producer, the broker's round trip, requests in flight, records "
+                "per request). 0 turns them off.",
+                15000, 0, 3600000),
        str("topic_prefix", "Prefix for every topic name (several environments on one cluster).",
            ""),
        str("instance",
@@ -134,7 +110,7 @@ Spec build_engine_spec_fields() {
                   "true"),
               {"true", "false"}),
        props}});
-  auto privacy = make(Spec{
+  auto privacy = make_spec(Spec{
       "privacy",
       "Pseudonymisation. Kafka keys are HMAC-SHA-256 of the patient identity under this key.",
       {secret(str("key_secret",
@@ -142,25 +118,25 @@ Spec build_engine_spec_fields() {
                   "every key (and so partitioning) from then on.")),
        str("claim_check_dir", "Where bodies and attachments over the threshold are stored.",
            "var/claim-check"),
-       integer("claim_check_threshold", "Bytes above which a body travels as a claim check.",
-               262144, 1024, 1LL << 32)}});
+       make_int("claim_check_threshold", "Bytes above which a body travels as a claim check.",
+                262144, 1024, 1LL << 32)}});
   Field modules;
   modules.name = "modules";
   modules.kind = Kind::kStringMap;
   modules.description = "Level per module, e.g. `bus: debug`.";
-  auto logs = make(Spec{
+  auto logs = make_spec(Spec{
       "log",
       "Structured JSON logs on stderr; identity numbers are redacted.",
       {one_of(str("level", "Default level.", "info"), {"debug", "info", "warn", "error", "off"}),
        modules}});
-  auto schemas = make(
+  auto schemas = make_spec(
       Spec{"schemas",
            "The official KITH/e-helse XSDs used to validate e-meldinger.",
            {str("directory",
                 "Folder with the XSDs (Sarepta layout: felleskomponenter/, dialogmelding/, ...). "
                 "Empty or missing: XSD validation is off and the engine says so at start.",
                 "")}});
-  auto admin = make(
+  auto admin = make_spec(
       Spec{"admin",
            "The admin HTTP API (/healthz, /readyz, /metrics, /api/...). /metrics and /api need "
            "`Authorization: Bearer <token>`.",
@@ -168,13 +144,13 @@ Spec build_engine_spec_fields() {
                 "Address to listen on. Loopback by default; put a TLS proxy in front to "
                 "expose it.",
                 "127.0.0.1"),
-            integer("port", "Port; 0 picks a free one (printed at start), -1 turns the API off.",
-                    8081, -1, 65535),
+            make_int("port", "Port; 0 picks a free one (printed at start), -1 turns the API off.",
+                     8081, -1, 65535),
             secret(str("token",
                        "Bearer token for /metrics and /api. Empty: those answer 401 to everyone. "
                        "Use ${ENV_VAR}.",
                        ""))}});
-  auto audit = make(
+  auto audit = make_spec(
       Spec{"audit",
            "The audit log: every action that reads or re-sends message content (track, consume, "
            "replay, the admin API), on the audit topic and in a local file.",
@@ -183,7 +159,7 @@ Spec build_engine_spec_fields() {
                 "Who is acting, for CLI commands (default: $BUDSTIKKE_ACTOR, else "
                 "user@host).",
                 "")}});
-  auto delivery = make(
+  auto delivery = make_spec(
       Spec{"delivery",
            "How routes hand their jobs to the delivery stage.",
            {one_of(str("job_topics",
@@ -208,66 +184,67 @@ Spec build_engine_spec_fields() {
                        "The engine reads both kinds either way, so switching loses nothing.",
                        "system"),
                    {"system", "route"}),
-            integer("max_pending_per_system",
-                    "Jobs a system may hold in memory (queued, waiting for a retry, being "
-                    "delivered). At this many its deliver.<system> partition is paused, and with "
-                    "job_topics route its further jobs move to deliver.<system>.",
-                    2000, 10, 1000000),
-            integer("skip_delivered_lookback_s",
-                    "After a crash the delivery stage reads again the jobs after its committed "
-                    "offsets, some of them delivered already. At start, when there are such "
-                    "jobs, it reads this many seconds of the tracking topic: a job recorded "
-                    "there as delivered (and that asks for no receipt) completes without being "
-                    "sent again. While running, it remembers for as long the ids of the jobs it "
-                    "delivered (at most 200,000): a second record of such a job (a message "
-                    "ingested twice, e.g. a file read again after a crash) is not sent; replays "
-                    "always are. 0 sends every such job again (at least once either way).",
-                    300, 0, 86400),
-            integer("io_threads",
-                    "Threads that send over HTTP, MLLP and Kafka, for all systems together "
-                    "(each system's connections live on one of them; file connectors have a "
-                    "thread per connection). Measured (BENCHMARKS.md, session 22): 1 thread "
-                    "gave the worst tail latency on 2 cores, 4 the best of 1, 2 and 4.",
-                    4, 1, 64),
-            integer("route_batch_ms",
-                    "A route writes the jobs of a batch of events in one Kafka transaction. The "
-                    "batch closes this long after its first event was written to Kafka (as a "
-                    "producer's linger), or at route_batch_max events. Shorter: lower latency, "
-                    "more transactions (each costs the engine ~2 ms of CPU with librdkafka "
-                    "2.0.2 and the broker a round of markers). Measured (BENCHMARKS.md, session "
-                    "27), 10 against 20 ms: at 2,000 routed msg/s a healthy p99 of 87 against "
-                    "128 ms, p50 32 against 39; at 1,000 a p99 within the noise (62 against 57), "
-                    "p50 21 against 28, and ~0.1 core more for the engine and as much for the "
-                    "broker.",
-                    10, 0, 1000),
-            integer("route_batch_max", "Most events in one route transaction.", 500, 1, 100000)}});
+            make_int("max_pending_per_system",
+                     "Jobs a system may hold in memory (queued, waiting for a retry, being "
+                     "delivered). At this many its deliver.<system> partition is paused, and with "
+                     "job_topics route its further jobs move to deliver.<system>.",
+                     2000, 10, 1000000),
+            make_int("skip_delivered_lookback_s",
+                     "After a crash the delivery stage reads again the jobs after its committed "
+                     "offsets, some of them delivered already. At start, when there are such "
+                     "jobs, it reads this many seconds of the tracking topic: a job recorded "
+                     "there as delivered (and that asks for no receipt) completes without being "
+                     "sent again. While running, it remembers for as long the ids of the jobs it "
+                     "delivered (at most 200,000): a second record of such a job (a message "
+                     "ingested twice, e.g. a file read again after a crash) is not sent; replays "
+                     "always are. 0 sends every such job again (at least once either way).",
+                     300, 0, 86400),
+            make_int("io_threads",
+                     "Threads that send over HTTP, MLLP and Kafka, for all systems together "
+                     "(each system's connections live on one of them; file connectors have a "
+                     "thread per connection). Measured (BENCHMARKS.md, session 22): 1 thread "
+                     "gave the worst tail latency on 2 cores, 4 the best of 1, 2 and 4.",
+                     4, 1, 64),
+            make_int("route_batch_ms",
+                     "A route writes the jobs of a batch of events in one Kafka transaction. The "
+                     "batch closes this long after its first event was written to Kafka (as a "
+                     "producer's linger), or at route_batch_max events. Shorter: lower latency, "
+                     "more transactions (each costs the engine ~2 ms of CPU with librdkafka "
+                     "2.0.2 and the broker a round of markers). Measured (BENCHMARKS.md, session "
+                     "27), 10 against 20 ms: at 2,000 routed msg/s a healthy p99 of 87 against "
+                     "128 ms, p50 32 against 39; at 1,000 a p99 within the noise (62 against 57), "
+                     "p50 21 against 28, and ~0.1 core more for the engine and as much for the "
+                     "broker.",
+                     10, 0, 1000),
+            make_int("route_batch_max", "Most events in one route transaction.", 500, 1, 100000)}});
   Field sources;
   sources.name = "sources";
   sources.kind = Kind::kObjectList;
   sources.description =
       "Inbound sources (folder, http, mllp); each entry is validated by its "
       "own declared spec.";
-  auto engine =
-      Spec{"engine.yaml",
-           "Engine configuration.",
-           {object("kafka", "Kafka cluster connection.", kafka),
-            object("privacy", "Pseudonymisation and claim-check store.", privacy),
-            object("log", "Logging.", logs), object("schemas", "XSD directory.", schemas),
-            str("routes", "Folder with route definitions (*.yaml).", "routes"),
-            str("systems", "The registry of connected systems.", "systems.yaml"),
-            object("admin", "Admin HTTP API.", admin), object("audit", "Audit log.", audit),
-            sources, object("delivery", "Delivery job topics.", delivery)}};
-  engine.fields[1].required = true;
+  auto engine = Spec{
+      "engine.yaml",
+      "Engine configuration.",
+      {make_object("kafka", "Kafka cluster connection.", kafka),
+       make_object("privacy", "Pseudonymisation and claim-check store.", privacy),
+       make_object("log", "Logging.", logs), make_object("schemas", "XSD directory.", schemas),
+       str("routes", "Folder with route definitions (*.yaml).", "routes"),
+       str("systems", "The registry of connected systems.", "systems.yaml"),
+       make_object("admin", "Admin HTTP API.", admin), make_object("audit", "Audit log.", audit),
+       sources, make_object("delivery", "Delivery job topics.", delivery)}};
+  engine.at("privacy").required = true;
   return engine;
 }
 
 Spec build_engine_spec() {
   Spec engine = build_engine_spec_fields();
   // privacy.key_secret: required, at least 16 characters (it keys the patient hash).
-  auto privacy = std::make_shared<Spec>(*engine.fields[1].object);
-  privacy->fields[0].required = true;
-  privacy->fields[0].min_length = 16;
-  engine.fields[1].object = privacy;
+  Field& privacy_field = engine.at("privacy");
+  auto privacy = std::make_shared<Spec>(*privacy_field.object);
+  privacy->at("key_secret").required = true;
+  privacy->at("key_secret").min_length = 16;
+  privacy_field.object = privacy;
   return engine;
 }
 

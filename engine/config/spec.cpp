@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
+#include <utility>
 
 namespace budstikke::config {
 namespace {
@@ -197,6 +199,40 @@ const Field* Spec::find(const std::string& n) const {
   for (const auto& f : fields)
     if (f.name == n) return &f;
   return nullptr;
+}
+
+Field& Spec::at(std::string_view n) {
+  for (auto& f : fields)
+    if (f.name == n) return f;
+  throw std::logic_error(name + " declares no field '" + std::string(n) + "'");
+}
+
+std::shared_ptr<const Spec> make_spec(Spec s) {
+  return std::make_shared<const Spec>(std::move(s));
+}
+
+Field make_int(std::string name, std::string description, int64_t default_value, int64_t min,
+               std::optional<int64_t> max) {
+  Field f = make_field(std::move(name), Kind::kInt, std::move(description),
+                       std::to_string(default_value));
+  f.min = min;
+  f.max = max;
+  return f;
+}
+
+Field make_choice(std::string name, std::string description, std::string default_value,
+                  std::vector<std::string> allowed) {
+  Field f =
+      make_field(std::move(name), Kind::kString, std::move(description), std::move(default_value));
+  f.allowed = std::move(allowed);
+  return f;
+}
+
+Field make_object(std::string name, std::string description, std::shared_ptr<const Spec> spec,
+                  Kind kind) {
+  Field f = make_field(std::move(name), kind, std::move(description));
+  f.object = std::move(spec);
+  return f;
 }
 
 void validate(const YAML::Node& node, const Spec& spec, const std::string& file,

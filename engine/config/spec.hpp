@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
@@ -69,11 +70,25 @@ struct Spec {
   std::string description;
   std::vector<Field> fields;
   const Field* find(const std::string& name) const;
+  // The field of that name, to refine a declaration; one the spec does not declare is a
+  // programming error (std::logic_error naming it), never a silently wrong field.
+  Field& at(std::string_view name);
 };
+
+std::shared_ptr<const Spec> make_spec(Spec s);
 
 // A field declaration in one call.
 Field make_field(std::string name, Kind kind, std::string description,
                  std::optional<std::string> default_value = std::nullopt, bool required = false);
+// An integer field with a default and the bounds it must lie within (no upper one: none).
+Field make_int(std::string name, std::string description, int64_t default_value, int64_t min,
+               std::optional<int64_t> max = std::nullopt);
+// A string field with a default that takes one of `allowed`.
+Field make_choice(std::string name, std::string description, std::string default_value,
+                  std::vector<std::string> allowed);
+// A nested mapping (kObject) or a list of them (kObjectList) described by `spec`.
+Field make_object(std::string name, std::string description, std::shared_ptr<const Spec> spec,
+                  Kind kind = Kind::kObject);
 
 // Validates `node` against `spec`. `path` is the dotted path of the node ("" for the root).
 void validate(const YAML::Node& node, const Spec& spec, const std::string& file,

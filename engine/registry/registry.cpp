@@ -12,34 +12,15 @@ namespace {
 using config::Diagnostics;
 using config::Field;
 using config::Kind;
+using config::make_choice;
 using config::make_field;
+using config::make_int;
+using config::make_object;
+using config::make_spec;
 using config::Spec;
 
-std::shared_ptr<const Spec> make(Spec s) {
-  return std::make_shared<const Spec>(std::move(s));
-}
-
-Field ranged(std::string name, std::string desc, int64_t def, int64_t min, int64_t max) {
-  Field f = make_field(std::move(name), Kind::kInt, std::move(desc), std::to_string(def));
-  f.min = min;
-  f.max = max;
-  return f;
-}
-
-Field choice(std::string name, std::string desc, std::string def, std::vector<std::string> v) {
-  Field f = make_field(std::move(name), Kind::kString, std::move(desc), std::move(def));
-  f.allowed = std::move(v);
-  return f;
-}
-
-Field object(std::string name, std::string desc, std::shared_ptr<const Spec> s) {
-  Field f = make_field(std::move(name), Kind::kObject, std::move(desc));
-  f.object = std::move(s);
-  return f;
-}
-
 Spec build_system_spec(bool required) {
-  auto tls = make(Spec{
+  auto tls = make_spec(Spec{
       "connector.tls",
       "TLS for https:// and mllps:// connectors.",
       {make_field("ca_file", Kind::kString, "PEM file with the CAs to trust (default: system)."),
@@ -47,38 +28,39 @@ Spec build_system_spec(bool required) {
        make_field("key_file", Kind::kString, "Private key of the client certificate, PEM."),
        make_field("verify", Kind::kBool, "Verify the server's certificate and name.", "true")}});
   Field headers = make_field("headers", Kind::kStringMap, "Extra HTTP request headers.");
-  auto connector = make(Spec{
+  auto connector = make_spec(Spec{
       "connector",
       "How deliveries reach the system.",
       {make_field("url", Kind::kString,
                   "http(s)://host:port/path, mllp(s)://host:port, file:///directory (or "
                   "file:relative/to/systems.yaml), or kafka:topic.",
                   std::nullopt, required),
-       object("tls", "TLS and mutual TLS settings.", tls),
-       ranged("timeout_ms", "Time allowed for one delivery, answer included.", 30000, 100, 3600000),
-       ranged("connect_timeout_ms", "Time allowed to connect.", 5000, 100, 600000), headers,
+       make_object("tls", "TLS and mutual TLS settings.", tls),
+       make_int("timeout_ms", "Time allowed for one delivery, answer included.", 30000, 100,
+                3600000),
+       make_int("connect_timeout_ms", "Time allowed to connect.", 5000, 100, 600000), headers,
        make_field("file_suffix", Kind::kString,
                   "file: suffix of delivered files (default by format: .xml, .hl7, .json).")}});
-  auto retry = make(
-      Spec{"retry",
-           "Retries of retriable failures, with exponential backoff and jitter.",
-           {ranged("max_attempts",
-                   "Attempts in all, the first included; then the dead-letter topic.", 5, 1, 1000),
-            ranged("initial_backoff_ms", "Wait before the first retry.", 1000, 1, 86400000),
-            ranged("max_backoff_ms", "Longest wait between attempts.", 300000, 1, 86400000),
-            ranged("multiplier_percent", "Each wait is the previous one times this / 100.", 200,
-                   100, 1000),
-            ranged("jitter_percent", "Random spread of each wait, in percent.", 20, 0, 100)}});
-  auto breaker = make(Spec{
+  auto retry = make_spec(Spec{
+      "retry",
+      "Retries of retriable failures, with exponential backoff and jitter.",
+      {make_int("max_attempts", "Attempts in all, the first included; then the dead-letter topic.",
+                5, 1, 1000),
+       make_int("initial_backoff_ms", "Wait before the first retry.", 1000, 1, 86400000),
+       make_int("max_backoff_ms", "Longest wait between attempts.", 300000, 1, 86400000),
+       make_int("multiplier_percent", "Each wait is the previous one times this / 100.", 200, 100,
+                1000),
+       make_int("jitter_percent", "Random spread of each wait, in percent.", 20, 0, 100)}});
+  auto breaker = make_spec(Spec{
       "circuit_breaker",
       "Stops calling a failing system for a while: after failure_threshold consecutive "
       "retriable failures, attempts fail fast as retriable (each counts as an attempt, with "
       "its backoff, and is tracked as 'circuit open') until open_ms has passed; then one trial "
       "goes through, and closes the circuit or opens it again. Seen in "
       "budstikke_delivery_circuit_opened_total{system} and the log.",
-      {ranged("failure_threshold", "Consecutive failures that open the circuit.", 5, 1, 100000),
-       ranged("open_ms", "How long the circuit stays open before a trial delivery.", 30000, 1,
-              86400000)}});
+      {make_int("failure_threshold", "Consecutive failures that open the circuit.", 5, 1, 100000),
+       make_int("open_ms", "How long the circuit stays open before a trial delivery.", 30000, 1,
+                86400000)}});
   Spec s;
   s.name = "system";
   s.description = "One connected system.";
@@ -87,8 +69,8 @@ Spec build_system_spec(bool required) {
                  "Unique id: lower case letters, digits, '-', '_' (used in topic names).",
                  std::nullopt, required),
       make_field("name", Kind::kString, "Display name.", std::nullopt, required),
-      choice("kind", "What it is.", "other",
-             {"hospital", "department", "gp", "municipality", "lab", "national", "other"}),
+      make_choice("kind", "What it is.", "other",
+                  {"hospital", "department", "gp", "municipality", "lab", "national", "other"}),
       make_field("her_ids", Kind::kStringList,
                  "HER-ids (Adresseregisteret) it answers for; `to: receiver` uses them."),
       make_field("org_numbers", Kind::kStringList, "Organisation numbers it answers for."),
@@ -96,15 +78,15 @@ Spec build_system_spec(bool required) {
                  "Formats it accepts: kith/<type>/<version>, kith/<type>/*, kith/*, "
                  "hl7v2/<version>, hl7v2/*, json."),
       make_field("tags", Kind::kStringList, "Free labels routes can query (e.g. adt)."),
-      object("connector", "How to reach it.", connector),
-      ranged("concurrency", "Deliveries in flight at once.", 4, 1, 256),
-      ranged("rate_limit", "Deliveries per second at most (0: no limit).", 0, 0, 1000000),
-      object("retry", "Retry policy.", retry),
-      object("circuit_breaker", "Circuit breaker.", breaker),
-      choice("ordering", "per_patient: one patient's messages are delivered in order; none.",
-             "per_patient", {"per_patient", "none"}),
-      choice("receipts", "Whether it sends and gets receipts: apprec (KITH), ack (HL7), none.",
-             "apprec", {"apprec", "ack", "none"}),
+      make_object("connector", "How to reach it.", connector),
+      make_int("concurrency", "Deliveries in flight at once.", 4, 1, 256),
+      make_int("rate_limit", "Deliveries per second at most (0: no limit).", 0, 0, 1000000),
+      make_object("retry", "Retry policy.", retry),
+      make_object("circuit_breaker", "Circuit breaker.", breaker),
+      make_choice("ordering", "per_patient: one patient's messages are delivered in order; none.",
+                  "per_patient", {"per_patient", "none"}),
+      make_choice("receipts", "Whether it sends and gets receipts: apprec (KITH), ack (HL7), none.",
+                  "apprec", {"apprec", "ack", "none"}),
       make_field("enabled", Kind::kBool, "A disabled system gets nothing delivered.", "true")};
   return s;
 }
@@ -401,27 +383,24 @@ const Spec& systems_file_spec() {
     auto defs = std::make_shared<const Spec>(defaults_spec());
     Field rows = make_field("rows", Kind::kAny,
                             "The table: one row per line, a list of values in column order.");
-    auto group =
-        make(Spec{"group",
-                  "Systems generated from a template and a table: every {column} in the template's "
-                  "strings is replaced by the row's value; {i} counts 1..repeat.",
-                  {make_field("description", Kind::kString, "What the group is."),
-                   make_field("columns", Kind::kStringList, "Names of the table's columns.",
-                              std::nullopt, true),
-                   make_field("repeat", Kind::kInt, "Systems per row ({i} = 1..repeat).", "1"),
-                   rows, object("template", "A system entry with {column} placeholders.", sys)}});
+    auto group = make_spec(
+        Spec{"group",
+             "Systems generated from a template and a table: every {column} in the template's "
+             "strings is replaced by the row's value; {i} counts 1..repeat.",
+             {make_field("description", Kind::kString, "What the group is."),
+              make_field("columns", Kind::kStringList, "Names of the table's columns.",
+                         std::nullopt, true),
+              make_field("repeat", Kind::kInt, "Systems per row ({i} = 1..repeat).", "1"), rows,
+              make_object("template", "A system entry with {column} placeholders.", sys)}});
     Spec f;
     f.name = "systems.yaml";
     f.description = "The registry of connected systems.";
-    Field systems = make_field("systems", Kind::kObjectList, "Explicit system entries.");
-    systems.object = sys;
-    Field groups = make_field("groups", Kind::kObjectList, "Generated system entries.");
-    groups.object = group;
-    f.fields = {object("defaults",
-                       "Defaults for every system (any system key but id, name, "
-                       "her_ids and org_numbers).",
-                       defs),
-                systems, groups};
+    f.fields = {make_object("defaults",
+                            "Defaults for every system (any system key but id, name, "
+                            "her_ids and org_numbers).",
+                            defs),
+                make_object("systems", "Explicit system entries.", sys, Kind::kObjectList),
+                make_object("groups", "Generated system entries.", group, Kind::kObjectList)};
     return f;
   }();
   return kSpec;

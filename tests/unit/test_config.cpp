@@ -231,3 +231,35 @@ TEST(EngineConfig, DeliveryJobTopicsDefaultToOnePerSystem) {
   EXPECT_TRUE(has(d3, bad + ":7:20: error: delivery.route_batch_max: must be at least 1"))
       << d3.format_all();
 }
+
+// A spec is refined by field name; a name it does not declare is an error in the program,
+// reported with the spec's and the field's names, never a change to another field.
+TEST(Spec, FieldsAreRefinedByNameAndAnUnknownNameThrows) {
+  Spec s{"sources[] (type: test)",
+         "A test spec.",
+         {make_field("name", Kind::kString, "Name.", std::nullopt, true),
+          make_int("port", "Port.", 8080, 0, 65535), make_int("threads", "Threads.", 2, 1)}};
+  s.at("threads").max = 64;
+  EXPECT_EQ(s.find("threads")->max, 64);
+  EXPECT_EQ(s.find("port")->min, 0);
+  EXPECT_EQ(s.find("port")->max, 65535);
+  EXPECT_EQ(s.find("port")->default_value, "8080");
+  try {
+    s.at("prot");
+    FAIL() << "no exception for an undeclared field";
+  } catch (const std::logic_error& e) {
+    EXPECT_STREQ(e.what(), "sources[] (type: test) declares no field 'prot'");
+  }
+}
+
+TEST(Spec, AnIntegerOutsideItsBoundsIsReportedAtItsPosition) {
+  const Spec s{
+      "test.yaml",
+      "A test spec.",
+      {make_int("threads", "Threads.", 2, 1, 64), make_int("retry_ms", "Retry.", 100, 10)}};
+  Diagnostics d;
+  validate(YAML::Load("threads: 65\nretry_ms: 1000000\n"), s, "test.yaml", "", d);
+  ASSERT_EQ(d.items().size(), 1U) << d.format_all();
+  EXPECT_NE(d.format_all().find("test.yaml:1:"), std::string::npos) << d.format_all();
+  EXPECT_NE(d.format_all().find("threads"), std::string::npos) << d.format_all();
+}
