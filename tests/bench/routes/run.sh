@@ -5,7 +5,7 @@
 #   throughput            as fast as 16 MLLP connections are ACKed
 #   latency at RATE       paced; healthy ingest-to-delivery p50/p99 from the tracking topic
 #   faults at RATE        the same with one department down (AE) and one slow (5 s/message)
-# usage: tests/bench/routes/run.sh [RUNS=3] [SECONDS=10] [RATES="500 2000"]
+# usage: [BROKER_WARMUP=60] tests/bench/routes/run.sh [RUNS=3] [SECONDS=10] [RATES="500 2000"]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$here"
@@ -16,6 +16,12 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j2 --target budstikke bench_routes >/dev/null
 started=0
 if ! scripts/kafka status >/dev/null 2>&1; then scripts/kafka start >/dev/null; started=1; fi
+# A broker just started costs 2-3x its steady CPU per message for its first minute or two
+# of load (the JVM compiling its hot paths; BENCHMARKS.md, session 29): a broker this script
+# starts gets BROKER_WARMUP seconds (default 60) of paced load first, not counted.
+if [ $started = 1 ] && [ "${BROKER_WARMUP:-60}" -gt 0 ]; then
+  build/release/bin/bench_routes latency "${BROKER_WARMUP:-60}" 1000 >/dev/null 2>&1 || true
+fi
 out=$(mktemp)
 cleanup() {
   rm -f "$out"
