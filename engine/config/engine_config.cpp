@@ -23,27 +23,21 @@ Field secret(Field f) {
   return f;
 }
 
-Field one_of(Field f, std::vector<std::string> allowed) {
-  f.allowed = std::move(allowed);
-  return f;
-}
-
 Spec build_engine_spec_fields() {
-  auto tls =
-      make_spec(Spec{"kafka.tls",
-                     "TLS towards the Kafka cluster (security_protocol ssl or sasl_ssl).",
-                     {str("ca_file", "PEM file with the CA certificates to trust."),
-                      str("cert_file", "PEM client certificate (mutual TLS)."),
-                      str("key_file", "PEM private key of the client certificate."),
-                      secret(str("key_password", "Password of the private key.")),
-                      one_of(str("verify_hostname",
-                                 "Check the broker's host name against its certificate.", "true"),
-                             {"true", "false"})}});
+  auto tls = make_spec(
+      Spec{"kafka.tls",
+           "TLS towards the Kafka cluster (security_protocol ssl or sasl_ssl).",
+           {str("ca_file", "PEM file with the CA certificates to trust."),
+            str("cert_file", "PEM client certificate (mutual TLS)."),
+            str("key_file", "PEM private key of the client certificate."),
+            secret(str("key_password", "Password of the private key.")),
+            make_choice("verify_hostname", "Check the broker's host name against its certificate.",
+                        "true", {"true", "false"})}});
   auto sasl = make_spec(
       Spec{"kafka.sasl",
            "SASL authentication towards the Kafka cluster.",
-           {one_of(str("mechanism", "SASL mechanism.", "SCRAM-SHA-512"),
-                   {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}),
+           {make_choice("mechanism", "SASL mechanism.", "SCRAM-SHA-512",
+                        {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}),
             str("username", "SASL user name."), secret(str("password", "SASL password."))}});
   Field props;
   props.name = "properties";
@@ -61,8 +55,8 @@ Spec build_engine_spec_fields() {
            "<client_id>.delivery (the delivery stage's consumer); the CLI's replay, audit and "
            "consume add theirs. Short admin requests (topic lists, offsets) use it as it is.",
            "budstikke"),
-       one_of(str("security_protocol", "Transport security.", "plaintext"),
-              {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"}),
+       make_choice("security_protocol", "Transport security.", "plaintext",
+                   {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"}),
        make_object("tls", "TLS settings.", tls), make_object("sasl", "SASL settings.", sasl),
        make_int("partitions",
                 "Partitions of topics the engine creates (the tracking and audit topics, read "
@@ -100,15 +94,14 @@ Spec build_engine_spec_fields() {
            "Empty: the host name (set it where host names change with every start, as in "
            "containers).",
            ""),
-       one_of(str("static_membership",
-                  "Join the route and delivery consumer groups as static members under "
-                  "`instance`: a restarted engine has its partitions back at once (measured "
-                  "0.8 s after a kill -9, against 7.7 s when the dead member's 10 s session must "
-                  "time out first). The price: an engine that stops for good hands its "
-                  "partitions on only after that session, and its groups' offsets cannot be "
-                  "reset from outside until then.",
-                  "true"),
-              {"true", "false"}),
+       make_choice("static_membership",
+                   "Join the route and delivery consumer groups as static members under "
+                   "`instance`: a restarted engine has its partitions back at once (measured "
+                   "0.8 s after a kill -9, against 7.7 s when the dead member's 10 s session must "
+                   "time out first). The price: an engine that stops for good hands its "
+                   "partitions on only after that session, and its groups' offsets cannot be "
+                   "reset from outside until then.",
+                   "true", {"true", "false"}),
        props}});
   auto privacy = make_spec(Spec{
       "privacy",
@@ -127,7 +120,7 @@ Spec build_engine_spec_fields() {
   auto logs = make_spec(Spec{
       "log",
       "Structured JSON logs on stderr; identity numbers are redacted.",
-      {one_of(str("level", "Default level.", "info"), {"debug", "info", "warn", "error", "off"}),
+      {make_choice("level", "Default level.", "info", {"debug", "info", "warn", "error", "off"}),
        modules}});
   auto schemas = make_spec(
       Spec{"schemas",
@@ -159,64 +152,63 @@ Spec build_engine_spec_fields() {
                 "Who is acting, for CLI commands (default: $BUDSTIKKE_ACTOR, else "
                 "user@host).",
                 "")}});
-  auto delivery = make_spec(
-      Spec{"delivery",
-           "How routes hand their jobs to the delivery stage.",
-           {one_of(str("job_topics",
-                       "Where a route writes its delivery jobs. `system`: one topic per receiving "
-                       "system, deliver.<system>, so a route's transaction touches a partition per "
-                       "system it sends to (an ADT fan-out to 21 systems: ~22). `route`: one topic "
-                       "per route, jobs.<route>, keyed by patient, so a transaction touches a few; "
-                       "a system whose jobs wait there over a second, or that holds "
-                       "max_pending_per_system, gets them moved to deliver.<system> and read back "
-                       "in order. Measured (BENCHMARKS.md, session 13): at 1,000 routed msg/s "
-                       "`route` gave a p99 of 84 against 123 ms and 145 against 179 ms in two "
-                       "series, and ~10% less broker CPU. A job read from jobs.<route> holds "
-                       "that partition's commit point for every system of the route, so after a "
-                       "crash more is read again; skip_delivered_lookback_s keeps what was "
-                       "delivered from being sent again (kill -9 test, session 18 medians: 33 "
-                       "duplicates with `route` in 23 runs, 36 with `system` in 7; without it "
-                       "~1,500 and 392). "
-                       "With `route` the delivery stage fetches a system's own topic only while "
-                       "there are jobs in it (it checks every second for jobs another engine or "
-                       "a replay wrote there): ~15% more routed msg/s and a broker 10-20% "
-                       "cheaper than before (session 21). "
-                       "The engine reads both kinds either way, so switching loses nothing.",
-                       "system"),
-                   {"system", "route"}),
-            make_int("max_pending_per_system",
-                     "Jobs a system may hold in memory (queued, waiting for a retry, being "
-                     "delivered). At this many its deliver.<system> partition is paused, and with "
-                     "job_topics route its further jobs move to deliver.<system>.",
-                     2000, 10, 1000000),
-            make_int("skip_delivered_lookback_s",
-                     "After a crash the delivery stage reads again the jobs after its committed "
-                     "offsets, some of them delivered already. At start, when there are such "
-                     "jobs, it reads this many seconds of the tracking topic: a job recorded "
-                     "there as delivered (and that asks for no receipt) completes without being "
-                     "sent again. While running, it remembers for as long the ids of the jobs it "
-                     "delivered (at most 200,000): a second record of such a job (a message "
-                     "ingested twice, e.g. a file read again after a crash) is not sent; replays "
-                     "always are. 0 sends every such job again (at least once either way).",
-                     300, 0, 86400),
-            make_int("io_threads",
-                     "Threads that send over HTTP, MLLP and Kafka, for all systems together "
-                     "(each system's connections live on one of them; file connectors have a "
-                     "thread per connection). Measured (BENCHMARKS.md, session 22): 1 thread "
-                     "gave the worst tail latency on 2 cores, 4 the best of 1, 2 and 4.",
-                     4, 1, 64),
-            make_int("route_batch_ms",
-                     "A route writes the jobs of a batch of events in one Kafka transaction. The "
-                     "batch closes this long after its first event was written to Kafka (as a "
-                     "producer's linger), or at route_batch_max events. Shorter: lower latency, "
-                     "more transactions (each costs the engine ~2 ms of CPU with librdkafka "
-                     "2.0.2 and the broker a round of markers). Measured (BENCHMARKS.md, session "
-                     "27), 10 against 20 ms: at 2,000 routed msg/s a healthy p99 of 87 against "
-                     "128 ms, p50 32 against 39; at 1,000 a p99 within the noise (62 against 57), "
-                     "p50 21 against 28, and ~0.1 core more for the engine and as much for the "
-                     "broker.",
-                     10, 0, 1000),
-            make_int("route_batch_max", "Most events in one route transaction.", 500, 1, 100000)}});
+  auto delivery = make_spec(Spec{
+      "delivery",
+      "How routes hand their jobs to the delivery stage.",
+      {make_choice("job_topics",
+                   "Where a route writes its delivery jobs. `system`: one topic per receiving "
+                   "system, deliver.<system>, so a route's transaction touches a partition per "
+                   "system it sends to (an ADT fan-out to 21 systems: ~22). `route`: one topic "
+                   "per route, jobs.<route>, keyed by patient, so a transaction touches a few; "
+                   "a system whose jobs wait there over a second, or that holds "
+                   "max_pending_per_system, gets them moved to deliver.<system> and read back "
+                   "in order. Measured (BENCHMARKS.md, session 13): at 1,000 routed msg/s "
+                   "`route` gave a p99 of 84 against 123 ms and 145 against 179 ms in two "
+                   "series, and ~10% less broker CPU. A job read from jobs.<route> holds "
+                   "that partition's commit point for every system of the route, so after a "
+                   "crash more is read again; skip_delivered_lookback_s keeps what was "
+                   "delivered from being sent again (kill -9 test, session 18 medians: 33 "
+                   "duplicates with `route` in 23 runs, 36 with `system` in 7; without it "
+                   "~1,500 and 392). "
+                   "With `route` the delivery stage fetches a system's own topic only while "
+                   "there are jobs in it (it checks every second for jobs another engine or "
+                   "a replay wrote there): ~15% more routed msg/s and a broker 10-20% "
+                   "cheaper than before (session 21). "
+                   "The engine reads both kinds either way, so switching loses nothing.",
+                   "system", {"system", "route"}),
+       make_int("max_pending_per_system",
+                "Jobs a system may hold in memory (queued, waiting for a retry, being "
+                "delivered). At this many its deliver.<system> partition is paused, and with "
+                "job_topics route its further jobs move to deliver.<system>.",
+                2000, 10, 1000000),
+       make_int("skip_delivered_lookback_s",
+                "After a crash the delivery stage reads again the jobs after its committed "
+                "offsets, some of them delivered already. At start, when there are such "
+                "jobs, it reads this many seconds of the tracking topic: a job recorded "
+                "there as delivered (and that asks for no receipt) completes without being "
+                "sent again. While running, it remembers for as long the ids of the jobs it "
+                "delivered (at most 200,000): a second record of such a job (a message "
+                "ingested twice, e.g. a file read again after a crash) is not sent; replays "
+                "always are. 0 sends every such job again (at least once either way).",
+                300, 0, 86400),
+       make_int("io_threads",
+                "Threads that send over HTTP, MLLP and Kafka, for all systems together "
+                "(each system's connections live on one of them; file connectors have a "
+                "thread per connection). Measured (BENCHMARKS.md, session 22): 1 thread "
+                "gave the worst tail latency on 2 cores, 4 the best of 1, 2 and 4.",
+                4, 1, 64),
+       make_int("route_batch_ms",
+                "A route writes the jobs of a batch of events in one Kafka transaction. The "
+                "batch closes this long after its first event was written to Kafka (as a "
+                "producer's linger), or at route_batch_max events. Shorter: lower latency, "
+                "more transactions (each costs the engine ~2 ms of CPU with librdkafka "
+                "2.0.2 and the broker a round of markers). Measured (BENCHMARKS.md, session "
+                "27), 10 against 20 ms: at 2,000 routed msg/s a healthy p99 of 87 against "
+                "128 ms, p50 32 against 39; at 1,000 a p99 within the noise (62 against 57), "
+                "p50 21 against 28, and ~0.1 core more for the engine and as much for the "
+                "broker.",
+                10, 0, 1000),
+       make_int("route_batch_max", "Most events in one route transaction.", 500, 1, 100000)}});
   Field sources;
   sources.name = "sources";
   sources.kind = Kind::kObjectList;

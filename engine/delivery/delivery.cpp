@@ -161,7 +161,8 @@ struct DeliveryStage::Impl {
   metrics::Counter* m_idle_paused = nullptr;  // pause_idle_own_topics
   metrics::Counter* m_idle_woken = nullptr;
 
-  // Jobs this process delivered (note 37); made only when skip_delivered_lookback is set.
+  // Jobs this process delivered (note 37): a second record of one is not sent, a replay
+  // (bs-replay-of) always is. Made only when skip_delivered_lookback is set.
   std::unique_ptr<RecentlyDelivered> recently_delivered;
   bool remembers() const { return settings.skip_delivered_lookback.count() > 0; }
   // A job another record of which this process delivered (see RecentlyDelivered).
