@@ -10,7 +10,6 @@
 #include <set>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <unordered_set>
 
 #include <boost/asio/executor_work_guard.hpp>
