@@ -10,7 +10,7 @@
 #include <set>
 #include <string_view>
 #include <thread>
-#include <unordered_set>
+#include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -24,6 +24,7 @@
 #include "engine/core/redact.hpp"
 #include "engine/core/thread_name.hpp"
 #include "engine/core/time.hpp"
+#include "engine/delivery/job_queue.hpp"
 #include "engine/delivery/recently_delivered.hpp"
 #include "engine/event/json_text.hpp"
 #include "engine/runtime/engine.hpp"
@@ -135,6 +136,9 @@ struct Job {
     const auto it = headers.find(name);
     return it == headers.end() ? std::string() : it->second;
   }
+  // For JobQueue.
+  std::string_view patient() const { return dj.key; }
+  std::string_view id() const { return dj.job_id; }
 };
 
 using JobPtr = std::shared_ptr<Job>;
@@ -194,17 +198,18 @@ struct DeliveryStage::Impl {
   std::vector<std::unique_ptr<Loop>> loops;
 
   struct Worker {
-    const registry::System* sys = nullptr;
-    Impl* stage = nullptr;
+    Worker(const registry::System& s, Impl& st)
+        : sys(&s), stage(&st), jobs(s.ordering == registry::Ordering::kPerPatient) {}
+    const registry::System* sys;
+    Impl* stage;
     std::mutex mu;
     std::condition_variable cv;
-    std::deque<JobPtr> queue;
-    std::set<std::string> busy_keys;
-    // Job ids a thread of this system is sending: another record of the same job waits, and
-    // is then not sent when the first was delivered (RecentlyDelivered). Kept only with
-    // ordering none: with per_patient, busy_keys holds the second record back already (a
-    // job id is of one event, so of one patient).
-    std::unordered_set<std::string> sending_ids;
+    // Its jobs: ready ones in order, ones waiting for a retry apart (a system that is down
+    // holds hundreds to thousands of them, and a dispatch does not look at them), and which
+    // may go next: per patient one at a time and in order; with ordering none, a job's
+    // second record waits while the first is being sent and is then not sent when the first
+    // was delivered (RecentlyDelivered). Design notes 46 and 47.
+    JobQueue<Job> jobs;
     int pending = 0;  // queued + in flight + outcome in flight
     bool paused = false;
     bool stop = false;
@@ -282,18 +287,18 @@ struct DeliveryStage::Impl {
     // Queues a job; its worker thread is woken by wake() (after a burst of jobs).
     void enqueue(JobPtr j) {
       const std::lock_guard lock(mu);
-      queue.push_back(std::move(j));
+      jobs.push(std::move(j));
       ++pending;
     }
     // Wakes a thread per job queued since the last wake, up to all of them; on a loop, pump()
     // once.
-    void wake(int jobs) {
+    void wake(int queued) {
       if (on_loop) {
         asio::post(*loop, [this] { pump(); });
-      } else if (jobs >= static_cast<int>(threads.size())) {
+      } else if (queued >= static_cast<int>(threads.size())) {
         cv.notify_all();
       } else {
-        for (int i = 0; i < jobs; ++i) cv.notify_one();
+        for (int i = 0; i < queued; ++i) cv.notify_one();
       }
     }
     int to_wake = 0;  // jobs queued in this burst (consumer thread)
@@ -301,7 +306,7 @@ struct DeliveryStage::Impl {
       {
         const std::lock_guard lock(mu);
         j->due = due;
-        queue.push_front(std::move(j));
+        jobs.wait(std::move(j));
       }
       if (on_loop)
         asio::post(*loop, [this] { pump(); });
@@ -311,45 +316,6 @@ struct DeliveryStage::Impl {
     void finished() {
       const std::lock_guard lock(mu);
       --pending;
-    }
-
-    // One pass of pick() over the queue. pump() takes several jobs under one lock: what a
-    // pick skipped stays skipped for the rest of that pass (nothing there frees a key or
-    // moves a due time), so the next pick goes on from where the last one took its job
-    // instead of looking at the same jobs again. (Starting over made a pass cost the square
-    // of the queue: a system that was down, its queue full of jobs waiting for a retry,
-    // kept its loop thread busy and held back the other systems on that loop.) A pass lives
-    // under the lock, so its views are of the keys of jobs that stay queued. (A set kept
-    // between passes would be cheaper per key, but clearing it costs its largest size ever.)
-    struct Scan {
-      size_t pos = 0;
-      std::unordered_set<std::string_view> seen;  // keys of skipped jobs waiting for a retry
-    };
-
-    // The first job that may run now, or null (then `wake` is when to look again).
-    JobPtr pick(Clock::time_point now, Clock::time_point& wake, Scan& scan) {
-      const bool ordered = sys->ordering == registry::Ordering::kPerPatient;
-      for (size_t i = scan.pos; i < queue.size(); ++i) {
-        const JobPtr& j = queue[i];
-        if (ordered && !j->final) {
-          // A later job of a patient waits for the earlier one (sending, or waiting for
-          // its retry).
-          if (!busy_keys.empty() && busy_keys.count(j->dj.key)) continue;
-          if (!scan.seen.empty() && scan.seen.count(j->dj.key)) continue;
-        }
-        if (!j->final && !sending_ids.empty() && sending_ids.count(j->dj.job_id)) continue;
-        if (j->due > now) {
-          wake = std::min(wake, j->due);
-          if (ordered && !j->final) scan.seen.insert(j->dj.key);
-          continue;
-        }
-        JobPtr out = j;
-        queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(i));
-        scan.pos = i;
-        return out;
-      }
-      scan.pos = queue.size();
-      return nullptr;
     }
 
     // One attempt to deliver a job, from begin_attempt to end_attempt.
@@ -364,11 +330,7 @@ struct DeliveryStage::Impl {
     // busy, the breaker's and the rate limit's say.
     Attempt begin_attempt(JobPtr j, Clock::time_point now) {
       Attempt a;
-      if (sys->ordering == registry::Ordering::kPerPatient) {
-        busy_keys.insert(j->dj.key);
-      } else {
-        sending_ids.insert(j->dj.job_id);
-      }
+      jobs.sending(*j);
       if (j->attempts == 0)
         m_wait->observe_ms(std::chrono::duration<double, std::milli>(now - j->read_at).count());
       // Circuit breaker: open -> fail fast; after open_ms one trial goes through.
@@ -403,11 +365,7 @@ struct DeliveryStage::Impl {
       // Remembered before its id is free, so a second record of the job never finds it
       // neither sending nor delivered.
       if (r.is_ok() && stage->remembers()) stage->recently_delivered->add(j->dj.job_id);
-      if (sys->ordering == registry::Ordering::kPerPatient) {
-        busy_keys.erase(j->dj.key);
-      } else {
-        sending_ids.erase(j->dj.job_id);
-      }
+      jobs.sent(*j);
       if (a.trial) trial_in_flight = false;
       ++j->attempts;
       if (!a.fast_fail) {
@@ -448,7 +406,7 @@ struct DeliveryStage::Impl {
         m_retried->inc();
         j->due = Clock::now() + std::chrono::milliseconds(wait);
         stage->track(*this, *j, "attempt_failed", r.reason);
-        queue.push_front(j);
+        jobs.wait(j);
         return false;
       }
       j->final = true;
@@ -467,8 +425,8 @@ struct DeliveryStage::Impl {
         // timeout is a fallback, not a poll. (At 200 ms, the ~480 worker threads of the
         // example registry woke ~2,400 times a second with nothing to do.)
         auto wake_at = now + std::chrono::seconds(5);
-        Scan scan;  // one pick
-        JobPtr j = pick(now, wake_at, scan);
+        JobQueue<Job>::Pass pass;  // one pick
+        JobPtr j = jobs.pick(now, wake_at, pass);
         if (!j) {
           cv.wait_until(lock, wake_at);
           continue;
@@ -561,9 +519,9 @@ struct DeliveryStage::Impl {
           const auto now = Clock::now();
           auto wake_at = Clock::time_point::max();
           size_t free_slot = 0;
-          Scan scan;
+          JobQueue<Job>::Pass pass;
           while (in_flight < static_cast<int>(slots.size())) {
-            JobPtr j = pick(now, wake_at, scan);
+            JobPtr j = jobs.pick(now, wake_at, pass);
             if (!j) break;
             if (j->final) {
               finals.push_back(std::move(j));
@@ -821,14 +779,9 @@ struct DeliveryStage::Impl {
       ++ps.generation;
       const auto drop = [&tp](Worker& w) {
         const std::lock_guard lock(w.mu);
-        for (auto it = w.queue.begin(); it != w.queue.end();) {
-          if ((*it)->topic == tp.first && (*it)->partition == tp.second && !(*it)->final) {
-            it = w.queue.erase(it);
-            --w.pending;
-          } else {
-            ++it;
-          }
-        }
+        w.pending -= static_cast<int>(w.jobs.drop_if([&tp](const Job& j) {
+          return j.topic == tp.first && j.partition == tp.second && !j.final;
+        }));
       };
       const auto wit = workers.find(tp.first);
       if (wit == workers.end()) {
@@ -1096,22 +1049,18 @@ struct DeliveryStage::Impl {
       std::vector<JobPtr> evicted;
       {
         const std::lock_guard lock(w.mu);
+        const auto movable = [](const Job& j) {
+          return j.from_route_topic && j.attempts == 0 && !j.final;
+        };
         bool old = false;
-        for (const auto& j : w.queue)
-          if (j->from_route_topic && j->attempts == 0 && !j->final) {
+        for (const auto& j : w.jobs.ready())
+          if (movable(*j)) {
             old = now - j->read_at > settings.move_after;
             break;
           }
         if (!old) continue;
-        for (auto it = w.queue.begin(); it != w.queue.end();) {
-          if ((*it)->from_route_topic && (*it)->attempts == 0 && !(*it)->final) {
-            evicted.push_back(std::move(*it));
-            it = w.queue.erase(it);
-            --w.pending;
-          } else {
-            ++it;
-          }
-        }
+        evicted = w.jobs.take_ready_if(movable);
+        w.pending -= static_cast<int>(evicted.size());
       }
       if (!w.moving) {
         w.moving = true;
@@ -1366,9 +1315,7 @@ Status DeliveryStage::start() {
   std::vector<std::string> topics;
   for (const auto& s : im.reg->systems()) {
     if (!s.enabled) continue;
-    auto w = std::make_unique<Impl::Worker>();
-    w->sys = &s;
-    w->stage = &im;
+    auto w = std::make_unique<Impl::Worker>(s, im);
     w->init_metrics();
     const std::string t = deliver_topic(im.settings.topic_prefix, s.id);
     topics.push_back(t);
