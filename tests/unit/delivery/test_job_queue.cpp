@@ -39,6 +39,23 @@ std::shared_ptr<TestJob> job(std::string name, std::string patient, std::string 
   return j;
 }
 
+// A job of `patient` that waits in `q` until `due`.
+std::shared_ptr<TestJob> waiting(Queue& q, std::string name, std::string patient,
+                                 Clock::time_point due, bool final = false) {
+  auto j = job(std::move(name), std::move(patient));
+  j->due = due;
+  j->final = final;
+  q.wait(j);
+  return j;
+}
+
+// Patient A's jobs a1 and a2 and patient B's b1, in that order.
+void push_a1_a2_b1(Queue& q) {
+  q.push(job("a1", "A"));
+  q.push(job("a2", "A"));
+  q.push(job("b1", "B"));
+}
+
 // The names of the jobs one pass picks at `now` (at most `max`), each marked as sending.
 std::vector<std::string> pass(Queue& q, Clock::time_point now, Clock::time_point* wake = nullptr,
                               size_t max = 100) {
@@ -58,13 +75,10 @@ std::vector<std::string> pass(Queue& q, Clock::time_point now, Clock::time_point
 TEST(JobQueue, APatientsLaterJobWaitsWhileTheEarlierIsSentOthersGo) {
   Queue q(/*per_patient=*/true);
   const Clock::time_point t0{};
-  auto a1 = job("a1", "A");
-  q.push(a1);
-  q.push(job("a2", "A"));
-  q.push(job("b1", "B"));
+  push_a1_a2_b1(q);
   EXPECT_EQ(pass(q, t0), (std::vector<std::string>{"a1", "b1"}));
   // a1 delivered: a2 may go.
-  q.sent(*a1);
+  q.sent(*job("a1", "A"));
   EXPECT_EQ(pass(q, t0), (std::vector<std::string>{"a2"}));
   EXPECT_TRUE(pass(q, t0).empty());
 }
@@ -72,18 +86,12 @@ TEST(JobQueue, APatientsLaterJobWaitsWhileTheEarlierIsSentOthersGo) {
 TEST(JobQueue, ARetriedJobHoldsItsPatientAndComesBackInFrontWhenDue) {
   Queue q(/*per_patient=*/true);
   const Clock::time_point t0{};
-  q.push(job("a1", "A"));
-  q.push(job("a2", "A"));
-  q.push(job("b1", "B"));
-  Queue::Pass p;
-  Clock::time_point wake = kNever;
-  auto a1 = q.pick(t0, wake, p);
-  ASSERT_EQ(a1->name, "a1");
-  q.sending(*a1);
+  push_a1_a2_b1(q);
+  EXPECT_EQ(pass(q, t0, nullptr, 1), (std::vector<std::string>{"a1"}));
   // a1 failed: it waits 200 ms for its retry and holds A's later job back.
-  q.sent(*a1);
-  a1->due = t0 + 200ms;
-  q.wait(a1);
+  q.sent(*job("a1", "A"));
+  waiting(q, "a1", "A", t0 + 200ms);
+  Clock::time_point wake = kNever;
   EXPECT_EQ(q.waiting(), 1u);
   EXPECT_EQ(pass(q, t0 + 1ms, &wake), (std::vector<std::string>{"b1"}));
   EXPECT_EQ(wake, t0 + 200ms);
@@ -98,11 +106,8 @@ TEST(JobQueue, ARetriedJobHoldsItsPatientAndComesBackInFrontWhenDue) {
 TEST(JobQueue, WaitingJobsComeBackInTheOrderTheyAreDue) {
   Queue q(/*per_patient=*/true);
   const Clock::time_point t0{};
-  for (const auto& [name, ms] : {std::pair{"late", 30}, {"early", 10}, {"middle", 20}}) {
-    auto j = job(name, name);
-    j->due = t0 + std::chrono::milliseconds(ms);
-    q.wait(j);
-  }
+  for (const auto& [name, ms] : {std::pair{"late", 30}, {"early", 10}, {"middle", 20}})
+    waiting(q, name, name, t0 + std::chrono::milliseconds(ms));
   q.push(job("new", "N"));
   Clock::time_point wake = kNever;
   EXPECT_EQ(pass(q, t0 + 20ms, &wake), (std::vector<std::string>{"early", "middle", "new"}));
@@ -115,10 +120,7 @@ TEST(JobQueue, AFinalJobHoldsNoPatient) {
   const Clock::time_point t0{};
   // Its outcome records were refused: it waits a second to write them again, and A's
   // next job need not wait for that.
-  auto done = job("a1", "A");
-  done->final = true;
-  done->due = t0 + 1s;
-  q.wait(done);
+  waiting(q, "a1", "A", t0 + 1s, /*final=*/true);
   q.push(job("a2", "A"));
   EXPECT_EQ(pass(q, t0), (std::vector<std::string>{"a2"}));
   EXPECT_EQ(pass(q, t0 + 1s), (std::vector<std::string>{"a1"}));
@@ -127,9 +129,7 @@ TEST(JobQueue, AFinalJobHoldsNoPatient) {
 TEST(JobQueue, WithOrderingNoneNothingWaitsForARetryButAJobIsNotSentTwiceAtOnce) {
   Queue q(/*per_patient=*/false);
   const Clock::time_point t0{};
-  auto a1 = job("a1", "A");
-  a1->due = t0 + 200ms;
-  q.wait(a1);
+  waiting(q, "a1", "A", t0 + 200ms);
   q.push(job("a2", "A"));
   q.push(job("x", "X", "job-7"));
   q.push(job("x-again", "X", "job-7"));  // a second record of the same job
@@ -145,9 +145,7 @@ TEST(JobQueue, WithOrderingNoneNothingWaitsForARetryButAJobIsNotSentTwiceAtOnce)
 TEST(JobQueue, APassGoesOnWhereItsLastPickTookAJob) {
   Queue q(/*per_patient=*/true);
   const Clock::time_point t0{};
-  q.push(job("a1", "A"));
-  q.push(job("a2", "A"));
-  q.push(job("b1", "B"));
+  push_a1_a2_b1(q);
   Queue::Pass p;
   Clock::time_point wake = kNever;
   auto a1 = q.pick(t0, wake, p);
@@ -164,9 +162,7 @@ TEST(JobQueue, APassGoesOnWhereItsLastPickTookAJob) {
 TEST(JobQueue, DroppedJobsGoFromBothPlacesAndLetTheirPatientGo) {
   Queue q(/*per_patient=*/true);
   const Clock::time_point t0{};
-  auto a1 = job("a1", "A");
-  a1->due = t0 + 1s;
-  q.wait(a1);
+  waiting(q, "a1", "A", t0 + 1s);
   q.push(job("b1", "B"));
   q.push(job("a2", "A"));
   // A rebalance takes a1's and b1's partition away.
@@ -178,18 +174,16 @@ TEST(JobQueue, DroppedJobsGoFromBothPlacesAndLetTheirPatientGo) {
 
 TEST(JobQueue, TakeReadyIfLeavesWaitingJobsAndKeepsTheOrder) {
   Queue q(/*per_patient=*/true);
-  const Clock::time_point t0{};
-  auto w = job("w", "W");
-  w->due = t0 + 1s;
-  q.wait(w);
-  q.push(job("m1", "A"));
-  q.push(job("k", "B"));
-  q.push(job("m2", "C"));
-  const auto taken = q.take_ready_if([](const TestJob& j) { return j.name[0] != 'k'; });
+  push_a1_a2_b1(q);
+  waiting(q, "w", "W", Clock::time_point{} + 1s);
+  // Jobs moved to another topic: only ready ones go, a waiting one stays with its patient.
+  const auto taken =
+      q.take_ready_if([](const TestJob& j) { return j.key == "A" || j.name == "w"; });
   ASSERT_EQ(taken.size(), 2u);
-  EXPECT_EQ(taken[0]->name, "m1");
-  EXPECT_EQ(taken[1]->name, "m2");
+  EXPECT_EQ(taken[0]->name, "a1");
+  EXPECT_EQ(taken[1]->name, "a2");
   ASSERT_EQ(q.ready().size(), 1u);
+  EXPECT_EQ(q.ready().front()->name, "b1");
   EXPECT_EQ(q.waiting(), 1u);
 }
 
