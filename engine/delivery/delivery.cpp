@@ -597,6 +597,56 @@ struct DeliveryStage::Impl {
 
   std::map<std::string, std::unique_ptr<Worker>> workers;  // by deliver topic
 
+  // The stages running in this process, for `budstikke_delivery_jobs` (computed when
+  // scraped; a reload can have two, whose figures add up).
+  struct Live {
+    std::mutex mu;
+    std::set<const Impl*> stages;
+  };
+  static Live& live() {
+    static Live l;
+    return l;
+  }
+  static void register_jobs_gauge() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      metrics::global().gauge(
+          "budstikke_delivery_jobs",
+          "Delivery jobs a system holds in this engine, not yet sent: state=\"ready\" may go "
+          "when a connection is free (and its patient's earlier job is done), state=\"retry\" "
+          "waits for its next attempt's time. Many in retry: the system fails, and its "
+          "jobs are on their way to dlq.<system>.",
+          [] {
+            std::map<std::string, std::pair<size_t, size_t>> per;  // system -> ready, retry
+            {
+              auto& l = live();
+              const std::lock_guard lock(l.mu);
+              for (const Impl* im : l.stages)
+                for (const auto& [t, w] : im->workers) {
+                  const std::lock_guard wl(w->mu);
+                  auto& v = per[w->sys->id];
+                  v.first += w->jobs.ready().size();
+                  v.second += w->jobs.waiting();
+                }
+            }
+            std::vector<metrics::GaugeSample> out;
+            for (const auto& [id, v] : per) {
+              out.push_back({{{"system", id}, {"state", "ready"}}, static_cast<double>(v.first)});
+              out.push_back({{{"system", id}, {"state", "retry"}}, static_cast<double>(v.second)});
+            }
+            return out;
+          });
+    });
+  }
+  void set_live(bool on) {
+    auto& l = live();
+    const std::lock_guard lock(l.mu);
+    if (on)
+      l.stages.insert(this);
+    else
+      l.stages.erase(this);
+  }
+
   Impl(DeliverySettings s, std::shared_ptr<const registry::Registry> r, const SinkFactories& sf,
        bus::Producer& p, const runtime::CodecRegistry& c)
       : settings(std::move(s)), reg(std::move(r)), sinks(sf), producer(p), codecs(c) {
@@ -1385,12 +1435,15 @@ Status DeliveryStage::start() {
     set_thread_name("bs-deliver-in");
     im.consume_loop();
   });
+  Impl::register_jobs_gauge();
+  im.set_live(true);
   log::info(kModule, "delivery stage running", {{"systems", std::to_string(im.workers.size())}});
   return {};
 }
 
 void DeliveryStage::stop() {
   auto& im = *impl_;
+  im.set_live(false);
   if (!im.consumer) return;
   im.stopping = true;
   if (im.consumer_thread.joinable()) im.consumer_thread.join();

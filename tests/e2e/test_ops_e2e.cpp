@@ -559,9 +559,9 @@ TEST(OpsE2E, ARateLimitedSystemGetsNoMoreThanItsLimit) {
 }
 
 // The value of a metric of one system on the admin API's /metrics (-1 when absent).
-double system_metric(const std::string& metrics, const std::string& name,
-                     const std::string& system) {
-  const std::string head = name + "{system=\"" + system + "\"} ";
+double system_metric(const std::string& metrics, const std::string& name, const std::string& system,
+                     const std::string& more_labels = "") {
+  const std::string head = name + "{system=\"" + system + "\"" + more_labels + "} ";
   const size_t at = metrics.find(head);
   if (at == std::string::npos) return -1;
   return std::strtod(metrics.c_str() + at + head.size(), nullptr);
@@ -624,10 +624,19 @@ TEST(OpsE2E, AnOpenCircuitStopsCallingADownSystemUntilATrialGoesThrough) {
       system_metric(metrics, "budstikke_delivery_attempts_failed_total", "hospital");
   const double opened =
       system_metric(metrics, "budstikke_delivery_circuit_opened_total", "hospital");
+  // The six jobs: at any time nearly all wait for their next attempt (the breaker fails
+  // them at once); none is lost from the count.
+  const double waiting =
+      system_metric(metrics, "budstikke_delivery_jobs", "hospital", ",state=\"retry\"");
+  const double ready =
+      system_metric(metrics, "budstikke_delivery_jobs", "hospital", ",state=\"ready\"");
   std::printf(
       "hospital down 4 s: called %zu times, %.0f failed attempts, circuit opened %.0f "
-      "times\n",
-      seen.size(), failed, opened);
+      "times; jobs waiting for a retry %.0f, ready %.0f\n",
+      seen.size(), failed, opened, waiting, ready);
+  EXPECT_GE(waiting, kMessages - 2) << metrics;
+  EXPECT_GE(ready, 0) << metrics;
+  EXPECT_LE(waiting + ready, kMessages) << metrics;
   // The threshold's sends (and one more that was in flight with them), then one trial a second.
   EXPECT_LE(seen.size(), 12u) << "failed attempts " << failed;
   EXPECT_GE(failed, 30) << "calls " << seen.size();
@@ -646,6 +655,12 @@ TEST(OpsE2E, AnOpenCircuitStopsCallingADownSystemUntilATrialGoesThrough) {
       << testenv::read_file(tmp.path() / "engine/engine-1.log");
   EXPECT_LT(std::chrono::steady_clock::now() - up, std::chrono::seconds(5));
   expect_each_once(receiver, kMessages);
+  const std::string after =
+      testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", kToken).body;
+  EXPECT_EQ(system_metric(after, "budstikke_delivery_jobs", "hospital", ",state=\"retry\""), 0)
+      << after;
+  EXPECT_EQ(system_metric(after, "budstikke_delivery_jobs", "hospital", ",state=\"ready\""), 0)
+      << after;
 
   std::string history;
   EXPECT_TRUE(wait_for(
