@@ -4,12 +4,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <mutex>
 #include <random>
 #include <set>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
