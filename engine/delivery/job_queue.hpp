@@ -25,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/core/string_hash.hpp"
+
 namespace budstikke::delivery {
 
 template <typename Job>
@@ -134,11 +136,6 @@ class JobQueue {
  private:
   bool holds_patient(const Job& j) const { return per_patient_ && !j.final; }
 
-  // Looked up by a view of the job's own key: no string is built to ask.
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   template <typename Set>
   static bool busy(const Set& s, std::string_view k) {
     return !s.empty() && s.find(k) != s.end();
@@ -171,10 +168,11 @@ class JobQueue {
   std::deque<Ptr> ready_;                        // every job here is due
   std::multimap<Clock::time_point, Ptr> later_;  // by due time
   // Per patient: the patients of the jobs in `later_` that hold them, counted, and of the
-  // jobs being sent. Ordering none: the ids of the jobs being sent.
-  std::unordered_map<std::string, int, Hash, std::equal_to<>> waiting_patients_;
-  std::unordered_multiset<std::string, Hash, std::equal_to<>> busy_patients_;
-  std::unordered_multiset<std::string, Hash, std::equal_to<>> sending_ids_;
+  // jobs being sent. Ordering none: the ids of the jobs being sent. Asked with a view of the
+  // job's own key.
+  std::unordered_map<std::string, int, StringHash, std::equal_to<>> waiting_patients_;
+  std::unordered_multiset<std::string, StringHash, std::equal_to<>> busy_patients_;
+  std::unordered_multiset<std::string, StringHash, std::equal_to<>> sending_ids_;
 };
 
 }  // namespace budstikke::delivery

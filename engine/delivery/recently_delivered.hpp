@@ -20,6 +20,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "engine/core/string_hash.hpp"
+
 namespace budstikke::delivery {
 
 class RecentlyDelivered {
@@ -57,17 +59,11 @@ class RecentlyDelivered {
   }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
-
   const Clock::duration keep_;
   const size_t cap_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, Clock::time_point, Hash, std::equal_to<>> ids_;  // delivered
+  std::unordered_map<std::string, Clock::time_point, StringHash, std::equal_to<>>
+      ids_;  // delivered
   // Oldest first; the views are of the map's own keys (a node's element does not move).
   std::deque<std::pair<Clock::time_point, std::string_view>> order_;
 };
