@@ -16,18 +16,18 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j2 --target budstikke bench_routes >/dev/null
 started=0
 if ! scripts/kafka status >/dev/null 2>&1; then scripts/kafka start >/dev/null; started=1; fi
-# A broker just started costs 2-3x its steady CPU per message for its first minute or two
-# of load (the JVM compiling its hot paths; BENCHMARKS.md, session 29): a broker this script
-# starts gets BROKER_WARMUP seconds (default 60) of paced load first, not counted.
-if [ $started = 1 ] && [ "${BROKER_WARMUP:-60}" -gt 0 ]; then
-  build/release/bin/bench_routes latency "${BROKER_WARMUP:-60}" 1000 >/dev/null 2>&1 || true
-fi
 out=$(mktemp)
 cleanup() {
   rm -f "$out"
   if [ $started = 1 ]; then scripts/kafka stop >/dev/null; fi
 }
 trap cleanup EXIT
+# A broker just started costs 2-3x its steady CPU per message for its first minute or two
+# of load (the JVM compiling its hot paths; BENCHMARKS.md, session 29): a broker this script
+# starts gets BROKER_WARMUP seconds (default 60) of paced load first, not counted.
+if [ $started = 1 ] && [ "${BROKER_WARMUP:-60}" -gt 0 ]; then
+  build/release/bin/bench_routes latency "${BROKER_WARMUP:-60}" 1000 >/dev/null 2>&1 || true
+fi
 for r in $(seq 1 "$runs"); do
   build/release/bin/bench_routes throughput "$secs" 2>/dev/null | grep -E '^(mode|split|cpu)' | sed "s/^/run $r throughput /"
   for rate in $rates; do
