@@ -1,6 +1,10 @@
 #pragma once
 // Helpers shared by tests: repository paths, the shared standards folder, temp dirs.
 
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -52,6 +56,29 @@ inline std::string kafka_bootstrap() {
   if (const char* s = std::getenv("BUDSTIKKE_KAFKA")) return s;
   return "127.0.0.1:19092";
 }
+
+// A child process a test or benchmark forks (an engine, a fake receiver) must not outlive it:
+// one killed by a signal skips the destructors that stop its children, and a left-over
+// engine goes on using the CPU, its ports and the broker under the next run. Call
+// `ChildGuard guard;` before fork() and `guard.in_child(SIGTERM)` first thing in the child:
+// the kernel then sends the child that signal when the process that forked it ends, however
+// it ends. The kernel ties it to the forking *thread*, so it is only armed when that is the
+// process's main thread (whose end is the process's end); a child forked from another thread
+// is stopped by its owner's destructor alone, as before.
+class ChildGuard {
+ public:
+  ChildGuard() : parent_(getpid()), main_thread_(gettid() == parent_) {}
+  void in_child(int sig) const {
+    if (!main_thread_) return;
+    (void)prctl(PR_SET_PDEATHSIG, sig);
+    // The parent may have ended between fork() and prctl(): then nothing would send it.
+    if (getppid() != parent_) _exit(128 + sig);
+  }
+
+ private:
+  pid_t parent_;
+  bool main_thread_;
+};
 
 class TempDir {
  public:
