@@ -38,6 +38,27 @@ inline int64_t process_cpu_ns(pid_t pid) {
   return (utime + stime) * (1000000000LL / (hz > 0 ? hz : 100));
 }
 
+// The machine's CPU time in clock ticks, all CPUs together, from /proc/stat's first line:
+// the whole, the idle part (idle + iowait) and the part the hypervisor gave to others
+// (steal). Two readings around a phase say how busy the machine was and whether a slow run
+// was the host's doing. All zero when it cannot be read.
+struct MachineTicks {
+  int64_t total = 0, idle = 0, steal = 0;
+};
+inline MachineTicks machine_ticks() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  int64_t f[10] = {};  // user nice system idle iowait irq softirq steal guest guest_nice
+  if (!(in >> cpu) || cpu != "cpu") return {};
+  for (auto& v : f)
+    if (!(in >> v)) return {};
+  MachineTicks t;
+  for (int i = 0; i < 8; ++i) t.total += f[i];  // guest time is already in user and nice
+  t.idle = f[3] + f[4];
+  t.steal = f[7];
+  return t;
+}
+
 // The pid of the local process with a socket listening on TCP `port` (IPv4 or IPv6), or 0
 // when there is none this user may see (a remote broker, another user's process).
 inline pid_t listener_pid(int port) {

@@ -28,6 +28,7 @@
 // The "cpu:" line gives what the measured phase cost the engine, the broker (when it listens
 // on this host) and this process, in cores and in microseconds per message, from the
 // process's utime + stime, read right before and after the phase (tests/support/proc_cpu.hpp).
+// The "machine:" line gives the whole machine's idle and steal share over the same phase.
 
 #include <algorithm>
 #include <atomic>
@@ -287,9 +288,11 @@ int bench_main(int argc, char** argv) {
   int64_t cpu_before[3];
   for (int i = 0; i < 3; ++i) cpu_before[i] = pids[i] ? testenv::process_cpu_ns(pids[i]) : -1;
   const auto wall_before = steady_clock::now();
+  const testenv::MachineTicks machine_before = testenv::machine_ticks();
   const std::string metrics_before = metrics_text();
   const Phase ph = run_phase("R", secs);
   const std::string metrics_after = metrics_text();
+  const testenv::MachineTicks machine_after = testenv::machine_ticks();
   const double wall_ns =
       static_cast<double>(duration_cast<nanoseconds>(steady_clock::now() - wall_before).count());
   double cpu_ns[3];
@@ -404,6 +407,14 @@ int bench_main(int argc, char** argv) {
       "cpu: engine_cores=%.2f broker_cores=%.2f bench_cores=%.2f engine_us_per_msg=%.0f "
       "broker_us_per_msg=%.0f bench_us_per_msg=%.0f\n",
       cores(0), cores(1), cores(2), us_per_msg(0), us_per_msg(1), us_per_msg(2));
+  // The machine over the same phase: how much of it was idle, and how much the hypervisor
+  // took (steal) - a slow run with steal is the host's doing, not the engine's.
+  if (const int64_t all = machine_after.total - machine_before.total; all > 0)
+    std::printf("machine: idle_pct=%.1f steal_pct=%.1f\n",
+                100.0 * static_cast<double>(machine_after.idle - machine_before.idle) /
+                    static_cast<double>(all),
+                100.0 * static_cast<double>(machine_after.steal - machine_before.steal) /
+                    static_cast<double>(all));
   for (auto& [kind, k] : by_kind)
     std::printf(
         "kind %s: deliveries=%zu p50_ms=%.0f p99_ms=%.0f received->routed p50_ms=%.0f "

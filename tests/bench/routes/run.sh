@@ -29,15 +29,15 @@ if [ $started = 1 ] && [ "${BROKER_WARMUP:-60}" -gt 0 ]; then
   build/release/bin/bench_routes latency "${BROKER_WARMUP:-60}" 1000 >/dev/null 2>&1 || true
 fi
 for r in $(seq 1 "$runs"); do
-  build/release/bin/bench_routes throughput "$secs" 2>/dev/null | grep -E '^(mode|split|cpu)' | sed "s/^/run $r throughput /"
+  build/release/bin/bench_routes throughput "$secs" 2>/dev/null | grep -E '^(mode|split|cpu|machine)' | sed "s/^/run $r throughput /"
   for rate in $rates; do
-    build/release/bin/bench_routes latency "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split|cpu)' | sed "s/^/run $r latency@$rate /"
-    build/release/bin/bench_routes faults "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split|cpu)' | sed "s/^/run $r faults@$rate /"
+    build/release/bin/bench_routes latency "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split|cpu|machine)' | sed "s/^/run $r latency@$rate /"
+    build/release/bin/bench_routes faults "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split|cpu|machine)' | sed "s/^/run $r faults@$rate /"
   done
 done | tee "$out"
 /usr/bin/python3 - "$out" <<'PY'
 import re, statistics, sys
-rows, splits, cpus = {}, {}, {}
+rows, splits, cpus, machine = {}, {}, {}, {}
 for l in open(sys.argv[1]):
     m = re.match(r"run \d+ (\S+) mode=\S+ .*ingest_msg_per_s=(\d+) routed_msg_per_s=(\d+) "
                  r"deliveries=(\d+)/(\d+) delivered_per_s=(\d+) p50_ms=(\d+) p99_ms=(\d+)", l)
@@ -48,6 +48,8 @@ for l in open(sys.argv[1]):
     m = re.match(r"run \d+ (\S+) cpu: engine_cores=(\S+) broker_cores=(\S+) bench_cores=(\S+) "
                  r"engine_us_per_msg=(\S+) broker_us_per_msg=(\S+)", l)
     if m: cpus.setdefault(m[1], []).append([float(x) for x in m.groups()[1:]])
+    m = re.match(r"run \d+ (\S+) machine: idle_pct=(\S+) steal_pct=(\S+)", l)
+    if m: machine.setdefault(m[1], []).append([float(x) for x in m.groups()[1:]])
 med = lambda v, i: statistics.median(x[i] for x in v)
 for k, v in rows.items():
     print(f"median {k}: routed {med(v,1):.0f} msg/s ({med(v,4):.0f} deliveries/s), "
@@ -61,6 +63,9 @@ for k, v in rows.items():
         c = cpus[k]
         print(f"    cpu: engine {med(c,0):.2f} cores ({med(c,3):.0f} us/msg), broker {med(c,1):.2f} "
               f"cores ({med(c,4):.0f} us/msg), bench_routes {med(c,2):.2f} cores")
+    if k in machine:
+        mc = machine[k]
+        print(f"    machine: idle {med(mc,0):.1f}%, steal {med(mc,1):.1f}% of its CPU time")
 for rate in sorted({k.split('@')[1] for k in rows if '@' in k}):
     a, b = rows.get(f"latency@{rate}"), rows.get(f"faults@{rate}")
     if a and b:
