@@ -56,10 +56,8 @@ class Receiver {
   Receiver(const std::filesystem::path& dir, const std::string& fail) : dir_(dir) {
     std::filesystem::create_directories(dir_);
     const auto out = dir_ / "receiver.out";
-    const testenv::ChildGuard guard;
-    pid_ = fork();
+    pid_ = testenv::fork_ending_with_parent(SIGTERM);
     if (pid_ == 0) {
-      guard.in_child(SIGTERM);
       if (!freopen(out.c_str(), "w", stdout) ||
           !freopen((dir_ / "receiver.err").c_str(), "w", stderr))
         _exit(126);

@@ -53,10 +53,8 @@ Event make_event(int i) {
 }
 
 pid_t spawn(const std::vector<std::string>& argv) {
-  const testenv::ChildGuard guard;
-  const pid_t pid = fork();
+  const pid_t pid = testenv::fork_ending_with_parent(SIGKILL);
   if (pid == 0) {
-    guard.in_child(SIGKILL);
     std::vector<char*> a;
     a.reserve(argv.size());
     for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));

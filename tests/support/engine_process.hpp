@@ -83,10 +83,8 @@ class EngineProcess {
     const std::string bin = (binary_dir() / "bin/budstikke").string();
     std::fflush(stdout);
     std::fflush(stderr);
-    const ChildGuard guard;
-    pid_ = fork();
+    pid_ = fork_ending_with_parent(SIGTERM);  // a graceful stop: it ends its transactions
     if (pid_ == 0) {
-      guard.in_child(SIGTERM);  // a graceful stop: the engine ends its transactions
       freopen(out.c_str(), "w", stdout);
       freopen(err.c_str(), "w", stderr);
       execl(bin.c_str(), bin.c_str(), "run", "-c", config().c_str(), static_cast<char*>(nullptr));

@@ -59,26 +59,22 @@ inline std::string kafka_bootstrap() {
 
 // A child process a test or benchmark forks (an engine, a fake receiver) must not outlive it:
 // one killed by a signal skips the destructors that stop its children, and a left-over
-// engine goes on using the CPU, its ports and the broker under the next run. Call
-// `ChildGuard guard;` before fork() and `guard.in_child(SIGTERM)` first thing in the child:
-// the kernel then sends the child that signal when the process that forked it ends, however
-// it ends. The kernel ties it to the forking *thread*, so it is only armed when that is the
-// process's main thread (whose end is the process's end); a child forked from another thread
-// is stopped by its owner's destructor alone, as before.
-class ChildGuard {
- public:
-  ChildGuard() : parent_(getpid()), main_thread_(gettid() == parent_) {}
-  void in_child(int sig) const {
-    if (!main_thread_) return;
+// engine goes on using the CPU, its ports and the broker under the next run. fork() through
+// this: the kernel then sends the child `sig` when the process that forked it ends, however
+// it ends. The kernel ties that to the forking *thread*, so it is only armed when that is
+// the process's main thread (whose end is the process's end); a child forked from another
+// thread is stopped by its owner's destructor alone.
+inline pid_t fork_ending_with_parent(int sig) {
+  const pid_t parent = getpid();
+  const bool main_thread = gettid() == parent;
+  const pid_t pid = fork();
+  if (pid == 0 && main_thread) {
     (void)prctl(PR_SET_PDEATHSIG, sig);
     // The parent may have ended between fork() and prctl(): then nothing would send it.
-    if (getppid() != parent_) _exit(128 + sig);
+    if (getppid() != parent) _exit(128 + sig);
   }
-
- private:
-  pid_t parent_;
-  bool main_thread_;
-};
+  return pid;
+}
 
 class TempDir {
  public:
