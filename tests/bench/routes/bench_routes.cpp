@@ -306,6 +306,7 @@ int bench_main(int argc, char** argv) {
   const double txns = delta("budstikke_route_transactions_total");
   const double route_events = delta("budstikke_route_events_total");
   const double txn_seconds = delta("budstikke_route_transaction_seconds_sum");
+  const double jobs_moved = delta("budstikke_delivery_jobs_moved_total");
   const long n_adt = ph.adts;
   const long n_oru = ph.sent - n_adt;
   const long expected = ph.expected;
@@ -395,8 +396,10 @@ int bench_main(int argc, char** argv) {
   if (metrics_before.empty() || metrics_after.empty())
     std::printf("routes: the engine's /metrics could not be read\n");
   else
-    std::printf("routes: transactions=%.0f per_s=%.0f route_events=%.0f txn_mean_ms=%.1f\n", txns,
-                txns / total_secs, route_events, txns > 0 ? txn_seconds * 1e3 / txns : 0.0);
+    std::printf(
+        "routes: transactions=%.0f per_s=%.0f route_events=%.0f txn_mean_ms=%.1f jobs_moved=%.0f\n",
+        txns, txns / total_secs, route_events, txns > 0 ? txn_seconds * 1e3 / txns : 0.0,
+        jobs_moved);
   // cores: CPU over the phase's wall time (load, then until the last healthy delivery);
   // us_per_msg: CPU per message sent in the phase. -1: the process could not be read.
   const auto cores = [&](int i) { return cpu_ns[i] < 0 ? -1.0 : cpu_ns[i] / wall_ns; };
