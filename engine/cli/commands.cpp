@@ -341,7 +341,8 @@ int cmd_run(const Args& args) {
     if (cfg.jobs_per_route)
       for (const auto& r : routes.routes) job_routes.push_back(r->name());
     if (auto st = bus::ensure_topics(cfg.kafka,
-                                     delivery::delivery_topics(cfg.topic_prefix, *reg, job_routes));
+                                     delivery::delivery_topics(cfg.topic_prefix, *reg, job_routes,
+                                                               cfg.job_topic_partitions));
         !st)
       return Error::transient(ErrorDomain::kKafka,
                               "cannot create delivery topics: " + st.error().message);

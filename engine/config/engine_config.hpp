@@ -38,8 +38,9 @@ struct EngineConfig {
   std::string admin_token;
   std::string audit_file;
   std::string audit_actor;
-  YAML::Node sources;           // validated against source specs by the source registry
-  bool jobs_per_route = false;  // delivery.job_topics: route
+  YAML::Node sources;            // validated against source specs by the source registry
+  bool jobs_per_route = false;   // delivery.job_topics: route
+  int job_topic_partitions = 0;  // delivery.job_topic_partitions; 0: kafka.partitions
   int max_pending_per_system = 2000;
   std::chrono::seconds skip_delivered_lookback{300};  // delivery.skip_delivered_lookback_s
   int delivery_io_threads = 4;                        // delivery.io_threads

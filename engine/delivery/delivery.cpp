@@ -64,11 +64,14 @@ std::string route_jobs_pattern(const std::string& prefix) {
 
 std::vector<bus::TopicSpec> delivery_topics(const std::string& prefix,
                                             const registry::Registry& reg,
-                                            const std::vector<std::string>& routes) {
+                                            const std::vector<std::string>& routes,
+                                            int job_partitions) {
   std::vector<bus::TopicSpec> out;
   out.reserve(routes.size() + reg.systems().size());
-  // Keyed by patient, the engine's partition count: several engines share a route's jobs.
-  for (const auto& r : routes) out.push_back({route_jobs_topic(prefix, r), -1, -1, {}});
+  // Keyed by patient, by default the engine's partition count: several engines share a
+  // route's jobs. One engine alone gains from fewer (delivery.job_topic_partitions).
+  for (const auto& r : routes)
+    out.push_back({route_jobs_topic(prefix, r), job_partitions > 0 ? job_partitions : -1, -1, {}});
   for (const auto& s : reg.systems()) {
     // One partition per system: its per-patient order is kept in process by key, and 200
     // systems x 2 topics stay cheap for a single broker.

@@ -138,10 +138,12 @@ std::string route_jobs_topic(const std::string& prefix, const std::string& route
 std::string route_jobs_pattern(const std::string& prefix);
 
 // The topics the stage needs for a registry (deliver.*, dlq.*, kafka connector targets),
-// and a jobs.<route> topic for each route named.
+// and a jobs.<route> topic for each route named, with job_partitions partitions (<= 0: the
+// engine's kafka.partitions).
 std::vector<bus::TopicSpec> delivery_topics(const std::string& prefix,
                                             const registry::Registry& reg,
-                                            const std::vector<std::string>& routes = {});
+                                            const std::vector<std::string>& routes = {},
+                                            int job_partitions = 0);
 
 // Header names of a delivery job record.
 namespace header {

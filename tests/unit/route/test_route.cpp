@@ -636,6 +636,14 @@ TEST(RouteJobTopics, TopicNamesAndTheSubscriptionPattern) {
   EXPECT_EQ(topics[0].name, "p-jobs.a");
   EXPECT_EQ(topics[1].name, "p-jobs.b");
   EXPECT_EQ(topics[0].partitions, -1) << "the engine's partition count, keyed by patient";
+  // delivery.job_topic_partitions sets theirs, and only theirs.
+  const auto one = delivery::delivery_topics("p-", *reg, {"a"}, 1);
+  EXPECT_EQ(one[0].name, "p-jobs.a");
+  EXPECT_EQ(one[0].partitions, 1);
+  EXPECT_EQ(one.size(), delivery::delivery_topics("p-", *reg, {"a"}).size());
+  for (size_t i = 1; i < one.size(); ++i)
+    EXPECT_EQ(one[i].partitions, delivery::delivery_topics("p-", *reg, {"a"})[i].partitions)
+        << one[i].name;
 }
 
 }  // namespace
