@@ -150,8 +150,9 @@ std::pair<int, std::string> run(const std::string& cmd) {
 
 namespace {
 
-// `route_jobs`: the engine runs with delivery.job_topics: route.
-void kill_run(bool route_jobs) {
+// `route_jobs`: the engine runs with delivery.job_topics: route, and with `job_partitions`
+// > 0 with delivery.job_topic_partitions set to it.
+void kill_run(bool route_jobs, int job_partitions = 0) {
   testenv::TempDir tmp;
   Receiver receiver(tmp.path() / "received", kDown);
   ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
@@ -160,10 +161,25 @@ void kill_run(bool route_jobs) {
   setenv("BUDSTIKKE_RETRY_ATTEMPTS", "3", 1);
   setenv("BUDSTIKKE_RETRY_BACKOFF_MS", "20", 1);
   const std::string src = testenv::source_dir().string();
-  testenv::EngineProcess engine(
-      tmp.path() / "engine",
-      shipped_config((route_jobs ? "delivery:\n  job_topics: route\n" : "")));
+  std::string delivery = route_jobs ? "delivery:\n  job_topics: route\n" : "";
+  if (job_partitions > 0)
+    delivery += "  job_topic_partitions: " + std::to_string(job_partitions) + "\n";
+  testenv::EngineProcess engine(tmp.path() / "engine", shipped_config(delivery));
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  if (job_partitions > 0) {
+    // The engine created its jobs.<route> topics with that many partitions.
+    bus::KafkaSettings ks;
+    ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+    const std::string jobs = engine.prefix() + "jobs.lab-result-to-requester";
+    // Asked until the broker has a leader for each (the topic is seconds old).
+    auto parts = bus::group_offsets(ks, engine.prefix() + "no-such-group", {jobs});
+    for (int i = 0; i < 100 && !parts; ++i) {
+      std::this_thread::sleep_for(100ms);
+      parts = bus::group_offsets(ks, engine.prefix() + "no-such-group", {jobs});
+    }
+    ASSERT_TRUE(parts) << parts.error().message;
+    EXPECT_EQ(static_cast<int>(parts->size()), job_partitions) << jobs;
+  }
 
   // Distinct messages made from the shipped examples.
   const std::string ex = src + "/examples/messages/";
@@ -342,6 +358,12 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines
 // two kill -9 lose nothing.
 TEST(RoutesE2E, RouteJobTopicsSurviveTwoKillDashNines) {
   kill_run(true);
+}
+
+// The same with every jobs.<route> topic on one partition (delivery.job_topic_partitions,
+// the single-engine setting): each route's jobs share one commit point.
+TEST(RoutesE2E, RouteJobTopicsOnOnePartitionSurviveTwoKillDashNines) {
+  kill_run(true, 1);
 }
 
 namespace {
