@@ -920,6 +920,42 @@ Status admin_handle(const KafkaSettings& s, Handle& h) {
 
 }  // namespace
 
+namespace {
+
+// Topics that existed before ensure_topics with another partition count than the one it
+// would have given them: said once, since the engine never changes a topic's count (a
+// count only grows, and growing moves keys), so a changed setting has no effect on them.
+void warn_other_partition_counts(const KafkaSettings& settings,
+                                 const std::vector<TopicSpec>& topics,
+                                 const std::set<std::string>& existed,
+                                 const std::map<std::string, int>& partitions) {
+  int n = 0;
+  const TopicSpec* example = nullptr;
+  int example_has = 0;
+  for (const auto& t : topics) {
+    if (existed.count(t.name) == 0) continue;
+    const auto it = partitions.find(t.name);
+    const int want = t.partitions > 0 ? t.partitions : settings.default_partitions;
+    if (it == partitions.end() || it->second == want) continue;
+    if (n++ == 0) {
+      example = &t;
+      example_has = it->second;
+    }
+  }
+  if (n == 0) return;
+  log::warn(
+      kModule,
+      "topics exist with another partition count than configured; their count stays as "
+      "it is (create them anew, or under another kafka.topic_prefix, to change it)",
+      {{"topics", std::to_string(n)},
+       {"example", example->name},
+       {"partitions", std::to_string(example_has)},
+       {"configured", std::to_string(example->partitions > 0 ? example->partitions
+                                                             : settings.default_partitions)}});
+}
+
+}  // namespace
+
 Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>& topics,
                      Millis timeout) {
   if (topics.empty()) return {};
@@ -947,6 +983,7 @@ Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>
   rd_kafka_CreateTopics(h.rk, nts.data(), nts.size(), opts, q);
   rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()) + 5000);
   Status result;
+  std::set<std::string> existed;  // topics that were there already, with their own counts
   if (!ev) {
     result = Error::transient(ErrorDomain::kKafka, "create topics: no answer from the cluster");
   } else if (rd_kafka_event_error(ev)) {
@@ -958,6 +995,8 @@ Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>
     const rd_kafka_topic_result_t** trs = rd_kafka_CreateTopics_result_topics(res, &n);
     for (size_t i = 0; i < n; ++i) {
       const auto e = rd_kafka_topic_result_error(trs[i]);
+      if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        existed.insert(rd_kafka_topic_result_name(trs[i]));
       if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         const char* es = rd_kafka_topic_result_error_string(trs[i]);
         result = kafka_error(e, std::string("create topic ") + rd_kafka_topic_result_name(trs[i]) +
@@ -983,15 +1022,18 @@ Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>
   for (;;) {
     const rd_kafka_metadata_t* md = nullptr;
     if (rd_kafka_metadata(h.rk, 1, nullptr, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      std::set<std::string> ready;
+      std::map<std::string, int> ready;  // topic -> partitions
       for (int i = 0; i < md->topic_cnt; ++i)
         if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[i].partition_cnt > 0)
-          ready.insert(md->topics[i].topic);
+          ready.emplace(md->topics[i].topic, md->topics[i].partition_cnt);
       rd_kafka_metadata_destroy(md);
       missing = 0;
       for (const auto& t : topics)
         if (ready.count(t.name) == 0 && missing++ == 0) a_missing = t.name;
-      if (missing == 0) return {};
+      if (missing == 0) {
+        warn_other_partition_counts(settings, topics, existed, ready);
+        return {};
+      }
     }
     const auto now = std::chrono::steady_clock::now();
     if (now > deadline)

@@ -437,7 +437,19 @@ TEST(Bus, TopicProvisioningIsIdempotentAndHonoursPartitions) {
   const std::vector<bus::TopicSpec> specs = {{a, 3, 1, {}},
                                              {b, 1, 1, {{"cleanup.policy", "compact"}}}};
   ASSERT_TRUE(bus::ensure_topics(s, specs).ok());
+  testing::internal::CaptureStderr();
   ASSERT_TRUE(bus::ensure_topics(s, specs).ok());  // again: no error
+  const std::string again = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(again.find("another partition count"), std::string::npos) << again;
+  // Asked for with another count, a topic that exists keeps its own, and the log says so.
+  testing::internal::CaptureStderr();
+  ASSERT_TRUE(bus::ensure_topics(s, {{a, 1, 1, {}}, {b, 1, 1, {}}}).ok());
+  const std::string other = testing::internal::GetCapturedStderr();
+  EXPECT_NE(other.find("another partition count"), std::string::npos) << other;
+  EXPECT_NE(other.find("\"topics\":\"1\""), std::string::npos) << other;
+  EXPECT_NE(other.find("\"example\":\"" + a + "\""), std::string::npos) << other;
+  EXPECT_NE(other.find("\"partitions\":\"3\""), std::string::npos) << other;
+  EXPECT_NE(other.find("\"configured\":\"1\""), std::string::npos) << other;
   auto topics = bus::list_topics(s);
   ASSERT_TRUE(topics.ok());
   EXPECT_NE(std::find(topics->begin(), topics->end(), a), topics->end());
