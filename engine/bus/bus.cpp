@@ -918,10 +918,6 @@ Status admin_handle(const KafkaSettings& s, Handle& h) {
   return {};
 }
 
-}  // namespace
-
-namespace {
-
 // Topics that existed before ensure_topics with another partition count than the one it
 // would have given them: said once, since the engine never changes a topic's count (a
 // count only grows, and growing moves keys), so a changed setting has no effect on them.
