@@ -929,7 +929,7 @@ void warn_other_partition_counts(const KafkaSettings& settings,
   const TopicSpec* example = nullptr;
   int example_has = 0;
   for (const auto& t : topics) {
-    if (existed.count(t.name) == 0) continue;
+    if (!t.counts_are_ours || existed.count(t.name) == 0) continue;
     const auto it = partitions.find(t.name);
     const int want = t.partitions > 0 ? t.partitions : settings.default_partitions;
     if (it == partitions.end() || it->second == want) continue;

@@ -303,6 +303,10 @@ struct TopicSpec {
   int partitions = -1;                        // -1: settings default
   int replication = -1;                       // -1: settings default
   std::map<std::string, std::string> config;  // e.g. cleanup.policy=compact
+  // false: a topic the engine writes to but another system owns (a Kafka connector's
+  // target); it is created when missing, and an existing one's partition count is not
+  // compared with the engine's settings.
+  bool counts_are_ours = true;
 };
 
 // Creates topics that do not exist yet; existing ones are left as they are. Returns when the

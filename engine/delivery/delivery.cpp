@@ -77,7 +77,8 @@ std::vector<bus::TopicSpec> delivery_topics(const std::string& prefix,
     // systems x 2 topics stay cheap for a single broker.
     out.push_back({deliver_topic(prefix, s.id), 1, -1, {}});
     out.push_back({dlq_topic(prefix, s.id), 1, -1, {{"retention.ms", "-1"}}});
-    if (s.connector.type == "kafka") out.push_back({prefix + s.connector.path, -1, -1, {}});
+    if (s.connector.type == "kafka")
+      out.push_back({prefix + s.connector.path, -1, -1, {}, /*counts_are_ours=*/false});
   }
   out.push_back({prefix + kRouteFailedTopic, -1, -1, {{"retention.ms", "2592000000"}}});
   return out;

@@ -450,6 +450,11 @@ TEST(Bus, TopicProvisioningIsIdempotentAndHonoursPartitions) {
   EXPECT_NE(other.find("\"example\":\"" + a + "\""), std::string::npos) << other;
   EXPECT_NE(other.find("\"partitions\":\"3\""), std::string::npos) << other;
   EXPECT_NE(other.find("\"configured\":\"1\""), std::string::npos) << other;
+  // A topic another system owns (a Kafka connector's target) is not judged by its count.
+  testing::internal::CaptureStderr();
+  ASSERT_TRUE(bus::ensure_topics(s, {{a, 1, 1, {}, /*counts_are_ours=*/false}}).ok());
+  const std::string theirs = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(theirs.find("another partition count"), std::string::npos) << theirs;
   auto topics = bus::list_topics(s);
   ASSERT_TRUE(topics.ok());
   EXPECT_NE(std::find(topics->begin(), topics->end(), a), topics->end());
