@@ -411,20 +411,6 @@ std::optional<std::string_view> Message::field_piece(size_t i, size_t n) const {
   return std::string_view(text_).substr(b, e - b);
 }
 
-void Message::reindex() {
-  segs_.clear();
-  seps_.clear();
-  sep_begin_.clear();
-  size_t i = 0;
-  while (i < text_.size()) {
-    size_t e = find_eol(text_, i);
-    if (e == std::string::npos) e = text_.size();
-    if (e > i && !blank_between(text_, i, e)) add_segment(i, e);
-    if (e < text_.size() && text_[e] == '\r' && e + 1 < text_.size() && text_[e + 1] == '\n') ++e;
-    i = e + 1;
-  }
-}
-
 std::string_view Message::segment_raw(size_t i) const {
   return std::string_view(text_).substr(segs_[i].first, segs_[i].second - segs_[i].first);
 }
@@ -569,12 +555,39 @@ Status Message::set(std::string_view path, std::string_view value) {
   fields[fi] = join(reps, d_.repetition);
   const std::string new_seg = join(fields, d_.field);
   if (index == segs_.size()) {
-    text_ += terminator_ + new_seg;
+    text_ += terminator_;
+    const size_t b = text_.size();
+    text_ += new_seg;
+    add_segment(b, text_.size());
   } else {
-    text_.replace(segs_[index].first, segs_[index].second - segs_[index].first, new_seg);
+    replace_segment(index, new_seg);
   }
-  reindex();
   return {};
+}
+
+// The new text holds no line terminator (values are escaped), so it stays one segment: the
+// index is updated in place, only this segment's text scanned (a whole reindex per set was
+// most of the cost of readdressing a message for each of its destinations).
+void Message::replace_segment(size_t index, std::string_view seg) {
+  const size_t b = segs_[index].first;
+  const size_t old_len = segs_[index].second - b;
+  text_.replace(b, old_len, seg);
+  const auto delta = static_cast<uint32_t>(seg.size() - old_len);  // modular: may shrink
+  segs_[index].second = static_cast<uint32_t>(b + seg.size());
+  for (size_t i = index + 1; i < segs_.size(); ++i) {
+    segs_[i].first += delta;
+    segs_[i].second += delta;
+  }
+  std::vector<uint32_t> mine;
+  for (size_t k = b; k < b + seg.size(); ++k)
+    if (text_[k] == d_.field) mine.push_back(static_cast<uint32_t>(k));
+  const auto first = static_cast<std::ptrdiff_t>(sep_begin_[index]);
+  const auto last = static_cast<std::ptrdiff_t>(sep_begin_[index + 1]);
+  for (auto it = seps_.begin() + last; it != seps_.end(); ++it) *it += delta;
+  seps_.erase(seps_.begin() + first, seps_.begin() + last);
+  seps_.insert(seps_.begin() + first, mine.begin(), mine.end());
+  const auto count_delta = static_cast<uint32_t>(mine.size() - static_cast<size_t>(last - first));
+  for (size_t i = index + 1; i < sep_begin_.size(); ++i) sep_begin_[i] += count_delta;
 }
 
 std::string Message::encode(const Delimiters& d, std::string_view terminator) const {

@@ -108,7 +108,8 @@ class Message {
   std::string charset_;
   std::string terminator_ = "\r";
   ParseOptions opts_;
-  void reindex();
+  // Replaces segment `index`'s text with `seg` (one segment, no terminator in it).
+  void replace_segment(size_t index, std::string_view seg);
 };
 
 // Escaping with a given delimiter set.

@@ -344,9 +344,22 @@ TEST(Hl7Property, FieldIndexAgreesWithSplittingTheText) {
       for (int f = 0; f < fields; ++f) text += fs + value();
     }
     Message m = must_parse(text);
-    if (round % 2 == 1) {  // the index after set() (which rebuilds it)
+    if (round % 2 == 1) {  // the index after set() (which updates it in place)
       ASSERT_TRUE(m.set("ZZZ-3-2", "v").ok());
       ASSERT_TRUE(m.set("MSH-4", "FAC").ok());
+      // Fields of any segment made longer, shorter or empty, the last one appended.
+      for (int k = 0; k < 4; ++k) {
+        const std::string path = std::string(ids[std::uniform_int_distribution<int>(0, 3)(rng)]) +
+                                 "-" +
+                                 std::to_string(std::uniform_int_distribution<int>(1, 9)(rng));
+        ASSERT_TRUE(m.set(path, value()).ok()) << path;
+      }
+      ASSERT_TRUE(m.set("MSH-4", "").ok());
+      // The segments are those a parse of the new text finds.
+      const Message fresh = must_parse(m.text());
+      ASSERT_EQ(fresh.segment_count(), m.segment_count()) << m.text();
+      for (size_t s = 0; s < m.segment_count(); ++s)
+        ASSERT_EQ(fresh.segment_raw(s), m.segment_raw(s)) << s << " in " << m.text();
     }
     std::map<std::string, int> seen;
     for (size_t s = 0; s < m.segment_count(); ++s) {
