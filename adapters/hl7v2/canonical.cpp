@@ -454,6 +454,29 @@ runtime::DecodeResult Hl7Codec::decode(std::string_view bytes,
   return out;
 }
 
+namespace {
+
+// The parsed original of the event a RenderRequest's memo was filled for.
+struct ParsedOriginal final : runtime::RenderMemo {
+  ParsedOriginal(std::string_view o, Message m) : original(o), message(std::move(m)) {}
+  std::string original;  // what was parsed: a slot used for another original is parsed again
+  Message message;
+};
+
+// MSH-5 and MSH-6 of a copy of the original name the destination.
+Result<std::string> readdressed(Message m, const runtime::RenderRequest& r) {
+  if (!r.system_id.empty())
+    if (auto st = m.set("MSH-5", r.system_id); !st) return st.error();
+  const std::string facility = !r.receiver.organisation.her_id.empty()
+                                   ? r.receiver.organisation.her_id
+                                   : r.receiver.organisation.name;
+  if (!facility.empty())
+    if (auto st = m.set("MSH-6", facility); !st) return st.error();
+  return m.encode();
+}
+
+}  // namespace
+
 Result<std::string> Hl7Codec::render(const Event& e, std::string_view original,
                                      const runtime::RenderRequest& r) const {
   if (e.source.format != "hl7v2") return render_event(e, original, r);
@@ -463,18 +486,18 @@ Result<std::string> Hl7Codec::render(const Event& e, std::string_view original,
                             "cannot convert " + own + " to " + r.format + " (versions differ)");
   if (original.empty())
     return Error::permanent(ErrorDomain::kCodec, "the event carries no original HL7 message");
-  auto parsed = Message::parse(original);
-  if (auto* err = std::get_if<ParseError>(&parsed))
-    return Error::permanent(ErrorDomain::kCodec, "original does not parse: " + err->to_string());
-  Message& m = std::get<Message>(parsed);
-  if (!r.system_id.empty())
-    if (auto st = m.set("MSH-5", r.system_id); !st) return st.error();
-  const std::string facility = !r.receiver.organisation.her_id.empty()
-                                   ? r.receiver.organisation.her_id
-                                   : r.receiver.organisation.name;
-  if (!facility.empty())
-    if (auto st = m.set("MSH-6", facility); !st) return st.error();
-  return m.encode();
+  // The original parsed once per event: each destination readdresses a copy.
+  auto* memo = r.memo ? dynamic_cast<ParsedOriginal*>(r.memo->get()) : nullptr;
+  if (!memo || memo->original != original) {
+    auto parsed = Message::parse(original);
+    if (auto* err = std::get_if<ParseError>(&parsed))
+      return Error::permanent(ErrorDomain::kCodec, "original does not parse: " + err->to_string());
+    if (!r.memo) return readdressed(std::get<Message>(std::move(parsed)), r);
+    auto fresh = std::make_unique<ParsedOriginal>(original, std::get<Message>(std::move(parsed)));
+    memo = fresh.get();
+    *r.memo = std::move(fresh);
+  }
+  return readdressed(memo->message, r);
 }
 
 }  // namespace budstikke::hl7v2

@@ -619,6 +619,8 @@ RouteResult Route::process(const Event& in, const RouteEnv& env,
     return true;
   };
 
+  // What a codec parsed of the original for one destination, for the next ones.
+  std::unique_ptr<runtime::RenderMemo> memo;
   for (const auto* s : dests) {
     if (!s->enabled) {
       out.skipped.push_back(s->id);
@@ -688,6 +690,7 @@ RouteResult Route::process(const Event& in, const RouteEnv& env,
       rr.system_id = s->id;
       rr.readdress = addressee != s;
       rr.message_id = runtime::uuid_from_seed(e.event_id + "|" + s->id);
+      rr.memo = &memo;
       auto rendered = codec->render(e, original, rr);
       if (!rendered) {
         out.failures.push_back(

@@ -45,6 +45,14 @@ struct CodecOutput {
 
 using DecodeResult = std::variant<CodecOutput, CodecRejection>;
 
+// What a codec made of one event's original while rendering it for one destination, kept
+// for the event's next destination (the HL7 codec keeps the parsed message: an ADT fanned
+// out to twenty systems is parsed once, not twenty times).
+class RenderMemo {
+ public:
+  virtual ~RenderMemo() = default;
+};
+
 // What a route asks a codec to render for one destination.
 struct RenderRequest {
   std::string format;      // the target: "kith/epikrise/1.2", "hl7v2/2.5"
@@ -52,6 +60,9 @@ struct RenderRequest {
   std::string system_id;   // the destination's registry id (e.g. MSH-5)
   std::string message_id;  // id of a re-rendered message (deterministic per destination)
   bool readdress = true;   // false: the destination is the original addressee
+  // The caller's slot for a RenderMemo: the same slot for all destinations of one event
+  // (with the same `original`), a fresh one for the next event; null, none is kept.
+  std::unique_ptr<RenderMemo>* memo = nullptr;
 };
 
 // The outcome a receipt reports (AppRec status 1 or 2 with a code list 8221 code).

@@ -168,3 +168,46 @@ TEST(Render, HenvisningBecomesRefI12WithDiagnosesAndReasons) {
   ASSERT_TRUE(body.contains("diagnoses")) << body.dump();
   EXPECT_EQ(body.at("diagnoses")[0].value("code", ""), "R02");
 }
+
+// An HL7 original fanned out: each destination gets the original with its own MSH-5/MSH-6,
+// byte for byte what a render without the memo gives; the memo a route keeps per event is
+// parsed once and not taken for another original.
+TEST(Render, AnHl7OriginalIsReaddressedForEachDestinationFromOneParse) {
+  hl7v2::Hl7Codec hl7;
+  const std::string adt =
+      testenv::read_file(testenv::source_dir() / "examples/messages/adt-a01-admission.hl7");
+  const Event e = decode(hl7, adt);
+  const std::string oru =
+      testenv::read_file(testenv::source_dir() / "examples/messages/oru-r01-lab-result.hl7");
+  const Event e2 = decode(hl7, oru);
+  std::unique_ptr<runtime::RenderMemo> memo;
+  for (int i = 0; i < 3; ++i) {
+    runtime::RenderRequest r;
+    r.format = "hl7v2";
+    r.system_id = "dept-" + std::string(static_cast<size_t>(i * 7 + 1), 'x');  // grows, shrinks
+    r.receiver.organisation.her_id = i == 1 ? "" : "8" + std::to_string(i);
+    r.receiver.organisation.name = "Avdeling " + std::to_string(i);
+    auto plain = hl7.render(e, adt, r);
+    ASSERT_TRUE(plain.ok()) << plain.error().message;
+    r.memo = &memo;
+    auto memoised = hl7.render(e, adt, r);
+    ASSERT_TRUE(memoised.ok()) << memoised.error().message;
+    EXPECT_EQ(*memoised, *plain);
+    const auto m = parse(*memoised);
+    EXPECT_EQ(m.get("MSH-5"), r.system_id);
+    EXPECT_EQ(m.get("MSH-6"), i == 1 ? r.receiver.organisation.name : "8" + std::to_string(i));
+    EXPECT_EQ(m.get("MSH-10"), e.source.message_id);
+    EXPECT_EQ(m.get("PID-5-1"), parse(adt).get("PID-5-1"));
+    EXPECT_EQ(m.segment_count(), parse(adt).segment_count());
+  }
+  ASSERT_TRUE(memo);
+  // The same slot with another event's original: that original, not the memo's.
+  runtime::RenderRequest r;
+  r.format = "hl7v2";
+  r.system_id = "lab";
+  r.memo = &memo;
+  auto other = hl7.render(e2, oru, r);
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  EXPECT_EQ(parse(*other).get("MSH-9-1"), "ORU");
+  EXPECT_EQ(parse(*other).get("MSH-10"), e2.source.message_id);
+}
