@@ -315,7 +315,10 @@ void RouteStage::run_route(const Route* route) {
         const Event& e = r.event;
         const std::string tkey = runtime::tracking_key(e.source.message_id, s_.key_secret);
         const std::string idem = e.source.message_id.empty() ? std::string() : tkey;
-        int64_t received_ms = m.timestamp_ms();
+        // The same for each of the event's jobs (an HMAC and a number: once, not per job).
+        const std::string received_ms = std::to_string(m.timestamp_ms());
+        const std::string pref =
+            r.deliveries.empty() ? std::string() : patient_ref(e, s_.key_secret);
         for (auto& d : r.deliveries) {
           bus::Record rec;
           rec.topic = s_.jobs_per_route ? delivery::route_jobs_topic(prefix, name)
@@ -330,8 +333,8 @@ void RouteStage::run_route(const Route* route) {
                          {h::kIdempotencyKey, idem},
                          {h::kTrackingKey, tkey},
                          {h::kReceivedAt, e.received_at},
-                         {h::kReceivedMs, std::to_string(received_ms)},
-                         {h::kPatientRef, patient_ref(e, s_.key_secret)}};
+                         {h::kReceivedMs, received_ms},
+                         {h::kPatientRef, pref}};
           if (r.receipt_context && d.answers_sender) {
             rec.headers.push_back({h::kReceiptCodec, r.receipt_codec});
             rec.headers.push_back({h::kReceipt, dump(*r.receipt_context)});
