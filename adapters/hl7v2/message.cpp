@@ -517,6 +517,22 @@ Status Message::set(std::string_view path, std::string_view value) {
       index = i;
       break;
     }
+  const size_t fi = static_cast<size_t>(msh ? p->field - 1 : p->field);
+  if (index < segs_.size() && p->subcomponent == 0) {
+    // The field, its repetition and the component exist (most sets, MSH-5 of a readdressed
+    // copy among them): their text alone is replaced, nothing split and joined again.
+    std::optional<std::string_view> span = field_piece(index, fi);
+    if (span) span = piece(*span, d_.repetition, static_cast<size_t>(p->repetition - 1));
+    if (span && p->component > 0)
+      span = piece(*span, d_.component, static_cast<size_t>(p->component - 1));
+    if (span) {
+      const std::string_view raw = segment_raw(index);
+      std::string seg(raw);
+      seg.replace(static_cast<size_t>(span->data() - raw.data()), span->size(), escape(value, d_));
+      replace_segment(index, seg);
+      return {};
+    }
+  }
   std::string seg_text;
   if (index == segs_.size()) {
     if (seen + 1 != p->occurrence)
@@ -527,7 +543,6 @@ Status Message::set(std::string_view path, std::string_view value) {
     seg_text = std::string(segment_raw(index));
   }
   std::vector<std::string> fields = split(seg_text, d_.field);
-  const size_t fi = static_cast<size_t>(msh ? p->field - 1 : p->field);
   if (fields.size() <= fi) fields.resize(fi + 1);
   std::vector<std::string> reps = split(fields[fi], d_.repetition);
   if (reps.size() < static_cast<size_t>(p->repetition))

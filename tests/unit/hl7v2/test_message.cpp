@@ -406,3 +406,90 @@ TEST(Hl7Property, FieldIndexAgreesWithSplittingTheText) {
   }
   std::printf("field index: %d components checked against the split text\n", checked);
 }
+
+// set() against a reference written here from the rule (split the segment at the field,
+// repetition and component separators, pad what is missing, replace the piece with the
+// escaped value, join): the target segment becomes exactly that text and no other segment
+// changes, whether the piece existed (replaced in place) or not (built).
+TEST(Hl7Property, SetChangesItsPieceAsSplittingAndJoiningWould) {
+  std::mt19937 rng(20261205);
+  auto split = [](const std::string& s, char sep) {
+    std::vector<std::string> out;
+    size_t b = 0;
+    for (size_t e; (e = s.find(sep, b)) != std::string::npos; b = e + 1)
+      out.push_back(s.substr(b, e - b));
+    out.push_back(s.substr(b));
+    return out;
+  };
+  auto join = [](const std::vector<std::string>& v, char sep) {
+    std::string out;
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? std::string(1, sep) : "") + v[i];
+    return out;
+  };
+  const Delimiters d;  // | ^ ~ \ &
+  int in_place = 0, built = 0;
+  for (int round = 0; round < 300; ++round) {
+    const std::string alphabet = "ab1 |^~&";
+    std::string text = "MSH|^~\\&|A||||||ADT^A01|ID" + std::to_string(round);
+    const char* ids[] = {"PID", "OBX", "NTE"};
+    for (int k = 0; k < 4; ++k) {
+      text += std::string("\r") + ids[k % 3];
+      const int fields = std::uniform_int_distribution<int>(0, 6)(rng);
+      for (int f = 0; f < fields; ++f) {
+        text += '|';
+        const int reps = std::uniform_int_distribution<int>(1, 2)(rng);
+        for (int r = 0; r < reps; ++r) text += (r ? "~" : "") + random_text(rng, "xy^", 4);
+      }
+    }
+    Message m = must_parse(text);
+    for (int k = 0; k < 5; ++k) {
+      const std::string id = k == 0 ? "MSH" : ids[std::uniform_int_distribution<int>(0, 2)(rng)];
+      const int field = std::uniform_int_distribution<int>(3, 8)(rng);
+      const int rep = std::uniform_int_distribution<int>(1, 2)(rng);
+      const int comp = std::uniform_int_distribution<int>(0, 3)(rng);
+      std::string path = id + "-" + std::to_string(field);
+      if (rep > 1 || comp > 0) path += "(" + std::to_string(rep) + ")";
+      if (comp > 0) path += "-" + std::to_string(comp);
+      const std::string value = random_text(rng, alphabet, 6);
+      size_t index = 0;
+      while (m.segment_id(index) != id) ++index;
+      std::vector<std::string> before;
+      for (size_t s = 0; s < m.segment_count(); ++s) before.emplace_back(m.segment_raw(s));
+      // The reference.
+      auto fields = split(before[index], '|');
+      const size_t fi = static_cast<size_t>(id == "MSH" ? field - 1 : field);
+      const bool existed = [&] {
+        if (fields.size() <= fi) return false;
+        const auto reps = split(fields[fi], '~');
+        if (reps.size() < static_cast<size_t>(rep)) return false;
+        return comp == 0 ||
+               split(reps[static_cast<size_t>(rep - 1)], '^').size() >= static_cast<size_t>(comp);
+      }();
+      if (fields.size() <= fi) fields.resize(fi + 1);
+      auto reps = split(fields[fi], '~');
+      if (reps.size() < static_cast<size_t>(rep)) reps.resize(static_cast<size_t>(rep));
+      std::string& r = reps[static_cast<size_t>(rep - 1)];
+      if (comp == 0) {
+        r = escape(value, d);
+      } else {
+        auto comps = split(r, '^');
+        if (comps.size() < static_cast<size_t>(comp)) comps.resize(static_cast<size_t>(comp));
+        comps[static_cast<size_t>(comp - 1)] = escape(value, d);
+        r = join(comps, '^');
+      }
+      fields[fi] = join(reps, '~');
+      ASSERT_TRUE(m.set(path, value).ok()) << path;
+      ASSERT_EQ(m.segment_count(), before.size());
+      for (size_t s = 0; s < before.size(); ++s)
+        ASSERT_EQ(m.segment_raw(s), s == index ? join(fields, '|') : before[s])
+            << path << " = '" << value << "' in " << before[index];
+      EXPECT_EQ(m.get(path), value) << path;
+      (existed ? in_place : built) += 1;
+    }
+    const Message fresh = must_parse(m.text());
+    ASSERT_EQ(fresh.encode(), m.encode());
+  }
+  EXPECT_GT(in_place, 100);
+  EXPECT_GT(built, 100);
+  std::printf("set: %d pieces replaced in place, %d built\n", in_place, built);
+}
