@@ -482,6 +482,7 @@ AdminServer::~AdminServer() {
 }
 
 std::string AdminServer::name() const {
+  if (impl_->port == 0) return "admin API";  // not listening (yet)
   return "admin API on " + impl_->cfg.admin_host + ":" + std::to_string(impl_->port);
 }
 
@@ -503,8 +504,9 @@ Status AdminServer::start() {
   if (!ec) im.acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec)
     return Error::permanent(ErrorDomain::kTransport,
-                            "admin API cannot listen on " + im.cfg.admin_host + ":" +
-                                std::to_string(im.cfg.admin_port) + ": " + ec.message());
+                            "cannot listen on " + im.cfg.admin_host + ":" +
+                                std::to_string(im.cfg.admin_port) + ": " + ec.message() +
+                                " (admin.port: 0 picks a free port, -1 turns the API off)");
   im.port = im.acceptor.local_endpoint().port();
   // Kafka-derived gauges come from the cache /metrics refreshes (at most every 10 s).
   Impl* ip = impl_.get();
