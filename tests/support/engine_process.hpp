@@ -39,22 +39,11 @@ class EngineProcess {
                          const std::string& kafka_yaml = "", const std::string& prefix = "")
       : dir_(dir),
         prefix_(prefix.empty() ? "e2e." + unique_suffix() + "." : prefix),
-        port_(free_port()),
-        mllp_port_(free_port()) {
+        extra_yaml_(extra_yaml),
+        kafka_yaml_(kafka_yaml) {
     std::filesystem::create_directories(dir_ / "inbox");
-    std::ofstream(config()) << "kafka:\n  bootstrap_servers: " << kafka_bootstrap()
-                            << "\n  topic_prefix: \"" << prefix_ << "\"\n"
-                            << kafka_yaml << "privacy:\n  key_secret: e2e-test-secret-0123456789\n"
-                            << "  claim_check_dir: " << (dir_ / "claims").string() << "\n"
-                            << "schemas:\n  directory: " << (standards_dir() / "xsd").string()
-                            << "\n"
-                            << "log:\n  level: info\n"
-                            << "sources:\n"
-                            << "  - name: inbox\n    type: folder\n    path: " << inbox().string()
-                            << "\n    poll_interval_ms: 50\n    retry_interval_ms: 500\n"
-                            << "  - name: http\n    type: http\n    port: " << port_ << "\n"
-                            << "  - name: mllp\n    type: mllp\n    port: " << mllp_port_ << "\n"
-                            << extra_yaml;
+    pick_ports();
+    write_config();
   }
   ~EngineProcess() { stop(SIGKILL); }
 
@@ -76,34 +65,25 @@ class EngineProcess {
   int mllp_port() const { return mllp_port_; }
   pid_t pid() const { return pid_; }
 
+  // Starts the engine and waits until it says it runs. A port picked by free_port() can be
+  // taken by someone else before the engine binds it (another socket's ephemeral port, the
+  // engine's own Kafka connections among them): then new ports are picked and it starts again.
+  // Any other failure prints what the engine wrote, so that a CI log says why.
   bool start() {
-    ++starts_;
-    const auto out = dir_ / ("engine-" + std::to_string(starts_) + ".out");
-    const auto err = dir_ / ("engine-" + std::to_string(starts_) + ".log");
-    const std::string bin = (binary_dir() / "bin/budstikke").string();
-    std::fflush(stdout);
-    std::fflush(stderr);
-    pid_ = fork_ending_with_parent(SIGTERM);  // a graceful stop: it ends its transactions
-    if (pid_ == 0) {
-      freopen(out.c_str(), "w", stdout);
-      freopen(err.c_str(), "w", stderr);
-      execl(bin.c_str(), bin.c_str(), "run", "-c", config().c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    // Up to two minutes: with a registry the engine first creates ~400 delivery topics.
-    for (int i = 0; i < 2400; ++i) {
-      std::ifstream in(out);
-      std::stringstream s;
-      s << in.rdbuf();
-      if (s.str().find("running on") != std::string::npos) return true;
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return false;
+    for (int attempt = 1;; ++attempt) {
+      if (start_once()) return true;
+      stop(SIGKILL);  // if it still runs (it did not say so within the limit)
+      const std::string said = slurp(out_path()) + slurp(log_path());
+      if (attempt < 3 && said.find("Address already in use") != std::string::npos) {
+        std::fprintf(stderr, "EngineProcess: a port was taken, starting again on new ports\n");
+        pick_ports();
+        write_config();
+        continue;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::fprintf(stderr, "EngineProcess: the engine did not start; it wrote:\n%s\n",
+                   said.c_str());
+      return false;
     }
-    return false;
   }
 
   // SIGTERM: graceful; SIGKILL: a crash. Returns the exit status (or -signal).
@@ -155,10 +135,78 @@ class EngineProcess {
   }
 
  private:
+  std::filesystem::path out_path() const {
+    return dir_ / ("engine-" + std::to_string(starts_) + ".out");
+  }
+  std::filesystem::path log_path() const {
+    return dir_ / ("engine-" + std::to_string(starts_) + ".log");
+  }
+  static std::string slurp(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  void write_config() const {
+    // The admin API on a free port unless the test configures it: its default, 8081, may be
+    // held by a developer's engine or by an engine another test has not finished stopping.
+    const bool own_admin =
+        extra_yaml_.rfind("admin:", 0) == 0 || extra_yaml_.find("\nadmin:") != std::string::npos;
+    std::ofstream(config()) << "kafka:\n  bootstrap_servers: " << kafka_bootstrap()
+                            << "\n  topic_prefix: \"" << prefix_ << "\"\n"
+                            << kafka_yaml_ << "privacy:\n  key_secret: e2e-test-secret-0123456789\n"
+                            << "  claim_check_dir: " << (dir_ / "claims").string() << "\n"
+                            << "schemas:\n  directory: " << (standards_dir() / "xsd").string()
+                            << "\n"
+                            << "log:\n  level: info\n"
+                            << (own_admin ? "" : "admin:\n  port: 0\n") << "sources:\n"
+                            << "  - name: inbox\n    type: folder\n    path: " << inbox().string()
+                            << "\n    poll_interval_ms: 50\n    retry_interval_ms: 500\n"
+                            << "  - name: http\n    type: http\n    port: " << port_ << "\n"
+                            << "  - name: mllp\n    type: mllp\n    port: " << mllp_port_ << "\n"
+                            << extra_yaml_;
+  }
+
+  bool start_once() {
+    ++starts_;
+    const auto out = out_path();
+    const auto err = log_path();
+    const std::string bin = (binary_dir() / "bin/budstikke").string();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    pid_ = fork_ending_with_parent(SIGTERM);  // a graceful stop: it ends its transactions
+    if (pid_ == 0) {
+      freopen(out.c_str(), "w", stdout);
+      freopen(err.c_str(), "w", stderr);
+      execl(bin.c_str(), bin.c_str(), "run", "-c", config().c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Up to two minutes: with a registry the engine first creates ~400 delivery topics.
+    for (int i = 0; i < 2400; ++i) {
+      if (slurp(out).find("running on") != std::string::npos) return true;
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+  void pick_ports() {
+    port_ = free_port();
+    do mllp_port_ = free_port();
+    while (mllp_port_ == port_);
+  }
+
   std::filesystem::path dir_;
   std::string prefix_;
-  int port_;
-  int mllp_port_;
+  std::string extra_yaml_;
+  std::string kafka_yaml_;
+  int port_ = 0;
+  int mllp_port_ = 0;
   pid_t pid_ = -1;
   int starts_ = 0;
 };
