@@ -134,14 +134,14 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
   const std::string src = testenv::source_dir().string();
   const fs::path outbox = tmp.path() / "outbox";
   const std::string http = receivers.http.base_url();
-  const int admin_port = testenv::free_port();
   testenv::EngineProcess engine(
       tmp.path() / "engine",
-      dialog_setup(tmp.path(), outbox, http) + "admin:\n  port: " + std::to_string(admin_port) +
-          "\n  token: " + kToken + "\naudit:\n  file: " + (tmp.path() / "audit.log").string() +
-          "\n",
+      dialog_setup(tmp.path(), outbox, http) + "admin:\n  port: 0\n  token: " + kToken +
+          "\naudit:\n  file: " + (tmp.path() / "audit.log").string() + "\n",
       "  instance: e2e-ops\n");
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const int admin_port = engine.admin_port();
+  ASSERT_GT(admin_port, 0) << testenv::read_file(tmp.path() / "engine/engine-1.out");
   const std::string cfg = " -c " + engine.config().string();
   setenv("BUDSTIKKE_ACTOR", "e2e-operator", 1);
 
@@ -408,12 +408,13 @@ TEST(OpsE2E, WithRouteJobTopicsAnIdleDeliverTopicIsPausedYetAReplayThereIsDelive
   std::atomic<bool>& down = receivers.hospital_down;
   const std::string src = testenv::source_dir().string();
   const std::string http = receivers.http.base_url();
-  const int admin_port = testenv::free_port();
   testenv::EngineProcess engine(tmp.path() / "engine",
                                 dialog_setup(tmp.path(), tmp.path() / "outbox", http) +
-                                    "admin:\n  port: " + std::to_string(admin_port) +
-                                    "\n  token: " + kToken + "\ndelivery:\n  job_topics: route\n");
+                                    "admin:\n  port: 0\n  token: " + kToken +
+                                    "\ndelivery:\n  job_topics: route\n");
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const int admin_port = engine.admin_port();
+  ASSERT_GT(admin_port, 0) << testenv::read_file(tmp.path() / "engine/engine-1.out");
   const auto value = [&](const char* name) {
     return metric(testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", kToken).body,
                   name);
@@ -585,7 +586,6 @@ TEST(OpsE2E, AnOpenCircuitStopsCallingADownSystemUntilATrialGoesThrough) {
     calls_while_down.push_back(std::chrono::steady_clock::now());
     return testenv::Answer::kLater;
   });
-  const int admin_port = testenv::free_port();
   testenv::EngineProcess engine(
       tmp.path() / "engine",
       dialog_setup(tmp.path(), tmp.path() / "outbox", receiver.base_url(),
@@ -593,8 +593,10 @@ TEST(OpsE2E, AnOpenCircuitStopsCallingADownSystemUntilATrialGoesThrough) {
                    "    retry:\n      max_attempts: 1000\n      initial_backoff_ms: 50\n"
                    "      max_backoff_ms: 100\n"
                    "    circuit_breaker:\n      failure_threshold: 3\n      open_ms: 1000\n") +
-          "admin:\n  port: " + std::to_string(admin_port) + "\n  token: " + kToken + "\n");
+          "admin:\n  port: 0\n  token: " + kToken + "\n");
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const int admin_port = engine.admin_port();
+  ASSERT_GT(admin_port, 0) << testenv::read_file(tmp.path() / "engine/engine-1.out");
   const std::string dialog = testenv::read_file(
       testenv::source_dir() / "examples/messages/dialog-notat-gp-to-hospital.xml");
   constexpr int kMessages = 6;

@@ -468,15 +468,15 @@ void second_records_run(int lookback_s) {
   ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
   receiver.export_env(tmp.path() / "outbox");
   const std::string src = testenv::source_dir().string();
-  const int admin_port = testenv::free_port();
   const std::string token = "e2e-admin-token-0123456789";
   testenv::EngineProcess engine(
       tmp.path() / "engine", shipped_config(remember ? ""
                                                      : "delivery:\n  skip_delivered_lookback_s: " +
                                                            std::to_string(lookback_s) + "\n") +
-                                 "admin:\n  port: " + std::to_string(admin_port) +
-                                 "\n  token: " + token + "\n");
+                                 "admin:\n  port: 0\n  token: " + token + "\n");
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const int admin_port = engine.admin_port();
+  ASSERT_GT(admin_port, 0) << testenv::read_file(tmp.path() / "engine/engine-1.out");
   const std::string oru = testenv::read_file(src + "/examples/messages/oru-r01-lab-result.hl7");
   constexpr int kJobs = 30;
   constexpr int kReplays = 5;
@@ -895,15 +895,11 @@ TEST(RoutesE2E, EnginesShareTheWorkAndOneStartedUnderATakenNameReplacesItsNamesa
   ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
   receiver.export_env(tmp.path() / "outbox");
   const std::string token = "e2e-admin-token-0123456789";
-  std::vector<int> admin_ports;
   std::vector<std::unique_ptr<testenv::EngineProcess>> engines;
   auto add_engine = [&](const std::string& dir, const std::string& instance,
                         const std::string& prefix) {
-    admin_ports.push_back(testenv::free_port());
     engines.push_back(std::make_unique<testenv::EngineProcess>(
-        tmp.path() / dir,
-        shipped_config("admin:\n  port: " + std::to_string(admin_ports.back()) +
-                       "\n  token: " + token + "\n"),
+        tmp.path() / dir, shipped_config("admin:\n  port: 0\n  token: " + token + "\n"),
         "  instance: " + instance + "\n", prefix));
     return engines.back().get();
   };
@@ -968,7 +964,7 @@ TEST(RoutesE2E, EnginesShareTheWorkAndOneStartedUnderATakenNameReplacesItsNamesa
   std::vector<double> routed, delivered;
   for (size_t i = 0; i < 2; ++i) {
     const std::string m =
-        testenv::http_request("GET", "127.0.0.1", admin_ports[i], "/metrics", token).body;
+        testenv::http_request("GET", "127.0.0.1", engines[i]->admin_port(), "/metrics", token).body;
     routed.push_back(testenv::metric_total(m, "budstikke_route_events_total"));
     delivered.push_back(testenv::metric_total(m, "budstikke_delivered_total"));
     // Routed events went out in transactions, a batch of one or more events each.

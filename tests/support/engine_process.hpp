@@ -63,6 +63,14 @@ class EngineProcess {
   }
   int port() const { return port_; }
   int mllp_port() const { return mllp_port_; }
+  // The admin API's port as the running engine printed it (`admin: port: 0` picks a free
+  // one); 0 when it printed none.
+  int admin_port() const {
+    const std::string said = slurp(out_path());
+    const std::string mark = "admin API on http://127.0.0.1:";
+    const auto at = said.find(mark);
+    return at == std::string::npos ? 0 : std::atoi(said.c_str() + at + mark.size());
+  }
   pid_t pid() const { return pid_; }
 
   // Starts the engine and waits until it says it runs. A port picked by free_port() can be

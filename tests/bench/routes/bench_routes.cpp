@@ -138,14 +138,6 @@ int bench_main(int argc, char** argv) {
   const char* systems_file = std::getenv("BENCH_SYSTEMS");
   const std::string systems =
       systems_file && *systems_file ? std::string(systems_file) : src + "/config/systems.yaml";
-  testenv::EngineProcess engine(tmp.path() / "engine",
-                                "routes: " + src + "/routes\nsystems: " + systems + "\n");
-  if (const char* parts = std::getenv("BENCH_PARTITIONS"); parts && *parts) {
-    std::string yaml = testenv::read_file(engine.config());
-    const std::string at = "kafka:\n";
-    yaml.insert(yaml.find(at) + at.size(), "  partitions: " + std::string(parts) + "\n");
-    std::ofstream(engine.config()) << yaml;
-  }
   // "a: 1; b: 2" as the lines of a YAML section's body.
   auto section_keys = [](std::string_view list) {
     std::string keys;
@@ -158,24 +150,24 @@ int bench_main(int argc, char** argv) {
     }
     return keys;
   };
-  // BENCH_KAFKA="linger_ms: 5; ...": more keys of engine.yaml's kafka section.
-  if (const char* k = std::getenv("BENCH_KAFKA"); k && *k) {
-    std::string yaml = testenv::read_file(engine.config());
-    const std::string at = "kafka:\n";
-    yaml.insert(yaml.find(at) + at.size(), section_keys(k));
-    std::ofstream(engine.config()) << yaml;
-  }
+  // BENCH_PARTITIONS=N, BENCH_KAFKA="linger_ms: 5; ...": keys of engine.yaml's kafka section.
+  std::string kafka_keys;
+  if (const char* parts = std::getenv("BENCH_PARTITIONS"); parts && *parts)
+    kafka_keys += "  partitions: " + std::string(parts) + "\n";
+  if (const char* k = std::getenv("BENCH_KAFKA"); k && *k) kafka_keys += section_keys(k);
   // BENCH_DELIVERY="route_batch_ms: 5; ...": keys of its delivery section, after
   // BENCH_JOB_TOPICS=route|system (delivery.job_topics).
   std::string delivery;
   if (const char* jt = std::getenv("BENCH_JOB_TOPICS"); jt && *jt)
     delivery += "  job_topics: " + std::string(jt) + "\n";
   if (const char* d = std::getenv("BENCH_DELIVERY"); d && *d) delivery += section_keys(d);
-  if (!delivery.empty()) std::ofstream(engine.config(), std::ios::app) << "delivery:\n" << delivery;
-  // The admin API, for the routes' transaction counts.
-  const int admin_port = testenv::free_port();
-  std::ofstream(engine.config(), std::ios::app)
-      << "admin:\n  host: 127.0.0.1\n  port: " << admin_port << "\n  token: bench\n";
+  // The admin API on a free port, for the routes' transaction counts.
+  testenv::EngineProcess engine(tmp.path() / "engine",
+                                "routes: " + src + "/routes\nsystems: " + systems + "\n" +
+                                    (delivery.empty() ? "" : "delivery:\n" + delivery) +
+                                    "admin:\n  host: 127.0.0.1\n  port: 0\n  token: bench\n",
+                                kafka_keys);
+  int admin_port = 0;
   // The engine's /metrics text, empty when it cannot be read.
   auto metrics_text = [&] {
     const auto reply = testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", "bench");
@@ -186,6 +178,7 @@ int bench_main(int argc, char** argv) {
                  testenv::read_file(tmp.path() / "engine/engine-1.log").c_str());
     return 1;
   }
+  admin_port = engine.admin_port();
   std::this_thread::sleep_for(3s);  // consumer groups settle
 
   // Paced: enough connections that each carries at most 100 msg/s. A sender waits for each
