@@ -1,5 +1,6 @@
 #include "engine/runtime/ingest.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -141,12 +142,21 @@ std::string received_record(const Event& e, const std::string& channel, const st
 }
 
 std::string uuid_from_seed(std::string_view seed) {
-  std::string h = sha256_hex(seed).substr(0, 32);
-  h[12] = '4';
+  // The first 32 hex digits of the SHA-256, grouped 8-4-4-4-12, with the version digit set to
+  // 4 and the variant digit to 8, 9, a or b. Written in place: the route stage makes two per
+  // delivery job.
+  const std::string h = sha256_hex(seed);  // lower-case hex
+  std::string u(36, '-');
+  std::copy_n(h.begin(), 8, u.begin());
+  std::copy_n(h.begin() + 8, 4, u.begin() + 9);
+  u[14] = '4';
+  std::copy_n(h.begin() + 13, 3, u.begin() + 15);
   static constexpr char kVariant[] = "89ab";
-  h[16] = kVariant[std::stoi(h.substr(16, 1), nullptr, 16) & 3];
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20, 12);
+  const char v = h[16];
+  u[19] = kVariant[(v <= '9' ? v - '0' : v - 'a' + 10) & 3];
+  std::copy_n(h.begin() + 17, 3, u.begin() + 20);
+  std::copy_n(h.begin() + 20, 12, u.begin() + 24);
+  return u;
 }
 
 std::string tracking_key(const std::string& message_id, const std::string& secret) {
