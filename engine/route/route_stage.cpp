@@ -319,25 +319,31 @@ void RouteStage::run_route(const Route* route) {
         const std::string received_ms = std::to_string(m.timestamp_ms());
         const std::string pref =
             r.deliveries.empty() ? std::string() : patient_ref(e, s_.key_secret);
+        // The tracking record names each job: written before the jobs take their ids below.
+        const char* state = r.deliveries.empty() ? "unrouted" : "routed";
+        std::string tracking = route_tracking(r, state, now, name, e.event_id, idem, s_.instance);
         for (auto& d : r.deliveries) {
           bus::Record rec;
           rec.topic = s_.jobs_per_route ? delivery::route_jobs_topic(prefix, name)
                                         : delivery::deliver_topic(prefix, d.system);
           rec.key = e.key;
-          rec.headers = {{h::kJobId, d.job_id},
-                         {h::kEventId, e.event_id},
-                         {h::kRoute, name},
-                         {h::kSystem, d.system},
-                         {h::kFormat, d.format},
-                         {h::kContentType, d.content_type},
-                         {h::kIdempotencyKey, idem},
-                         {h::kTrackingKey, tkey},
-                         {h::kReceivedAt, e.received_at},
-                         {h::kReceivedMs, received_ms},
-                         {h::kPatientRef, pref}};
+          // Built in place, the job's own strings moved (a braced list would copy each twice).
+          auto& hs = rec.headers;
+          hs.reserve(13);
+          hs.push_back({h::kJobId, std::move(d.job_id)});
+          hs.push_back({h::kEventId, e.event_id});
+          hs.push_back({h::kRoute, name});
+          hs.push_back({h::kSystem, std::move(d.system)});
+          hs.push_back({h::kFormat, std::move(d.format)});
+          hs.push_back({h::kContentType, std::move(d.content_type)});
+          hs.push_back({h::kIdempotencyKey, idem});
+          hs.push_back({h::kTrackingKey, tkey});
+          hs.push_back({h::kReceivedAt, e.received_at});
+          hs.push_back({h::kReceivedMs, received_ms});
+          hs.push_back({h::kPatientRef, pref});
           if (r.receipt_context && d.answers_sender) {
-            rec.headers.push_back({h::kReceiptCodec, r.receipt_codec});
-            rec.headers.push_back({h::kReceipt, dump(*r.receipt_context)});
+            hs.push_back({h::kReceiptCodec, r.receipt_codec});
+            hs.push_back({h::kReceipt, dump(*r.receipt_context)});
           }
           rec.value = std::move(d.payload);
           out.push_back(std::move(rec));
@@ -368,10 +374,9 @@ void RouteStage::run_route(const Route* route) {
             }
           }
         }
-        const char* state = r.deliveries.empty() ? "unrouted" : "routed";
         out.push_back({prefix + runtime::kTrackingTopic,
                        tkey,
-                       route_tracking(r, state, now, name, e.event_id, idem, s_.instance),
+                       std::move(tracking),
                        {{"bs-state", state}, {"bs-route", name}},
                        -1});
       });
