@@ -75,15 +75,18 @@ class EngineProcess {
 
   // Starts the engine and waits until it says it runs. A port picked by free_port() can be
   // taken by someone else before the engine binds it (another socket's ephemeral port, the
-  // engine's own Kafka connections among them): then new ports are picked and it starts again.
+  // engine's own Kafka connections among them): then new ports are picked and it starts again,
+  // writing the same engine-N.out and engine-N.log (the tests read them by the start's number).
   // Any other failure prints what the engine wrote, so that a CI log says why.
   bool start() {
+    ++starts_;
     for (int attempt = 1;; ++attempt) {
       if (start_once()) return true;
       stop(SIGKILL);  // if it still runs (it did not say so within the limit)
       const std::string said = slurp(out_path()) + slurp(log_path());
       if (attempt < 3 && said.find("Address already in use") != std::string::npos) {
-        std::fprintf(stderr, "EngineProcess: a port was taken, starting again on new ports\n");
+        std::fprintf(stderr, "EngineProcess: a port was taken, starting again on new ports:\n%s\n",
+                     said.c_str());
         pick_ports();
         write_config();
         continue;
@@ -177,7 +180,6 @@ class EngineProcess {
   }
 
   bool start_once() {
-    ++starts_;
     const auto out = out_path();
     const auto err = log_path();
     const std::string bin = (binary_dir() / "bin/budstikke").string();
