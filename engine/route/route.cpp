@@ -493,8 +493,16 @@ Party party_of(const registry::System& s) {
 
 }  // namespace
 
-RouteResult Route::process(const Event& in, const RouteEnv& env,
-                           const nlohmann::json* given_view) const {
+RouteResult Route::process(const Event& e, const RouteEnv& env, const nlohmann::json* view) const {
+  return run(e, nullptr, env, view);
+}
+
+RouteResult Route::process(Event&& e, const RouteEnv& env, const nlohmann::json* view) const {
+  return run(e, &e, env, view);
+}
+
+RouteResult Route::run(const Event& in, Event* movable, const RouteEnv& env,
+                       const nlohmann::json* given_view) const {
   RouteResult out;
   // Only the types the route reads (its topics, when they are canonical.<type> topics).
   const std::string own_topic = canonical_topic(in.type);
@@ -511,9 +519,12 @@ RouteResult Route::process(const Event& in, const RouteEnv& env,
   EvalContext ctx{view, &reg, nullptr};
   if (filter_ && !filter_->test(ctx)) return out;
   out.matched = true;
-  out.event = in;
+  if (movable)
+    out.event = std::move(*movable);  // `in` is `*movable`: not read after this
+  else
+    out.event = in;
   if (!map_.empty()) {
-    json ev = to_json(in);
+    json ev = to_json(out.event);
     for (const auto& step : map_) {
       json value;
       if (step.kind == MapStep::Kind::kSet) {

@@ -127,9 +127,15 @@ class Route {
   // the JSON it read); null: built here.
   RouteResult process(const Event& e, const RouteEnv& env,
                       const nlohmann::json* view = nullptr) const;
+  // The same for an event the caller no longer needs: a matched event is moved into the
+  // result instead of copied (its body and original).
+  RouteResult process(Event&& e, const RouteEnv& env, const nlohmann::json* view = nullptr) const;
 
  private:
   friend class RouteLoader;
+  // `movable`: `in` itself when it may be moved from, else null.
+  RouteResult run(const Event& in, Event* movable, const RouteEnv& env,
+                  const nlohmann::json* given_view) const;
   std::string name_, file_, description_;
   bool enabled_ = true;
   std::vector<std::string> topics_;

@@ -309,7 +309,7 @@ void RouteStage::run_route(const Route* route) {
           return;
         }
         const json view = event_view_from_json(std::move(parsed));
-        RouteResult r = route->process(*ev, env, &view);
+        RouteResult r = route->process(std::move(*ev), env, &view);
         if (!r.matched) return;
         counters_.matched.fetch_add(1);
         const Event& e = r.event;
