@@ -309,14 +309,24 @@ std::optional<Event> decode_file(const runtime::CodecRegistry& cs, const std::st
   return out->events.front();
 }
 
+// The shipped registry and routes, loaded as the engine loads them.
+struct Shipped {
+  Diagnostics d;
+  std::shared_ptr<const registry::Registry> reg =
+      registry::Registry::load(testenv::source_dir().string() + "/config/systems.yaml", d);
+  const runtime::CodecRegistry cs = codecs();
+  route::RouteSet routes =
+      route::load_routes(testenv::source_dir().string() + "/routes", *reg, cs, d);
+  route::RouteEnv env{reg.get(), &cs, nullptr};
+};
+
 // The shipped routes, registry and example messages: who gets what.
 TEST(Route, ExampleMessagesGoWhereTheExampleRoutesSay) {
-  Diagnostics d;
-  auto reg = registry::Registry::load(testenv::source_dir().string() + "/config/systems.yaml", d);
-  const auto cs = codecs();
-  auto routes = route::load_routes(testenv::source_dir().string() + "/routes", *reg, cs, d);
-  ASSERT_FALSE(d.has_errors()) << errors(d);
-  route::RouteEnv env{reg.get(), &cs, nullptr};
+  const Shipped shipped;
+  ASSERT_FALSE(shipped.d.has_errors()) << errors(shipped.d);
+  const auto& cs = shipped.cs;
+  const auto& routes = shipped.routes;
+  const auto& env = shipped.env;
   auto deliveries = [&](const std::string& file) {
     std::map<std::string, std::vector<std::string>> out;  // route -> systems
     auto e = decode_file(cs, testenv::source_dir().string() + "/examples/messages/" + file);
@@ -356,20 +366,18 @@ TEST(Route, ExampleMessagesGoWhereTheExampleRoutesSay) {
 // result; tests and the CLI pass one they keep, which is copied. Both must give the same
 // result for every shipped route and a route with a map, on every example message.
 TEST(Route, AMovedEventGivesTheSameResultAsACopiedOne) {
-  Diagnostics d;
-  auto reg = registry::Registry::load(testenv::source_dir().string() + "/config/systems.yaml", d);
-  const auto cs = codecs();
-  auto routes = route::load_routes(testenv::source_dir().string() + "/routes", *reg, cs, d);
-  ASSERT_FALSE(d.has_errors()) << errors(d);
+  Shipped shipped;
+  ASSERT_FALSE(shipped.d.has_errors()) << errors(shipped.d);
+  const auto& cs = shipped.cs;
+  const auto& env = shipped.env;
   auto mapped = route::parse_route(
       "name: m\nfrom: [admission, lab_result]\nmap:\n  - set: body.note\n    value: '\"seen by "
       "\" + receiver.name'\n  - rename: body.note\n    to: body.remark\nrender: [json]\nto: "
       "[receiver, kjernejournal]\n",
-      "m.yaml", *reg, cs, d);
-  ASSERT_TRUE(mapped) << errors(d);
+      "m.yaml", *shipped.reg, cs, shipped.d);
+  ASSERT_TRUE(mapped) << errors(shipped.d);
   std::vector<const route::Route*> all{mapped.get()};
-  for (const auto& r : routes.routes) all.push_back(r.get());
-  route::RouteEnv env{reg.get(), &cs, nullptr};
+  for (const auto& r : shipped.routes.routes) all.push_back(r.get());
   auto text = [](const route::RouteResult& r) {
     nlohmann::json j = {{"matched", r.matched},
                         {"event", to_json(r.event)},
