@@ -260,14 +260,15 @@ TEST(MllpE2E, TlsListenerWithClientCertificates) {
   testenv::TempDir tmp;
   const auto pki = testenv::make_test_pki(tmp.path() / "pki");
   ASSERT_TRUE(pki) << "openssl could not make the test certificates";
-  const int tls_port = testenv::free_port();
-  // Appended to the generated engine.yaml, whose last key is the sources list.
+  // Appended to the generated engine.yaml, whose last key is the sources list; the port is
+  // picked with the engine's others (and again if it is taken when the engine starts).
   testenv::EngineProcess engine(
       tmp.path() / "engine",
-      "  - name: mllps\n    type: mllp\n    port: " + std::to_string(tls_port) +
-          "\n    tls_cert_file: " + pki->server_cert + "\n    tls_key_file: " + pki->server_key +
+      "  - name: mllps\n    type: mllp\n    port: {extra_port}\n    tls_cert_file: " +
+          pki->server_cert + "\n    tls_key_file: " + pki->server_key +
           "\n    tls_ca_file: " + pki->ca + "\n");
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const int tls_port = engine.extra_port();
   auto client = [&](bool with_cert, const std::string& ca) {
     adapters::MllpClientSettings s;
     s.port = tls_port;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -32,6 +33,8 @@ inline int free_port() {
 class EngineProcess {
  public:
   // `extra_yaml` is appended to engine.yaml (e.g. routes: and systems: for routing tests);
+  // each `{extra_port}` in it becomes a third free port (extra_port()), picked again with the
+  // others when a start finds a port taken.
   // `kafka_yaml`, indented lines, goes into its kafka section (e.g. "  instance: a\n").
   // `prefix`: the topic prefix of another engine (several engines sharing the work); empty:
   // a new one.
@@ -63,6 +66,7 @@ class EngineProcess {
   }
   int port() const { return port_; }
   int mllp_port() const { return mllp_port_; }
+  int extra_port() const { return extra_port_; }
   // The admin API's port as the running engine printed it (`admin: port: 0` picks a free
   // one); 0 when it printed none.
   int admin_port() const {
@@ -176,7 +180,15 @@ class EngineProcess {
                             << "\n    poll_interval_ms: 50\n    retry_interval_ms: 500\n"
                             << "  - name: http\n    type: http\n    port: " << port_ << "\n"
                             << "  - name: mllp\n    type: mllp\n    port: " << mllp_port_ << "\n"
-                            << extra_yaml_;
+                            << with_extra_port(extra_yaml_);
+  }
+
+  std::string with_extra_port(std::string yaml) const {
+    static constexpr std::string_view kMark = "{extra_port}";
+    const std::string port = std::to_string(extra_port_);
+    for (auto at = yaml.find(kMark); at != std::string::npos; at = yaml.find(kMark, at))
+      yaml.replace(at, kMark.size(), port);
+    return yaml;
   }
 
   bool start_once() {
@@ -209,6 +221,8 @@ class EngineProcess {
     port_ = free_port();
     do mllp_port_ = free_port();
     while (mllp_port_ == port_);
+    do extra_port_ = free_port();
+    while (extra_port_ == port_ || extra_port_ == mllp_port_);
   }
 
   std::filesystem::path dir_;
@@ -217,6 +231,7 @@ class EngineProcess {
   std::string kafka_yaml_;
   int port_ = 0;
   int mllp_port_ = 0;
+  int extra_port_ = 0;
   pid_t pid_ = -1;
   int starts_ = 0;
 };
