@@ -629,8 +629,8 @@ std::vector<std::pair<std::string, std::string>> kafka_headers(const Event& e) {
   std::vector<std::pair<std::string, std::string>> h;
   h.emplace_back("bs-schema", std::to_string(kCanonicalSchemaVersion));
   h.emplace_back("bs-event-id", e.event_id);
-  h.emplace_back("bs-type", std::string(to_string(e.type)));
-  h.emplace_back("bs-source-format", e.source.format);
+  h.emplace_back(kTypeHeader, std::string(to_string(e.type)));
+  h.emplace_back(kSourceFormatHeader, e.source.format);
   h.emplace_back("bs-message-id", e.source.message_id);
   if (!e.sender.organisation.her_id.empty())
     h.emplace_back("bs-sender-her", e.sender.organisation.her_id);

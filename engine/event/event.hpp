@@ -183,6 +183,9 @@ inline void assign_key(Event& e, std::string_view secret) {
 
 // Kafka headers: routing metadata only, never patient data.
 std::vector<std::pair<std::string, std::string>> kafka_headers(const Event& e);
+// Two of them: the event's type (to_string) and its source.format, as the event has them.
+inline constexpr const char* kTypeHeader = "bs-type";
+inline constexpr const char* kSourceFormatHeader = "bs-source-format";
 
 // The topic a canonical event of this type goes to: "canonical.<type>".
 std::string canonical_topic(EventType t);

@@ -91,8 +91,9 @@ json event_view(const Event& e) {
 struct Node {
   virtual ~Node() = default;
   virtual json eval(const EvalContext& c) const = 0;
-  // Whether the value can depend on the event or the clock (see Expr::reads_event).
-  virtual bool reads_event() const = 0;
+  // What the value can depend on: adds the root names its paths start with and whether it
+  // reads the clock (see Expr::roots).
+  virtual void reads(ExprReads& r) const = 0;
 };
 
 namespace {
@@ -103,7 +104,7 @@ struct Literal final : Node {
   json v;
   explicit Literal(json x) : v(std::move(x)) {}
   json eval(const EvalContext&) const override { return v; }
-  bool reads_event() const override { return false; }
+  void reads(ExprReads&) const override {}
 };
 
 struct ListLit final : Node {
@@ -113,9 +114,8 @@ struct ListLit final : Node {
     for (const auto& i : items) a.push_back(i->eval(c));
     return a;
   }
-  bool reads_event() const override {
-    return std::any_of(items.begin(), items.end(),
-                       [](const NodePtr& i) { return i->reads_event(); });
+  void reads(ExprReads& r) const override {
+    for (const auto& i : items) i->reads(r);
   }
 };
 
@@ -167,14 +167,14 @@ struct Path final : Node {
     }
     return cur ? *cur : json();
   }
-  bool reads_event() const override { return root != "system"; }
+  void reads(ExprReads& r) const override { r.roots.insert(root); }
 };
 
 struct Member final : Node {
   NodePtr base;
   std::string name;
   json eval(const EvalContext& c) const override { return member(base->eval(c), name); }
-  bool reads_event() const override { return base->reads_event(); }
+  void reads(ExprReads& r) const override { base->reads(r); }
 };
 
 struct Index final : Node {
@@ -191,7 +191,10 @@ struct Index final : Node {
     if (b.is_object() && i.is_string()) return member(b, i.get<std::string>());
     return json();
   }
-  bool reads_event() const override { return base->reads_event() || index->reads_event(); }
+  void reads(ExprReads& r) const override {
+    base->reads(r);
+    index->reads(r);
+  }
 };
 
 int compare(const json& a, const json& b, bool& ok) {
@@ -266,13 +269,16 @@ struct Binary final : Node {
     if (op == ">=") return k >= 0;
     return json();
   }
-  bool reads_event() const override { return l->reads_event() || r->reads_event(); }
+  void reads(ExprReads& out) const override {
+    l->reads(out);
+    r->reads(out);
+  }
 };
 
 struct Not final : Node {
   NodePtr x;
   json eval(const EvalContext& c) const override { return !truthy(x->eval(c)); }
-  bool reads_event() const override { return x->reads_event(); }
+  void reads(ExprReads& r) const override { x->reads(r); }
 };
 
 struct Neg final : Node {
@@ -281,7 +287,7 @@ struct Neg final : Node {
     json v = x->eval(c);
     return v.is_number() ? json(-v.get<double>()) : json();
   }
-  bool reads_event() const override { return x->reads_event(); }
+  void reads(ExprReads& r) const override { x->reads(r); }
 };
 
 using Fn = std::function<json(const EvalContext&, const std::vector<NodePtr>&)>;
@@ -291,9 +297,9 @@ struct Call final : Node {
   std::vector<NodePtr> args;
   bool clock = false;  // now(), today()
   json eval(const EvalContext& c) const override { return fn(c, args); }
-  bool reads_event() const override {
-    return clock ||
-           std::any_of(args.begin(), args.end(), [](const NodePtr& a) { return a->reads_event(); });
+  void reads(ExprReads& r) const override {
+    r.clock = r.clock || clock;
+    for (const auto& a : args) a->reads(r);
   }
 };
 
@@ -455,7 +461,7 @@ struct Matches final : Node {
     if (v.is_null()) return false;
     return std::regex_search(str_of(v), *re);
   }
-  bool reads_event() const override { return text->reads_event(); }
+  void reads(ExprReads& r) const override { text->reads(r); }
 };
 
 // ---------------------------------------------------------------------------------------
@@ -848,8 +854,16 @@ bool Expr::test(const EvalContext& c) const {
   return truthy(eval(c));
 }
 
+ExprReads Expr::reads() const {
+  ExprReads r;
+  if (root_) root_->reads(r);
+  return r;
+}
+
 bool Expr::reads_event() const {
-  return root_ && root_->reads_event();
+  const ExprReads r = reads();
+  return r.clock || std::any_of(r.roots.begin(), r.roots.end(),
+                                [](const std::string& n) { return n != "system"; });
 }
 
 std::vector<Expr> Expr::conjuncts() const {

@@ -53,6 +53,12 @@ struct EvalContext {
 
 struct Node;
 
+// What an expression's value can depend on.
+struct ExprReads {
+  std::set<std::string> roots;  // the root names its paths start with (`system` included)
+  bool clock = false;           // now(), today()
+};
+
 class Expr {
  public:
   static std::variant<Expr, ExprError> compile(std::string_view text, const CompileOptions& o);
@@ -61,6 +67,7 @@ class Expr {
   // Whether the value can depend on the event or the clock (now(), today()). When not, it
   // depends on `system` and the registry only: a `to: query` computes it once per registry.
   bool reads_event() const;
+  ExprReads reads() const;
   // The operands of a top-level `a and b and ...`, each an expression of its own (the
   // expression itself when it is no conjunction). All truthy <=> test() is true.
   std::vector<Expr> conjuncts() const;

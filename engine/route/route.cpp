@@ -199,6 +199,15 @@ class RouteLoader {
     load_from(root["from"], *r);
     if (root["filter"] && root["filter"].IsScalar())
       r->filter_ = compile(root["filter"], "filter", {});
+    if (r->filter_)
+      for (auto& c : r->filter_->conjuncts()) {
+        const ExprReads reads = c.reads();
+        const bool type = reads.roots.count("type") > 0;
+        const bool format = reads.roots.count("format") > 0;
+        if (!reads.clock && (type || format) &&
+            reads.roots.size() == static_cast<size_t>(type) + static_cast<size_t>(format))
+          r->header_tests_.push_back({std::move(c), type, format});
+      }
     load_map(root["map"], *r);
     load_render(root["render"], *r);
     load_to(root["to"], *r);
@@ -501,17 +510,39 @@ RouteResult Route::process(Event&& e, const RouteEnv& env, const nlohmann::json*
   return run(e, &e, env, view);
 }
 
+bool Route::passes_over(std::optional<std::string_view> type,
+                        std::optional<std::string_view> format, const RouteEnv& env) const {
+  if (type) {
+    const auto t = event_type_from_string(*type);
+    if (t && !reads_type(*t)) return true;
+  }
+  json view;
+  for (const auto& h : header_tests_) {
+    if ((h.needs_type && !type) || (h.needs_format && !format)) continue;
+    if (view.is_null()) {
+      view = json::object();
+      if (type) view["type"] = *type;
+      if (format) view["format"] = *format;
+    }
+    const EvalContext ctx{&view, env.registry, nullptr};
+    if (!h.expr.test(ctx)) return true;
+  }
+  return false;
+}
+
+bool Route::reads_type(EventType t) const {
+  const std::string own_topic = canonical_topic(t);
+  if (std::find(topics_.begin(), topics_.end(), own_topic) != topics_.end()) return true;
+  // A route reading other topics too may see any type there.
+  return !std::all_of(topics_.begin(), topics_.end(),
+                      [](const auto& topic) { return topic.rfind("canonical.", 0) == 0; });
+}
+
 RouteResult Route::run(const Event& in, Event* movable, const RouteEnv& env,
                        const nlohmann::json* given_view) const {
   RouteResult out;
   // Only the types the route reads (its topics, when they are canonical.<type> topics).
-  const std::string own_topic = canonical_topic(in.type);
-  if (std::find(topics_.begin(), topics_.end(), own_topic) == topics_.end()) {
-    const bool only_canonical = std::all_of(topics_.begin(), topics_.end(), [](const auto& t) {
-      return t.rfind("canonical.", 0) == 0;
-    });
-    if (only_canonical) return out;
-  }
+  if (!reads_type(in.type)) return out;
   const registry::Registry& reg = *env.registry;
   json own_view;
   if (!given_view) own_view = event_view(in);

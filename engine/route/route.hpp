@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -131,15 +132,35 @@ class Route {
   // result instead of copied (its body and original).
   RouteResult process(Event&& e, const RouteEnv& env, const nlohmann::json* view = nullptr) const;
 
+  // Whether the event's type and source format alone (the bs-type and bs-source-format
+  // headers the engine writes with every canonical event) show that process() would not
+  // match it, so the caller need not parse it: a type the route does not read, or a part of
+  // the filter (an operand of its top-level `and`) that reads only `type` and `format` and is
+  // false. A missing header (nullopt) decides nothing.
+  bool passes_over(std::optional<std::string_view> type, std::optional<std::string_view> format,
+                   const RouteEnv& env) const;
+  // Whether the filter has such a part (else passes_over() looks at the type alone, which
+  // the route's own topics make moot).
+  bool decides_on_headers() const { return !header_tests_.empty(); }
+
  private:
   friend class RouteLoader;
   // `movable`: `in` itself when it may be moved from, else null.
   RouteResult run(const Event& in, Event* movable, const RouteEnv& env,
                   const nlohmann::json* given_view) const;
+  // Whether process() looks at an event of this type (its topics, when all are canonical).
+  bool reads_type(EventType t) const;
   std::string name_, file_, description_;
   bool enabled_ = true;
   std::vector<std::string> topics_;
   std::optional<Expr> filter_;
+  // The filter's conjuncts that read only `type` and/or `format` (see passes_over()).
+  struct HeaderTest {
+    Expr expr;
+    bool needs_type = false;
+    bool needs_format = false;
+  };
+  std::vector<HeaderTest> header_tests_;
   std::vector<MapStep> map_;
   std::vector<RenderChoice> render_;
   std::vector<Destination> to_;

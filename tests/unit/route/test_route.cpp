@@ -410,6 +410,66 @@ TEST(Route, AMovedEventGivesTheSameResultAsACopiedOne) {
   EXPECT_GE(delivered, 30);
 }
 
+// The route stage asks passes_over() before it parses an event: it may rule out only
+// events process() would not match, and only by the filter's parts that read type/format.
+TEST(Route, HeadersAloneRuleOutOnlyEventsTheRouteWouldNotMatch) {
+  Shipped shipped;
+  ASSERT_FALSE(shipped.d.has_errors()) << errors(shipped.d);
+  const auto& env = shipped.env;
+  auto route = [&](const std::string& from, const std::string& filter) {
+    auto r = route::parse_route(
+        "name: h\nfrom: [" + from + "]\nfilter: '" + filter + "'\nrender: [json]\nto: [receiver]\n",
+        "h.yaml", *shipped.reg, shipped.cs, shipped.d);
+    EXPECT_TRUE(r) << filter << errors(shipped.d);
+    return r;
+  };
+  const auto kith_and = route("admission", R"(format == "kith" and receiver.her_id == "1")");
+  const auto kith_or = route("admission", R"(format == "kith" or receiver.her_id == "1")");
+  const auto lowered = route("admission, lab_result", R"(lower(format) in ["hl7v2"])");
+  const auto clocked =
+      route("admission, discharge", R"(now() > "2000-01-01" and type == "discharge")");
+  ASSERT_TRUE(kith_and && kith_or && lowered && clocked);
+  EXPECT_TRUE(kith_and->decides_on_headers());
+  EXPECT_FALSE(kith_or->decides_on_headers());
+  EXPECT_FALSE(shipped.routes.find("lab-result-to-requester")->decides_on_headers());
+  using O = std::optional<std::string_view>;
+  EXPECT_TRUE(kith_and->passes_over(O("admission"), O("hl7v2"), env));
+  EXPECT_TRUE(kith_and->passes_over(std::nullopt, O("hl7v2"), env));
+  EXPECT_FALSE(kith_and->passes_over(O("admission"), O("kith"), env));
+  EXPECT_FALSE(kith_and->passes_over(O("admission"), std::nullopt, env));
+  EXPECT_TRUE(kith_and->passes_over(O("lab_result"), O("kith"), env));  // a type it does not read
+  EXPECT_FALSE(kith_or->passes_over(O("admission"), O("hl7v2"), env));
+  EXPECT_TRUE(lowered->passes_over(O("lab_result"), O("kith"), env));
+  EXPECT_FALSE(lowered->passes_over(O("lab_result"), O("hl7v2"), env));
+  EXPECT_TRUE(clocked->passes_over(O("admission"), O("kith"), env));
+  EXPECT_FALSE(clocked->passes_over(O("discharge"), O("kith"), env));
+
+  std::vector<const route::Route*> all{kith_and.get(), kith_or.get(), lowered.get(), clocked.get()};
+  for (const auto& r : shipped.routes.routes) all.push_back(r.get());
+  int passed_over = 0;
+  std::set<std::string> shipped_passing;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(testenv::source_dir() / "examples/messages")) {
+    const auto e = decode_file(shipped.cs, entry.path().string());
+    if (!e) continue;  // the broken examples
+    std::map<std::string, std::string> headers;
+    for (auto& [k, v] : kafka_headers(*e)) headers[k] = v;
+    const O type = headers.at(kTypeHeader);
+    const O format = headers.at(kSourceFormatHeader);
+    for (const auto* r : all) {
+      EXPECT_FALSE(r->passes_over(std::nullopt, std::nullopt, env)) << r->name();
+      if (!r->passes_over(type, format, env)) continue;
+      ++passed_over;
+      if (r->file() != "h.yaml") shipped_passing.insert(r->name() + " " + std::string(*format));
+      EXPECT_FALSE(r->process(*e, env).matched) << r->name() << " " << entry.path().filename();
+    }
+  }
+  EXPECT_GE(passed_over, 20);
+  // The shipped routes that share topics tell HL7 v2 and KITH apart by the header alone.
+  EXPECT_EQ(shipped_passing.count("plo-hospital-to-municipality hl7v2"), 1u);
+  EXPECT_EQ(shipped_passing.count("adt-fanout kith"), 1u);
+}
+
 TEST(Route, MapRenderAndUnknownReceiver) {
   Diagnostics d;
   auto reg = reg_of(kRegistry, d);
