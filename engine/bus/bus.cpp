@@ -546,14 +546,16 @@ int64_t Message::timestamp_ms() const {
   return rd_kafka_message_timestamp(m_, nullptr);
 }
 std::optional<std::string> Message::header(std::string_view name) const {
+  const auto v = header_view(std::string(name).c_str());
+  return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+}
+std::optional<std::string_view> Message::header_view(const char* name) const {
   rd_kafka_headers_t* h = nullptr;
   if (rd_kafka_message_headers(m_, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
   const void* v = nullptr;
   size_t n = 0;
-  const std::string key(name);
-  if (rd_kafka_header_get_last(h, key.c_str(), &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    return std::nullopt;
-  return v ? std::string(static_cast<const char*>(v), n) : std::string();
+  if (rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  return v ? std::string_view(static_cast<const char*>(v), n) : std::string_view();
 }
 std::vector<Header> Message::headers() const {
   std::vector<Header> out;

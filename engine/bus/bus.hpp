@@ -159,6 +159,8 @@ class Message {
   std::string_view value() const;
   int64_t timestamp_ms() const;
   std::optional<std::string> header(std::string_view name) const;
+  // The same without a copy: the view lives as long as the message.
+  std::optional<std::string_view> header_view(const char* name) const;
   std::vector<Header> headers() const;
 
  private:

@@ -289,6 +289,11 @@ void RouteStage::run_route(const Route* route) {
   transactional_loop(
       s_, name, topics, stop_, counters_,
       [&](const bus::Message& m, std::vector<bus::Record>& out) {
+        // An event the route's filter rejects by its type and format is not parsed (the
+        // headers are read only for a route whose filter looks at them).
+        if (route->decides_on_headers() &&
+            route->passes_over(m.header_view(kTypeHeader), m.header_view(kSourceFormatHeader), env))
+          return;
         const std::string now = now_rfc3339();
         // One parse: the JSON gives both the event and the view the expressions read.
         json parsed = json::parse(m.value(), nullptr, false);
