@@ -92,7 +92,7 @@ struct Node {
   virtual ~Node() = default;
   virtual json eval(const EvalContext& c) const = 0;
   // What the value can depend on: adds the root names its paths start with and whether it
-  // reads the clock (see Expr::roots).
+  // reads the clock (see Expr::reads).
   virtual void reads(ExprReads& r) const = 0;
 };
 
