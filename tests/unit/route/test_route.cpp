@@ -431,7 +431,9 @@ TEST(Route, HeadersAloneRuleOutOnlyEventsTheRouteWouldNotMatch) {
   ASSERT_TRUE(kith_and && kith_or && lowered && clocked);
   EXPECT_TRUE(kith_and->decides_on_headers());
   EXPECT_FALSE(kith_or->decides_on_headers());
-  EXPECT_FALSE(shipped.routes.find("lab-result-to-requester")->decides_on_headers());
+  const auto* lab_results = shipped.routes.find("lab-result-to-requester");
+  ASSERT_NE(lab_results, nullptr);
+  EXPECT_FALSE(lab_results->decides_on_headers());
   using O = std::optional<std::string_view>;
   EXPECT_TRUE(kith_and->passes_over(O("admission"), O("hl7v2"), env));
   EXPECT_TRUE(kith_and->passes_over(std::nullopt, O("hl7v2"), env));
