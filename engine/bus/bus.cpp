@@ -561,6 +561,7 @@ std::vector<Header> Message::headers() const {
   std::vector<Header> out;
   rd_kafka_headers_t* h = nullptr;
   if (rd_kafka_message_headers(m_, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  out.reserve(rd_kafka_header_cnt(h));
   const char* name = nullptr;
   const void* v = nullptr;
   size_t n = 0;

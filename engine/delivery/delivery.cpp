@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string_view>
@@ -124,8 +125,10 @@ struct Job {
   std::string topic;
   int32_t partition = 0;
   int64_t offset = 0;
+  // The record's headers live in dj.headers (one per name, the last of a name kept), all
+  // but the receipt context, which is kept apart: it is not sent to the receiver.
   runtime::DeliveryJob dj;
-  std::map<std::string, std::string> headers;
+  std::optional<std::string> receipt;  // bs-receipt
   int attempts = 0;
   Clock::time_point due = Clock::now();
   std::string last_error;
@@ -136,9 +139,23 @@ struct Job {
   std::string response;
   Clock::time_point read_at = Clock::now();  // taken off its topic
   bool from_route_topic = false;             // read from a jobs.<route> topic
-  std::string h(const char* name) const {
-    const auto it = headers.find(name);
-    return it == headers.end() ? std::string() : it->second;
+  const std::string* find(std::string_view name) const {
+    if (name == header::kReceipt) return receipt ? &*receipt : nullptr;
+    for (const auto& [k, v] : dj.headers)
+      if (k == name) return &v;
+    return nullptr;
+  }
+  std::string h(std::string_view name) const {
+    const std::string* v = find(name);
+    return v ? *v : std::string();
+  }
+  // Every header of the record, the receipt context included.
+  std::vector<bus::Header> all_headers() const {
+    std::vector<bus::Header> out;
+    out.reserve(dj.headers.size() + 1);
+    for (const auto& [k, v] : dj.headers) out.push_back({k, v});
+    if (receipt) out.push_back({header::kReceipt, *receipt});
+    return out;
   }
   // For JobQueue.
   std::string_view patient() const { return dj.key; }
@@ -174,7 +191,7 @@ struct DeliveryStage::Impl {
   bool remembers() const { return settings.skip_delivered_lookback.count() > 0; }
   // A job another record of which this process delivered (see RecentlyDelivered).
   bool delivered_already(const Job& j) {
-    return remembers() && !j.dj.job_id.empty() && j.headers.count(header::kReplayOf) == 0 &&
+    return remembers() && !j.dj.job_id.empty() && !j.find(header::kReplayOf) &&
            recently_delivered->has(j.dj.job_id);
   }
   // Completes such a job: no send, no outcome records (its first record has them).
@@ -665,20 +682,18 @@ struct DeliveryStage::Impl {
     o.detail = detail;
     o.event_id = j.dj.event_id;
     o.job_id = j.dj.job_id;
-    const std::string route = j.h(header::kRoute);
-    const std::string idem = j.h(header::kIdempotencyKey);
-    o.route = route;
-    o.message_id = idem;
+    if (const auto* route = j.find(header::kRoute)) o.route = *route;
+    o.message_id = j.dj.idempotency_key;
     o.system = j.dj.system;
     o.engine = settings.instance;
     // Ingest (the canonical record's time) to this outcome.
-    const std::string received = j.h(header::kReceivedMs);
-    if (!received.empty()) {
+    const int64_t now = now_epoch_ms();
+    if (const auto* received = j.find(header::kReceivedMs); received && !received->empty()) {
       char* end = nullptr;
-      const long long ms = std::strtoll(received.c_str(), &end, 10);
-      if (end && *end == '\0' && ms > 0) o.latency_ms = now_epoch_ms() - ms;
+      const long long ms = std::strtoll(received->c_str(), &end, 10);
+      if (end && *end == '\0' && ms > 0) o.latency_ms = now - ms;
     }
-    return outcome_tracking_json(o, now_rfc3339());
+    return outcome_tracking_json(o, rfc3339_from_ms(now));
   }
 
   // A tracking record that nothing waits for (attempt failures).
@@ -712,8 +727,9 @@ struct DeliveryStage::Impl {
       dlq.topic = dlq_topic(prefix, j->dj.system);
       dlq.key = j->dj.key;
       dlq.value = j->dj.payload;
-      for (const auto& [k, v] : j->headers)
-        if (k != header::kAttempts && k != header::kReason) dlq.headers.push_back({k, v});
+      for (auto& hd : j->all_headers())
+        if (hd.key != header::kAttempts && hd.key != header::kReason)
+          dlq.headers.push_back(std::move(hd));
       dlq.headers.push_back({header::kAttempts, std::to_string(j->attempts)});
       dlq.headers.push_back({header::kReason, redact_identity_numbers(reason)});
       dlq.headers.push_back({"bs-failed-at", now_rfc3339()});
@@ -875,7 +891,21 @@ struct DeliveryStage::Impl {
   }
 
   static void fill(Job& j, const bus::Message& msg, const Worker& w) {
-    for (auto& h : msg.headers()) j.headers[h.key] = h.value;
+    // The headers moved in once, in the record's order (a route writes each name once; a
+    // repeated name keeps its last value, as a lookup by name on the record would).
+    auto& hs = j.dj.headers;
+    for (auto& hd : msg.headers()) {
+      if (hd.key == header::kReceipt) {
+        j.receipt = std::move(hd.value);
+        continue;
+      }
+      const auto same =
+          std::find_if(hs.begin(), hs.end(), [&](const auto& kv) { return kv.first == hd.key; });
+      if (same != hs.end())
+        same->second = std::move(hd.value);
+      else
+        hs.emplace_back(std::move(hd.key), std::move(hd.value));
+    }
     j.dj.payload = std::string(msg.value());
     j.dj.key = std::string(msg.key());
     j.dj.job_id = j.h(header::kJobId);
@@ -884,8 +914,6 @@ struct DeliveryStage::Impl {
     j.dj.content_type = j.h(header::kContentType);
     j.dj.idempotency_key = j.h(header::kIdempotencyKey);
     j.dj.system = w.sys->id;
-    for (const auto& [k, v] : j.headers)
-      if (k != header::kReceipt) j.dj.headers.emplace_back(k, v);
   }
 
   // Moves: a job record re-written to another topic; its own record completes when Kafka
@@ -1121,8 +1149,7 @@ struct DeliveryStage::Impl {
         moving_workers.push_back(&w);
       }
       for (auto& j : evicted) {
-        std::vector<bus::Header> headers;
-        for (const auto& [k, v] : j->headers) headers.push_back({k, v});
+        std::vector<bus::Header> headers = j->all_headers();
         move_to_own_topic(j, &w, w.sys->id,
                           {"", j->dj.key, std::move(j->dj.payload), std::move(headers), -1});
       }
