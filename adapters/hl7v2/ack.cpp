@@ -1,7 +1,10 @@
 #include "adapters/hl7v2/ack.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <string_view>
+#include <variant>
 
 namespace budstikke::hl7v2 {
 
@@ -111,9 +114,50 @@ std::string make_nak_for_unparsable(std::string_view bytes, const std::string& r
 }
 
 std::optional<AckInfo> read_ack(const Message& ack) {
-  auto code = ack.get("MSA-1");
+  // Read for every message delivered over MLLP: the paths are taken apart once.
+  static const Path kMsa1 = *Path::parse("MSA-1");
+  static const Path kMsa2 = *Path::parse("MSA-2");
+  static const Path kMsa3 = *Path::parse("MSA-3");
+  auto code = ack.get(kMsa1);
   if (!code || code->empty()) return std::nullopt;
-  return AckInfo{*code, ack.get("MSA-2").value_or(""), ack.get("MSA-3").value_or("")};
+  return AckInfo{*code, ack.get(kMsa2).value_or(""), ack.get(kMsa3).value_or("")};
+}
+
+std::string control_id_of(std::string_view message) {
+  constexpr auto kNpos = std::string_view::npos;
+  const auto plain = [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f;
+  };
+  const auto alnum = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  };
+  const std::string_view msh = message.substr(0, message.find_first_of("\r\n"));
+  // Cut from the text only where the parser takes the segment as it stands: MSH first, a
+  // valid field separator and four or five distinct encoding characters, MSH-9 given, and an
+  // id of printable ASCII without delimiters. Anything else is parsed.
+  if (msh.size() >= 8 && msh.substr(0, 3) == "MSH") {
+    const char fs = msh[3];
+    const size_t enc_end = msh.find(fs, 4);
+    const std::string_view enc = msh.substr(4, enc_end == kNpos ? kNpos : enc_end - 4);  // MSH-2
+    bool usable = !alnum(fs) && fs != ' ' && enc_end != kNpos && enc.size() >= 4 && enc.size() <= 5;
+    for (size_t i = 0; usable && i < enc.size(); ++i)
+      usable =
+          plain(enc[i]) && !alnum(enc[i]) && enc[i] != ' ' && enc[i] != fs && enc.find(enc[i]) == i;
+    // MSH-3 starts after enc_end; MSH-9 after five more separators, MSH-10 after six.
+    size_t pos = enc_end;
+    for (int i = 0; usable && i < 6; ++i) usable = (pos = msh.find(fs, pos + 1)) != kNpos;
+    const size_t type_end = usable ? msh.find(fs, pos + 1) : kNpos;
+    if (usable && type_end != kNpos && type_end > pos + 1) {
+      const size_t end = msh.find(fs, type_end + 1);
+      const std::string_view id =
+          msh.substr(type_end + 1, end == kNpos ? kNpos : end - type_end - 1);
+      if (std::all_of(id.begin(), id.end(), plain) && id.find_first_of(enc) == kNpos)
+        return std::string(id);
+    }
+  }
+  auto parsed = Message::parse(msh);
+  if (!std::holds_alternative<Message>(parsed)) return {};
+  return std::get<Message>(parsed).get("MSH-10").value_or("");
 }
 
 }  // namespace budstikke::hl7v2

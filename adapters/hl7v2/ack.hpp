@@ -40,4 +40,9 @@ struct AckInfo {
 };
 std::optional<AckInfo> read_ack(const Message& ack);
 
+// A message's MSH-10 (its control id) as Message::parse reads it from the MSH segment alone;
+// empty when that segment cannot be read. An ASCII id without delimiters, the usual case, is
+// cut from the text without parsing (an MLLP delivery checks each ACK's MSA-2 against it).
+std::string control_id_of(std::string_view message);
+
 }  // namespace budstikke::hl7v2

@@ -178,19 +178,15 @@ runtime::DeliveryResult MllpClient::evaluate_ack(const std::string& ack) {
     return runtime::DeliveryResult::retriable("acknowledgement without MSA", ack);
   }
   // MSA-2 must name the message we sent (our MSH-10), read from its MSH segment alone.
-  const std::string_view payload = job.payload;
-  std::string sent_id;
-  if (auto sent = hl7v2::Message::parse(payload.substr(0, payload.find_first_of("\r\n")));
-      std::holds_alternative<hl7v2::Message>(sent))
-    sent_id = std::get<hl7v2::Message>(sent).get("MSH-10").value_or("");
+  const std::string sent_id = hl7v2::control_id_of(job.payload);
   if (!sent_id.empty() && info->acknowledged_id != sent_id) {
     drop();
     return runtime::DeliveryResult::retriable(
         "acknowledgement for '" + info->acknowledged_id + "', not for '" + sent_id + "'", ack);
   }
+  if (info->code == "AA" || info->code == "CA") return runtime::DeliveryResult::ok(ack);
   const std::string text =
       info->text.empty() ? std::get<hl7v2::Message>(parsed).get("ERR-8").value_or("") : info->text;
-  if (info->code == "AA" || info->code == "CA") return runtime::DeliveryResult::ok(ack);
   if (info->code == "AE" || info->code == "CE")
     return runtime::DeliveryResult::retriable("receiver answered " + info->code + ": " + text, ack);
   if (info->code == "AR" || info->code == "CR")

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
 #include "adapters/hl7v2/ack.hpp"
 #include "adapters/hl7v2/canonical.hpp"
 #include "engine/core/crypto.hpp"
@@ -169,6 +173,47 @@ TEST(Hl7Ack, OriginalAndEnhancedModes) {
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->code, "AA");
   EXPECT_EQ(info->acknowledged_id, "C42");
+}
+
+// An MLLP delivery checks each ACK's MSA-2 against the control id it sent, cut from the text
+// without a parse where that gives what the parser reads.
+TEST(Hl7Ack, ControlIdOfAMessageIsWhatTheParserReads) {
+  const auto parser = [](std::string_view m) {
+    auto p = Message::parse(m.substr(0, m.find_first_of("\r\n")));
+    return std::holds_alternative<Message>(p) ? std::get<Message>(p).get("MSH-10").value_or("")
+                                              : std::string();
+  };
+  const std::vector<std::string> cases = {
+      kMsh + "ADT^A01|C42|P|2.5\rPID|1\r",
+      kMsh + "ADT^A01|C42",               // MSH-10 the last field, no terminator
+      kMsh + "ADT^A01||P|2.5\r",          // empty
+      kMsh + "ADT^A01|C\\T\\42|P|2.5\r",  // an escape in it: parsed
+      kMsh + "ADT^A01|C42^X|P|2.5\r",     // a component: parsed
+      kMsh +
+          "ADT^A01|C\xc3\xa5"
+          "42|P|2.5\r",                                  // not ASCII: parsed
+      "MSH#^~\\&#A#B#C#D#20261120##ADT^A01#X7#P#2.5\r",  // another field separator
+      "MSH|^~\\&|A|B|C|D\rPID|1\r",                      // too few fields
+      "PID|1\r",                                         // no MSH
+      "",
+  };
+  for (const auto& c : cases) EXPECT_EQ(control_id_of(c), parser(c)) << c;
+  EXPECT_EQ(control_id_of(kMsh + "ADT^A01|C42|P|2.5\rPID|1\r"), "C42");
+  EXPECT_EQ(control_id_of("MSH#^~\\&#A#B#C#D#20261120##ADT^A01#X7#P#2.5\r"), "X7");
+  EXPECT_EQ(control_id_of("PID|1\r"), "");
+  // Every message of the HL7 corpus.
+  const auto dir = testenv::corpora_dir() / "hl7v2";
+  int n = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    if (f.path().extension() != ".hl7") continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find("MSH");
+    if (at == std::string::npos) continue;
+    EXPECT_EQ(control_id_of(text.substr(at)), parser(text.substr(at))) << f.path();
+    ++n;
+  }
+  EXPECT_GE(n, 100);
 }
 
 TEST(Hl7Time, Conversions) {
