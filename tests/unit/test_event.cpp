@@ -2,9 +2,13 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "engine/core/redact.hpp"
 #include "engine/event/event.hpp"
+#include "engine/event/json_read.hpp"
 #include "tests/support/test_env.hpp"
 
 using namespace budstikke;
@@ -268,4 +272,153 @@ TEST(Event, SerializedEventsValidateAgainstTheSchema) {
   const std::string cmd = "/usr/bin/python3 '" + tool.string() + "' '" + schema.string() + "'";
   EXPECT_EQ(std::system((cmd + args).c_str()), 0);
   EXPECT_NE(std::system((cmd + " '" + bad.string() + "' >/dev/null").c_str()), 0);
+}
+
+// ---- read_json: the fast reader against nlohmann's parser --------------------------------
+
+namespace {
+
+using nlohmann::json;
+
+// Equal values of equal types (json's == takes 1 and 1u, or 1 and 1.0, as equal).
+bool same(const json& a, const json& b) {
+  if (a.is_discarded() || b.is_discarded()) return a.is_discarded() && b.is_discarded();
+  if (a.type() != b.type()) return false;
+  switch (a.type()) {
+    case json::value_t::object: {
+      if (a.size() != b.size()) return false;
+      auto i = a.begin();
+      auto k = b.begin();
+      for (; i != a.end(); ++i, ++k)
+        if (i.key() != k.key() || !same(*i, *k)) return false;
+      return true;
+    }
+    case json::value_t::array:
+      if (a.size() != b.size()) return false;
+      for (size_t n = 0; n < a.size(); ++n)
+        if (!same(a[n], b[n])) return false;
+      return true;
+    default:
+      return a == b;
+  }
+}
+
+json random_value(std::mt19937& rng, int depth) {
+  const auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  static const std::vector<std::string> kStrings = {"",
+                                                    "Fjellheim",
+                                                    "\xc3\x85se \xc3\xb8st",
+                                                    "tab\there",
+                                                    "line\r\nbreak",
+                                                    "q\"uote",
+                                                    "back\\slash",
+                                                    "ctl\x01\x1f",
+                                                    "slash/",
+                                                    "\xe2\x82\xac",
+                                                    "\xf0\x9f\x98\x80",
+                                                    "del\x7f"};
+  switch (depth > 4 ? pick(6) : pick(8)) {
+    case 0:
+      return nullptr;
+    case 1:
+      return pick(2) == 0;
+    case 2: {
+      const int k = pick(6);
+      if (k == 0) return static_cast<int64_t>(rng()) - static_cast<int64_t>(rng());
+      if (k == 1) return static_cast<uint64_t>(rng()) << 32 | rng();  // may exceed 18 digits
+      if (k == 2) return -static_cast<int64_t>(pick(1000));
+      if (k == 3) return static_cast<double>(pick(100000)) / 7.0;
+      if (k == 4) return 1e300 * (pick(2) == 0 ? 1 : -1);
+      return pick(1000);
+    }
+    case 3:
+    case 4:
+      return kStrings[static_cast<size_t>(pick(static_cast<int>(kStrings.size())))] +
+             std::to_string(pick(10));
+    case 5:
+      return std::string(static_cast<size_t>(pick(300)), static_cast<char>('a' + pick(26)));
+    case 6: {
+      json a = json::array();
+      for (int n = pick(5); n > 0; --n) a.push_back(random_value(rng, depth + 1));
+      return a;
+    }
+    default: {
+      json o = json::object();
+      for (int n = pick(6); n > 0; --n)
+        o[kStrings[static_cast<size_t>(pick(static_cast<int>(kStrings.size())))] +
+          std::to_string(pick(4))] = random_value(rng, depth + 1);
+      return o;
+    }
+  }
+}
+
+// Whitespace between tokens, as another writer might put it.
+std::string spaced(const std::string& compact, std::mt19937& rng) {
+  std::string out;
+  bool in_string = false;
+  for (size_t i = 0; i < compact.size(); ++i) {
+    const char c = compact[i];
+    out += c;
+    if (c == '"' && (i == 0 || compact[i - 1] != '\\' || (i >= 2 && compact[i - 2] == '\\')))
+      in_string = !in_string;
+    if (!in_string && (c == ',' || c == ':' || c == '{' || c == '[') && rng() % 3 == 0)
+      out += " \n\t\r"[rng() % 4];
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(ReadJson, TakesTheCommonFormsAndDeclinesTheRest) {
+  EXPECT_TRUE(read_json_fast(R"({"a":[1,-2,"x",true,false,null,{}],"b":{"c":[]}})"));
+  EXPECT_TRUE(read_json_fast(" {\"\xc3\xa5\":\"\xf0\x9f\x98\x80\\n\"} "));
+  EXPECT_EQ(read_json_fast("18446744073")->type(), json::value_t::number_unsigned);
+  EXPECT_EQ(read_json_fast("-5")->type(), json::value_t::number_integer);
+  EXPECT_EQ(read_json_fast("-0")->type(), json::value_t::number_integer);
+  // Repeated keys: the last value, as nlohmann's parser keeps.
+  EXPECT_EQ(read_json_fast(R"({"b":1,"a":2,"b":3})")->dump(), R"({"a":2,"b":3})");
+  for (const char* declined : {"1.5", "1e3", "1234567890123456789", R"("\u00e5")", "01", "", "{",
+                               "[1,]", "\"\x01\"", "\"\xc3\"", "\"\xed\xa0\x80\"", "nul", "{} x"})
+    EXPECT_FALSE(read_json_fast(declined)) << declined;
+  std::string deep(200, '[');
+  deep += std::string(200, ']');
+  EXPECT_FALSE(read_json_fast(deep));
+  EXPECT_TRUE(same(read_json(deep), json::parse(deep)));  // nlohmann reads it
+}
+
+TEST(ReadJson, GivesWhatNlohmannGivesForGeneratedAndBrokenText) {
+  std::mt19937 rng(36);
+  int fast = 0;
+  int broken_checked = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const json v = random_value(rng, 0);
+    std::string text = v.dump(-1, ' ', i % 4 == 0, json::error_handler_t::replace);
+    if (i % 3 == 0) text = spaced(text, rng);
+    const json expected = json::parse(text, nullptr, false);
+    ASSERT_FALSE(expected.is_discarded()) << text;
+    ASSERT_TRUE(same(read_json(text), expected)) << text;
+    if (read_json_fast(text)) ++fast;
+    // The same text broken: a byte changed, dropped or added.
+    for (int m = 0; m < 4 && !text.empty(); ++m) {
+      std::string bad = text;
+      const size_t at = rng() % bad.size();
+      const auto byte = static_cast<char>(rng() % 4 == 0 ? 0x80 + rng() % 0x80 : rng() % 0x80);
+      if (m == 0)
+        bad[at] = byte;
+      else if (m == 1)
+        bad.erase(at, 1);
+      else
+        bad.insert(at, 1, byte);
+      const json want = json::parse(bad, nullptr, false);
+      ASSERT_TRUE(same(read_json(bad), want)) << bad;
+      if (const auto got = read_json_fast(bad)) {
+        ASSERT_TRUE(same(*got, want)) << bad;
+      }
+      if (want.is_discarded()) ++broken_checked;
+    }
+  }
+  // Both paths were taken, and many broken texts were seen.
+  EXPECT_GT(fast, 1000);
+  EXPECT_LT(fast, 3000);
+  EXPECT_GT(broken_checked, 3000);
 }
