@@ -15,6 +15,7 @@
 #include "engine/core/thread_name.hpp"
 #include "engine/core/time.hpp"
 #include "engine/delivery/delivery.hpp"
+#include "engine/event/json_read.hpp"
 #include "engine/event/json_text.hpp"
 #include "engine/runtime/engine.hpp"
 #include "engine/runtime/ingest.hpp"
@@ -296,7 +297,7 @@ void RouteStage::run_route(const Route* route) {
           return;
         const std::string now = now_rfc3339();
         // One parse: the JSON gives both the event and the view the expressions read.
-        json parsed = json::parse(m.value(), nullptr, false);
+        json parsed = read_json(m.value());
         auto ev = parsed.is_discarded()
                       ? Result<Event>(Error::permanent(ErrorDomain::kCodec, "not JSON"))
                       : event_from_json(parsed);

@@ -16,6 +16,7 @@
 #include "engine/core/crypto.hpp"
 #include "engine/core/redact.hpp"
 #include "engine/delivery/delivery.hpp"
+#include "engine/event/json_read.hpp"
 #include "engine/registry/registry.hpp"
 #include "engine/route/expr.hpp"
 #include "engine/route/route.hpp"
@@ -307,6 +308,27 @@ std::optional<Event> decode_file(const runtime::CodecRegistry& cs, const std::st
   auto* out = std::get_if<runtime::CodecOutput>(&r);
   if (!out || out->events.empty()) return std::nullopt;
   return out->events.front();
+}
+
+// A route loop reads each event with read_json: for every example message's canonical
+// record (the engine's own writing) the fast reader takes it, and gives nlohmann's value.
+TEST(RouteStage, EveryExampleEventIsReadByTheFastJsonReader) {
+  const runtime::CodecRegistry cs = codecs();
+  int read = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(testenv::source_dir() / "examples/messages")) {
+    auto e = decode_file(cs, entry.path().string());
+    if (!e) continue;  // the broken examples
+    e->received_at = "2026-12-06T07:00:00.000Z";
+    const std::string text = to_json_string(*e);
+    const auto fast = read_json_fast(text);
+    ASSERT_TRUE(fast.has_value()) << entry.path();
+    const nlohmann::json slow = nlohmann::json::parse(text);
+    EXPECT_EQ(fast->dump(), slow.dump()) << entry.path();
+    EXPECT_EQ(*fast, slow) << entry.path();
+    ++read;
+  }
+  EXPECT_GE(read, 10);
 }
 
 // The shipped registry and routes, loaded as the engine loads them.
