@@ -143,7 +143,7 @@ std::string control_id_of(std::string_view message) {
     for (size_t i = 0; usable && i < enc.size(); ++i)
       usable =
           plain(enc[i]) && !alnum(enc[i]) && enc[i] != ' ' && enc[i] != fs && enc.find(enc[i]) == i;
-    // MSH-3 starts after enc_end; MSH-9 after five more separators, MSH-10 after six.
+    // enc_end is the separator before MSH-3; the sixth after it is the one before MSH-9.
     size_t pos = enc_end;
     for (int i = 0; usable && i < 6; ++i) usable = (pos = msh.find(fs, pos + 1)) != kNpos;
     const size_t type_end = usable ? msh.find(fs, pos + 1) : kNpos;

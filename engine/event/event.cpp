@@ -10,6 +10,7 @@
 #include "engine/core/crypto.hpp"
 #include "engine/core/redact.hpp"
 #include "engine/core/time.hpp"
+#include "engine/event/utf8.hpp"
 
 namespace budstikke {
 namespace {
@@ -218,7 +219,7 @@ std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// Well-formed UTF-8 (Unicode table 3-7: no overlongs, no surrogates, nothing above U+10FFFF).
+// Well-formed UTF-8 (utf8.hpp).
 bool valid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
@@ -229,25 +230,8 @@ bool valid_utf8(std::string_view s) {
       ++i;
       continue;
     }
-    size_t len = 0;
-    unsigned lo = 0x80;
-    unsigned hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return false;
-    for (size_t k = 2; k < len; ++k)
-      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return false;
+    const size_t len = utf8_sequence_length(p + i, n - i);
+    if (len == 0) return false;
     i += len;
   }
   return true;

@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "engine/event/utf8.hpp"
+
 namespace budstikke {
 
 namespace {
@@ -68,15 +70,10 @@ class FastReader {
 
   bool object(json& out, int depth) {
     if (depth >= kMaxDepth) return false;
-    ++p_;
     out = json::object();
     auto& members = out.get_ref<json::object_t&>();
-    ws();
-    if (p_ < end_ && *p_ == '}') {
-      ++p_;
-      return true;
-    }
-    while (true) {
+    if (opens_empty('}')) return true;
+    for (bool done = false; !done;) {
       if (p_ == end_ || *p_ != '"') return false;
       std::string key;
       if (!string(key)) return false;
@@ -92,73 +89,57 @@ class FastReader {
         members.emplace_hint(members.end(), std::move(key), std::move(v));
       else
         members[std::move(key)] = std::move(v);
-      ws();
-      if (p_ == end_) return false;
-      if (*p_ == ',') {
-        ++p_;
-        ws();
-        continue;
-      }
-      if (*p_ != '}') return false;
-      ++p_;
-      return true;
+      if (!next('}', done)) return false;
     }
+    return true;
   }
 
   bool array(json& out, int depth) {
     if (depth >= kMaxDepth) return false;
-    ++p_;
     out = json::array();
     auto& items = out.get_ref<json::array_t&>();
-    ws();
-    if (p_ < end_ && *p_ == ']') {
-      ++p_;
-      return true;
-    }
-    while (true) {
+    if (opens_empty(']')) return true;
+    for (bool done = false; !done;) {
       items.emplace_back();
       if (!value(items.back(), depth + 1)) return false;
-      ws();
-      if (p_ == end_) return false;
-      if (*p_ == ',') {
-        ++p_;
-        ws();
-        continue;
-      }
-      if (*p_ != ']') return false;
-      ++p_;
-      return true;
+      if (!next(']', done)) return false;
     }
+    return true;
   }
 
-  static bool continuation(unsigned char c) { return c >= 0x80 && c <= 0xBF; }
+  // Past an opening bracket and the whitespace after it: true when `close` follows at once
+  // (and is passed too).
+  bool opens_empty(char close) {
+    ++p_;
+    ws();
+    if (p_ == end_ || *p_ != close) return false;
+    ++p_;
+    return true;
+  }
 
-  // One UTF-8 sequence of 2-4 bytes at p_, checked as nlohmann's lexer checks it (RFC 3629:
-  // no overlong forms, no surrogates, nothing above U+10FFFF), appended to `s`.
-  bool utf8(std::string& s) {
-    const auto* u = reinterpret_cast<const unsigned char*>(p_);
-    const auto left = end_ - p_;
-    const unsigned char c = u[0];
-    int n = 0;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return false;
+  // After a member or an item: a comma (and the whitespace after it), or `close`, which sets
+  // `done`; false for anything else.
+  bool next(char close, bool& done) {
+    ws();
+    if (p_ == end_) return false;
+    if (*p_ == ',') {
+      ++p_;
+      ws();
+      return true;
     }
-    if (left < n || u[1] < lo || u[1] > hi) return false;
-    for (int i = 2; i < n; ++i)
-      if (!continuation(u[i])) return false;
-    s.append(p_, static_cast<size_t>(n));
+    if (*p_ != close) return false;
+    ++p_;
+    done = true;
+    return true;
+  }
+
+  // One UTF-8 sequence of 2-4 bytes at p_, checked as nlohmann's lexer checks it (utf8.hpp),
+  // appended to `s`.
+  bool utf8(std::string& s) {
+    const size_t n = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p_),
+                                          static_cast<size_t>(end_ - p_));
+    if (n == 0) return false;
+    s.append(p_, n);
     p_ += n;
     return true;
   }
