@@ -37,24 +37,33 @@ class EngineProcess {
   // others when a start finds a port taken.
   // `kafka_yaml`, indented lines, goes into its kafka section (e.g. "  instance: a\n").
   // `prefix`: the topic prefix of another engine (several engines sharing the work); empty:
-  // a new one.
+  // a new one, whose topics this object deletes when it ends (after its engine has stopped).
   explicit EngineProcess(const std::filesystem::path& dir, const std::string& extra_yaml = "",
                          const std::string& kafka_yaml = "", const std::string& prefix = "")
       : dir_(dir),
         prefix_(prefix.empty() ? "e2e." + unique_suffix() + "." : prefix),
+        owns_prefix_(prefix.empty()),
         extra_yaml_(extra_yaml),
         kafka_yaml_(kafka_yaml) {
     std::filesystem::create_directories(dir_ / "inbox");
     pick_ports();
     write_config();
   }
-  ~EngineProcess() { stop(SIGKILL); }
+  // A broker that runs the whole suite would otherwise keep every test's topics (some 2,800
+  // partitions; a broker carrying them measures far slower, BENCHMARKS.md session 36). The
+  // test's assertions have run by now; an engine sharing this prefix and ending later stops
+  // on a missing topic, which no test reads any more.
+  ~EngineProcess() {
+    stop(SIGKILL);
+    if (owns_prefix_ && starts_ > 0) delete_topics();
+  }
 
   std::filesystem::path config() const { return dir_ / "engine.yaml"; }
   std::filesystem::path inbox() const { return dir_ / "inbox"; }
   const std::string& prefix() const { return prefix_; }
   // Deletes every topic under this engine's prefix: with the shipped registry an engine makes
   // ~400 (deliver. and dlq. per system), which a broker shared by many runs must not keep.
+  // The destructor calls it for an engine that made its prefix; calling it again finds none.
   void delete_topics() const {
     if (keep_artifacts()) {
       std::fprintf(stderr, "BUDSTIKKE_TEST_KEEP: kept the topics under '%s'\n", prefix_.c_str());
@@ -227,6 +236,7 @@ class EngineProcess {
 
   std::filesystem::path dir_;
   std::string prefix_;
+  bool owns_prefix_;
   std::string extra_yaml_;
   std::string kafka_yaml_;
   int port_ = 0;
