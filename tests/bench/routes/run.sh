@@ -6,6 +6,9 @@
 #   latency at RATE       paced; healthy ingest-to-delivery p50/p99 from the tracking topic
 #   faults at RATE        the same with one department down (AE) and one slow (5 s/message)
 # usage: [BROKER_WARMUP=60] tests/bench/routes/run.sh [RUNS=3] [SECONDS=10] [RATES="500 2000"]
+# bench_routes' BENCH_* variables pass through: BENCH_JOB_TOPICS=route measures job topics per
+# route, and with BENCH_PARTITIONS=1 the settings a site running one engine may choose (README,
+# "Sizing: one engine or several").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$here"
@@ -29,15 +32,15 @@ if [ $started = 1 ] && [ "${BROKER_WARMUP:-60}" -gt 0 ]; then
   build/release/bin/bench_routes latency "${BROKER_WARMUP:-60}" 1000 >/dev/null 2>&1 || true
 fi
 for r in $(seq 1 "$runs"); do
-  build/release/bin/bench_routes throughput "$secs" 2>/dev/null | grep -E '^(mode|split|cpu|machine)' | sed "s/^/run $r throughput /"
+  build/release/bin/bench_routes throughput "$secs" 2>/dev/null | grep -E '^(mode|split|routes|cpu|machine)' | sed "s/^/run $r throughput /"
   for rate in $rates; do
-    build/release/bin/bench_routes latency "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split|cpu|machine)' | sed "s/^/run $r latency@$rate /"
-    build/release/bin/bench_routes faults "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split|cpu|machine)' | sed "s/^/run $r faults@$rate /"
+    build/release/bin/bench_routes latency "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split|routes|cpu|machine)' | sed "s/^/run $r latency@$rate /"
+    build/release/bin/bench_routes faults "$secs" "$rate" 2>/dev/null | grep -E '^(mode|split|routes|cpu|machine)' | sed "s/^/run $r faults@$rate /"
   done
 done | tee "$out"
 /usr/bin/python3 - "$out" <<'PY'
 import re, statistics, sys
-rows, splits, cpus, machine = {}, {}, {}, {}
+rows, splits, cpus, machine, txns = {}, {}, {}, {}, {}
 for l in open(sys.argv[1]):
     m = re.match(r"run \d+ (\S+) mode=\S+ .*ingest_msg_per_s=(\d+) routed_msg_per_s=(\d+) "
                  r"deliveries=(\d+)/(\d+) delivered_per_s=(\d+) p50_ms=(\d+) p99_ms=(\d+)", l)
@@ -48,6 +51,9 @@ for l in open(sys.argv[1]):
     m = re.match(r"run \d+ (\S+) cpu: engine_cores=(\S+) broker_cores=(\S+) bench_cores=(\S+) "
                  r"engine_us_per_msg=(\S+) broker_us_per_msg=(\S+)", l)
     if m: cpus.setdefault(m[1], []).append([float(x) for x in m.groups()[1:]])
+    m = re.match(r"run \d+ (\S+) routes: transactions=\d+ per_s=(\d+) route_events=\d+ "
+                 r"txn_mean_ms=(\S+)", l)
+    if m: txns.setdefault(m[1], []).append([float(x) for x in m.groups()[1:]])
     m = re.match(r"run \d+ (\S+) machine: idle_pct=(\S+) steal_pct=(\S+)", l)
     if m: machine.setdefault(m[1], []).append([float(x) for x in m.groups()[1:]])
 med = lambda v, i: statistics.median(x[i] for x in v)
@@ -59,6 +65,9 @@ for k, v in rows.items():
         sp = splits[k]
         print(f"    received->routed p50 {med(sp,0):.0f} ms, p99 {med(sp,1):.0f} ms; "
               f"routed->delivered p50 {med(sp,2):.0f} ms, p99 {med(sp,3):.0f} ms")
+    if k in txns:
+        t = txns[k]
+        print(f"    route transactions: {med(t,0):.0f}/s, {med(t,1):.1f} ms each (mean)")
     if k in cpus:
         c = cpus[k]
         print(f"    cpu: engine {med(c,0):.2f} cores ({med(c,3):.0f} us/msg), broker {med(c,1):.2f} "
