@@ -387,7 +387,6 @@ TEST(OpsE2E, DeadLetterReplayTrackAdminApiAndAudit) {
     EXPECT_EQ(text.find(kFnr), std::string::npos) << what << ":\n" << text;
     EXPECT_FALSE(contains_identity_number(text)) << what << ":\n" << text;
   }
-  engine.delete_topics();  // each run left its ~24 topics on the broker
 }
 
 // A counter's value in the Prometheus text (no labels), or -1.
@@ -454,7 +453,6 @@ TEST(OpsE2E, WithRouteJobTopicsAnIdleDeliverTopicIsPausedYetAReplayThereIsDelive
   std::this_thread::sleep_for(std::chrono::seconds(2));
   EXPECT_EQ(receiver.counts()["hospital"], 1);
   EXPECT_EQ(engine.stop(), 0);
-  engine.delete_topics();
 }
 
 TEST(OpsE2E, TopicsDeleteRemovesOnlyThePrefixAndOnlyWhenAskedTo) {
@@ -556,7 +554,6 @@ TEST(OpsE2E, ARateLimitedSystemGetsNoMoreThanItsLimit) {
   EXPECT_GE(arrivals.back() - arrivals.front(),
             std::chrono::milliseconds(200 * (kMessages - 1) - 50));
   EXPECT_EQ(engine.stop(), 0);
-  engine.delete_topics();
 }
 
 // The value of a metric of one system on the admin API's /metrics (-1 when absent).
@@ -678,7 +675,6 @@ TEST(OpsE2E, AnOpenCircuitStopsCallingADownSystemUntilATrialGoesThrough) {
   EXPECT_NE(log.find("circuit open: deliveries fail fast until a trial"), std::string::npos);
   EXPECT_NE(log.find("circuit closed: a delivery went through"), std::string::npos);
   EXPECT_EQ(engine.stop(), 0);
-  engine.delete_topics();
 }
 
 // The order a system gets its messages in: with `ordering: per_patient` (the default) a
@@ -731,7 +727,6 @@ std::vector<std::string> accepted_order(const std::string& ordering) {
     EXPECT_EQ(a1_refused, 3);
   }
   EXPECT_EQ(engine.stop(), 0);
-  engine.delete_topics();
   std::string shown;
   for (const auto& k : order) shown += k + " ";
   std::printf("ordering %s: accepted %s\n", ordering.c_str(), shown.c_str());

@@ -344,7 +344,6 @@ void kill_run(bool route_jobs, int job_partitions = 0) {
       std::printf("  %s: %s\n", log, text.substr(at, text.find('\n', at) - at).c_str());
   }
   EXPECT_EQ(engine.stop(SIGTERM), 0);
-  engine.delete_topics();
 }
 
 }  // namespace
@@ -452,7 +451,6 @@ void rewound_run(bool skip) {
   }
   EXPECT_EQ(again.size(), static_cast<size_t>(kBefore));
   EXPECT_EQ(engine.stop(SIGTERM), 0);
-  engine.delete_topics();
 }
 
 // A second record of a job this engine delivered (what a message ingested twice with the
@@ -543,7 +541,6 @@ void second_records_run(int lookback_s) {
         << metrics.substr(0, 2000);
   }
   EXPECT_EQ(engine.stop(SIGTERM), 0);
-  engine.delete_topics();
 }
 
 }  // namespace
@@ -663,7 +660,6 @@ TEST(RoutesE2E, HotReloadUnderLoadLosesAndDuplicatesNothing) {
   EXPECT_GT(hl7, 0);
   EXPECT_GT(json, 0);
   EXPECT_EQ(engine.stop(SIGTERM), 0);
-  engine.delete_topics();
 }
 
 namespace {
@@ -860,7 +856,6 @@ void mixed_run(long total, bool route_jobs) {
       static_cast<long long>(dlq), n_adt, slow.c_str(), slow_got,
       static_cast<long long>(slow_topic));
   EXPECT_EQ(engine.stop(SIGTERM), 0);
-  engine.delete_topics();
 }
 
 }  // namespace
@@ -1025,5 +1020,4 @@ TEST(RoutesE2E, EnginesShareTheWorkAndOneStartedUnderATakenNameReplacesItsNamesa
   EXPECT_EQ(count(a->prefix() + "route.failed"), 0);
   EXPECT_EQ(a->stop(SIGTERM), 0);
   EXPECT_EQ(c->stop(SIGTERM), 0);
-  a->delete_topics();
 }
