@@ -55,8 +55,9 @@ Spec build_system_spec(bool required) {
       "circuit_breaker",
       "Stops calling a failing system for a while: after failure_threshold consecutive "
       "retriable failures, attempts fail fast as retriable (each counts as an attempt, with "
-      "its backoff, and is tracked as 'circuit open') until open_ms has passed; then one trial "
-      "goes through, and closes the circuit or opens it again. Seen in "
+      "its backoff; a job's attempts that fail fast in a row are tracked once, as 'circuit "
+      "open', and its next tracked outcome carries their count) until open_ms has passed; "
+      "then one trial goes through, and closes the circuit or opens it again. Seen in "
       "budstikke_delivery_circuit_opened_total{system} and the log.",
       {make_int("failure_threshold", "Consecutive failures that open the circuit.", 5, 1, 100000),
        make_int("open_ms", "How long the circuit stays open before a trial delivery.", 30000, 1,
