@@ -22,6 +22,8 @@
 // BENCH_KAFKA="linger_ms: 5; statistics_interval_ms: 0" adds keys to engine.yaml's kafka section,
 // BENCH_DELIVERY="route_batch_ms: 5" to its delivery section.
 // BENCH_SYSTEMS=FILE runs the engine with that registry instead of config/systems.yaml.
+// BENCH_METRICS_OUT=FILE writes the engine's /metrics text from before and after the measured
+// phase to FILE (separated by a line "=====AFTER"), e.g. for its queue-wait histograms.
 // The "routes:" line gives the routes' transactions in the measured phase (from the engine's
 // budstikke_route_transactions_total): each costs librdkafka 2.0.2 ~2 ms of CPU (note 44);
 // txn_mean_ms is their mean time from begin to the commit's answer.
@@ -285,6 +287,11 @@ int bench_main(int argc, char** argv) {
   const std::string metrics_before = metrics_text();
   const Phase ph = run_phase("R", secs);
   const std::string metrics_after = metrics_text();
+  if (const char* mo = std::getenv("BENCH_METRICS_OUT"); mo && *mo) {
+    std::ofstream f(mo);
+    f << metrics_before << "=====AFTER\n" << metrics_after;
+    if (!f) std::fprintf(stderr, "BENCH_METRICS_OUT: cannot write %s\n", mo);
+  }
   const testenv::MachineTicks machine_after = testenv::machine_ticks();
   const double wall_ns =
       static_cast<double>(duration_cast<nanoseconds>(steady_clock::now() - wall_before).count());
