@@ -246,6 +246,7 @@ class RoutingStages final : public runtime::Stage {
     rs.jobs_per_route = cfg.jobs_per_route;
     rs.batch_ms = cfg.route_batch_ms;
     rs.batch_max = cfg.route_batch_max;
+    rs.idle_commit_interval = cfg.route_idle_commit;
     routes_count_ = routes.routes.size();
     for (const auto& r : routes.routes) {
       nlohmann::json topics = nlohmann::json::array();

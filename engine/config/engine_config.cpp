@@ -223,7 +223,15 @@ Spec build_engine_spec_fields() {
                 "p50 21 against 28, and ~0.1 core more for the engine and as much for the "
                 "broker.",
                 10, 0, 1000),
-       make_int("route_batch_max", "Most events in one route transaction.", 500, 1, 100000)}});
+       make_int("route_batch_max", "Most events in one route transaction.", 500, 1, 100000),
+       make_int("route_idle_commit_ms",
+                "A route batch that lets no event through writes no transaction; its "
+                "offsets are committed at most this often (and when the route stops; the "
+                "next transaction carries them too). A route that filters out a busy topic "
+                "would otherwise commit once per batch (up to 100 a second at "
+                "route_batch_ms 10). After a crash such events are read again and let "
+                "through by nothing again. 0: every batch commits.",
+                1000, 0, 600000)}});
   Field sources;
   sources.name = "sources";
   sources.kind = Kind::kObjectList;
@@ -384,6 +392,8 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
   c.delivery_io_threads = static_cast<int>(get_int(root["delivery"], dls, "io_threads"));
   c.route_batch_ms = static_cast<int>(get_int(root["delivery"], dls, "route_batch_ms"));
   c.route_batch_max = static_cast<int>(get_int(root["delivery"], dls, "route_batch_max"));
+  c.route_idle_commit =
+      std::chrono::milliseconds(get_int(root["delivery"], dls, "route_idle_commit_ms"));
   return c;
 }
 

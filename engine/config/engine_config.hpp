@@ -46,6 +46,7 @@ struct EngineConfig {
   int delivery_io_threads = 4;                        // delivery.io_threads
   int route_batch_ms = 10;                            // delivery.route_batch_ms
   int route_batch_max = 500;                          // delivery.route_batch_max
+  std::chrono::milliseconds route_idle_commit{1000};  // delivery.route_idle_commit_ms
 };
 
 // Loads, expands ${ENV} references, validates against engine_spec() and returns the config.

@@ -107,6 +107,22 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
       continue;
     }
     bool broken = false;
+    // Offsets of batches the route let nothing through, stored and not committed yet.
+    bool idle_offsets = false;
+    auto last_commit = std::chrono::steady_clock::now();
+    const auto commit_idle = [&](bool due_only) {
+      if (!idle_offsets) return true;
+      const auto now = std::chrono::steady_clock::now();
+      if (due_only && now - last_commit < s.idle_commit_interval) return true;
+      if (auto st = (*consumer)->commit(true); !st) {
+        log::warn(kModule, "offset commit failed; the batches will be read again",
+                  {{"route", name}, {"error", st.error().message}});
+        return false;
+      }
+      idle_offsets = false;
+      last_commit = now;
+      return true;
+    };
     while (!stop.load() && !broken) {
       // Its error reports and statistics, which would otherwise wait for a commit (a route
       // that lets nothing through never commits a transaction).
@@ -137,6 +153,10 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
         }
         if (!*m) {
           if (!batch.empty() || stop.load()) break;
+          if (!commit_idle(true)) {
+            broken = true;
+            break;
+          }
           continue;
         }
         if (batch.empty())
@@ -154,10 +174,11 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
       counters.consumed.fetch_add(batch.size());
       if (records.empty()) {
         // The route let nothing through: no records, so no transaction (which would cost the
-        // broker a round of markers for nothing); the offsets are committed directly.
-        if (auto st = (*consumer)->commit(true); !st) {
-          log::warn(kModule, "offset commit failed; the batch will be read again",
-                    {{"route", name}, {"error", st.error().message}});
+        // broker a round of markers for nothing); the offsets are committed directly, at
+        // most every idle_commit_interval. Read again after a crash, these events are let
+        // through by nothing again.
+        idle_offsets = true;
+        if (!commit_idle(true)) {
           broken = true;
           continue;
         }
@@ -193,9 +214,13 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
       }
       const auto took = std::chrono::steady_clock::now() - began;
       if (after_batch) after_batch(true);
+      // The transaction carried every stored offset, those of idle batches before it too.
       (*consumer)->clear_stored();
+      idle_offsets = false;
+      last_commit = std::chrono::steady_clock::now();
       count_committed(s.topic_prefix, name, records, batch.size(), took);
     }
+    if (!broken) (void)commit_idle(false);
     (void)(*consumer)->close();
   }
 }

@@ -50,6 +50,10 @@ struct RouteStageSettings {
   // delivery.job_topics: route: every job of a route goes to jobs.<route>, not to
   // deliver.<system> (delivery::route_jobs_topic).
   bool jobs_per_route = false;
+  // A batch the route lets nothing through has its offsets committed at most this often
+  // (and when the stage stops; a batch with records carries them in its transaction): a
+  // route that filters out a busy topic's events would otherwise commit once per batch.
+  std::chrono::milliseconds idle_commit_interval{1000};
 };
 
 struct RouteCounters {

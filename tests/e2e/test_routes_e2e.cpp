@@ -681,6 +681,70 @@ std::string oru_for(const std::string& id, long patient) {
 
 }  // namespace
 
+// A route that lets nothing through writes no transaction and commits its offsets directly:
+// at most every delivery.route_idle_commit_ms, and when it stops (design note 54). The PLO
+// route reads admissions and lets no HL7 one through; with a minute between its commits,
+// its group has committed nothing after it read every event, and everything once the
+// engine has stopped.
+TEST(RoutesE2E, ARouteThatLetsNothingThroughCommitsWhenDueAndWhenItStops) {
+  testenv::TempDir tmp;
+  setenv("BUDSTIKKE_RECEIVER_HTTP", "http://127.0.0.1:9", 1);  // nothing is delivered
+  setenv("BUDSTIKKE_RECEIVER_MLLP", "mllp://127.0.0.1:9", 1);
+  setenv("BUDSTIKKE_OUTBOX", (tmp.path() / "outbox").c_str(), 1);
+  const std::string src = testenv::source_dir().string();
+  const auto routes = tmp.path() / "routes";
+  std::filesystem::create_directories(routes);
+  std::filesystem::copy_file(src + "/routes/plo-hospital-to-municipality.yaml",
+                             routes / "plo-hospital-to-municipality.yaml");
+  constexpr const char* kToken = "idle-commit-test-token-0123456789";
+  testenv::EngineProcess engine(tmp.path() / "engine",
+                                "routes: " + routes.string() + "\nsystems: " + src +
+                                    "/config/systems.yaml\nadmin:\n  port: 0\n  token: " + kToken +
+                                    "\ndelivery:\n  route_idle_commit_ms: 60000\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const int admin_port = engine.admin_port();
+  ASSERT_GT(admin_port, 0) << testenv::read_file(tmp.path() / "engine/engine-1.out");
+
+  constexpr int kAdmissions = 60;
+  {
+    testenv::MllpClient client("127.0.0.1", engine.mllp_port());
+    ASSERT_TRUE(client.connect());
+    for (int i = 0; i < kAdmissions; ++i) {
+      auto ack = client.send(adt_for("IDLE-ADT-" + std::to_string(i), 7000 + i), 30s);
+      ASSERT_TRUE(ack && ack->find("|AA|") != std::string::npos) << (ack ? *ack : "no ACK");
+      if (i % 10 == 9) std::this_thread::sleep_for(50ms);  // several batches, not one
+    }
+  }
+  const std::string series =
+      "budstikke_route_events_total{route=\"plo-hospital-to-municipality\"} ";
+  const auto events_read = [&] {
+    const auto body =
+        testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", kToken).body;
+    const auto at = body.find(series);
+    return at == std::string::npos ? 0L : std::atol(body.c_str() + at + series.size());
+  };
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while (events_read() < kAdmissions && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(events_read(), kAdmissions) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  std::this_thread::sleep_for(2s);  // many idle polls and batch windows later
+
+  bus::KafkaSettings ks;
+  ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+  const std::string topic = engine.prefix() + canonical_topic(EventType::kAdmission);
+  const std::string group = engine.prefix() + "budstikke-route-plo-hospital-to-municipality";
+  const auto lag = [&] {
+    auto offs = bus::group_offsets(ks, group, {topic});
+    if (!offs || offs->empty()) return int64_t{-1};
+    int64_t n = 0;
+    for (const auto& p : *offs) n += p.lag();
+    return n;
+  };
+  EXPECT_EQ(lag(), kAdmissions) << "the route committed before its interval was up";
+  EXPECT_EQ(engine.stop(SIGTERM), 0);
+  EXPECT_EQ(lag(), 0) << "the route did not commit what it had read when it stopped";
+}
+
 namespace {
 
 // Mixed ADT and ORU over 8 MLLP connections through the shipped routes, with a down and a
