@@ -715,13 +715,10 @@ TEST(RoutesE2E, ARouteThatLetsNothingThroughCommitsWhenDueAndWhenItStops) {
       if (i % 10 == 9) std::this_thread::sleep_for(50ms);  // several batches, not one
     }
   }
-  const std::string series =
-      "budstikke_route_events_total{route=\"plo-hospital-to-municipality\"} ";
-  const auto events_read = [&] {
-    const auto body =
-        testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", kToken).body;
-    const auto at = body.find(series);
-    return at == std::string::npos ? 0L : std::atol(body.c_str() + at + series.size());
+  const auto events_read = [&] {  // the PLO route is the engine's only route
+    return static_cast<long>(testenv::metric_total(
+        testenv::http_request("GET", "127.0.0.1", admin_port, "/metrics", kToken).body,
+        "budstikke_route_events_total"));
   };
   const auto until = std::chrono::steady_clock::now() + 60s;
   while (events_read() < kAdmissions && std::chrono::steady_clock::now() < until)
