@@ -251,6 +251,8 @@ std::optional<ProducerStats> parse_producer_stats(std::string_view text) {
   st.client = doc["name"].is_string() ? doc["name"].get<std::string>() : "";
   st.queued_messages = static_cast<int64_t>(num(doc, "msg_cnt"));
   st.records_sent = static_cast<int64_t>(num(totals, "txmsgs"));
+  st.record_bytes_sent = static_cast<int64_t>(num(totals, "txmsg_bytes"));
+  st.bytes_sent = static_cast<int64_t>(num(totals, "tx_bytes"));
   if (const auto bs = doc.find("brokers"); bs != doc.end() && bs->is_object()) {
     for (const auto& [name, b] : bs->items()) {
       if (!b.is_object() || num(b, "nodeid") < 0) continue;  // bootstrap placeholders
@@ -353,6 +355,19 @@ void register_stats_gauges() {
           [](const ProducerStats& st, std::vector<GaugeSample>& out) {
             out.push_back({{{"client", st.client}}, static_cast<double>(st.records_sent)});
           });
+    gauge("budstikke_kafka_producer_record_bytes_sent",
+          "The bytes of the records the producer sent since it started (keys, values, headers, "
+          "before compression), at the last statistics report.",
+          [](const ProducerStats& st, std::vector<GaugeSample>& out) {
+            out.push_back({{{"client", st.client}}, static_cast<double>(st.record_bytes_sent)});
+          });
+    gauge("budstikke_kafka_producer_bytes_sent",
+          "The bytes of every request the producer sent to the brokers since it started (after "
+          "compression), at the last statistics report; against "
+          "budstikke_kafka_producer_record_bytes_sent it shows what kafka.compression saves.",
+          [](const ProducerStats& st, std::vector<GaugeSample>& out) {
+            out.push_back({{{"client", st.client}}, static_cast<double>(st.bytes_sent)});
+          });
     gauge("budstikke_kafka_producer_queued_messages",
           "Records in the producer not yet acknowledged by Kafka, at the last statistics report.",
           [](const ProducerStats& st, std::vector<GaugeSample>& out) {
@@ -407,7 +422,7 @@ Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings
        {"queue.buffering.max.messages", std::to_string(opts.max_in_flight_messages)},
        {"queue.buffering.max.kbytes", "1048576"},
        {"message.timeout.ms", std::to_string(opts.message_timeout_ms)},
-       {"compression.codec", opts.compression},
+       {"compression.codec", opts.compression.empty() ? settings.compression : opts.compression},
        {"message.max.bytes", "16777216"}});
   if (!conf) return conf.error();
   std::unique_ptr<Producer> p(new Producer());
@@ -819,6 +834,7 @@ Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
                                    // CONCURRENT_TRANSACTIONS and retried after this; at the
                                    // 100 ms default that wait was most of a route's latency.
                                    {"retry.backoff.ms", "10"},
+                                   {"compression.codec", settings.compression},
                                    {"transaction.timeout.ms", "60000"}});
   if (!conf) return conf.error();
   std::unique_ptr<TransactionalProducer> p(new TransactionalProducer());

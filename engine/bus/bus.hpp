@@ -43,6 +43,9 @@ struct KafkaSettings {
   int default_partitions = 4;
   int default_replication = 1;
   int linger_ms = 5;  // producer batching delay (engine.yaml kafka.linger_ms)
+  // Codec of every producer's record batches (engine.yaml kafka.compression): none, lz4,
+  // zstd, snappy or gzip.
+  std::string compression = "lz4";
   // How often a Producer takes librdkafka's statistics for the budstikke_kafka_* metrics
   // (engine.yaml kafka.statistics_interval_ms); 0: never.
   int statistics_interval_ms = 0;
@@ -70,6 +73,11 @@ struct ProducerStats {
   std::string client;           // librdkafka's name for the client, e.g. budstikke#producer-1
   int64_t queued_messages = 0;  // records in the client not yet acknowledged
   int64_t records_sent = 0;     // records sent to brokers since the client started
+  // Since the client started: the records' own bytes (keys, values and headers, before
+  // compression) and the bytes of every request it sent (after compression). Their ratio is
+  // what kafka.compression saves.
+  int64_t record_bytes_sent = 0;
+  int64_t bytes_sent = 0;
   std::vector<Broker> brokers;  // brokers the client knows (bootstrap entries left out)
 };
 
@@ -110,7 +118,7 @@ struct ProducerOptions {
   int linger_ms = -1;  // -1: KafkaSettings::linger_ms
   int max_in_flight_messages = 1000000;
   int message_timeout_ms = 300000;  // how long librdkafka retries before a delivery fails
-  std::string compression = "none";
+  std::string compression;          // empty: KafkaSettings::compression
 };
 
 class Producer {

@@ -78,6 +78,16 @@ Spec build_engine_spec_fields() {
                 "on a small broker may prefer 5: the broker ~10% less CPU per routed message "
                 "(BENCHMARKS.md, session 31), each ACK ~4 ms later.",
                 1, 0, 1000),
+       make_choice("compression",
+                   "Codec of the record batches every producer of the engine writes (canonical "
+                   "events, tracking records, delivery jobs, and the records a Kafka connector "
+                   "delivers, so that system's consumers must read it; every Kafka client "
+                   "does). Consumers read any codec, so a change applies to new batches and "
+                   "old ones stay readable. Routing 2,000 msg/s (BENCHMARKS.md, session 40), "
+                   "lz4 wrote 4.1x fewer bytes than none (the ADT fan-out's jobs 7x) with the "
+                   "engine ~4% dearer and the broker about as much cheaper; zstd 7x fewer, the "
+                   "engine ~3% dearer again.",
+                   "lz4", {"none", "lz4", "zstd", "snappy", "gzip"}),
        make_int("statistics_interval_ms",
                 "How often the engine's producers (ingest, delivery outcomes, and each route "
                 "stage's transactional one) take librdkafka's statistics for the "
@@ -318,6 +328,14 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
                 "' is not an instance name (1-64 letters, digits, '.', '_' or '-'); set "
                 "kafka.instance");
   }
+  // Every producer takes its codec from kafka.compression, over any property.
+  if (const YAML::Node k = root["kafka"];
+      k && k.IsMap() && k["properties"] && k["properties"].IsMap())
+    for (const auto& kv : k["properties"])
+      if (const std::string key = kv.first.Scalar();
+          key == "compression.codec" || key == "compression.type")
+        d.error(file, kv.first.Mark(), "kafka.properties." + key,
+                "set kafka.compression instead (one codec for every producer of the engine)");
   if (d.has_errors()) return c;
 
   const YAML::Node kafka = root["kafka"];
@@ -348,6 +366,7 @@ EngineConfig load_engine_config(const std::string& file, Diagnostics& d) {
   c.kafka.default_partitions = static_cast<int>(get_int(kafka, ks, "partitions"));
   c.kafka.default_replication = static_cast<int>(get_int(kafka, ks, "replication_factor"));
   c.kafka.linger_ms = static_cast<int>(get_int(kafka, ks, "linger_ms"));
+  c.kafka.compression = get_string(kafka, ks, "compression");
   c.kafka.statistics_interval_ms = static_cast<int>(get_int(kafka, ks, "statistics_interval_ms"));
   c.topic_prefix = get_string(kafka, ks, "topic_prefix");
   c.instance = get_string(kafka, ks, "instance");

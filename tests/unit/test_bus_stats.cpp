@@ -38,6 +38,8 @@ TEST(ProducerStats, ReadsTheBrokersAndSkipsTheTopicsSection) {
   EXPECT_EQ(st->client, "budstikke#producer-1");
   EXPECT_EQ(st->queued_messages, 17);
   EXPECT_EQ(st->records_sent, 4200);
+  EXPECT_EQ(st->record_bytes_sent, 4300000);
+  EXPECT_EQ(st->bytes_sent, 4400000);
   ASSERT_EQ(st->brokers.size(), 1u);  // the bootstrap placeholder is left out
   const auto& b = st->brokers[0];
   EXPECT_EQ(b.id, 1);

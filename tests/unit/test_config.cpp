@@ -90,6 +90,40 @@ colour: blue
   EXPECT_TRUE(has(d, f + ":10:1: error: colour: unknown key")) << out;
 }
 
+// kafka.compression: lz4 unless set; one of the codecs librdkafka and the broker both have;
+// a codec among the pass-through properties is refused (the key sets every producer's).
+TEST(EngineConfig, CompressionIsLz4UnlessSetAndOneKeySetsIt) {
+  testenv::TempDir dir;
+  const std::string privacy = "privacy:\n  key_secret: 0123456789abcdef0123\n";
+  {
+    Diagnostics d;
+    const auto cfg = load_engine_config(write(dir, "a.yaml", privacy), d);
+    ASSERT_FALSE(d.has_errors()) << d.format_all();
+    EXPECT_EQ(cfg.kafka.compression, "lz4");
+  }
+  for (const std::string codec : {"none", "zstd", "snappy", "gzip"}) {
+    Diagnostics d;
+    const auto cfg = load_engine_config(
+        write(dir, "b.yaml", privacy + "kafka:\n  compression: " + codec + "\n"), d);
+    ASSERT_FALSE(d.has_errors()) << d.format_all();
+    EXPECT_EQ(cfg.kafka.compression, codec);
+  }
+  Diagnostics d;
+  const auto f = write(dir, "c.yaml",
+                       privacy +
+                           "kafka:\n  compression: brotli\n  properties:\n"
+                           "    compression.codec: zstd\n    compression.type: gzip\n");
+  (void)load_engine_config(f, d);
+  EXPECT_TRUE(has(d, f + ":4:16: error: kafka.compression: 'brotli' is not one of"))
+      << d.format_all();
+  EXPECT_TRUE(has(d, f + ":6:5: error: kafka.properties.compression.codec: set kafka.compression "
+                         "instead"))
+      << d.format_all();
+  EXPECT_TRUE(has(d, f + ":7:5: error: kafka.properties.compression.type: set kafka.compression "
+                         "instead"))
+      << d.format_all();
+}
+
 TEST(EngineConfig, InstanceIsTheHostNameUnlessSetAndMustBeAName) {
   testenv::TempDir dir;
   const std::string privacy = "privacy:\n  key_secret: 0123456789abcdef0123\n";

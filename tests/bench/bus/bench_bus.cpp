@@ -37,6 +37,7 @@ double seconds_since(Clock::time_point t) {
 bus::KafkaSettings settings() {
   bus::KafkaSettings s;
   s.properties["bootstrap.servers"] = g_bootstrap;
+  s.compression = "none";  // as the other contenders (kProducerProps)
   return s;
 }
 
