@@ -1,6 +1,7 @@
 # Sourced by the MLLP bench scripts: writes the engine's configuration for the benchmark.
 # usage: engine_yaml FILE PORT TOPIC_PREFIX
-# Environment: LINGER_MS (kafka.linger_ms), PARTITIONS (kafka.partitions), THREADS (the
+# Environment: LINGER_MS (kafka.linger_ms), PARTITIONS (kafka.partitions), COMPRESSION
+# (kafka.compression), THREADS (the
 # MLLP source's I/O threads, default 2), KAFKA_PROPERTIES (kafka.properties as the inside of
 # a YAML flow map, e.g. 'socket.nagle.disable: "true"'), STATS_MS
 # (kafka.statistics_interval_ms, default 5000 here); unset ones take the engine's defaults.
@@ -12,6 +13,7 @@ kafka:
   topic_prefix: "$3"
 ${LINGER_MS:+  linger_ms: $LINGER_MS}
 ${PARTITIONS:+  partitions: $PARTITIONS}
+${COMPRESSION:+  compression: $COMPRESSION}
 ${KAFKA_PROPERTIES:+  properties: {$KAFKA_PROPERTIES\}}
   statistics_interval_ms: ${STATS_MS:-5000}
 admin:
