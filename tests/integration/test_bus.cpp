@@ -73,6 +73,23 @@ size_t count_lines(const std::string& path) {
   return n;
 }
 
+// The value of one series in a /metrics text; -1 when it is not there.
+double series_value(const std::string& text, const std::string& series) {
+  const auto at = text.find(series + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 1));
+}
+
+// The producers whose statistics a /metrics text carries (their client labels).
+std::set<std::string> stats_clients(const std::string& text) {
+  const std::string series = "budstikke_kafka_producer_records_sent{client=\"";
+  std::set<std::string> out;
+  for (auto at = text.find(series); at != std::string::npos; at = text.find(series, at + 1)) {
+    const auto from = at + series.size();
+    out.insert(text.substr(from, text.find('"', from) - from));
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST(Bus, HundredThousandEventsNoneLostNoneCorrupted) {
@@ -316,10 +333,6 @@ TEST(Bus, ProducerStatisticsBecomeMetrics) {
   s.statistics_interval_ms = 200;
   const std::string topic = fresh_topic("stats");
   ASSERT_TRUE(bus::ensure_topics(s, {{topic, 1, 1, {}}}).ok());
-  auto value = [](const std::string& text, const std::string& series) -> double {
-    const auto at = text.find(series + " ");
-    return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 1));
-  };
   const std::string sent_series = "budstikke_kafka_producer_records_sent{client=\"";
   {
     auto p = bus::Producer::create(s);
@@ -337,22 +350,22 @@ TEST(Bus, ProducerStatisticsBecomeMetrics) {
       if (const auto at = text.find(sent_series); at != std::string::npos) {
         const auto from = at + sent_series.size();
         client = text.substr(from, text.find('"', from) - from);
-        if (value(text, sent_series + client + "\"}") >= 500 &&
+        if (series_value(text, sent_series + client + "\"}") >= 500 &&
             text.find("budstikke_kafka_broker_rtt_seconds{client=\"" + client) != std::string::npos)
           break;
       }
       std::this_thread::sleep_for(20ms);
     }
     ASSERT_FALSE(client.empty()) << text;
-    const double sent = value(text, sent_series + client + "\"}");
+    const double sent = series_value(text, sent_series + client + "\"}");
     EXPECT_GE(sent, 500) << text;
     EXPECT_LE(sent, produced) << text;
-    const double requests =
-        value(text, "budstikke_kafka_produce_requests{client=\"" + client + "\",broker=\"1\"}");
+    const double requests = series_value(
+        text, "budstikke_kafka_produce_requests{client=\"" + client + "\",broker=\"1\"}");
     EXPECT_GE(requests, 500) << text;
     EXPECT_LE(requests, produced) << text;
-    EXPECT_GE(value(text, "budstikke_kafka_broker_rtt_seconds{client=\"" + client +
-                              "\",broker=\"1\",quantile=\"0.99\"}"),
+    EXPECT_GE(series_value(text, "budstikke_kafka_broker_rtt_seconds{client=\"" + client +
+                                     "\",broker=\"1\",quantile=\"0.99\"}"),
               0)
         << text;
     // Quiet for a few intervals: no latency series (no samples is not 0 s), the totals stay.
@@ -364,7 +377,7 @@ TEST(Bus, ProducerStatisticsBecomeMetrics) {
     EXPECT_EQ(quiet.find("budstikke_kafka_producer_queue_latency_seconds{client=\"" + client),
               std::string::npos)
         << quiet;
-    EXPECT_GE(value(quiet, sent_series + client + "\"}"), sent);
+    EXPECT_GE(series_value(quiet, sent_series + client + "\"}"), sent);
   }
   // A closed producer's series go with it.
   const auto after = metrics::global().render();
@@ -381,16 +394,7 @@ TEST(Bus, TransactionalProducerStatisticsBecomeMetrics) {
   const std::string topic = fresh_topic("txn-stats");
   ASSERT_TRUE(bus::ensure_topics(s, {{topic, 1, 1, {}}}).ok());
   const std::string sent_series = "budstikke_kafka_producer_records_sent{client=\"";
-  auto clients = [&](const std::string& text) {
-    std::set<std::string> out;
-    for (auto at = text.find(sent_series); at != std::string::npos;
-         at = text.find(sent_series, at + 1)) {
-      const auto from = at + sent_series.size();
-      out.insert(text.substr(from, text.find('"', from) - from));
-    }
-    return out;
-  };
-  const auto before = clients(metrics::global().render());
+  const auto before = stats_clients(metrics::global().render());
   std::string client;
   {
     auto t = bus::TransactionalProducer::create(s, "txn-" + topic);
@@ -404,7 +408,7 @@ TEST(Bus, TransactionalProducerStatisticsBecomeMetrics) {
       ASSERT_TRUE((*t)->commit().ok());
       ++committed;
       text = metrics::global().render();
-      for (const auto& c : clients(text))
+      for (const auto& c : stats_clients(text))
         if (!before.count(c)) client = c;
       if (!client.empty() && committed >= 3 &&
           text.find("budstikke_kafka_broker_rtt_seconds{client=\"" + client) != std::string::npos)
@@ -436,20 +440,6 @@ TEST(Bus, TransactionalProducerStatisticsBecomeMetrics) {
 // and what went over the wire is what the codec made of them (librdkafka's statistics, as
 // /metrics shows them). A build that ignored the setting sends more bytes than the records hold.
 TEST(Bus, CompressionAppliesToEveryProducerAndRecordsComeBackWhole) {
-  auto value = [](const std::string& text, const std::string& series) -> double {
-    const auto at = text.find(series + " ");
-    return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 1));
-  };
-  const std::string sent_series = "budstikke_kafka_producer_records_sent{client=\"";
-  auto clients = [&](const std::string& text) {
-    std::set<std::string> out;
-    for (auto at = text.find(sent_series); at != std::string::npos;
-         at = text.find(sent_series, at + 1)) {
-      const auto from = at + sent_series.size();
-      out.insert(text.substr(from, text.find('"', from) - from));
-    }
-    return out;
-  };
   // What a new producer's statistics say once they count `records`: its record bytes and its
   // request bytes. `serve` runs between looks (a transactional producer's poll()).
   struct Sent {
@@ -462,12 +452,12 @@ TEST(Bus, CompressionAppliesToEveryProducerAndRecordsComeBackWhole) {
     while (std::chrono::steady_clock::now() < deadline) {
       serve();
       const auto text = metrics::global().render();
-      for (const auto& c : clients(text)) {
+      for (const auto& c : stats_clients(text)) {
         if (before.count(c)) continue;
         const std::string label = "{client=\"" + c + "\"}";
-        out.records = value(text, "budstikke_kafka_producer_records_sent" + label);
-        out.record_bytes = value(text, "budstikke_kafka_producer_record_bytes_sent" + label);
-        out.bytes = value(text, "budstikke_kafka_producer_bytes_sent" + label);
+        out.records = series_value(text, "budstikke_kafka_producer_records_sent" + label);
+        out.record_bytes = series_value(text, "budstikke_kafka_producer_record_bytes_sent" + label);
+        out.bytes = series_value(text, "budstikke_kafka_producer_bytes_sent" + label);
       }
       if (out.records >= records) break;
       std::this_thread::sleep_for(50ms);
@@ -493,7 +483,7 @@ TEST(Bus, CompressionAppliesToEveryProducerAndRecordsComeBackWhole) {
     Sent shared;
     Sent txn;
     {
-      const auto before = clients(metrics::global().render());
+      const auto before = stats_clients(metrics::global().render());
       auto p = bus::Producer::create(s);
       ASSERT_TRUE(p.ok());
       std::atomic<int> acked{0};
@@ -508,7 +498,7 @@ TEST(Bus, CompressionAppliesToEveryProducerAndRecordsComeBackWhole) {
       shared = sent_by_new_client(before, kRecords, [] {});
     }
     {
-      const auto before = clients(metrics::global().render());
+      const auto before = stats_clients(metrics::global().render());
       auto t = bus::TransactionalProducer::create(s, "txn-" + topic);
       ASSERT_TRUE(t.ok()) << t.error().message;
       ASSERT_TRUE((*t)->begin().ok());
