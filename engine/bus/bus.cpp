@@ -422,7 +422,7 @@ Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings
        {"queue.buffering.max.messages", std::to_string(opts.max_in_flight_messages)},
        {"queue.buffering.max.kbytes", "1048576"},
        {"message.timeout.ms", std::to_string(opts.message_timeout_ms)},
-       {"compression.codec", opts.compression.empty() ? settings.compression : opts.compression},
+       {"compression.codec", settings.compression},
        {"message.max.bytes", "16777216"}});
   if (!conf) return conf.error();
   std::unique_ptr<Producer> p(new Producer());

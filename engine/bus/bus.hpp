@@ -118,7 +118,6 @@ struct ProducerOptions {
   int linger_ms = -1;  // -1: KafkaSettings::linger_ms
   int max_in_flight_messages = 1000000;
   int message_timeout_ms = 300000;  // how long librdkafka retries before a delivery fails
-  std::string compression;          // empty: KafkaSettings::compression
 };
 
 class Producer {
