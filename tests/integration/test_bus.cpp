@@ -605,16 +605,7 @@ TEST(Bus, ErrorsAreClassified) {
   ASSERT_TRUE(bus::ensure_topics(s, {{topic, 1, 1, {{"max.message.bytes", "10000"}}}}).ok());
   auto p2 = bus::Producer::create(s);
   ASSERT_TRUE(p2.ok());
-  // Random bytes: as large after the producer's lz4 as before.
-  std::string noise(200'000, '\0');
-  uint64_t x = 0x9E3779B97F4A7C15ULL;
-  for (auto& c : noise) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    c = static_cast<char>(x & 0xff);
-  }
-  auto big = (*p2)->send_sync({topic, "k", noise, {}, -1});
+  auto big = (*p2)->send_sync({topic, "k", testenv::incompressible(200'000), {}, -1});
   ASSERT_FALSE(big.ok());
   EXPECT_FALSE(big.error().retriable) << big.error().message;
   // A bad client property is a permanent config error.

@@ -182,27 +182,12 @@ class Conformance : public ::testing::TestWithParam<Connector> {
     EXPECT_TRUE(s.ok());
     return s ? std::move(*s) : nullptr;
   }
-  // Text no codec shrinks (kafka.compression is lz4 by default): a padded job stays as large
-  // on the wire as it is.
-  static std::string incompressible(size_t n) {
-    static constexpr char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out(n, ' ');
-    uint64_t x = 0x9E3779B97F4A7C15ULL;
-    for (auto& c : out) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      c = kAlphabet[x % 64];
-    }
-    return out;
-  }
   runtime::DeliveryJob job(int i, size_t padding = 0) {
     runtime::DeliveryJob j;
     const std::string id = "CONF-" + std::to_string(i);
     j.payload = "MSH|^~\\&|BUDSTIKKE|REGION|conformance|X|20261122||ADT^A01|" + id +
                 "|P|2.5\rPID|1||" + std::to_string(i) + "^^^X^PI||Prøve^Åse\r" +
-                incompressible(padding);
+                testenv::incompressible(padding);
     j.idempotency_key = id;
     j.job_id = id;
     j.content_type = "application/hl7-v2";

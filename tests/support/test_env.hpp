@@ -111,4 +111,15 @@ inline std::string unique_suffix() {
   return std::to_string(rd()) + std::to_string(rd());
 }
 
+// n characters of seeded random base64 text: no codec shrinks it (kafka.compression is lz4 by
+// default), so a record padded with it is as large on the wire as in memory.
+inline std::string incompressible(size_t n) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::mt19937_64 rng(20261206);
+  std::string out(n, ' ');
+  for (auto& c : out) c = kAlphabet[rng() % 64];
+  return out;
+}
+
 }  // namespace budstikke::testenv
