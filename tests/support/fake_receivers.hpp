@@ -241,36 +241,37 @@ class TcpReceiver : public Receiver {
   std::map<std::string, long> counts_;
 };
 
-// One connection of a receiver: the socket (shared with the receiver, which may shut it
-// down) and the stream over it, plain (Stream = tcp::socket&) or TLS
-// (boost::asio::ssl::stream<tcp::socket&>). A TLS stream's handshake comes first.
-template <class Stream>
-class Connection {
+// One connection of a receiver, the base of its Session: the socket (shared with the
+// receiver, which may shut it down) and the stream over it, plain (Stream = tcp::socket&) or
+// TLS (boost::asio::ssl::stream<tcp::socket&>). start() does a TLS stream's handshake
+// (counting a refused one) and then Session::read().
+template <class Session, class Stream>
+class Connection : public std::enable_shared_from_this<Session> {
  public:
-  template <class... Args>
-  explicit Connection(std::shared_ptr<boost::asio::ip::tcp::socket> s, Args&... args)
-      : socket_(std::move(s)), stream_(*socket_, args...) {}
-
- protected:
-  static constexpr bool kTls = !std::is_reference_v<Stream>;
-  // Calls ok() once the stream is ready; counts a refused TLS handshake in `refused`.
-  template <class F>
-  void open(std::atomic<long>& refused, F ok) {
-    if constexpr (kTls) {
-      stream_.async_handshake(boost::asio::ssl::stream_base::server,
-                              [&refused, ok = std::move(ok)](const boost::system::error_code& ec) {
-                                if (ec) {
-                                  ++refused;
-                                  return;
-                                }
-                                ok();
-                              });
+  void start() {
+    if constexpr (!std::is_reference_v<Stream>) {
+      stream_.async_handshake(
+          boost::asio::ssl::stream_base::server,
+          [self = this->shared_from_this()](const boost::system::error_code& ec) {
+            if (ec) {
+              ++self->refused_;
+              return;
+            }
+            self->read();
+          });
     } else {
-      ok();
+      static_cast<Session*>(this)->read();
     }
   }
+
+ protected:
+  template <class... Args>
+  Connection(std::shared_ptr<boost::asio::ip::tcp::socket> s, std::atomic<long>& refused,
+             Args&... args)
+      : socket_(std::move(s)), stream_(*socket_, args...), refused_(refused) {}
   std::shared_ptr<boost::asio::ip::tcp::socket> socket_;
   Stream stream_;
+  std::atomic<long>& refused_;
 };
 
 // 200 accepts, 503 says "later", 400 "never". Over TLS when given a server context
@@ -283,16 +284,14 @@ class HttpReceiver : public TcpReceiver {
 
  protected:
   template <class Stream>
-  class Session : public Connection<Stream>, public std::enable_shared_from_this<Session<Stream>> {
+  class Session : public Connection<Session<Stream>, Stream> {
    public:
     template <class... Args>
     Session(HttpReceiver* r, std::shared_ptr<tcp::socket> s, Args&... args)
-        : Connection<Stream>(std::move(s), args...), r_(r) {}
-    void start() {
-      this->open(r_->refused_, [self = this->shared_from_this()] { self->read(); });
-    }
+        : Connection<Session, Stream>(std::move(s), r->refused_, args...), r_(r) {}
 
    private:
+    friend class Connection<Session, Stream>;
     void read() {
       namespace http = boost::beast::http;
       req_ = {};
@@ -365,28 +364,35 @@ inline std::optional<TestPki> make_test_pki(const std::filesystem::path& dir) {
                  d + "/client.pem", d + "/client.key", d + "/other.pem"};
 }
 
-// HTTPS with mutual TLS: the client must present a certificate signed by the test CA.
-class HttpsReceiver : public HttpReceiver {
+// A receiver over TLS with mutual TLS: the client must present a certificate signed by the
+// test CA. Plain is HttpReceiver or MllpReceiver; the exchange is theirs.
+template <class Plain>
+class WithTls : public Plain {
  public:
-  explicit HttpsReceiver(const TestPki& pki) : ctx_(boost::asio::ssl::context::tls_server) {
+  explicit WithTls(const TestPki& pki) : ctx_(boost::asio::ssl::context::tls_server) {
     namespace ssl = boost::asio::ssl;
     ctx_.use_certificate_chain_file(pki.server_cert);
     ctx_.use_private_key_file(pki.server_key, ssl::context::pem);
     ctx_.load_verify_file(pki.ca);
     ctx_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
   }
-  ~HttpsReceiver() override { stop_loop(); }  // the sessions use ctx_
-  HttpsReceiver(const HttpsReceiver&) = delete;
-  HttpsReceiver& operator=(const HttpsReceiver&) = delete;
-  std::string base_url() const override { return "https://127.0.0.1:" + std::to_string(port_); }
-  long handshakes_refused() const { return refused_.load(); }
+  ~WithTls() override { this->stop_loop(); }  // the sessions use ctx_
+  WithTls(const WithTls&) = delete;
+  WithTls& operator=(const WithTls&) = delete;
+  long handshakes_refused() const { return this->refused_.load(); }
 
  private:
-  void serve(std::shared_ptr<tcp::socket> s) override {
-    std::make_shared<Session<boost::asio::ssl::stream<tcp::socket&>>>(this, std::move(s), ctx_)
-        ->start();
+  void serve(std::shared_ptr<boost::asio::ip::tcp::socket> s) override {
+    using Tls = boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>;
+    std::make_shared<typename Plain::template Session<Tls>>(this, std::move(s), ctx_)->start();
   }
   boost::asio::ssl::context ctx_;
+};
+
+class HttpsReceiver : public WithTls<HttpReceiver> {
+ public:
+  using WithTls::WithTls;
+  std::string base_url() const override { return "https://127.0.0.1:" + std::to_string(port_); }
 };
 
 // AA accepts, AE says "later", AR "never". Over TLS in MllpsReceiver.
@@ -398,16 +404,14 @@ class MllpReceiver : public TcpReceiver {
   // Reads frames and answers each in turn (MLLP is one message at a time per connection); a
   // frame that is not HL7 ends the connection.
   template <class Stream>
-  class Session : public Connection<Stream>, public std::enable_shared_from_this<Session<Stream>> {
+  class Session : public Connection<Session<Stream>, Stream> {
    public:
     template <class... Args>
     Session(MllpReceiver* r, std::shared_ptr<tcp::socket> s, Args&... args)
-        : Connection<Stream>(std::move(s), args...), r_(r) {}
-    void start() {
-      this->open(r_->refused_, [self = this->shared_from_this()] { self->read(); });
-    }
+        : Connection<Session, Stream>(std::move(s), r->refused_, args...), r_(r) {}
 
    private:
+    friend class Connection<Session, Stream>;
     void read() {
       this->stream_.async_read_some(
           boost::asio::buffer(buf_),
@@ -464,27 +468,10 @@ class MllpReceiver : public TcpReceiver {
 };
 
 // MLLP over TLS with mutual TLS, like HttpsReceiver.
-class MllpsReceiver : public MllpReceiver {
+class MllpsReceiver : public WithTls<MllpReceiver> {
  public:
-  explicit MllpsReceiver(const TestPki& pki) : ctx_(boost::asio::ssl::context::tls_server) {
-    namespace ssl = boost::asio::ssl;
-    ctx_.use_certificate_chain_file(pki.server_cert);
-    ctx_.use_private_key_file(pki.server_key, ssl::context::pem);
-    ctx_.load_verify_file(pki.ca);
-    ctx_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
-  }
-  ~MllpsReceiver() override { stop_loop(); }  // the sessions use ctx_
-  MllpsReceiver(const MllpsReceiver&) = delete;
-  MllpsReceiver& operator=(const MllpsReceiver&) = delete;
+  using WithTls::WithTls;
   std::string url() override { return "mllps://127.0.0.1:" + std::to_string(port_); }
-  long handshakes_refused() const { return refused_.load(); }
-
- private:
-  void serve(std::shared_ptr<tcp::socket> s) override {
-    std::make_shared<Session<boost::asio::ssl::stream<tcp::socket&>>>(this, std::move(s), ctx_)
-        ->start();
-  }
-  boost::asio::ssl::context ctx_;
 };
 
 }  // namespace budstikke::testenv
