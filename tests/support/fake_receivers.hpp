@@ -1,13 +1,14 @@
 #pragma once
-// Fake connected systems for tests and benchmarks: real servers on 127.0.0.1 (port 0), every
-// connection served by one event-loop thread (a thread per connection woke once per message:
-// in the routing benchmark, at ~9,600 deliveries a second on the engine's two cores, that
-// cost the receivers more CPU than they stand in for). HttpReceiver takes POSTs (the system is the
-// last path segment); MllpReceiver takes framed HL7 and ACKs it (the system is MSH-5). What they
-// answer is scripted (answer_next) or decided per system (set_policy), optionally after a delay per
-// system (a slow system). They count what they accepted per system and keep the payloads
-// unless keep_payloads(false) (benchmarks). HttpsReceiver speaks HTTPS with mutual TLS, with
-// certificates from make_test_pki() (the openssl command).
+// Fake connected systems for tests and benchmarks: real servers on 127.0.0.1 (port 0), all
+// connections of a receiver served by one event-loop thread. HttpReceiver takes POSTs (the
+// system is the last path segment); MllpReceiver takes framed HL7 and ACKs it (the system is
+// MSH-5). What they answer is scripted (answer_next) or decided per system (set_policy),
+// optionally after a delay per system (a slow system). They count what they accepted per
+// system and keep the payloads unless keep_payloads(false) (benchmarks). HttpsReceiver and
+// MllpsReceiver speak them over TLS with mutual authentication, with certificates from
+// make_test_pki() (the openssl command). One loop, not a thread per connection: in the
+// routing benchmark a thread woke for each of ~9,600 deliveries a second, on the two cores the
+// engine and the broker use (BENCHMARKS.md, routes, session 41).
 
 #include <array>
 #include <atomic>
