@@ -74,9 +74,10 @@ Spec build_engine_spec_fields() {
                 "How long the producer waits to batch records: lower means faster "
                 "acknowledgements upstream, higher fewer requests. Measured (BENCHMARKS.md, "
                 "MLLP): 0 gives one connection an ACK p50 of 0.47 ms instead of 1.7 ms, and 64 "
-                "connections about 15% less throughput. A site that routes ~2,000 messages/s "
-                "on a small broker may prefer 5: the broker ~10% less CPU per routed message "
-                "(BENCHMARKS.md, session 31), each ACK ~4 ms later.",
+                "connections about 15% less throughput. Routing 2,000 messages/s, 0 cost the "
+                "broker 13% more CPU per message and doubled the p99 (session 42); a site "
+                "that routes that much on a small broker may prefer 5: the broker ~10% less "
+                "CPU per routed message (session 31), each ACK ~4 ms later.",
                 1, 0, 1000),
        make_choice("compression",
                    "Codec of the record batches every producer of the engine writes (canonical "
@@ -220,18 +221,20 @@ Spec build_engine_spec_fields() {
                 "Threads that send over HTTP, MLLP and Kafka, for all systems together "
                 "(each system's connections live on one of them; file connectors have a "
                 "thread per connection). Measured (BENCHMARKS.md, session 22): 1 thread "
-                "gave the worst tail latency on 2 cores, 4 the best of 1, 2 and 4.",
+                "gave the worst tail latency on 2 cores, 4 the best of 1, 2 and 4; session "
+                "42 measured 2 against 4 again: the same CPU, a worse p99.",
                 4, 1, 64),
        make_int("route_batch_ms",
                 "A route writes the jobs of a batch of events in one Kafka transaction. The "
                 "batch closes this long after its first event was written to Kafka (as a "
                 "producer's linger), or at route_batch_max events. Shorter: lower latency, "
-                "more transactions (each costs the engine ~2 ms of CPU with librdkafka "
-                "2.0.2 and the broker a round of markers). Measured (BENCHMARKS.md, session "
-                "27), 10 against 20 ms: at 2,000 routed msg/s a healthy p99 of 87 against "
-                "128 ms, p50 32 against 39; at 1,000 a p99 within the noise (62 against 57), "
-                "p50 21 against 28, and ~0.1 core more for the engine and as much for the "
-                "broker.",
+                "more transactions (each costs the engine 1.5-3 ms of CPU with librdkafka "
+                "2.0.2 and the broker about as much). Measured (BENCHMARKS.md, session 42): "
+                "at 2,000 routed msg/s, 10 against 20 ms, a healthy p99 of 69 against 84 ms "
+                "and ~0.1 core more for the engine and as much for the broker; at 100 msg/s, "
+                "where nearly every event is a transaction of its own, 10 against 50 ms, a "
+                "p99 of ~25 against ~60 ms for twice the CPU (engine 0.45 against 0.22 "
+                "cores, broker 0.44 against 0.23).",
                 10, 0, 1000),
        make_int("route_batch_max", "Most events in one route transaction.", 500, 1, 100000),
        make_int("route_idle_commit_ms",
