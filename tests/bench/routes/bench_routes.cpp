@@ -15,7 +15,8 @@
 // topic (each delivered record carries latency_ms). A warm-up of the same load comes first
 // (BENCH_WARMUP seconds, default 3; 0 = none) and is not counted: the figures are of a
 // running engine, not of its first transactions. BENCH_TIMELINE=1 adds the latency per
-// second of the measured phase. Paced connections are staggered (an even load, not bursts);
+// second of the measured phase. Paced connections are staggered and their ADT interleaved
+// (an even load and an even mix, not bursts);
 // the latency is also printed per kind of connector (http, mllp, kafka). BENCH_PARTITIONS=N sets
 // the engine's kafka.partitions (the canonical topics' partitions; default the engine's 4).
 // BENCH_JOB_TOPICS=route|system sets the engine's delivery.job_topics (default system).
@@ -68,7 +69,10 @@ constexpr const char* kSlow = "nordvik-barn";
 constexpr int kDepartments = 20;
 
 std::string message(const std::string& tag, int conn, long i, bool& is_adt) {
-  is_adt = i % 5 == 0;
+  // Each connection's ADT falls in another period: with `i % 5` alone every connection sent
+  // its ADT in the same period, 1/5 of the time all ADT (each fanned out to 21 systems)
+  // and none in between.
+  is_adt = (i + conn) % 5 == 0;
   const std::string id = tag + std::to_string(conn) + "-" + std::to_string(i);
   const std::string patient = tag + std::to_string(conn * 10000000L + i);
   if (is_adt)
