@@ -231,7 +231,9 @@ Spec build_engine_spec_fields() {
                 "more transactions (each costs the engine 1.5-3 ms of CPU with librdkafka "
                 "2.0.2 and the broker about as much). Measured (BENCHMARKS.md, session 42): "
                 "at 2,000 routed msg/s, 10 against 20 ms, a healthy p99 of 69 against 84 ms "
-                "and ~0.1 core more for the engine and as much for the broker; at 100 msg/s, "
+                "and ~0.1 core more for the engine and as much for the broker (with an even "
+                "mix of fan-outs, in a slower hour: 108-615 against 124-263 ms, no clear "
+                "winner); at 100 msg/s, "
                 "where nearly every event is a transaction of its own, 10 against 50 ms, a "
                 "p99 of ~25 against ~60 ms for twice the CPU (engine 0.45 against 0.22 "
                 "cores, broker 0.44 against 0.23).",
