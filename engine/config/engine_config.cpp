@@ -75,7 +75,8 @@ Spec build_engine_spec_fields() {
                 "acknowledgements upstream, higher fewer requests. Measured (BENCHMARKS.md, "
                 "MLLP): 0 gives one connection an ACK p50 of 0.47 ms instead of 1.7 ms, and 64 "
                 "connections about 15% less throughput. Routing 2,000 messages/s, 0 cost the "
-                "broker 13% more CPU per message and doubled the p99 (session 42); a site "
+                "broker 13% more CPU per message and a p99 of 176 against 95 ms (session "
+                "42); a site "
                 "that routes that much on a small broker may prefer 5: the broker ~10% less "
                 "CPU per routed message (session 31), each ACK ~4 ms later.",
                 1, 0, 1000),
@@ -233,10 +234,9 @@ Spec build_engine_spec_fields() {
                 "at 2,000 routed msg/s, 10 against 20 ms, a healthy p99 of 69 against 84 ms "
                 "and ~0.1 core more for the engine and as much for the broker (with an even "
                 "mix of fan-outs, in a slower hour: 108-615 against 124-263 ms, no clear "
-                "winner); at 100 msg/s, "
-                "where nearly every event is a transaction of its own, 10 against 50 ms, a "
-                "p99 of ~25 against ~60 ms for twice the CPU (engine 0.45 against 0.22 "
-                "cores, broker 0.44 against 0.23).",
+                "winner); at 100 msg/s, where nearly every event is a transaction of its "
+                "own, 10 against 50 ms, a p99 of ~25 against ~60 ms for twice the CPU "
+                "(engine 0.45 against 0.22 cores, broker 0.44 against 0.23).",
                 10, 0, 1000),
        make_int("route_batch_max", "Most events in one route transaction.", 500, 1, 100000),
        make_int("route_idle_commit_ms",
