@@ -76,9 +76,8 @@ Spec build_engine_spec_fields() {
                 "MLLP): 0 gives one connection an ACK p50 of 0.47 ms instead of 1.7 ms, and 64 "
                 "connections about 15% less throughput. Routing 2,000 messages/s, 0 cost the "
                 "broker 13% more CPU per message and a p99 of 176 against 95 ms (session "
-                "42); a site "
-                "that routes that much on a small broker may prefer 5: the broker ~10% less "
-                "CPU per routed message (session 31), each ACK ~4 ms later.",
+                "42); a site that routes that much on a small broker may prefer 5: the "
+                "broker ~10% less CPU per routed message (session 31), each ACK ~4 ms later.",
                 1, 0, 1000),
        make_choice("compression",
                    "Codec of the record batches every producer of the engine writes (canonical "
