@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "engine/bus/spin_brake.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/metrics.hpp"
 #include "engine/core/thread_name.hpp"
@@ -48,6 +49,27 @@ Result<ConfPtr> make_conf(const KafkaSettings& s,
     if (auto st = set(k, v); !st) return st.error();
   for (const auto& [k, v] : overrides)
     if (auto st = set(k, v); !st) return st.error();
+  // librdkafka's main thread gets the brake on its busy-waits (design note 56).
+  static metrics::Counter& pauses = metrics::global().counter(
+      "budstikke_kafka_busy_wait_pauses_total",
+      "Times a librdkafka main thread busy-waiting for a timer was paused instead "
+      "(kafka.busy_wait_pause_us).");
+  configure_spin_brake(std::chrono::microseconds(s.busy_wait_pause_us), &pauses);
+  if (auto e = rd_kafka_conf_interceptor_add_on_new(
+          conf.get(), "budstikke-spin-brake",
+          [](rd_kafka_t* rk, const rd_kafka_conf_t*, void*, char*, size_t) {
+            return rd_kafka_interceptor_add_on_thread_start(
+                rk, "budstikke-spin-brake",
+                [](rd_kafka_t*, rd_kafka_thread_type_t type, const char*, void*) {
+                  if (type == RD_KAFKA_THREAD_MAIN) brake_this_thread();
+                  return RD_KAFKA_RESP_ERR_NO_ERROR;
+                },
+                nullptr);
+          },
+          nullptr);
+      e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Error::permanent(ErrorDomain::kKafka,
+                            std::string("kafka interceptor: ") + rd_kafka_err2str(e));
   rd_kafka_conf_set_log_cb(
       conf.get(), [](const rd_kafka_t*, int level, const char* fac, const char* buf) {
         const auto l = level <= 3

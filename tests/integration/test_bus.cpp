@@ -17,6 +17,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "engine/bus/bus.hpp"
+#include "engine/bus/spin_brake.hpp"
 #include "engine/core/crypto.hpp"
 #include "engine/core/metrics.hpp"
 #include "engine/event/event.hpp"
@@ -432,6 +433,39 @@ TEST(Bus, TransactionalProducerStatisticsBecomeMetrics) {
   }
   const auto after = metrics::global().render();
   EXPECT_EQ(after.find(sent_series + client + "\"}"), std::string::npos) << after;
+  (void)bus::delete_topics(s, {topic});
+}
+
+// kafka.busy_wait_pause_us (design note 56): librdkafka's main thread busy-waits for the 1 ms
+// timers every transaction with records arms; the engine marks that thread (an
+// on_thread_start interceptor) and pauses it instead, and counts the pauses in /metrics. At 0
+// nothing is paused. A build that does not mark the thread, or ignores the setting, fails here.
+TEST(Bus, ATransactionsBusyWaitIsPausedAndCounted) {
+  auto s = settings();
+  const std::string topic = fresh_topic("txn-brake");
+  ASSERT_TRUE(bus::ensure_topics(s, {{topic, 1, 1, {}}}).ok());
+  auto pauses_in = [&](int pause_us) {
+    s.busy_wait_pause_us = pause_us;
+    auto t = bus::TransactionalProducer::create(s, "txn-" + topic);
+    EXPECT_TRUE(t.ok()) << t.error().message;
+    if (!t.ok()) return -1L;
+    EXPECT_EQ(bus::spin_brake_pause(), std::chrono::microseconds(pause_us));
+    const long before = bus::spin_brake_pauses();
+    for (int i = 0; i < 20; ++i) {
+      EXPECT_TRUE((*t)->begin().ok());
+      EXPECT_TRUE((*t)->send({topic, "k", "v", {}, -1}).ok());
+      EXPECT_TRUE((*t)->commit().ok());
+    }
+    return bus::spin_brake_pauses() - before;
+  };
+  EXPECT_EQ(pauses_in(0), 0);
+  // Two timers per transaction, each ~1 ms of spinning without the brake: several pauses each.
+  EXPECT_GE(pauses_in(100), 20);
+  const auto text = metrics::global().render();
+  const std::string series = "\nbudstikke_kafka_busy_wait_pauses_total ";
+  const auto at = text.find(series);
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GE(std::stol(text.substr(at + series.size())), 20) << text.substr(at, 60);
   (void)bus::delete_topics(s, {topic});
 }
 

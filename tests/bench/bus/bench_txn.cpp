@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "engine/bus/bus.hpp"
 
@@ -72,11 +74,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   const long hz = ::sysconf(_SC_CLK_TCK);
-  // Runs `count` transactions of `records` records each, one every 1/rate s.
+  // Runs `count` transactions of `records` records each, one every 1/rate s; returns each
+  // transaction's time from begin to the commit's answer, in milliseconds.
   auto run = [&](int count, int records) {
     const auto period = std::chrono::microseconds(1000000 / rate);
     auto next = Clock::now();
+    std::vector<double> took;
+    took.reserve(static_cast<size_t>(count));
     for (int i = 0; i < count; ++i) {
+      const auto begun = Clock::now();
       Status st = (*producer)->begin();
       for (int r = 0; st && r < records; ++r) {
         bus::Record rec;
@@ -91,19 +97,24 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "transaction: %s\n", st.error().message.c_str());
         std::exit(1);
       }
+      took.push_back(std::chrono::duration<double, std::milli>(Clock::now() - begun).count());
       next += period;
       std::this_thread::sleep_until(next);
     }
+    std::sort(took.begin(), took.end());
+    return took;
   };
   run(50, 1);  // warm-up: producer id, coordinator, first registrations
   for (const int records : {0, 1, 8}) {
     const auto before = cpu_by_thread_name();
     const auto t0 = Clock::now();
-    run(n, records);
+    const auto took = run(n, records);
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     const auto after = cpu_by_thread_name();
-    std::printf("records_per_transaction=%d transactions=%d seconds=%.1f (%.0f/s)\n", records, n,
-                secs, n / secs);
+    std::printf(
+        "records_per_transaction=%d transactions=%d seconds=%.1f (%.0f/s) "
+        "transaction_ms p50=%.2f p99=%.2f\n",
+        records, n, secs, n / secs, took[took.size() / 2], took[took.size() * 99 / 100]);
     for (const auto& [name, ticks] : after) {
       const auto b = before.find(name);
       const long used = ticks - (b == before.end() ? 0 : b->second);
