@@ -49,27 +49,6 @@ Result<ConfPtr> make_conf(const KafkaSettings& s,
     if (auto st = set(k, v); !st) return st.error();
   for (const auto& [k, v] : overrides)
     if (auto st = set(k, v); !st) return st.error();
-  // librdkafka's main thread gets the brake on its busy-waits (design note 56).
-  static metrics::Counter& pauses = metrics::global().counter(
-      "budstikke_kafka_busy_wait_pauses_total",
-      "Times a librdkafka main thread busy-waiting for a timer was paused instead "
-      "(kafka.busy_wait_pause_us).");
-  configure_spin_brake(std::chrono::microseconds(s.busy_wait_pause_us), &pauses);
-  if (auto e = rd_kafka_conf_interceptor_add_on_new(
-          conf.get(), "budstikke-spin-brake",
-          [](rd_kafka_t* rk, const rd_kafka_conf_t*, void*, char*, size_t) {
-            return rd_kafka_interceptor_add_on_thread_start(
-                rk, "budstikke-spin-brake",
-                [](rd_kafka_t*, rd_kafka_thread_type_t type, const char*, void*) {
-                  if (type == RD_KAFKA_THREAD_MAIN) brake_this_thread();
-                  return RD_KAFKA_RESP_ERR_NO_ERROR;
-                },
-                nullptr);
-          },
-          nullptr);
-      e != RD_KAFKA_RESP_ERR_NO_ERROR)
-    return Error::permanent(ErrorDomain::kKafka,
-                            std::string("kafka interceptor: ") + rd_kafka_err2str(e));
   rd_kafka_conf_set_log_cb(
       conf.get(), [](const rd_kafka_t*, int level, const char* fac, const char* buf) {
         const auto l = level <= 3
@@ -79,6 +58,31 @@ Result<ConfPtr> make_conf(const KafkaSettings& s,
         log::write(l, "librdkafka", buf, {{"facility", fac}});
       });
   return conf;
+}
+
+// A transactional producer's main thread gets the brake on its busy-waits (design note 56).
+Status add_spin_brake(rd_kafka_conf_t* conf, const KafkaSettings& s) {
+  static metrics::Counter& pauses = metrics::global().counter(
+      "budstikke_kafka_busy_wait_pauses_total",
+      "Times a librdkafka main thread busy-waiting for a timer was paused instead "
+      "(kafka.busy_wait_pause_us).");
+  configure_spin_brake(std::chrono::microseconds(s.busy_wait_pause_us), &pauses);
+  const auto e = rd_kafka_conf_interceptor_add_on_new(
+      conf, "budstikke-spin-brake",
+      [](rd_kafka_t* rk, const rd_kafka_conf_t*, void*, char*, size_t) {
+        return rd_kafka_interceptor_add_on_thread_start(
+            rk, "budstikke-spin-brake",
+            [](rd_kafka_t*, rd_kafka_thread_type_t type, const char*, void*) {
+              if (type == RD_KAFKA_THREAD_MAIN) brake_this_thread();
+              return RD_KAFKA_RESP_ERR_NO_ERROR;
+            },
+            nullptr);
+      },
+      nullptr);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Error::permanent(ErrorDomain::kKafka,
+                            std::string("kafka interceptor: ") + rd_kafka_err2str(e));
+  return {};
 }
 
 // Error callback: librdkafka reports connection trouble here and retries by itself. Only
@@ -859,6 +863,7 @@ Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
                                    {"compression.codec", settings.compression},
                                    {"transaction.timeout.ms", "60000"}});
   if (!conf) return conf.error();
+  if (auto st = add_spin_brake(conf->get(), settings); !st) return st.error();
   std::unique_ptr<TransactionalProducer> p(new TransactionalProducer());
   rd_kafka_conf_set_opaque(conf->get(), p.get());
   rd_kafka_conf_set_dr_msg_cb(conf->get(), txn_dr_cb);

@@ -49,9 +49,10 @@ struct KafkaSettings {
   // How often a Producer takes librdkafka's statistics for the budstikke_kafka_* metrics
   // (engine.yaml kafka.statistics_interval_ms); 0: never.
   int statistics_interval_ms = 0;
-  // How long librdkafka's main thread is paused when it busy-waits for a timer (engine.yaml
-  // kafka.busy_wait_pause_us; design note 56); 0: it spins. One value per process.
-  int busy_wait_pause_us = 100;
+  // How long a transactional producer's librdkafka main thread is paused when it busy-waits
+  // for a timer (engine.yaml kafka.busy_wait_pause_us; design note 56); 0: it spins. One
+  // value per process: the last transactional producer created sets it.
+  int busy_wait_pause_us = 0;
   std::string bootstrap() const;
   // These settings for one long-lived client of the engine: its client.id becomes
   // "<client.id>.<role>" (e.g. budstikke.route.adt-fanout), so that the broker's request

@@ -12,16 +12,17 @@
 // librdkafka is older). Every transactional producer arms two such timers per transaction.
 // Each turn of that loop reads the monotonic clock; the engine's own clock_gettime (in
 // spin_brake.cpp, which takes the place of the C library's for the whole process) notices a
-// thread marked here reading the clock many times in a row with no time between, and puts
-// it to sleep for a short pause instead: the timer fires at most that pause late, and the
-// millisecond of spinning costs a few wake-ups.
+// thread marked here reading the clock many times in a row with no time between, and, when a
+// pause is configured (kafka.busy_wait_pause_us; off by default), puts it to sleep for that
+// pause instead: the timer fires at most that pause late, and the millisecond of spinning
+// costs a few wake-ups.
 namespace budstikke::bus {
 
-// Marks the calling thread as one whose busy-waits are braked (librdkafka's main threads,
-// from an on_thread_start interceptor).
+// Marks the calling thread as one whose busy-waits are braked (the main threads of the
+// transactional producers, from an on_thread_start interceptor).
 void brake_this_thread() noexcept;
 
-// The pause (zero turns the brake off for every thread; default 100 us) and a counter of the
+// The pause (zero, the default, turns the brake off for every thread) and a counter of the
 // pauses taken, for the metrics (may be null).
 void configure_spin_brake(std::chrono::microseconds pause,
                           metrics::Counter* pauses = nullptr) noexcept;

@@ -98,13 +98,18 @@ Spec build_engine_spec_fields() {
                 15000, 0, 3600000),
        make_int("busy_wait_pause_us",
                 "librdkafka 2.0.2 (Debian's) waits for a timer less than 1 ms away by polling "
-                "with no timeout until it is due; a route's transactional producer arms two "
-                "such timers in every transaction. The engine pauses that thread this long "
-                "(microseconds) when it sees it spin, so the timer fires at most this late "
-                "instead of costing a millisecond of CPU (design note 56). 0 lets it spin. "
-                "Measured (BENCHMARKS.md, session 43): librdkafka's CPU per transaction 2.0 -> "
-                "0.4 ms; routing 100 msg/s the engine 35% cheaper per message.",
-                100, 0, 1000),
+                "with no timeout until it is due, and a route's transactional producer arms two "
+                "such timers in every transaction. Above 0, the engine pauses that thread this "
+                "long (microseconds) each time it sees it spin, so the timer fires at most this "
+                "late instead of costing a millisecond of CPU (design note 56). Measured "
+                "(BENCHMARKS.md, session 43), 100 against 0: librdkafka's CPU per transaction "
+                "2.0 -> 0.3-0.4 ms; routing 100 msg/s the engine 36% cheaper per message, at 500 "
+                "msg/s 22%, p99 within the noise; at 2,000 msg/s on two cores shared with the "
+                "broker the engine 4-7% cheaper, the broker 5-10% dearer and the p99 higher in "
+                "18 of 25 pairs (the transactions, no longer slowed by the spin, came up to 40% "
+                "more often with fewer events each). Off by default for that; 100 suits an "
+                "engine that routes a few hundred messages a second or less.",
+                0, 0, 1000),
        str("topic_prefix", "Prefix for every topic name (several environments on one cluster).",
            ""),
        str("instance",

@@ -4,8 +4,10 @@
 // cost design note 44 is about (librdkafka 2.0.2's main thread busy-waits for its timers),
 // and whether a newer librdkafka still has it. Results: BENCHMARKS.md, routes, session 24.
 //
-// usage: bench_txn BOOTSTRAP [TRANSACTIONS=1000] [RATE=100]
-//   each of: no records (begin + commit), 1 record, 8 records on 4 partitions
+// usage: bench_txn BOOTSTRAP [TRANSACTIONS=1000] [RATE=100] [PAUSE_US=0]
+//   each of: no records (begin + commit), 1 record, 8 records on 4 partitions; PAUSE_US is
+//   kafka.busy_wait_pause_us (0: librdkafka's main thread spins as it would without the
+//   engine's brake, design note 56)
 
 #include <dirent.h>
 #include <unistd.h>
@@ -56,13 +58,16 @@ std::map<std::string, long> cpu_by_thread_name() {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_txn BOOTSTRAP [TRANSACTIONS=1000] [RATE=100]\n");
+    std::fprintf(stderr,
+                 "usage: bench_txn BOOTSTRAP [TRANSACTIONS=1000] [RATE=100] [PAUSE_US=0]\n");
     return 2;
   }
   bus::KafkaSettings ks;
   ks.properties["bootstrap.servers"] = argv[1];
   const int n = argc > 2 ? std::atoi(argv[2]) : 1000;
   const int rate = argc > 3 ? std::atoi(argv[3]) : 100;
+  if (argc > 4) ks.busy_wait_pause_us = std::atoi(argv[4]);
+  std::printf("busy_wait_pause_us=%d\n", ks.busy_wait_pause_us);
   const std::string topic = "bench.txn." + std::to_string(::getpid());
   if (auto st = bus::ensure_topics(ks, {{topic, 4, 1, {}}}); !st) {
     std::fprintf(stderr, "create topic: %s\n", st.error().message.c_str());
