@@ -52,7 +52,7 @@ struct KafkaSettings {
   // How long a transactional producer's librdkafka main thread is paused when it busy-waits
   // for a timer (engine.yaml kafka.busy_wait_pause_us; design note 56); 0: it spins. One
   // value per process: the last transactional producer created sets it.
-  int busy_wait_pause_us = 0;
+  int busy_wait_pause_us = 100;
   std::string bootstrap() const;
   // These settings for one long-lived client of the engine: its client.id becomes
   // "<client.id>.<role>" (e.g. budstikke.route.adt-fanout), so that the broker's request

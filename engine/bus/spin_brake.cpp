@@ -15,7 +15,7 @@ namespace {
 using ClockFn = int (*)(clockid_t, timespec*);
 
 std::atomic<ClockFn> g_real{nullptr};
-std::atomic<int64_t> g_pause_ns{0};
+std::atomic<int64_t> g_pause_ns{100'000};
 std::atomic<long> g_pauses{0};
 std::atomic<metrics::Counter*> g_counter{nullptr};
 

@@ -13,7 +13,7 @@
 // Each turn of that loop reads the monotonic clock; the engine's own clock_gettime (in
 // spin_brake.cpp, which takes the place of the C library's for the whole process) notices a
 // thread marked here reading the clock many times in a row with no time between, and, when a
-// pause is configured (kafka.busy_wait_pause_us; off by default), puts it to sleep for that
+// pause is configured (kafka.busy_wait_pause_us, 100 us by default), puts it to sleep for that
 // pause instead: the timer fires at most that pause late, and the millisecond of spinning
 // costs a few wake-ups.
 namespace budstikke::bus {
@@ -22,7 +22,7 @@ namespace budstikke::bus {
 // transactional producers, from an on_thread_start interceptor).
 void brake_this_thread() noexcept;
 
-// The pause (zero, the default, turns the brake off for every thread) and a counter of the
+// The pause (default 100 us; zero turns the brake off for every thread) and a counter of the
 // pauses taken, for the metrics (may be null).
 void configure_spin_brake(std::chrono::microseconds pause,
                           metrics::Counter* pauses = nullptr) noexcept;

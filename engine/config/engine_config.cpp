@@ -99,17 +99,17 @@ Spec build_engine_spec_fields() {
        make_int("busy_wait_pause_us",
                 "librdkafka 2.0.2 (Debian's) waits for a timer less than 1 ms away by polling "
                 "with no timeout until it is due, and a route's transactional producer arms two "
-                "such timers in every transaction. Above 0, the engine pauses that thread this "
-                "long (microseconds) each time it sees it spin, so the timer fires at most this "
-                "late instead of costing a millisecond of CPU (design note 56). Measured "
-                "(BENCHMARKS.md, session 43), 100 against 0: librdkafka's CPU per transaction "
-                "2.0 -> 0.3-0.4 ms; routing 100 msg/s the engine 36% cheaper per message, at 500 "
-                "msg/s 22%, p99 within the noise; at 2,000 msg/s on two cores shared with the "
-                "broker the engine 4-7% cheaper, the broker 5-10% dearer and the p99 higher in "
-                "18 of 25 pairs (the transactions, no longer slowed by the spin, came up to 40% "
-                "more often with fewer events each). Off by default for that; 100 suits an "
-                "engine that routes a few hundred messages a second or less.",
-                0, 0, 1000),
+                "such timers in every transaction. The engine pauses that thread this long "
+                "(microseconds) each time it sees it spin, so the timer fires at most this "
+                "late instead of costing a millisecond of CPU (design note 56). 0 lets it "
+                "spin. Measured (BENCHMARKS.md, session 43): librdkafka's CPU per "
+                "transaction 2.0 -> 0.3-0.4 ms. Alone, with route_batch_ms 10: routing 100 "
+                "msg/s the engine 36% cheaper per message, at 500 msg/s 22%; at 2,000 msg/s "
+                "on two cores shared with the broker the transactions, no longer slowed by "
+                "the spin, came up to 40% more often and the p99 was higher in 18 of 25 "
+                "pairs. With route_batch_ms 15 (the defaults together) the p99 was lower at "
+                "all three rates.",
+                100, 0, 1000),
        str("topic_prefix", "Prefix for every topic name (several environments on one cluster).",
            ""),
        str("instance",
@@ -242,22 +242,24 @@ Spec build_engine_spec_fields() {
                 "A route writes the jobs of a batch of events in one Kafka transaction. The "
                 "batch closes this long after its first event was written to Kafka (as a "
                 "producer's linger), or at route_batch_max events. Shorter: lower latency, "
-                "more transactions (each costs the engine 1.5-3 ms of CPU with librdkafka "
-                "2.0.2 and the broker about as much). Measured (BENCHMARKS.md, session 42): "
-                "at 2,000 routed msg/s, 10 against 20 ms, a healthy p99 of 69 against 84 ms "
-                "and ~0.1 core more for the engine and as much for the broker (with an even "
-                "mix of fan-outs, in a slower hour: 108-615 against 124-263 ms, no clear "
-                "winner); at 100 msg/s, where nearly every event is a transaction of its "
-                "own, 10 against 50 ms, a p99 of ~25 against ~60 ms for twice the CPU "
-                "(engine 0.45 against 0.22 cores, broker 0.44 against 0.23).",
-                10, 0, 1000),
+                "more transactions (each costs the broker 1.5-3 ms of CPU and, with librdkafka "
+                "2.0.2, the engine about as much again without kafka.busy_wait_pause_us). "
+                "Measured (BENCHMARKS.md, session 43), 15 ms with busy_wait_pause_us 100 "
+                "against the earlier 10 ms without: at 2,000 routed msg/s a healthy p99 of 76 "
+                "against 112 ms (lower in 8 of 8 pairs), the engine 7% and the broker 3% "
+                "cheaper per message; at 500 msg/s p99 26 against 39 ms, engine -33%; at 100 "
+                "msg/s the engine -51% and the broker -17%, p99 21 against 23 ms; the p50 "
+                "~3 ms longer at the low rates (18 against 14-15 ms). Longer still where CPU "
+                "matters more than latency at low rates (session 42: 50 against 10 ms at 100 "
+                "msg/s halved both processes' CPU, p99 ~25 -> ~60 ms).",
+                15, 0, 1000),
        make_int("route_batch_max", "Most events in one route transaction.", 500, 1, 100000),
        make_int("route_idle_commit_ms",
                 "A route batch that lets no event through writes no transaction; its "
                 "offsets are committed at most this often (and when the route stops; the "
                 "next transaction carries them too). A route that filters out a busy topic "
-                "would otherwise commit once per batch (up to 100 a second at "
-                "route_batch_ms 10). After a crash such events are read again and let "
+                "would otherwise commit once per batch (up to ~66 a second at "
+                "route_batch_ms 15). After a crash such events are read again and let "
                 "through by nothing again. 0: every batch commits.",
                 1000, 0, 600000)}});
   Field sources;

@@ -44,7 +44,7 @@ struct EngineConfig {
   int max_pending_per_system = 2000;
   std::chrono::seconds skip_delivered_lookback{300};  // delivery.skip_delivered_lookback_s
   int delivery_io_threads = 4;                        // delivery.io_threads
-  int route_batch_ms = 10;                            // delivery.route_batch_ms
+  int route_batch_ms = 15;                            // delivery.route_batch_ms
   int route_batch_max = 500;                          // delivery.route_batch_max
   std::chrono::milliseconds route_idle_commit{1000};  // delivery.route_idle_commit_ms
 };

@@ -46,7 +46,7 @@ struct RouteStageSettings {
   std::string key_secret;          // for tracking keys
   bus::KafkaSettings kafka;
   int batch_max = 500;
-  int batch_ms = 10;
+  int batch_ms = 15;  // delivery.route_batch_ms
   // delivery.job_topics: route: every job of a route goes to jobs.<route>, not to
   // deliver.<system> (delivery::route_jobs_topic).
   bool jobs_per_route = false;

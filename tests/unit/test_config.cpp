@@ -231,7 +231,7 @@ TEST(EngineConfig, DeliveryJobTopicsDefaultToOnePerSystem) {
   EXPECT_FALSE(cfg.jobs_per_route);
   EXPECT_EQ(cfg.job_topic_partitions, 0);
   EXPECT_EQ(cfg.max_pending_per_system, 2000);
-  EXPECT_EQ(cfg.route_batch_ms, 10);
+  EXPECT_EQ(cfg.route_batch_ms, 15);
   EXPECT_EQ(cfg.route_batch_max, 500);
   EXPECT_EQ(cfg.route_idle_commit, std::chrono::milliseconds(1000));
 

@@ -4,7 +4,7 @@
 // cost design note 44 is about (librdkafka 2.0.2's main thread busy-waits for its timers),
 // and whether a newer librdkafka still has it. Results: BENCHMARKS.md, routes, session 24.
 //
-// usage: bench_txn BOOTSTRAP [TRANSACTIONS=1000] [RATE=100] [PAUSE_US=0]
+// usage: bench_txn BOOTSTRAP [TRANSACTIONS=1000] [RATE=100] [PAUSE_US=100]
 //   each of: no records (begin + commit), 1 record, 8 records on 4 partitions; PAUSE_US is
 //   kafka.busy_wait_pause_us (0: librdkafka's main thread spins as it would without the
 //   engine's brake, design note 56)
@@ -59,7 +59,7 @@ std::map<std::string, long> cpu_by_thread_name() {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: bench_txn BOOTSTRAP [TRANSACTIONS=1000] [RATE=100] [PAUSE_US=0]\n");
+                 "usage: bench_txn BOOTSTRAP [TRANSACTIONS=1000] [RATE=100] [PAUSE_US=100]\n");
     return 2;
   }
   bus::KafkaSettings ks;
