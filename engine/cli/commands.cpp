@@ -247,6 +247,7 @@ class RoutingStages final : public runtime::Stage {
     rs.batch_ms = cfg.route_batch_ms;
     rs.batch_max = cfg.route_batch_max;
     rs.idle_commit_interval = cfg.route_idle_commit;
+    rs.commit_after_ack = cfg.route_commit_after_ack;
     routes_count_ = routes.routes.size();
     for (const auto& r : routes.routes) {
       nlohmann::json topics = nlohmann::json::array();

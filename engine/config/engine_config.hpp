@@ -47,6 +47,7 @@ struct EngineConfig {
   int route_batch_ms = 15;                            // delivery.route_batch_ms
   int route_batch_max = 500;                          // delivery.route_batch_max
   std::chrono::milliseconds route_idle_commit{1000};  // delivery.route_idle_commit_ms
+  bool route_commit_after_ack = false;                // delivery.route_commit: after_ack
 };
 
 // Loads, expands ${ENV} references, validates against engine_spec() and returns the config.

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -36,8 +39,10 @@ std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// Consume-transform-produce in transactions until `stop`. Any failure aborts the batch and
-// recreates the consumer and producer: the batch is read again from the committed offsets.
+// Consume-transform-produce until `stop`, each batch in a transaction (or, with
+// commit_after_ack, written by an idempotent producer and its offsets committed once Kafka
+// has every record). Any failure abandons the batch and recreates the consumer and
+// producer: the batch is read again from the committed offsets.
 
 // Metrics for a committed batch: events read, transactions, jobs per destination system,
 // route failures.
@@ -50,13 +55,15 @@ void count_committed(const std::string& prefix, const std::string& route,
   if (!records.empty()) {
     g.counter("budstikke_route_transactions_total",
               "Transactions a route committed (one per batch that produced records; a batch "
-              "the route let nothing through commits its offsets without one).",
+              "the route let nothing through commits its offsets without one). With "
+              "delivery.route_commit after_ack: batches written and committed.",
               {{"route", route}})
         .inc();
     g.histogram("budstikke_route_transaction_seconds",
                 "A route's transaction from its begin to its commit's answer: the jobs' "
                 "records, the consumed offsets and the commit, each a round trip to the "
-                "broker or more.",
+                "broker or more (after_ack: the records' acknowledgements and the offset "
+                "commit).",
                 {{"route", route}})
         .observe_ms(std::chrono::duration<double, std::milli>(took).count());
   }
@@ -81,23 +88,73 @@ void count_committed(const std::string& prefix, const std::string& route,
         .inc(failures);
 }
 
-void transactional_loop(const RouteStageSettings& s, const std::string& name,
-                        const std::vector<std::string>& topics, const std::atomic<bool>& stop,
-                        RouteCounters& counters, const Process& process,
-                        const std::function<void(bool committed)>& after_batch = {}) {
+// Writes a batch's records through an idempotent producer and waits until Kafka has
+// acknowledged every one of them (route_commit: after_ack). An error: the first record
+// Kafka refused, or the wait ran out.
+Status write_acknowledged(bus::Producer& producer, const std::vector<bus::Record>& records,
+                          std::chrono::milliseconds timeout) {
+  struct Acks {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = 0;
+    std::optional<Error> error;
+  };
+  auto acks = std::make_shared<Acks>();
+  acks->left = records.size();
+  const auto settle = [acks](const Result<bus::Delivery>& d) {
+    const std::lock_guard lock(acks->mu);
+    if (!d && !acks->error) acks->error = d.error();
+    if (--acks->left == 0) acks->cv.notify_all();
+  };
+  for (const auto& r : records)
+    if (auto st = producer.send(r, settle); !st) settle(st.error());
+  std::unique_lock lock(acks->mu);
+  if (!acks->cv.wait_for(lock, timeout, [&] { return acks->left == 0; }))
+    return Error::transient(ErrorDomain::kKafka, std::to_string(acks->left) + " of the batch's " +
+                                                     std::to_string(records.size()) +
+                                                     " records not acknowledged by Kafka within " +
+                                                     std::to_string(timeout.count()) + " ms");
+  if (acks->error) return *acks->error;
+  return {};
+}
+
+void route_loop(const RouteStageSettings& s, const std::string& name,
+                const std::vector<std::string>& topics, const std::atomic<bool>& stop,
+                RouteCounters& counters, const Process& process, bool transactional,
+                const std::function<void(bool committed)>& after_batch = {}) {
   const std::string group = s.topic_prefix + "budstikke-route-" + name;
   const std::string txn_id = group + "-" + s.instance;
+  // How long an after_ack batch waits for Kafka's acknowledgements: librdkafka gives up on
+  // a record after message_timeout_ms and reports it; the margin covers that report.
+  constexpr int kAckTimeoutMs = 60000;
   while (!stop.load()) {
     const bus::KafkaSettings kafka = s.kafka.for_role("route." + name);
-    auto producer = bus::TransactionalProducer::create(kafka, txn_id);
-    if (!producer) {
-      log::error(kModule, "transactional producer failed",
-                 {{"route", name}, {"error", producer.error().message}});
-      std::this_thread::sleep_for(std::chrono::seconds(1));
-      continue;
+    std::unique_ptr<bus::TransactionalProducer> txn;
+    std::unique_ptr<bus::Producer> plain;
+    if (transactional) {
+      auto p = bus::TransactionalProducer::create(kafka, txn_id);
+      if (!p) {
+        log::error(kModule, "transactional producer failed",
+                   {{"route", name}, {"error", p.error().message}});
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      txn = std::move(*p);
+    } else {
+      // The batch is enqueued whole and waited for: nothing to linger for.
+      bus::ProducerOptions po;
+      po.linger_ms = 0;
+      po.message_timeout_ms = kAckTimeoutMs;
+      auto p = bus::Producer::create(kafka, po);
+      if (!p) {
+        log::error(kModule, "producer failed", {{"route", name}, {"error", p.error().message}});
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      plain = std::move(*p);
     }
     bus::ConsumerOptions co;
-    co.transactional = true;
+    co.transactional = transactional;
     if (s.static_membership) co.group_instance_id = s.instance;
     auto consumer = bus::Consumer::create(kafka, group, topics, co);
     if (!consumer) {
@@ -126,7 +183,7 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
     while (!stop.load() && !broken) {
       // Its error reports and statistics, which would otherwise wait for a commit (a route
       // that lets nothing through never commits a transaction).
-      (*producer)->poll();
+      if (txn) txn->poll();
       std::vector<bus::Message> batch;
       // The batch closes batch_ms after its first event was written to Kafka, as a
       // producer's linger does, not batch_ms after this loop began to wait: events that came
@@ -167,10 +224,11 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
       }
       if (broken || batch.empty()) continue;
       std::vector<bus::Record> records;
-      for (const auto& m : batch) {
-        process(m, records);
-        (void)(*consumer)->store(m);
-      }
+      for (const auto& m : batch) process(m, records);
+      // after_ack: a batch with records has its offsets stored once Kafka has the records (a
+      // consumer closed or revoked in between commits only what is stored).
+      if (txn || records.empty())
+        for (const auto& m : batch) (void)(*consumer)->store(m);
       counters.consumed.fetch_add(batch.size());
       if (records.empty()) {
         // The route let nothing through: no records, so no transaction (which would cost the
@@ -187,10 +245,35 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
         continue;
       }
       const auto began = std::chrono::steady_clock::now();
-      Status st = (*producer)->begin();
-      for (size_t i = 0; st && i < records.size(); ++i) st = (*producer)->send(records[i]);
-      if (st) st = (*producer)->send_offsets(**consumer);
-      if (st) st = (*producer)->commit();
+      if (plain) {
+        // The records first, then the offsets: a crash in between routes the batch again,
+        // and its jobs, written twice under the same ids, are sent once (the delivery
+        // stage's memory of what it delivered and skip_delivered_lookback_s).
+        Status st = write_acknowledged(*plain, records, std::chrono::milliseconds(kAckTimeoutMs));
+        if (st) {
+          for (const auto& m : batch) (void)(*consumer)->store(m);
+          st = (*consumer)->commit(true);
+          if (!st) (*consumer)->clear_stored();
+        }
+        if (!st) {
+          log::warn(kModule, "batch not committed; it will be read again",
+                    {{"route", name}, {"error", st.error().message}});
+          counters.aborted_batches.fetch_add(1);
+          if (after_batch) after_batch(false);
+          broken = true;
+          continue;
+        }
+        if (after_batch) after_batch(true);
+        idle_offsets = false;
+        last_commit = std::chrono::steady_clock::now();
+        count_committed(s.topic_prefix, name, records, batch.size(),
+                        std::chrono::steady_clock::now() - began);
+        continue;
+      }
+      Status st = txn->begin();
+      for (size_t i = 0; st && i < records.size(); ++i) st = txn->send(records[i]);
+      if (st) st = txn->send_offsets(**consumer);
+      if (st) st = txn->commit();
       if (!st) {
         log::warn(kModule, "batch aborted; it will be read again",
                   {{"route", name}, {"error", st.error().message}});
@@ -207,7 +290,7 @@ void transactional_loop(const RouteStageSettings& s, const std::string& name,
           std::this_thread::sleep_for(std::chrono::seconds(1));
         }
         counters.aborted_batches.fetch_add(1);
-        (void)(*producer)->abort();
+        (void)txn->abort();
         if (after_batch) after_batch(false);
         broken = true;
         continue;
@@ -312,7 +395,7 @@ void RouteStage::run_route(const Route* route) {
   RouteEnv env{reg_.get(), &codecs_, claims_};
   const std::string prefix = s_.topic_prefix;
   const std::string name = route->name();
-  transactional_loop(
+  route_loop(
       s_, name, topics, stop_, counters_,
       [&](const bus::Message& m, std::vector<bus::Record>& out) {
         // An event the route's filter rejects by its type and format is not parsed (the
@@ -410,7 +493,8 @@ void RouteStage::run_route(const Route* route) {
                        std::move(tracking),
                        {{"bs-state", state}, {"bs-route", name}},
                        -1});
-      });
+      },
+      !s_.commit_after_ack);
 }
 
 void RouteStage::run_receipts() {
@@ -432,7 +516,7 @@ void RouteStage::run_receipts() {
       log::warn(kModule, "could not read the receipts already sent; duplicates are possible",
                 {{"error", st.error().message}});
   }
-  transactional_loop(
+  route_loop(
       s_, "receipts", {prefix + runtime::kAppRecOutboundTopic}, stop_, counters_,
       [&](const bus::Message& m, std::vector<bus::Record>& out) {
         const std::string hers = m.header(h::kReceiverHer).value_or("");
@@ -511,6 +595,7 @@ void RouteStage::run_receipts() {
                        -1});
         counters_.jobs.fetch_add(1);
       },
+      /*transactional=*/true,
       [&](bool committed) {
         if (committed) answered.insert(pending.begin(), pending.end());
         pending.clear();

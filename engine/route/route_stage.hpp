@@ -54,6 +54,11 @@ struct RouteStageSettings {
   // (and when the stage stops; a batch with records carries them in its transaction): a
   // route that filters out a busy topic's events would otherwise commit once per batch.
   std::chrono::milliseconds idle_commit_interval{1000};
+  // delivery.route_commit: after_ack: a batch's records go through an idempotent producer
+  // and its offsets are committed once Kafka has acknowledged all of them (at least once;
+  // the jobs' ids let the delivery stage drop a batch written twice). The receipts route
+  // keeps its transaction either way.
+  bool commit_after_ack = false;
 };
 
 struct RouteCounters {

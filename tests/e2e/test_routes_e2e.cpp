@@ -151,8 +151,9 @@ std::pair<int, std::string> run(const std::string& cmd) {
 namespace {
 
 // `route_jobs`: the engine runs with delivery.job_topics: route, and with `job_partitions`
-// > 0 with delivery.job_topic_partitions set to it.
-void kill_run(bool route_jobs, int job_partitions = 0) {
+// > 0 with delivery.job_topic_partitions set to it; `after_ack`: with delivery.route_commit:
+// after_ack (the routes write without transactions).
+void kill_run(bool route_jobs, int job_partitions = 0, bool after_ack = false) {
   testenv::TempDir tmp;
   Receiver receiver(tmp.path() / "received", kDown);
   ASSERT_GT(receiver.http_port, 0) << testenv::read_file(tmp.path() / "received/receiver.err");
@@ -164,6 +165,8 @@ void kill_run(bool route_jobs, int job_partitions = 0) {
   std::string delivery = route_jobs ? "delivery:\n  job_topics: route\n" : "";
   if (job_partitions > 0)
     delivery += "  job_topic_partitions: " + std::to_string(job_partitions) + "\n";
+  if (after_ack)
+    delivery += (route_jobs ? "" : "delivery:\n") + std::string("  route_commit: after_ack\n");
   testenv::EngineProcess engine(tmp.path() / "engine", shipped_config(delivery));
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
   if (job_partitions > 0) {
@@ -291,6 +294,24 @@ void kill_run(bool route_jobs, int job_partitions = 0) {
   EXPECT_GE(dlq, kAdt);
   EXPECT_EQ(count(engine.prefix() + "route.failed"), 0);
   EXPECT_EQ(count(engine.prefix() + "ingest.rejected"), 0);
+  // How the routes wrote: a transaction leaves a commit marker behind its records in each
+  // partition it wrote (an offset no reader gets), writes acknowledged one by one do not.
+  int64_t jobs_end = -1, jobs_read = -1;
+  if (route_jobs) {
+    bus::KafkaSettings ks;
+    ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+    const std::string jobs = engine.prefix() + "jobs.lab-result-to-requester";
+    jobs_end = count(jobs);
+    jobs_read = 0;
+    ASSERT_TRUE(bus::scan_topics(ks, {jobs}, [&](const bus::Message&) {
+      ++jobs_read;
+      return true;
+    }));
+    if (after_ack)
+      EXPECT_EQ(jobs_read, jobs_end) << "route_commit after_ack left transaction markers";
+    else
+      EXPECT_LT(jobs_read, jobs_end) << "the routes' transactions left no markers";
+  }
   // The PLO route reads admissions but lets no HL7 one through: its batches commit their
   // offsets without a transaction, and it has still read the admission topic to its end.
   {
@@ -331,11 +352,17 @@ void kill_run(bool route_jobs, int job_partitions = 0) {
       "stage (%zu delivered, <= %lld of %d hospital jobs routed) and in the delivery stage "
       "(after %zu); after the restarts: %zu missing, %zu duplicates; kjernejournal %lld "
       "records; dlq.%s %lld; %.1f s\n",
-      route_jobs ? " (job_topics route)" : "", kAdt + kOru + kDialog + kResult, kAdt, kOru, kDialog,
-      kResult, expected_total, expected.size(), kResult, kDialog, at_kill1,
-      static_cast<long long>(routed_at_kill1), kOru + kDialog, at_kill, missing, duplicates,
-      static_cast<long long>(kj), kDown, static_cast<long long>(dlq), secs);
+      after_ack    ? " (job_topics route, route_commit after_ack)"
+      : route_jobs ? " (job_topics route)"
+                   : "",
+      kAdt + kOru + kDialog + kResult, kAdt, kOru, kDialog, kResult, expected_total,
+      expected.size(), kResult, kDialog, at_kill1, static_cast<long long>(routed_at_kill1),
+      kOru + kDialog, at_kill, missing, duplicates, static_cast<long long>(kj), kDown,
+      static_cast<long long>(dlq), secs);
   for (const auto& [s, n] : dup_by_system) std::printf("  duplicates at %s: %d\n", s.c_str(), n);
+  if (route_jobs)
+    std::printf("  jobs.lab-result-to-requester: %lld records read, end offset %lld\n",
+                static_cast<long long>(jobs_read), static_cast<long long>(jobs_end));
   // What each restart found delivered already (design note 36).
   for (const char* log : {"engine/engine-2.log", "engine/engine-3.log"}) {
     const std::string text = testenv::read_file(tmp.path() / log);
@@ -357,6 +384,13 @@ TEST(RoutesE2E, ShippedRoutesDeliverEverywhereWithADownSystemAndTwoKillDashNines
 // two kill -9 lose nothing.
 TEST(RoutesE2E, RouteJobTopicsSurviveTwoKillDashNines) {
   kill_run(true);
+}
+
+// The same with delivery.route_commit: after_ack: no transactions; a batch routed again
+// after a crash is written twice, and its jobs, under the same ids, are still sent at least
+// once and counted where they arrive twice.
+TEST(RoutesE2E, RouteCommitAfterAckSurvivesTwoKillDashNines) {
+  kill_run(true, 0, true);
 }
 
 // The same with every jobs.<route> topic on one partition (delivery.job_topic_partitions,
@@ -569,7 +603,8 @@ TEST(RoutesE2E, AfterTheLookbackASecondRecordIsSentAgain) {
 // the engine gets SIGHUP three times: an invalid route (refused, the running routes stay),
 // a changed route (the hospital system now gets canonical JSON instead of the HL7 original),
 // and the same files again. Every result must reach the hospital system exactly once.
-TEST(RoutesE2E, HotReloadUnderLoadLosesAndDuplicatesNothing) {
+// `engine_yaml`: more of the engine's configuration.
+void reload_run(const std::string& engine_yaml) {
   testenv::TempDir tmp;
   testenv::HttpReceiver http;
   testenv::MllpReceiver mllp;
@@ -584,7 +619,7 @@ TEST(RoutesE2E, HotReloadUnderLoadLosesAndDuplicatesNothing) {
       std::filesystem::copy_file(e.path(), routes / e.path().filename());
   testenv::EngineProcess engine(
       tmp.path() / "engine",
-      "routes: " + routes.string() + "\nsystems: " + src + "/config/systems.yaml\n");
+      "routes: " + routes.string() + "\nsystems: " + src + "/config/systems.yaml\n" + engine_yaml);
   ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
   const std::string oru = testenv::read_file(src + "/examples/messages/oru-r01-lab-result.hl7");
 
@@ -649,9 +684,10 @@ TEST(RoutesE2E, HotReloadUnderLoadLosesAndDuplicatesNothing) {
     return n;
   };
   std::printf(
-      "hot reload: %d results at 200/s, 3 SIGHUPs (1 refused, %d applied): %d lost, %d "
+      "hot reload%s: %d results at 200/s, 3 SIGHUPs (1 refused, %d applied): %d lost, %d "
       "duplicated; %d delivered as HL7 before the change, %d as JSON after\n",
-      kTotal, occurrences("\"reload applied\""), lost, duplicated, hl7, json);
+      engine_yaml.empty() ? "" : " (route_commit after_ack)", kTotal,
+      occurrences("\"reload applied\""), lost, duplicated, hl7, json);
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(duplicated, 0);
   EXPECT_EQ(occurrences("\"reload refused; the running configuration stays\""), 1);
@@ -660,6 +696,16 @@ TEST(RoutesE2E, HotReloadUnderLoadLosesAndDuplicatesNothing) {
   EXPECT_GT(hl7, 0);
   EXPECT_GT(json, 0);
   EXPECT_EQ(engine.stop(SIGTERM), 0);
+}
+
+TEST(RoutesE2E, HotReloadUnderLoadLosesAndDuplicatesNothing) {
+  reload_run("");
+}
+
+// The same without route transactions: a route stopped by the reload has committed what it
+// wrote, so the routes that replace it write nothing twice.
+TEST(RoutesE2E, HotReloadWithRouteCommitAfterAckLosesAndDuplicatesNothing) {
+  reload_run("delivery:\n  route_commit: after_ack\n");
 }
 
 namespace {

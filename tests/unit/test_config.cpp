@@ -234,12 +234,13 @@ TEST(EngineConfig, DeliveryJobTopicsDefaultToOnePerSystem) {
   EXPECT_EQ(cfg.route_batch_ms, 15);
   EXPECT_EQ(cfg.route_batch_max, 500);
   EXPECT_EQ(cfg.route_idle_commit, std::chrono::milliseconds(1000));
+  EXPECT_FALSE(cfg.route_commit_after_ack);
 
   Diagnostics d2;
   const auto cfg2 = load("route.yaml",
                          "delivery:\n  job_topics: route\n  max_pending_per_system: 500\n"
                          "  route_batch_ms: 0\n  route_batch_max: 50\n  job_topic_partitions: 1\n"
-                         "  route_idle_commit_ms: 0\n",
+                         "  route_idle_commit_ms: 0\n  route_commit: after_ack\n",
                          d2);
   ASSERT_FALSE(d2.has_errors()) << d2.format_all();
   EXPECT_TRUE(cfg2.jobs_per_route);
@@ -248,12 +249,13 @@ TEST(EngineConfig, DeliveryJobTopicsDefaultToOnePerSystem) {
   EXPECT_EQ(cfg2.route_batch_ms, 0);
   EXPECT_EQ(cfg2.route_batch_max, 50);
   EXPECT_EQ(cfg2.route_idle_commit, std::chrono::milliseconds(0));
+  EXPECT_TRUE(cfg2.route_commit_after_ack);
 
   Diagnostics d3;
   (void)load("bad.yaml",
              "delivery:\n  job_topics: patient\n  max_pending_per_system: 1\n"
              "  route_batch_ms: 2000\n  route_batch_max: 0\n  job_topic_partitions: 2000\n"
-             "  route_idle_commit_ms: -1\n",
+             "  route_idle_commit_ms: -1\n  route_commit: never\n",
              d3);
   const std::string bad = (dir.path() / "bad.yaml").string();
   EXPECT_TRUE(has(d3, bad + ":4:15: error: delivery.job_topics: 'patient' is not one of"))
@@ -267,6 +269,8 @@ TEST(EngineConfig, DeliveryJobTopicsDefaultToOnePerSystem) {
   EXPECT_TRUE(has(d3, bad + ":8:25: error: delivery.job_topic_partitions: must be at most 1024"))
       << d3.format_all();
   EXPECT_TRUE(has(d3, bad + ":9:25: error: delivery.route_idle_commit_ms: must be at least 0"))
+      << d3.format_all();
+  EXPECT_TRUE(has(d3, bad + ":10:17: error: delivery.route_commit: 'never' is not one of"))
       << d3.format_all();
 }
 
