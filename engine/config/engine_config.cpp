@@ -265,9 +265,11 @@ Spec build_engine_spec_fields() {
                    "and the delivery stage does not send a job it delivered already, within "
                    "skip_delivered_lookback_s). No transaction round trips, no commit "
                    "markers. Measured (BENCHMARKS.md, session 44) at 2,000 routed msg/s: a "
-                   "healthy p99 of 47 against 74 ms (lower in 6 of 6 pairs), p50 16 against "
-                   "24 ms, the broker 26% and the engine 5% cheaper per message. The "
-                   "AppRec route (one receipt per message, ever) keeps its transaction.",
+                   "healthy p99 of 29.5 against 61.5 ms (lower in 8 of 8 pairs), p50 15 "
+                   "against 21 ms, the broker 23% and the engine 4% cheaper per message; at "
+                   "500 msg/s p99 20 against 25 ms, the broker 33% cheaper; unpaced 6% more "
+                   "routed msg/s. The AppRec route (one receipt per message, ever) keeps its "
+                   "transaction.",
                    "transaction", {"transaction", "after_ack"}),
        make_int("route_idle_commit_ms",
                 "A route batch that lets no event through writes no transaction; its "
