@@ -8,7 +8,8 @@
 # usage: [BROKER_WARMUP=60] tests/bench/routes/run.sh [RUNS=3] [SECONDS=10] [RATES="500 2000"]
 # bench_routes' BENCH_* variables pass through: BENCH_JOB_TOPICS=route measures job topics per
 # route, and with BENCH_PARTITIONS=1 the settings a site running one engine may choose (README,
-# "Sizing: one engine or several").
+# "Sizing: one engine or several"); BENCH_DELIVERY="route_commit: after_ack" the routes
+# without transactions (design note 57).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$here"
