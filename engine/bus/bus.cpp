@@ -882,6 +882,12 @@ Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
   return p;
 }
 
+Status end_open_transaction(const KafkaSettings& settings, const std::string& transactional_id) {
+  auto p = TransactionalProducer::create(settings, transactional_id);
+  if (!p) return p.error();
+  return {};
+}
+
 TransactionalProducer::~TransactionalProducer() {
   if (!rk_) return;
   rd_kafka_destroy(rk_);

@@ -337,6 +337,13 @@ Result<std::vector<std::string>> list_topics(const KafkaSettings& settings,
 // Names of the topics that begin with `prefix` (an environment's topic_prefix).
 Result<std::vector<std::string>> topics_with_prefix(const KafkaSettings& settings,
                                                     const std::string& prefix);
+// Ends what an earlier producer with this transactional id left open (a crashed process's
+// transaction: InitProducerId aborts it and answers once it is aborted) and fences that
+// producer. For a process that no longer writes under the id: until its open transaction
+// ends, read_committed readers of every partition it wrote stop there, for up to
+// transaction.timeout.ms.
+Status end_open_transaction(const KafkaSettings& settings, const std::string& transactional_id);
+
 // Sum over partitions of (high watermark - low watermark).
 Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::string& topic,
                                     Millis timeout = Millis(10000));

@@ -141,6 +141,14 @@ void route_loop(const RouteStageSettings& s, const std::string& name,
       }
       txn = std::move(*p);
     } else {
+      // A transaction this route left open when it ran with route_commit: transaction and
+      // crashed would hold up every read_committed reader of its partitions (the delivery
+      // stage) until transaction.timeout.ms: it is ended first.
+      if (auto st = bus::end_open_transaction(kafka, txn_id); !st)
+        log::warn(kModule,
+                  "could not end what an earlier transaction of this route left open; "
+                  "readers of its partitions may wait up to a minute",
+                  {{"route", name}, {"error", st.error().message}});
       // The batch is enqueued whole and waited for: nothing to linger for.
       bus::ProducerOptions po;
       po.linger_ms = 0;

@@ -329,6 +329,51 @@ TEST(Bus, GracefulShutdownDeliversEverythingInFlight) {
 
 // The producer's librdkafka statistics reach /metrics: records sent and requests agree with
 // what was produced, and the broker's round trip is there while requests go out.
+// A transaction left open (its producer gone without a commit or an abort, as in a crash)
+// holds read_committed readers at its first record; end_open_transaction ends it at once,
+// well before the broker's transaction.timeout.ms (60 s) would.
+TEST(Bus, AnOpenTransactionIsEndedForItsReaders) {
+  const auto s = settings();
+  const std::string topic = fresh_topic("open-txn");
+  ASSERT_TRUE(bus::ensure_topics(s, {{topic, 1, 1, {}}}).ok());
+  const std::string id = "txn-" + topic;
+  auto t = bus::TransactionalProducer::create(s, id);
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  ASSERT_TRUE((*t)->begin().ok());
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE((*t)->send({topic, "k", "open " + std::to_string(i), {}, -1}).ok());
+  // On the broker: the records are there (the high watermark moved past them).
+  const auto on_broker = [&] {
+    auto n = bus::topic_message_count(s, topic);
+    return n ? *n : -1;
+  };
+  for (int i = 0; i < 100 && on_broker() < 5; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(on_broker(), 5);
+  // A read_committed reader stops at the open transaction's first record.
+  int read = 0;
+  const auto count = [&](const bus::Message&) {
+    ++read;
+    return true;
+  };
+  EXPECT_FALSE(bus::scan_topics(s, {topic}, count, 3s).ok());
+  EXPECT_EQ(read, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(bus::end_open_transaction(s, id).ok());
+  const double ended_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Aborted: the reader reaches the end (the abort marker's offset) and reads nothing.
+  read = 0;
+  const auto st = bus::scan_topics(s, {topic}, count, 20s);
+  EXPECT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(read, 0);
+  EXPECT_LT(ended_s, 20.0);
+  // The old producer is fenced: its commit fails.
+  EXPECT_FALSE((*t)->commit(10s).ok());
+  std::printf("open transaction ended in %.2f s\n", ended_s);
+  t->reset();
+  (void)bus::delete_topics(s, {topic});
+}
+
 TEST(Bus, ProducerStatisticsBecomeMetrics) {
   auto s = settings();
   s.statistics_interval_ms = 200;
