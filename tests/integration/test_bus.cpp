@@ -330,8 +330,9 @@ TEST(Bus, GracefulShutdownDeliversEverythingInFlight) {
 // The producer's librdkafka statistics reach /metrics: records sent and requests agree with
 // what was produced, and the broker's round trip is there while requests go out.
 // A transaction left open (its producer gone without a commit or an abort, as in a crash)
-// holds read_committed readers at its first record; end_open_transaction ends it at once,
-// well before the broker's transaction.timeout.ms (60 s) would.
+// holds read_committed readers at its first record, and with it every record written after
+// it; end_open_transaction ends it at once, well before the broker's transaction.timeout.ms
+// (60 s) would.
 TEST(Bus, AnOpenTransactionIsEndedForItsReaders) {
   const auto s = settings();
   const std::string topic = fresh_topic("open-txn");
@@ -342,30 +343,39 @@ TEST(Bus, AnOpenTransactionIsEndedForItsReaders) {
   ASSERT_TRUE((*t)->begin().ok());
   for (int i = 0; i < 5; ++i)
     ASSERT_TRUE((*t)->send({topic, "k", "open " + std::to_string(i), {}, -1}).ok());
-  // On the broker: the records are there (the high watermark moved past them).
-  const auto on_broker = [&] {
-    auto n = bus::topic_message_count(s, topic);
-    return n ? *n : -1;
-  };
-  for (int i = 0; i < 100 && on_broker() < 5; ++i) std::this_thread::sleep_for(50ms);
-  ASSERT_EQ(on_broker(), 5);
-  // A read_committed reader stops at the open transaction's first record.
   int read = 0;
-  const auto count = [&](const bus::Message&) {
-    ++read;
-    return true;
+  const auto scan = [&](bool uncommitted) {
+    read = 0;
+    return bus::scan_topics(
+        s, {topic},
+        [&](const bus::Message&) {
+          ++read;
+          return true;
+        },
+        10s, 0, uncommitted);
   };
-  EXPECT_FALSE(bus::scan_topics(s, {topic}, count, 3s).ok());
+  // On the broker (a reader of uncommitted records gets them).
+  for (int i = 0; i < 100; ++i) {
+    if (scan(true) && read >= 5) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(read, 5);
+  // A record written after them, outside any transaction, is held back too.
+  {
+    auto p = bus::Producer::create(s);
+    ASSERT_TRUE(p.ok());
+    ASSERT_TRUE((*p)->send_sync({topic, "k", "after", {}, -1}).ok());
+  }
+  ASSERT_TRUE(scan(false).ok());
   EXPECT_EQ(read, 0);
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(bus::end_open_transaction(s, id).ok());
   const double ended_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // Aborted: the reader reaches the end (the abort marker's offset) and reads nothing.
-  read = 0;
-  const auto st = bus::scan_topics(s, {topic}, count, 20s);
+  // Aborted: the reader gets the record written after it, and none of the five.
+  const auto st = scan(false);
   EXPECT_TRUE(st.ok()) << st.error().message;
-  EXPECT_EQ(read, 0);
+  EXPECT_EQ(read, 1);
   EXPECT_LT(ended_s, 20.0);
   // The old producer is fenced: its commit fails.
   EXPECT_FALSE((*t)->commit(10s).ok());
