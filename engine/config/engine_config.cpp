@@ -239,7 +239,8 @@ Spec build_engine_spec_fields() {
                 "42 measured 2 against 4 again: the same CPU, a worse p99.",
                 4, 1, 64),
        make_int("route_batch_ms",
-                "A route writes the jobs of a batch of events in one Kafka transaction. The "
+                "A route writes the jobs of a batch of events in one Kafka transaction (with "
+                "route_commit after_ack: one acknowledged write and one offset commit). The "
                 "batch closes this long after its first event was written to Kafka (as a "
                 "producer's linger), or at route_batch_max events. Shorter: lower latency, "
                 "more transactions (each costs the broker 1.5-3 ms of CPU and, with librdkafka "
@@ -253,7 +254,7 @@ Spec build_engine_spec_fields() {
                 "matters more than latency at low rates (session 42: 50 against 10 ms at 100 "
                 "msg/s halved both processes' CPU, p99 ~25 -> ~60 ms).",
                 15, 0, 1000),
-       make_int("route_batch_max", "Most events in one route transaction.", 500, 1, 100000),
+       make_int("route_batch_max", "Most events in one route batch.", 500, 1, 100000),
        make_choice("route_commit",
                    "How a route makes its jobs and its consumed offsets durable together. "
                    "`transaction`: the jobs, their tracking records and the offsets in one "
@@ -272,9 +273,9 @@ Spec build_engine_spec_fields() {
                    "transaction.",
                    "transaction", {"transaction", "after_ack"}),
        make_int("route_idle_commit_ms",
-                "A route batch that lets no event through writes no transaction; its "
-                "offsets are committed at most this often (and when the route stops; the "
-                "next transaction carries them too). A route that filters out a busy topic "
+                "A route batch that lets no event through writes nothing; its offsets are "
+                "committed at most this often (and when the route stops; the next batch "
+                "that writes records commits them too). A route that filters out a busy topic "
                 "would otherwise commit once per batch (up to ~66 a second at "
                 "route_batch_ms 15). After a crash such events are read again and let "
                 "through by nothing again. 0: every batch commits.",

@@ -51,7 +51,8 @@ struct RouteStageSettings {
   // deliver.<system> (delivery::route_jobs_topic).
   bool jobs_per_route = false;
   // A batch the route lets nothing through has its offsets committed at most this often
-  // (and when the stage stops; a batch with records carries them in its transaction): a
+  // (and when the stage stops; the next batch with records commits them along with its
+  // own, in its transaction or after its acknowledgements): a
   // route that filters out a busy topic's events would otherwise commit once per batch.
   std::chrono::milliseconds idle_commit_interval{1000};
   // delivery.route_commit: after_ack: a batch's records go through an idempotent producer
