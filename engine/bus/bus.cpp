@@ -438,6 +438,27 @@ void forget_statistics(const rd_kafka_t* rk) {
 
 // ---------------------------------------------------------------- Producer
 
+namespace {
+
+// Every topic's metadata into the client's cache (design note 58): a topic's first record
+// then finds its partition's leader there instead of waiting for librdkafka 2.0.2's
+// once-a-second lookup of unknown topics.
+Status warm_topic_metadata(rd_kafka_t* rk, Millis timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto e = rd_kafka_metadata(rk, 1, nullptr, &md, static_cast<int>(timeout.count()));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(e, "metadata of every topic");
+  rd_kafka_metadata_destroy(md);
+  return {};
+}
+
+void warm_or_note(rd_kafka_t* rk, Millis timeout) {
+  if (auto st = warm_topic_metadata(rk, timeout); !st)
+    log::debug(kModule, "topic metadata not fetched; a topic's first record may wait up to 1 s",
+               {{"error", st.error().message}});
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings,
                                                    const ProducerOptions& opts) {
   auto conf = make_conf(
@@ -466,7 +487,12 @@ Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings
     set_thread_name("bs-kafka-dr");
     raw->poll_loop();
   });
+  if (opts.warm_metadata) warm_or_note(p->rk_, Millis(opts.warm_timeout_ms));
   return p;
+}
+
+Status Producer::warm_metadata(Millis timeout) {
+  return warm_topic_metadata(rk_, timeout);
 }
 
 void Producer::poll_loop() {
@@ -846,7 +872,8 @@ void txn_dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
 }
 
 Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
-    const KafkaSettings& settings, const std::string& transactional_id, Millis init_timeout) {
+    const KafkaSettings& settings, const std::string& transactional_id, Millis init_timeout,
+    bool warm_metadata) {
   auto conf = make_conf(settings, {{"transactional.id", transactional_id},
                                    {"enable.idempotence", "true"},
                                    {"acks", "all"},
@@ -879,11 +906,13 @@ Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
   (void)conf->release();
   if (auto* e = rd_kafka_init_transactions(p->rk_, static_cast<int>(init_timeout.count())))
     return from_error_t(e, "init transactions");
+  if (warm_metadata) warm_or_note(p->rk_, Millis(1000));
   return p;
 }
 
 Status end_open_transaction(const KafkaSettings& settings, const std::string& transactional_id) {
-  auto p = TransactionalProducer::create(settings, transactional_id);
+  // Made to end the open transaction and dropped: it writes nothing, so no metadata.
+  auto p = TransactionalProducer::create(settings, transactional_id, Millis(60000), false);
   if (!p) return p.error();
   return {};
 }

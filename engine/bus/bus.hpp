@@ -122,6 +122,11 @@ struct ProducerOptions {
   int linger_ms = -1;  // -1: KafkaSettings::linger_ms
   int max_in_flight_messages = 1000000;
   int message_timeout_ms = 300000;  // how long librdkafka retries before a delivery fails
+  // Fetch every topic's metadata when created (Producer::warm_metadata), so that the first
+  // record to each topic does not wait for librdkafka's once-a-second lookup of unknown
+  // topics. Waits at most warm_timeout_ms; a broker not reachable then only costs that.
+  bool warm_metadata = true;
+  int warm_timeout_ms = 1000;
 };
 
 class Producer {
@@ -142,6 +147,11 @@ class Producer {
   Status flush(Millis timeout);
   // Records enqueued but not yet reported.
   int64_t in_flight() const;
+  // Fills the client's metadata cache with every topic the cluster has. librdkafka 2.0.2
+  // looks up a topic it knows nothing about at most once a second, so without this the
+  // first record to each topic waited up to ~1 s for its partition's leader (design note
+  // 58). create() calls it; call it again after creating topics this producer will write.
+  Status warm_metadata(Millis timeout = Millis(5000));
 
  private:
   Producer() = default;
@@ -285,7 +295,8 @@ class TransactionalProducer {
  public:
   static Result<std::unique_ptr<TransactionalProducer>> create(const KafkaSettings& settings,
                                                                const std::string& transactional_id,
-                                                               Millis init_timeout = Millis(60000));
+                                                               Millis init_timeout = Millis(60000),
+                                                               bool warm_metadata = true);
   ~TransactionalProducer();
   TransactionalProducer(const TransactionalProducer&) = delete;
   TransactionalProducer& operator=(const TransactionalProducer&) = delete;

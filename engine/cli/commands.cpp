@@ -348,6 +348,11 @@ int cmd_run(const Args& args) {
         !st)
       return Error::transient(ErrorDomain::kKafka,
                               "cannot create delivery topics: " + st.error().message);
+    // The shared producer writes to these (dlq.<system>, moved jobs, outcomes); any it has
+    // just created were not in its metadata yet (design note 58).
+    if (auto st = producer.warm_metadata(); !st)
+      log::debug("engine", "topic metadata not fetched; a topic's first record may wait 1 s",
+                 {{"error", st.error().message}});
     // What the admin API reads: the registry, and the consumer groups for the lag gauge.
     std::vector<std::pair<std::string, std::vector<std::string>>> groups;
     for (const auto& r : routes.routes) {
