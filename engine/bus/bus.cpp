@@ -451,6 +451,9 @@ Status warm_topic_metadata(rd_kafka_t* rk, Millis timeout) {
   return {};
 }
 
+// How often a transactional producer fetches it again (ProducerOptions::rewarm_interval_ms).
+constexpr Millis kRewarmInterval{300000};
+
 void warm_or_note(rd_kafka_t* rk, Millis timeout) {
   if (auto st = warm_topic_metadata(rk, timeout); !st)
     log::debug(kModule, "topic metadata not fetched; a topic's first record may wait up to 1 s",
@@ -483,6 +486,7 @@ Result<std::unique_ptr<Producer>> Producer::create(const KafkaSettings& settings
   p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof err);
   if (!p->rk_) return Error::permanent(ErrorDomain::kKafka, std::string("producer: ") + err);
   (void)conf->release();  // owned by rk_ now
+  p->rewarm_ = opts.warm_metadata ? Millis(opts.rewarm_interval_ms) : Millis(0);
   p->poller_ = std::thread([raw = p.get()] {
     set_thread_name("bs-kafka-dr");
     raw->poll_loop();
@@ -496,7 +500,14 @@ Status Producer::warm_metadata(Millis timeout) {
 }
 
 void Producer::poll_loop() {
-  while (!stop_.load(std::memory_order_acquire)) rd_kafka_poll(rk_, 100);
+  auto next_warm = std::chrono::steady_clock::now() + rewarm_;
+  while (!stop_.load(std::memory_order_acquire)) {
+    rd_kafka_poll(rk_, 100);
+    if (rewarm_.count() > 0 && std::chrono::steady_clock::now() >= next_warm) {
+      warm_or_note(rk_, Millis(1000));
+      next_warm = std::chrono::steady_clock::now() + rewarm_;
+    }
+  }
 }
 
 Producer::~Producer() {
@@ -906,7 +917,11 @@ Result<std::unique_ptr<TransactionalProducer>> TransactionalProducer::create(
   (void)conf->release();
   if (auto* e = rd_kafka_init_transactions(p->rk_, static_cast<int>(init_timeout.count())))
     return from_error_t(e, "init transactions");
-  if (warm_metadata) warm_or_note(p->rk_, Millis(1000));
+  if (warm_metadata) {
+    warm_or_note(p->rk_, Millis(1000));
+    p->rewarm_ = true;
+    p->next_warm_ = std::chrono::steady_clock::now() + kRewarmInterval;
+  }
   return p;
 }
 
@@ -925,6 +940,10 @@ TransactionalProducer::~TransactionalProducer() {
 
 void TransactionalProducer::poll() {
   rd_kafka_poll(rk_, 0);
+  if (rewarm_ && std::chrono::steady_clock::now() >= next_warm_) {
+    warm_or_note(rk_, Millis(1000));
+    next_warm_ = std::chrono::steady_clock::now() + kRewarmInterval;
+  }
 }
 
 Status TransactionalProducer::begin() {

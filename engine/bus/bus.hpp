@@ -127,6 +127,10 @@ struct ProducerOptions {
   // topics. Waits at most warm_timeout_ms; a broker not reachable then only costs that.
   bool warm_metadata = true;
   int warm_timeout_ms = 1000;
+  // And again this often, from the poll thread: librdkafka drops a topic's metadata from its
+  // cache after metadata.max.age.ms (15 min) unless the client writes to that topic, so a
+  // topic first written an hour after the start would wait its second again. 0: never.
+  int rewarm_interval_ms = 300000;
 };
 
 class Producer {
@@ -157,6 +161,7 @@ class Producer {
   Producer() = default;
   void poll_loop();
   rd_kafka_s* rk_ = nullptr;
+  Millis rewarm_{0};  // ProducerOptions::rewarm_interval_ms
   std::thread poller_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> in_flight_{0};
@@ -310,12 +315,16 @@ class TransactionalProducer {
   Status commit(Millis timeout = Millis(60000));
   Status abort(Millis timeout = Millis(60000));
   // Serves the producer's callbacks (error reports, statistics) without waiting; a commit
-  // serves them too, so this is for the times between transactions.
+  // serves them too, so this is for the times between transactions. Every 5 minutes it
+  // also fetches every topic's metadata again (ProducerOptions::rewarm_interval_ms), which
+  // takes one round trip.
   void poll();
 
  private:
   TransactionalProducer() = default;
   rd_kafka_s* rk_ = nullptr;
+  bool rewarm_ = false;
+  std::chrono::steady_clock::time_point next_warm_{};
   bool stats_ = false;  // reports statistics to the budstikke_kafka_* metrics
   std::string delivery_error_;
   std::atomic<int> failed_{0};
