@@ -67,6 +67,12 @@ int main(int argc, char** argv) {
   const int n = argc > 2 ? std::atoi(argv[2]) : 1000;
   const int rate = argc > 3 ? std::atoi(argv[3]) : 100;
   if (argc > 4) ks.busy_wait_pause_us = std::atoi(argv[4]);
+  if (n < 1 || rate < 1 || ks.busy_wait_pause_us < 0) {
+    std::fprintf(stderr,
+                 "bench_txn: TRANSACTIONS and RATE must be at least 1, PAUSE_US at "
+                 "least 0\n");
+    return 2;
+  }
   std::printf("busy_wait_pause_us=%d\n", ks.busy_wait_pause_us);
   const std::string topic = "bench.txn." + std::to_string(::getpid());
   if (auto st = bus::ensure_topics(ks, {{topic, 4, 1, {}}}); !st) {
