@@ -52,8 +52,8 @@ struct RouteStageSettings {
   bool jobs_per_route = false;
   // A batch the route lets nothing through has its offsets committed at most this often
   // (and when the stage stops; the next batch with records commits them along with its
-  // own, in its transaction or after its acknowledgements): a
-  // route that filters out a busy topic's events would otherwise commit once per batch.
+  // own, in its transaction or after its acknowledgements): a route that filters out a
+  // busy topic's events would otherwise commit once per batch.
   std::chrono::milliseconds idle_commit_interval{1000};
   // delivery.route_commit: after_ack: a batch's records go through an idempotent producer
   // and its offsets are committed once Kafka has acknowledged all of them (at least once;
