@@ -1209,6 +1209,29 @@ Result<std::vector<std::string>> list_topics(const KafkaSettings& settings, Mill
   return out;
 }
 
+namespace {
+
+// A partition's low and high watermarks. A partition just created, or one whose leader is
+// moving, is answered NOT_LEADER_OR_FOLLOWER or LEADER_NOT_AVAILABLE for a while (seen on a
+// broker busy with another engine's topics, seconds after a start); such answers are asked
+// again until the timeout, not taken as the answer.
+rd_kafka_resp_err_t query_watermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition,
+                                     int64_t* lo, int64_t* hi, Millis timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+    const auto e = rd_kafka_query_watermark_offsets(
+        rk, topic.c_str(), partition, lo, hi, static_cast<int>(std::max<int64_t>(1, left.count())));
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR || !is_retriable_code(e) ||
+        std::chrono::steady_clock::now() + Millis(100) >= deadline)
+      return e;
+    std::this_thread::sleep_for(Millis(100));
+  }
+}
+
+}  // namespace
+
 Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::string& topic,
                                     Millis timeout) {
   Handle h;
@@ -1225,8 +1248,7 @@ Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::st
       int64_t lo = 0;
       int64_t hi = 0;
       const auto we =
-          rd_kafka_query_watermark_offsets(h.rk, topic.c_str(), md->topics[0].partitions[p].id, &lo,
-                                           &hi, static_cast<int>(timeout.count()));
+          query_watermarks(h.rk, topic, md->topics[0].partitions[p].id, &lo, &hi, timeout);
       if (we != RD_KAFKA_RESP_ERR_NO_ERROR) {
         st = kafka_error(we, "watermarks of " + topic);
         break;
@@ -1309,8 +1331,7 @@ Status scan_topics(const KafkaSettings& settings, const std::vector<std::string>
   for (const auto& [t, p] : *parts) {
     int64_t lo = 0;
     int64_t hi = 0;
-    const auto we = rd_kafka_query_watermark_offsets(h.rk, t.c_str(), p, &lo, &hi,
-                                                     static_cast<int>(timeout.count()));
+    const auto we = query_watermarks(h.rk, t, p, &lo, &hi, timeout);
     if (we != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(we, "watermarks of " + t);
     if (hi <= lo) continue;
     end[{t, p}] = hi;
@@ -1393,8 +1414,7 @@ Result<std::vector<PartitionOffsets>> group_offsets(const KafkaSettings& setting
     PartitionOffsets po;
     po.topic = t;
     po.partition = p;
-    const auto we = rd_kafka_query_watermark_offsets(h.rk, t.c_str(), p, &po.low, &po.high,
-                                                     static_cast<int>(timeout.count()));
+    const auto we = query_watermarks(h.rk, t, p, &po.low, &po.high, timeout);
     if (we != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(we, "watermarks of " + t);
     out.push_back(po);
     rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p);
