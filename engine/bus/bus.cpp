@@ -1211,20 +1211,20 @@ Result<std::vector<std::string>> list_topics(const KafkaSettings& settings, Mill
 
 namespace {
 
-// A partition's low and high watermarks. A partition just created, or one whose leader is
-// moving, is answered NOT_LEADER_OR_FOLLOWER or LEADER_NOT_AVAILABLE for a while (seen on a
-// broker busy with another engine's topics, seconds after a start); such answers are asked
-// again until the timeout, not taken as the answer.
+// A partition's low and high watermarks, each query waiting up to `timeout` for its answer.
+// A partition just created, or one whose leader is moving, is answered
+// NOT_LEADER_OR_FOLLOWER or LEADER_NOT_AVAILABLE for a while (seen on a broker busy with
+// another engine's topics, seconds after a start); such answers are asked again until
+// `retry_until`, the whole operation's deadline (every partition's retries share it), not
+// taken as the answer.
 rd_kafka_resp_err_t query_watermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition,
-                                     int64_t* lo, int64_t* hi, Millis timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+                                     int64_t* lo, int64_t* hi, Millis timeout,
+                                     std::chrono::steady_clock::time_point retry_until) {
   for (;;) {
-    const auto left =
-        std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
-    const auto e = rd_kafka_query_watermark_offsets(
-        rk, topic.c_str(), partition, lo, hi, static_cast<int>(std::max<int64_t>(1, left.count())));
+    const auto e = rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, lo, hi,
+                                                    static_cast<int>(timeout.count()));
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR || !is_retriable_code(e) ||
-        std::chrono::steady_clock::now() + Millis(100) >= deadline)
+        std::chrono::steady_clock::now() + Millis(100) >= retry_until)
       return e;
     std::this_thread::sleep_for(Millis(100));
   }
@@ -1234,6 +1234,7 @@ rd_kafka_resp_err_t query_watermarks(rd_kafka_t* rk, const std::string& topic, i
 
 Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::string& topic,
                                     Millis timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   Handle h;
   if (auto st = admin_handle(settings, h); !st) return st.error();
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(h.rk, topic.c_str(), nullptr);
@@ -1247,8 +1248,8 @@ Result<int64_t> topic_message_count(const KafkaSettings& settings, const std::st
     for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
       int64_t lo = 0;
       int64_t hi = 0;
-      const auto we =
-          query_watermarks(h.rk, topic, md->topics[0].partitions[p].id, &lo, &hi, timeout);
+      const auto we = query_watermarks(h.rk, topic, md->topics[0].partitions[p].id, &lo, &hi,
+                                       timeout, deadline);
       if (we != RD_KAFKA_RESP_ERR_NO_ERROR) {
         st = kafka_error(we, "watermarks of " + topic);
         break;
@@ -1331,7 +1332,7 @@ Status scan_topics(const KafkaSettings& settings, const std::vector<std::string>
   for (const auto& [t, p] : *parts) {
     int64_t lo = 0;
     int64_t hi = 0;
-    const auto we = query_watermarks(h.rk, t, p, &lo, &hi, timeout);
+    const auto we = query_watermarks(h.rk, t, p, &lo, &hi, timeout, deadline);
     if (we != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(we, "watermarks of " + t);
     if (hi <= lo) continue;
     end[{t, p}] = hi;
@@ -1403,6 +1404,7 @@ Result<std::vector<PartitionOffsets>> group_offsets(const KafkaSettings& setting
                                                     const std::string& group,
                                                     const std::vector<std::string>& topics,
                                                     Millis timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   Handle h;
   if (auto st = plain_consumer(settings, group, h); !st) return st.error();
   auto parts = partitions_of(h.rk, topics, timeout, true);
@@ -1414,7 +1416,7 @@ Result<std::vector<PartitionOffsets>> group_offsets(const KafkaSettings& setting
     PartitionOffsets po;
     po.topic = t;
     po.partition = p;
-    const auto we = query_watermarks(h.rk, t, p, &po.low, &po.high, timeout);
+    const auto we = query_watermarks(h.rk, t, p, &po.low, &po.high, timeout, deadline);
     if (we != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(we, "watermarks of " + t);
     out.push_back(po);
     rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p);
