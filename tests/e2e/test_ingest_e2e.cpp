@@ -47,16 +47,20 @@ struct Record {
   std::string key;
   std::string value;
   std::map<std::string, std::string> headers;
+  int32_t partition = -1;
+  int64_t offset = -1;
 };
 
 // Reads a topic from the beginning until `expected` records arrived and nothing new came
 // for a while, or the deadline passed.
 std::vector<Record> read_topic(const std::string& topic, size_t expected,
-                               std::chrono::seconds deadline = 120s) {
+                               std::chrono::seconds deadline = 120s, bool committed = true) {
   bus::KafkaSettings s;
   s.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
   std::vector<Record> out;
-  auto c = bus::Consumer::create(s, "reader-" + uuid_v4(), {topic});
+  bus::ConsumerOptions opts;
+  opts.read_committed = committed;
+  auto c = bus::Consumer::create(s, "reader-" + uuid_v4(), {topic}, opts);
   if (!c) return out;
   const auto end = std::chrono::steady_clock::now() + deadline;
   auto last = std::chrono::steady_clock::now();
@@ -68,11 +72,45 @@ std::vector<Record> read_topic(const std::string& topic, size_t expected,
       continue;
     }
     last = std::chrono::steady_clock::now();
-    Record r{std::string((**m).key()), std::string((**m).value()), {}};
+    Record r{std::string((**m).key()),
+             std::string((**m).value()),
+             {},
+             (**m).partition(),
+             (**m).offset()};
     for (auto& h : (**m).headers()) r.headers[h.key] = h.value;
     out.push_back(std::move(r));
   }
   return out;
+}
+
+// For a read that came up short: which partition/offsets the reader saw, what a
+// read_uncommitted reader sees of the same topic, and the engine's warnings and errors.
+std::string explain_shortfall(const std::string& topic, const std::vector<Record>& seen,
+                              size_t expected, const testenv::EngineProcess& engine) {
+  std::ostringstream o;
+  auto offsets = [](const std::vector<Record>& rs) {
+    std::map<int32_t, std::vector<int64_t>> by_partition;
+    for (const auto& r : rs) by_partition[r.partition].push_back(r.offset);
+    std::ostringstream out;
+    for (const auto& [p, offs] : by_partition) {
+      out << "  partition " << p << ":";
+      for (const auto off : offs) out << ' ' << off;
+      out << '\n';
+    }
+    return out.str();
+  };
+  o << topic << ": read " << seen.size() << " of " << expected << " (read_committed)\n"
+    << offsets(seen);
+  const auto all = read_topic(topic, expected, 20s, false);
+  o << "read_uncommitted: " << all.size() << "\n"
+    << offsets(all) << "engine rejections, warnings and errors:\n";
+  std::istringstream log(engine.log_text());
+  for (std::string line; std::getline(log, line);)
+    if (line.find("\"message rejected\"") != std::string::npos ||
+        line.find("\"level\":\"warn") != std::string::npos ||
+        line.find("\"level\":\"error") != std::string::npos)
+      o << "  " << line << '\n';
+  return o.str();
 }
 
 bool wait_for(const std::function<bool()>& cond, std::chrono::seconds limit) {
@@ -146,12 +184,14 @@ TEST(IngestE2E, FilesAndPostsArriveRejectionsGetReasonsAndAppRecs) {
     EXPECT_EQ(r.key.find("12837512393"), std::string::npos);
     for (const auto& [k, v] : r.headers) EXPECT_EQ(v.find("12837512393"), std::string::npos) << k;
   }
-  EXPECT_EQ(seen.size(), valid_ids.size());
+  EXPECT_EQ(seen.size(), valid_ids.size())
+      << explain_shortfall(engine.prefix() + "canonical.dialog", events, valid_ids.size(), engine);
   for (const auto& id : valid_ids) EXPECT_EQ(seen[id], 1) << id;
 
   // Rejections: 10 + 5 invalid, 5 garbage files, 1 unclosed POST.
   const auto rej = read_topic(engine.prefix() + "ingest.rejected", 21);
-  EXPECT_EQ(rej.size(), 21u);
+  EXPECT_EQ(rej.size(), 21u) << explain_shortfall(engine.prefix() + "ingest.rejected", rej, 21,
+                                                  engine);
   std::set<std::string> rejected_ids;
   for (const auto& r : rej) {
     const auto j = nlohmann::json::parse(r.value);
@@ -163,7 +203,8 @@ TEST(IngestE2E, FilesAndPostsArriveRejectionsGetReasonsAndAppRecs) {
 
   // A negative AppRec for each identified sender; each validates and points back.
   const auto apprecs = read_topic(engine.prefix() + "apprec.outbound", invalid_ids.size());
-  EXPECT_EQ(apprecs.size(), invalid_ids.size());
+  EXPECT_EQ(apprecs.size(), invalid_ids.size()) << explain_shortfall(
+      engine.prefix() + "apprec.outbound", apprecs, invalid_ids.size(), engine);
   auto schemas = emelding::SchemaSet::load((testenv::standards_dir() / "xsd").string());
   ASSERT_TRUE(schemas.ok());
   emelding::Decoder decoder(*schemas);

@@ -147,6 +147,9 @@ class EngineProcess {
     std::filesystem::rename(tmp, inbox() / name);
   }
 
+  // What the current start's engine wrote to its log so far (for a failing test's report).
+  std::string log_text() const { return slurp(log_path()); }
+
   size_t files_in(const std::string& sub) const {
     size_t n = 0;
     std::error_code ec;
