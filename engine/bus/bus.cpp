@@ -158,12 +158,35 @@ struct Pending {
   DeliveryCallback cb;
 };
 
+// A record reported delivered without the offset the broker wrote it at was not confirmed by
+// the broker: librdkafka 2.0.2 reports a refused batch delivered when a later one to the same
+// partition was taken ("implicitly acked"), which is wrong for a partition's first batches
+// from a producer (the broker takes those whatever their sequence numbers). With acks=all
+// every record the broker took comes back with its offset, so one without is sent again by
+// the caller: a possible duplicate instead of a possible loss (design note 59).
+bool unconfirmed(const rd_kafka_message_t* m) {
+  if (m->err || m->offset >= 0) return false;
+  static metrics::Counter& count = metrics::global().counter(
+      "budstikke_kafka_unconfirmed_deliveries_total",
+      "Records librdkafka reported delivered without the broker's offset (counted as failed "
+      "and sent again).");
+  count.inc();
+  log::warn(kModule, "record reported delivered without an offset; counted as not delivered",
+            {{"topic", rd_kafka_topic_name(m->rkt)}, {"partition", std::to_string(m->partition)}});
+  return true;
+}
+
 void producer_dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   auto* in_flight = static_cast<std::atomic<int64_t>*>(opaque);
   std::unique_ptr<Pending> p(static_cast<Pending*>(m->_private));
+  const bool not_confirmed = unconfirmed(m);
   if (p && p->cb) {
     if (m->err) {
       p->cb(kafka_error(m->err, std::string("delivery to ") + rd_kafka_topic_name(m->rkt)));
+    } else if (not_confirmed) {
+      p->cb(Error::transient(ErrorDomain::kKafka,
+                             std::string("delivery to ") + rd_kafka_topic_name(m->rkt) +
+                                 ": reported without the broker's offset (not confirmed)"));
     } else {
       p->cb(Delivery{rd_kafka_topic_name(m->rkt), m->partition, m->offset});
     }
@@ -875,8 +898,12 @@ Status Consumer::close() {
 // ---------------------------------------------------------------- TransactionalProducer
 
 void txn_dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
-  if (!m->err) return;
   auto* self = static_cast<TransactionalProducer*>(opaque);
+  if (unconfirmed(m)) {
+    self->failed_.fetch_add(1);  // commit() aborts instead
+    return;
+  }
+  if (!m->err) return;
   self->failed_.fetch_add(1);
   log::warn(kModule, "transactional delivery failed",
             {{"topic", rd_kafka_topic_name(m->rkt)}, {"error", rd_kafka_err2name(m->err)}});
@@ -983,6 +1010,14 @@ Status TransactionalProducer::send_offsets(Consumer& consumer, Millis timeout) {
 }
 
 Status TransactionalProducer::commit(Millis timeout) {
+  // Every delivery report first: a record reported delivered without an offset was not
+  // confirmed (design note 59) and commit_transaction would commit without it; the caller
+  // aborts instead and reads the batch again. The commit's own flush then has nothing left.
+  if (rd_kafka_flush(rk_, static_cast<int>(timeout.count())) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+      failed_.load() > 0)
+    return Error::transient(ErrorDomain::kKafka,
+                            "commit transaction: " + std::to_string(failed_.load()) +
+                                " record(s) not confirmed by the broker");
   if (auto* e = rd_kafka_commit_transaction(rk_, static_cast<int>(timeout.count())))
     return from_error_t(e, "commit transaction");
   if (failed_.load() > 0)  // cannot happen after a successful commit, kept as a guard
@@ -1048,6 +1083,37 @@ void warn_other_partition_counts(const KafkaSettings& settings,
        {"partitions", std::to_string(example_has)},
        {"configured", std::to_string(example->partitions > 0 ? example->partitions
                                                              : settings.default_partitions)}});
+}
+
+}  // namespace
+
+namespace {
+
+// Waits until the leader of each partition answers for it (a ListOffsets request), until
+// `deadline`; returns how many did not. The metadata names a just-created partition's leader
+// before that broker has taken the partition on: a producer's first batch there is refused
+// (NOT_LEADER) while its next may already be taken, and librdkafka 2.0.2 then reports the
+// refused one delivered (design note 59).
+size_t wait_until_led(rd_kafka_t* rk, std::vector<std::pair<std::string, int32_t>> parts,
+                      std::chrono::steady_clock::time_point deadline) {
+  while (!parts.empty()) {
+    const auto left =
+        std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    TplPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+    for (const auto& [topic, partition] : parts)
+      rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset =
+          RD_KAFKA_OFFSET_END;  // as a timestamp: the latest offset
+    const auto e = rd_kafka_offsets_for_times(
+        rk, list.get(), static_cast<int>(std::min<int64_t>(left.count(), 5000)));
+    std::vector<std::pair<std::string, int32_t>> still;
+    for (int i = 0; i < list->cnt; ++i)
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR || list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        still.emplace_back(list->elems[i].topic, list->elems[i].partition);
+    parts.swap(still);
+    if (!parts.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return parts.size();
 }
 
 }  // namespace
@@ -1128,6 +1194,20 @@ Status ensure_topics(const KafkaSettings& settings, const std::vector<TopicSpec>
         if (ready.count(t.name) == 0 && missing++ == 0) a_missing = t.name;
       if (missing == 0) {
         warn_other_partition_counts(settings, topics, existed, ready);
+        // The ones made here: written to at once, they must be led already (design note 59).
+        std::vector<std::pair<std::string, int32_t>> made;
+        for (const auto& t : topics)
+          if (existed.count(t.name) == 0)
+            for (int32_t p = 0; p < ready[t.name]; ++p) made.emplace_back(t.name, p);
+        const size_t total = made.size();
+        if (const size_t unled = wait_until_led(h.rk, std::move(made), deadline); unled > 0)
+          return Error::transient(ErrorDomain::kKafka,
+                                  "create topics: created, but " + std::to_string(unled) + " of " +
+                                      std::to_string(total) +
+                                      " new partitions without a leader that answers for them "
+                                      "within " +
+                                      std::to_string(timeout.count()) +
+                                      " ms; is the broker overloaded?");
         return {};
       }
     }
