@@ -1085,10 +1085,6 @@ void warn_other_partition_counts(const KafkaSettings& settings,
                                                              : settings.default_partitions)}});
 }
 
-}  // namespace
-
-namespace {
-
 // Waits until the leader of each partition answers for it (a ListOffsets request), until
 // `deadline`; returns how many did not. The metadata names a just-created partition's leader
 // before that broker has taken the partition on: a producer's first batch there is refused
