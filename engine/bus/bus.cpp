@@ -1017,7 +1017,7 @@ Status TransactionalProducer::commit(Millis timeout) {
       failed_.load() > 0)
     return Error::transient(ErrorDomain::kKafka,
                             "commit transaction: " + std::to_string(failed_.load()) +
-                                " record(s) not confirmed by the broker");
+                                " record(s) failed or not confirmed by the broker");
   if (auto* e = rd_kafka_commit_transaction(rk_, static_cast<int>(timeout.count())))
     return from_error_t(e, "commit transaction");
   if (failed_.load() > 0)  // cannot happen after a successful commit, kept as a guard
