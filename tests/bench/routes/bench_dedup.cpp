@@ -44,8 +44,9 @@ int main(int argc, char** argv) {
   const int runs = argc > 2 ? std::atoi(argv[2]) : 5;
   const size_t cap = argc > 3 ? std::strtoul(argv[3], nullptr, 10)
                               : budstikke::delivery::RecentlyDelivered::kDefaultCap;
-  if (n < 2000 || runs < 1 || cap < 1) {
-    std::fprintf(stderr, "usage: bench_dedup [ids >= 2000] [runs >= 1] [cap >= 1]\n");
+  // The table must hold the id looked up a thousand deliveries later.
+  if (n < 2000 || runs < 1 || cap <= 1000) {
+    std::fprintf(stderr, "usage: bench_dedup [ids >= 2000] [runs >= 1] [cap > 1000]\n");
     return 2;
   }
   std::mt19937_64 rng(47);
