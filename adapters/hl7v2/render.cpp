@@ -61,6 +61,23 @@ std::string str(const json& j, const char* key) {
   return {};
 }
 
+// A member of an object, or null when `j` is no object or has no such member. A canonical
+// event read from Kafka may carry any JSON in its body: nlohmann's value() throws on a
+// non-object, which must never reach the route stage.
+const json& member(const json& j, const char* key) {
+  static const json kNull;
+  if (!j.is_object()) return kNull;
+  const auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
+// A member that is a list, or an empty list for anything else.
+const json& items(const json& j, const char* key) {
+  static const json kEmpty = json::array();
+  const json& v = member(j, key);
+  return v.is_array() ? v : kEmpty;
+}
+
 // RFC 3339 or KITH dateTime -> HL7 DTM (YYYYMMDDHHMMSS); a date alone -> YYYYMMDD.
 std::string hl7_ts(const std::string& t) {
   std::string d;
@@ -83,16 +100,16 @@ std::string coded(const json& c) {
 }
 
 std::string pid(const Event& e) {
-  const json& p = e.body.value("patient", json::object());
+  const json& p = member(e.body, "patient");
   std::string ids;
-  for (const auto& id : p.value("ids", json::array())) {
+  for (const auto& id : items(p, "ids")) {
     if (!ids.empty()) ids += "~";
     const std::string type = str(id, "type");
     std::string authority = str(id, "authority");
     if (authority.empty() && (type == "FNR" || type == "DNR" || type == "HNR")) authority = "NOR";
     ids += esc(str(id, "value")) + "^^^" + esc(authority) + "^" + esc(type);
   }
-  const json& n = p.value("name", json::object());
+  const json& n = member(p, "name");
   std::string sex = str(p, "sex");
   if (sex == "1") sex = "M";  // KITH code list 3101
   if (sex == "2") sex = "F";
@@ -136,12 +153,12 @@ std::string status_of(const json& s) {
 }
 
 std::string oru(const Event& e) {
-  std::string out = "OBR|1|||" + coded(e.body.value("description", json::object())) + "|||" +
+  std::string out = "OBR|1|||" + coded(member(e.body, "description")) + "|||" +
                     hl7_ts(str(e.body, "issued")) + "\r";
   int n = 0;
   // KITH results or HL7 observations: the same fields under slightly different names.
   auto add = [&](const json& r) {
-    const json& what = r.contains("analysis") ? r.at("analysis") : r.value("observation", json());
+    const json& what = r.contains("analysis") ? r.at("analysis") : member(r, "observation");
     const std::string value = str(r, "value");
     const std::string type =
         r.contains("value_type") ? str(r, "value_type")
@@ -149,16 +166,15 @@ std::string oru(const Event& e) {
                                                                                           : "ST";
     out += "OBX|" + std::to_string(++n) + "|" + esc(type) + "|" + coded(what) + "||" + esc(value) +
            "|" + esc(str(r, "unit")) + "|" + esc(str(r, "reference_range")) + "|" +
-           esc(flag_of(r.value("flag", json()))) + "|||" + status_of(r.value("status", json())) +
-           "\r";
+           esc(flag_of(member(r, "flag"))) + "|||" + status_of(member(r, "status")) + "\r";
   };
-  for (const auto& r : e.body.value("results", json::array())) add(r);
-  for (const auto& r : e.body.value("observations", json::array())) add(r);
+  for (const auto& r : items(e.body, "results")) add(r);
+  for (const auto& r : items(e.body, "observations")) add(r);
   return out;
 }
 
 std::string pv1(const Event& e) {
-  const json& v = e.body.value("visit", json::object());
+  const json& v = member(e.body, "visit");
   return "PV1|1|" + esc(str(v, "class").empty() ? "I" : str(v, "class")) + "\r";
 }
 
@@ -199,7 +215,7 @@ std::string oml(const Event& e) {
   out += "ORC|NW|" + esc(placer) + "|||||||" + when + "|||" + requester + "|||||||||" +
          esc(org_name(e.sender)) + "^^^^^^^^^" + esc(her_of(e.sender)) + "\r";
   int n = 0;
-  for (const auto& a : b.value("analyses", json::array())) {
+  for (const auto& a : items(b, "analyses")) {
     out += "OBR|" + std::to_string(++n) + "|" + esc(placer) + "||" + coded(a) + "|||" + when +
            "||||||||" + esc(str(a, "specimen")) + "|" + requester + "\r";
   }
@@ -210,7 +226,7 @@ std::string oml(const Event& e) {
 // diagnoses (DG1) and the reasons as notes (NTE).
 std::string ref(const Event& e, const runtime::RenderRequest& r) {
   const json& b = e.body;
-  std::string out = "RF1|P^Pending|" + esc(str(b.value("priority", json::object()), "code")) + "|" +
+  std::string out = "RF1|P^Pending|" + esc(str(member(b, "priority"), "code")) + "|" +
                     esc(str(b, "requested_service")) + "||" + "|" + esc(e.source.message_id) +
                     "|||" + hl7_ts(str(b, "generated")) + "\r";
   const std::string referring = xcn(e.sender.person);
@@ -221,10 +237,10 @@ std::string ref(const Event& e, const runtime::RenderRequest& r) {
          esc(r.receiver.organisation.her_id) + "^HER\r";
   out += pid(e);
   int n = 0;
-  for (const auto& d : b.value("diagnoses", json::array()))
+  for (const auto& d : items(b, "diagnoses"))
     out += "DG1|" + std::to_string(++n) + "||" + coded(d) + "\r";
   n = 0;
-  for (const auto& reason : b.value("reasons", json::array())) {
+  for (const auto& reason : items(b, "reasons")) {
     const std::string heading = str(reason, "heading");
     out += "NTE|" + std::to_string(++n) + "||" + esc(heading.empty() ? "" : heading + ": ") +
            esc(str(reason, "text")) + "\r";

@@ -211,3 +211,55 @@ TEST(Render, AnHl7OriginalIsReaddressedForEachDestinationFromOneParse) {
   EXPECT_EQ(parse(*other).get("MSH-9-1"), "ORU");
   EXPECT_EQ(parse(*other).get("MSH-10"), e2.source.message_id);
 }
+
+// A canonical event read from Kafka may carry any JSON in its body (anyone who may write to
+// a canonical topic can put it there): a member of an unexpected shape renders as empty,
+// never as an exception out of the route stage.
+TEST(Render, BodyMembersOfAnyShapeRenderWithoutThrowing) {
+  emelding::EmeldingCodec kith(nullptr);
+  hl7v2::Hl7Codec hl7;
+  struct Kind {
+    const char* file;
+    EventType type;
+    const char* lists[3];
+  } kinds[] = {
+      {"svarrapport-lab-result.xml", EventType::kLabResult, {"results", "observations", nullptr}},
+      {"rekvisisjon-lab-requisition.xml", EventType::kLabRequisition, {"analyses", nullptr}},
+      {"henvisning-gp-to-hospital.xml", EventType::kReferral, {"diagnoses", "reasons", nullptr}},
+      {"plo-admission-notice.xml", EventType::kAdmission, {nullptr}},
+  };
+  const nlohmann::json odd[] = {nullptr, 5, "text", nlohmann::json::array({1, "x", nullptr}),
+                                nlohmann::json::object({{"a", 1}})};
+  int rendered = 0;
+  for (const auto& k : kinds) {
+    const std::string xml =
+        testenv::read_file(testenv::source_dir() / "examples/messages" / k.file);
+    Event base = decode(kith, xml);
+    base.type = k.type;
+    base.body = base.full_body();  // as the route stage has it: the JSON read from Kafka
+    base.body_json.clear();
+    base.body_content_json.clear();
+    std::vector<std::string> members = {"patient", "description", "visit", "priority"};
+    for (const char* const* l = k.lists; *l; ++l) members.emplace_back(*l);
+    for (const auto& member : members) {
+      for (const auto& v : odd) {
+        Event e = base;
+        e.body[member] = v;
+        if (member == "patient")
+          e.body["patient"] = nlohmann::json::object({{"ids", v}, {"name", v}});
+        Result<std::string> er7 = std::string();
+        EXPECT_NO_THROW(er7 = hl7.render(e, xml, to_lab())) << k.file << " " << member << "=" << v;
+        EXPECT_TRUE(er7.ok()) << k.file << " " << member;
+        e.body[member] = v;  // the patient itself of another shape too
+        EXPECT_NO_THROW(er7 = hl7.render(e, xml, to_lab())) << k.file << " " << member << "=" << v;
+        // Each item of a list of another shape too.
+        if (member != "patient") {
+          e.body[member] = nlohmann::json::array({v});
+          EXPECT_NO_THROW(er7 = hl7.render(e, xml, to_lab())) << k.file << " [" << v << "]";
+        }
+        rendered += er7.ok() ? 1 : 0;
+      }
+    }
+  }
+  EXPECT_GT(rendered, 50);
+}
