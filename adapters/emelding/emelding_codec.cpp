@@ -105,14 +105,28 @@ Result<std::string> EmeldingCodec::build_receipt(const nlohmann::json& c,
                                                  std::string& format) const {
   if (!c.is_object())
     return Error::permanent(ErrorDomain::kCodec, "receipt context: not an object");
+  // The context travels in a delivery job's bs-receipt header, which a record written by
+  // anyone but the route stage may carry in any shape: a member of another type is refused
+  // (nlohmann's value() would throw it at the delivery stage).
+  std::string wrong;
+  auto text = [&](const char* key, const char* absent) {
+    const auto it = c.find(key);
+    if (it == c.end()) return std::string(absent);
+    if (it->is_string()) return it->get<std::string>();
+    if (wrong.empty()) wrong = key;
+    return std::string();
+  };
   AppRecRequest r;
-  r.version = c.value("apprec_version", "1.0");
+  r.version = text("apprec_version", "1.0");
   r.status = outcome.ok ? 1 : 2;
-  r.original_msg_type = c.value("msg_type", "");
+  r.original_msg_type = text("msg_type", "");
   r.original_msg_type_dn = r.original_msg_type;
-  r.original_issue_date = c.value("issue_date", "");
+  r.original_issue_date = text("issue_date", "");
   // KITH dateTime: no zone designator needed; keep what the original said.
-  r.original_msg_id = c.value("msg_id", "");
+  r.original_msg_id = text("msg_id", "");
+  if (!wrong.empty())
+    return Error::permanent(ErrorDomain::kCodec,
+                            "receipt context: /" + wrong + " must be a string");
   auto sender = party_from_json(c.value("sender", nlohmann::json::object()));
   auto receiver = party_from_json(c.value("receiver", nlohmann::json::object()));
   if (!sender || !receiver)

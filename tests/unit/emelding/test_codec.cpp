@@ -8,6 +8,7 @@
 
 #include "adapters/emelding/apprec.hpp"
 #include "adapters/emelding/codec.hpp"
+#include "adapters/emelding/emelding_codec.hpp"
 #include "tests/support/test_env.hpp"
 #include "tests/unit/emelding/manifest.hpp"
 
@@ -306,6 +307,53 @@ TEST(EmeldingAppRec, UnknownReceiverE21) {
     EXPECT_NE(xml->find("V=\"E21\""), std::string::npos);
     expect_valid_apprec(d, *xml, version, 2, dec.info.msg_id);
   }
+}
+
+// The receipt context travels in a delivery job's bs-receipt header; a record that carries
+// one of another shape gets a refusal naming the member, never an exception.
+TEST(EmeldingAppRec, ReceiptContextOfTheWrongShapeIsRefusedNotThrown) {
+  const EmeldingCodec codec(nullptr);
+  Party sender;
+  sender.organisation.name = "Fjordbyen legesenter";
+  sender.organisation.her_id = "8100001";
+  const nlohmann::json good = {{"apprec_version", "1.1"},
+                               {"msg_type", "DIALOG_NOTAT"},
+                               {"msg_id", "6a0e2f43-5d0b-4a8e-9a55-0b3c2f7e1a01"},
+                               {"issue_date", "2026-11-20T09:12:00"},
+                               {"sender", party_to_json(sender)},
+                               {"receiver", party_to_json(new_receiver())}};
+  runtime::ReceiptOutcome ok;
+  ok.ok = true;
+  std::string format;
+  auto built = codec.build_receipt(good, ok, format);
+  ASSERT_TRUE(built.ok()) << built.error().message;
+  EXPECT_EQ(format, "kith/apprec/1.1");
+  EXPECT_NE(built->find("6a0e2f43-5d0b-4a8e-9a55-0b3c2f7e1a01"), std::string::npos);
+
+  struct Case {
+    const char* member;
+    nlohmann::json value;
+    const char* says;
+  } cases[] = {
+      {"apprec_version", 11, "/apprec_version must be a string"},
+      {"msg_type", nlohmann::json::array(), "/msg_type must be a string"},
+      {"issue_date", nullptr, "/issue_date must be a string"},
+      {"msg_id", {{"id", "x"}}, "/msg_id must be a string"},
+      {"sender", "Fjordbyen", "unreadable parties"},
+      {"receiver", 7, "unreadable parties"},
+  };
+  for (const auto& c : cases) {
+    nlohmann::json ctx = good;
+    ctx[c.member] = c.value;
+    Result<std::string> r = std::string();
+    EXPECT_NO_THROW(r = codec.build_receipt(ctx, ok, format)) << c.member;
+    ASSERT_FALSE(r.ok()) << c.member;
+    EXPECT_NE(r.error().message.find(c.says), std::string::npos)
+        << c.member << ": " << r.error().message;
+  }
+  for (const nlohmann::json& ctx :
+       {nlohmann::json::array(), nlohmann::json("x"), nlohmann::json(1)})
+    EXPECT_FALSE(codec.build_receipt(ctx, ok, format).ok()) << ctx.dump();
 }
 
 TEST(EmeldingAppRec, RefusesIncompleteRequests) {
