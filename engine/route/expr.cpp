@@ -5,8 +5,9 @@
 #include <cmath>
 #include <ctime>
 #include <functional>
-#include <regex>
 #include <vector>
+
+#include <boost/regex.hpp>
 
 #include "engine/core/time.hpp"
 #include "engine/event/event.hpp"
@@ -455,11 +456,19 @@ const std::map<std::string, FnSpec>& functions() {
 // matches(text, "regex"): the regex is compiled once, when the expression compiles.
 struct Matches final : Node {
   NodePtr text;
-  std::shared_ptr<const std::regex> re;
+  std::string source;  // the regex as written
+  std::shared_ptr<const boost::regex> re;
   json eval(const EvalContext& c) const override {
     const json v = text->eval(c);
     if (v.is_null()) return false;
-    return std::regex_search(str_of(v), *re);
+    const std::string s = str_of(v);
+    try {
+      return boost::regex_search(s, *re);
+    } catch (const std::runtime_error& ex) {
+      // Boost's bound on backtracking (or on its own stack) was reached: undecided.
+      throw EvalError("matches(\"" + source + "\") could not decide on a text of " +
+                      std::to_string(s.size()) + " bytes: " + ex.what());
+    }
   }
   void reads(ExprReads& r) const override { text->reads(r); }
 };
@@ -763,9 +772,10 @@ class Parser {
       if (re.kind != Tok::kString)
         fail(re.offset, "matches() needs a quoted regular expression as its second argument");
       take();
+      m->source = re.text;
       try {
-        m->re = std::make_shared<const std::regex>(re.text, std::regex::ECMAScript);
-      } catch (const std::regex_error& ex) {
+        m->re = std::make_shared<const boost::regex>(re.text, boost::regex::ECMAScript);
+      } catch (const boost::regex_error& ex) {
         fail(re.offset, "invalid regular expression '" + re.text + "': " + ex.what());
       }
       expect(Tok::kRParen, "')'");

@@ -14,11 +14,17 @@
 // Truthiness: null, false, 0, "", [] and {} are false.
 //
 // A compile error names the offset (0-based) in the text and what was expected; callers
-// turn it into file:line:col. Evaluation never throws and never fails: type mismatches
-// yield null / false.
+// turn it into file:line:col. Evaluation never fails on an event's values: type mismatches
+// yield null / false. One exception: matches() on a text its regular expression cannot be
+// decided for within bounds (catastrophic backtracking, e.g. "(a*)*b") throws EvalError;
+// Route::process turns it into a failure of that event (route.failed), never a hang or a
+// crash. matches() uses Boost.Regex (ECMAScript syntax), which keeps its backtracking
+// state on the heap and bounds it: std::regex recurses once per character (a text of
+// ~10,000 characters overflowed an 8 MB stack) and may backtrack for ever.
 
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -38,6 +44,11 @@ namespace budstikke::route {
 struct ExprError {
   size_t offset = 0;
   std::string message;
+};
+
+// An expression that cannot be evaluated on an event (see above).
+struct EvalError : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 struct CompileOptions {

@@ -538,17 +538,16 @@ bool Route::reads_type(EventType t) const {
                       [](const auto& topic) { return topic.rfind("canonical.", 0) == 0; });
 }
 
-RouteResult Route::run(const Event& in, Event* movable, const RouteEnv& env,
-                       const nlohmann::json* given_view) const {
-  RouteResult out;
+void Route::run_steps(const Event& in, Event* movable, const RouteEnv& env,
+                      const nlohmann::json* given_view, RouteResult& out) const {
   // Only the types the route reads (its topics, when they are canonical.<type> topics).
-  if (!reads_type(in.type)) return out;
+  if (!reads_type(in.type)) return;
   const registry::Registry& reg = *env.registry;
   json own_view;
   if (!given_view) own_view = event_view(in);
   const json* view = given_view ? given_view : &own_view;
   EvalContext ctx{view, &reg, nullptr};
-  if (filter_ && !filter_->test(ctx)) return out;
+  if (filter_ && !filter_->test(ctx)) return;
   out.matched = true;
   if (movable)
     out.event = std::move(*movable);  // `in` is `*movable`: not read after this
@@ -583,7 +582,7 @@ RouteResult Route::run(const Event& in, Event* movable, const RouteEnv& env,
                                   "canonical event: " +
                                   mapped.error().message,
                               ""});
-      return out;
+      return;
     }
     out.event = std::move(*mapped);
     own_view = event_view(out.event);
@@ -754,6 +753,26 @@ RouteResult Route::run(const Event& in, Event* movable, const RouteEnv& env,
         out.receipt_context = std::move(*ctx_json);
       }
     }
+  }
+}
+
+RouteResult Route::run(const Event& in, Event* movable, const RouteEnv& env,
+                       const nlohmann::json* given_view) const {
+  RouteResult out;
+  try {
+    run_steps(in, movable, env, given_view, out);
+  } catch (const std::exception& ex) {
+    // An expression that could not be decided (EvalError), or anything else thrown on this
+    // event: the event is not routed, and says why (route.failed, tracking), instead of
+    // stopping the route at the same record after every start.
+    if (!out.matched) {  // thrown by the filter: the event was not taken yet
+      out.matched = true;
+      out.event = in;
+    }
+    out.deliveries.clear();
+    out.receipt_codec.clear();
+    out.receipt_context.reset();
+    out.failures.push_back({"", "route " + name_ + ": " + ex.what(), ""});
   }
   return out;
 }

@@ -148,6 +148,9 @@ class Route {
   // `movable`: `in` itself when it may be moved from, else null.
   RouteResult run(const Event& in, Event* movable, const RouteEnv& env,
                   const nlohmann::json* given_view) const;
+  // run() without its guard: fills `out` as far as it gets.
+  void run_steps(const Event& in, Event* movable, const RouteEnv& env,
+                 const nlohmann::json* given_view, RouteResult& out) const;
   // Whether process() looks at an event of this type (its topics, when all are canonical).
   bool reads_type(EventType t) const;
   std::string name_, file_, description_;

@@ -384,6 +384,64 @@ TEST(Route, ExampleMessagesGoWhereTheExampleRoutesSay) {
   EXPECT_NE(std::find(fan.begin(), fan.end(), "nordvik-barn:hl7v2/2.5"), fan.end());
 }
 
+// matches() reads event data, which may be long or built to make a regex backtrack: it
+// decides long texts (std::regex, used before, recursed once per character and overflowed
+// an 8 MB stack at ~10,000-25,000 characters, and looped for ever on "(a*)*b" against 25
+// characters) and refuses, with an EvalError naming the regex, what it cannot decide.
+TEST(Expr, MatchesDecidesLongTextsAndRefusesEndlessBacktracking) {
+  const nlohmann::json ev = {
+      {"body", {{"long", std::string(1000000, 'a')}, {"hostile", std::string(40, 'a')}}}};
+  EXPECT_EQ(eval("matches(body.long, \"^[a-z]+$\")", ev), true);
+  EXPECT_EQ(eval("matches(body.long, \"(a|b)+\")", ev), true);
+  EXPECT_EQ(eval("matches(body.long, \"^a*b\")", ev), false);
+  EXPECT_EQ(eval("matches(body.hostile, \"^\\\\w{40}$\")", ev), true);  // ECMAScript syntax
+  try {
+    (void)eval("matches(body.hostile, \"(a*)*b\")", ev);
+    ADD_FAILURE() << "no EvalError";
+  } catch (const route::EvalError& e) {
+    EXPECT_NE(std::string(e.what()).find("matches(\"(a*)*b\") could not decide on a text of 40"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// A route whose filter cannot be decided on an event fails that event, with the reason (the
+// route stage writes it to route.failed and the tracking topic), and goes on with the next.
+TEST(Route, AnUndecidableFilterFailsTheEventNotTheRoute) {
+  Diagnostics d;
+  auto reg = reg_of(kRegistry, d);
+  const runtime::CodecRegistry cs = codecs();
+  auto r = route::parse_route(
+      "name: picky\nfrom: [dialog]\nfilter: 'matches(body.note, \"(a*)*b\")'\nrender: "
+      "[json]\nto: [st-olav]\n",
+      "picky.yaml", *reg, cs, d);
+  ASSERT_TRUE(r) << errors(d);
+  const route::RouteEnv env{reg.get(), &cs, nullptr};
+  Event e;
+  e.type = EventType::kDialog;
+  e.event_id = "ev-1";
+  e.source.format = "kith";
+  e.source.message_id = "msg-1";
+  e.body = {{"note", std::string(40, 'a')}};
+  const auto failed = r->process(e, env);
+  EXPECT_TRUE(failed.matched);
+  EXPECT_TRUE(failed.deliveries.empty());
+  ASSERT_EQ(failed.failures.size(), 1u);
+  EXPECT_EQ(failed.failures[0].system, "");
+  EXPECT_NE(failed.failures[0].reason.find("route picky: matches(\"(a*)*b\") could not decide"),
+            std::string::npos)
+      << failed.failures[0].reason;
+  EXPECT_EQ(failed.event.event_id, "ev-1");  // the event travels with its failure
+  // The same route on a text it can decide: delivered as usual.
+  e.body = {{"note", "aab"}};
+  Event moved = e;
+  const auto ok = r->process(std::move(moved), env);
+  EXPECT_TRUE(ok.matched);
+  EXPECT_TRUE(ok.failures.empty());
+  ASSERT_EQ(ok.deliveries.size(), 1u);
+  EXPECT_EQ(ok.deliveries[0].system, "st-olav");
+}
+
 // The route stage hands process() an event it no longer needs, which is moved into the
 // result; tests and the CLI pass one they keep, which is copied. Both must give the same
 // result for every shipped route and a route with a map, on every example message.
