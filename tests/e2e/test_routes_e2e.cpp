@@ -788,6 +788,107 @@ TEST(RoutesE2E, ARouteThatLetsNothingThroughCommitsWhenDueAndWhenItStops) {
   EXPECT_EQ(lag(), 0) << "the route did not commit what it had read when it stopped";
 }
 
+// A record on a canonical topic that a route cannot evaluate (a regex that would backtrack
+// without end on its text) or whose body has members of unexpected shapes (a number for
+// the patient, rendered as HL7 v2) must not stop the engine: before, the first hung the
+// route and the second threw out of it (std::terminate, and the same record again after
+// every restart). Now the first fails with its reason on route.failed and the tracking
+// topic, the second is rendered, and the events behind them are routed as usual.
+TEST(RoutesE2E, AnEventARouteCannotEvaluateFailsAloneAndTheEngineGoesOn) {
+  testenv::TempDir tmp;
+  setenv("BUDSTIKKE_RECEIVER_HTTP", "http://127.0.0.1:9", 1);  // deliveries are not looked at
+  setenv("BUDSTIKKE_RECEIVER_MLLP", "mllp://127.0.0.1:9", 1);
+  setenv("BUDSTIKKE_OUTBOX", (tmp.path() / "outbox").c_str(), 1);
+  const std::string src = testenv::source_dir().string();
+  const auto routes = tmp.path() / "routes";
+  std::filesystem::create_directories(routes);
+  std::ofstream(routes / "picky.yaml")
+      << "name: picky\nfrom: [admission]\n"
+         "filter: 'not exists(body.note) or matches(body.note, \"(a*)*b\")'\n"
+         "render: [json]\nto: [kjernejournal]\nreceipts: none\n";
+  std::ofstream(routes / "to-hl7.yaml") << "name: to-hl7\nfrom: [admission]\n"
+                                           "filter: 'format == \"kith\"'\n"
+                                           "render: [hl7v2/2.5]\nto: [nordvik-barn]\n"
+                                           "receipts: none\n";
+  testenv::EngineProcess engine(
+      tmp.path() / "engine",
+      "routes: " + routes.string() + "\nsystems: " + src + "/config/systems.yaml\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+
+  bus::KafkaSettings ks;
+  ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+  Event poison;
+  poison.type = EventType::kAdmission;
+  poison.event_id = "poison-event-1";
+  poison.received_at = "2026-12-07T20:00:00.000Z";
+  poison.key = "p:poison";
+  poison.source.format = "kith";
+  poison.source.message_id = "POISON-1";
+  poison.body = {{"note", std::string(40, 'a')}, {"patient", 5}, {"visit", "x"}};
+  auto producer = bus::Producer::create(ks);
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE((*producer)->send_sync({engine.prefix() + canonical_topic(EventType::kAdmission),
+                                      poison.key,
+                                      to_json_string(poison),
+                                      {},
+                                      -1}));
+  constexpr int kGood = 5;
+  {
+    testenv::MllpClient client("127.0.0.1", engine.mllp_port());
+    ASSERT_TRUE(client.connect());
+    for (int i = 0; i < kGood; ++i) {
+      auto ack = client.send(adt_for("AFTER-POISON-" + std::to_string(i), 8100 + i), 30s);
+      ASSERT_TRUE(ack && ack->find("|AA|") != std::string::npos) << (ack ? *ack : "no ACK");
+    }
+  }
+
+  // The routes' tracking records, per route and state, and the poison's own.
+  std::map<std::string, int> states;
+  std::string poison_picky, poison_hl7;
+  const auto read_tracking = [&] {
+    states.clear();
+    (void)bus::scan_topics(ks, {engine.prefix() + "tracking"}, [&](const bus::Message& m) {
+      const auto j = nlohmann::json::parse(m.value(), nullptr, false);
+      if (!j.is_object() || !j.contains("route")) return true;
+      const std::string route = j.value("route", ""), state = j.value("state", "");
+      ++states[route + " " + state];
+      if (j.value("event_id", "") == "poison-event-1")
+        (route == "picky" ? poison_picky : poison_hl7) = std::string(m.value());
+      return true;
+    });
+  };
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  for (;;) {
+    read_tracking();
+    if ((states["picky routed"] >= kGood && !poison_picky.empty() && !poison_hl7.empty()) ||
+        std::chrono::steady_clock::now() > until)
+      break;
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_EQ(states["picky routed"], kGood) << "the events behind the poison were not routed";
+  EXPECT_EQ(states["picky unrouted"], 1);
+  EXPECT_NE(poison_picky.find("\"state\":\"unrouted\""), std::string::npos) << poison_picky;
+  EXPECT_NE(poison_picky.find("route picky: matches(\\\"(a*)*b\\\") could not decide on a text "
+                              "of 40 bytes"),
+            std::string::npos)
+      << poison_picky;
+  EXPECT_NE(poison_hl7.find("\"state\":\"routed\""), std::string::npos) << poison_hl7;
+  EXPECT_NE(poison_hl7.find("\"system\":\"nordvik-barn\""), std::string::npos) << poison_hl7;
+  EXPECT_EQ(states["to-hl7 routed"], 1);  // the MLLP events are hl7v2: not this route's
+
+  // The failure is on route.failed, once, with the route and the reason.
+  std::vector<std::string> failed;
+  (void)bus::scan_topics(ks, {engine.prefix() + "route.failed"}, [&](const bus::Message& m) {
+    failed.emplace_back(m.value());
+    return true;
+  });
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_NE(failed[0].find("\"route\":\"picky\""), std::string::npos) << failed[0];
+  EXPECT_NE(failed[0].find("could not decide"), std::string::npos) << failed[0];
+  // One engine from start to end: it neither hung nor died on the way.
+  EXPECT_EQ(engine.stop(SIGTERM), 0);
+}
+
 namespace {
 
 // Mixed ADT and ORU over 8 MLLP connections through the shipped routes, with a down and a
