@@ -2,6 +2,7 @@
 # Runs a libFuzzer target under ASan+UBSan for SECONDS, seeded from the shared corpora.
 # usage: tests/fuzz/run.sh TARGET [SECONDS=600]
 #   fuzz_emelding: seeds are every XML file under ../shared/standards/examples
+#   fuzz_route: seeds are the canonical events of examples/messages and those examples
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
@@ -17,6 +18,9 @@ case $target in
   fuzz_hl7v2 | fuzz_mllp)
     corpora=${BUDSTIKKE_CORPORA:-$(cd .. && pwd)/shared/corpora}
     find "$corpora/hl7v2" -name '*.hl7' -size -64k -exec cp {} "$corpus/" \; ;;
+  fuzz_route) # the canonical records of the example messages, written by the target itself
+    BUDSTIKKE_FUZZ_WRITE_SEEDS=$corpus BUDSTIKKE_FUZZ_SEEDS_FROM="$here/examples/messages:$std/examples" \
+      build/fuzz/bin/fuzz_route ;;
 esac
 export BUDSTIKKE_SCHEMAS=${BUDSTIKKE_SCHEMAS:-$std/xsd}
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
