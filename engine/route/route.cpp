@@ -525,7 +525,12 @@ bool Route::passes_over(std::optional<std::string_view> type,
       if (format) view["format"] = *format;
     }
     const EvalContext ctx{&view, env.registry, nullptr};
-    if (!h.expr.test(ctx)) return true;
+    try {
+      if (!h.expr.test(ctx)) return true;
+    } catch (const EvalError&) {
+      // Undecided on these headers: decides nothing here; process() fails the event, with
+      // the reason, if the same happens there.
+    }
   }
   return false;
 }

@@ -432,6 +432,18 @@ TEST(Route, AnUndecidableFilterFailsTheEventNotTheRoute) {
             std::string::npos)
       << failed.failures[0].reason;
   EXPECT_EQ(failed.event.event_id, "ev-1");  // the event travels with its failure
+  // The same on the headers alone (the route stage asks before it parses the event).
+  auto by_format = route::parse_route(
+      "name: by-format\nfrom: [dialog]\nfilter: 'matches(format, \"(a*)*b\")'\nrender: "
+      "[json]\nto: [st-olav]\n",
+      "by-format.yaml", *reg, cs, d);
+  ASSERT_TRUE(by_format) << errors(d);
+  ASSERT_TRUE(by_format->decides_on_headers());
+  const std::string hostile(40, 'a');
+  bool passes = true;
+  EXPECT_NO_THROW(passes = by_format->passes_over("dialog", hostile, env));
+  EXPECT_FALSE(passes) << "an undecided header test ruled the event out";
+  EXPECT_TRUE(by_format->passes_over("dialog", "kith", env));  // decided: no match
   // The same route on a text it can decide: delivered as usual.
   e.body = {{"note", "aab"}};
   Event moved = e;
