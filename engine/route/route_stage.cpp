@@ -360,6 +360,49 @@ std::string route_tracking(const RouteResult& r, std::string_view state, std::st
   return out;
 }
 
+bus::Record job_record(std::string topic, std::string key, RoutedDelivery&& d, const JobMeta& m) {
+  bus::Record rec;
+  rec.topic = std::move(topic);
+  rec.key = std::move(key);
+  // Built in place, the job's own strings moved (a braced list would copy each twice).
+  auto& hs = rec.headers;
+  hs.reserve(13);
+  hs.push_back({h::kJobId, std::move(d.job_id)});
+  hs.push_back({h::kEventId, std::string(m.event_id)});
+  hs.push_back({h::kRoute, std::string(m.route)});
+  hs.push_back({h::kSystem, std::move(d.system)});
+  hs.push_back({h::kFormat, std::move(d.format)});
+  hs.push_back({h::kContentType, std::move(d.content_type)});
+  hs.push_back({h::kIdempotencyKey, std::string(m.idempotency_key)});
+  hs.push_back({h::kTrackingKey, std::string(m.tracking_key)});
+  hs.push_back({h::kReceivedAt, std::string(m.received_at)});
+  hs.push_back({h::kReceivedMs, std::string(m.received_ms)});
+  hs.push_back({h::kPatientRef, std::string(m.patient_ref)});
+  if (m.receipt_context && d.answers_sender) {
+    hs.push_back({h::kReceiptCodec, std::string(m.receipt_codec)});
+    hs.push_back({h::kReceipt, dump(*m.receipt_context)});
+  }
+  rec.value = std::move(d.payload);
+  return rec;
+}
+
+bus::Record route_failed_record(const std::string& prefix, std::string_view route, const Event& e,
+                                std::string_view message_id, const RouteFailure& f,
+                                std::string_view now,
+                                const std::vector<std::string>& delivered_to) {
+  json fj = {{"route", route},     {"event_id", e.event_id}, {"message_id", message_id},
+             {"system", f.system}, {"reason", f.reason},     {"code", f.code},
+             {"at", now},          {"event", to_json(e)}};
+  if (!delivered_to.empty()) fj["delivered_to"] = delivered_to;
+  return {prefix + delivery::kRouteFailedTopic,
+          e.key,
+          dump(fj),
+          {{h::kRoute, std::string(route)},
+           {h::kEventId, e.event_id},
+           {h::kReason, redact_identity_numbers(f.reason)}},
+          -1};
+}
+
 RouteStage::RouteStage(RouteStageSettings s, RouteSet routes,
                        std::shared_ptr<const registry::Registry> reg,
                        const runtime::CodecRegistry& codecs, const runtime::ClaimCheckStore* claims)
@@ -444,45 +487,24 @@ void RouteStage::run_route(const Route* route) {
         // The tracking record names each job: written before the jobs take their ids below.
         const char* state = r.deliveries.empty() ? "unrouted" : "routed";
         std::string tracking = route_tracking(r, state, now, name, e.event_id, idem, s_.instance);
+        // The systems this pass made jobs for, named in each failure (read before the
+        // jobs' strings move).
+        std::vector<std::string> delivered_to;
+        if (!r.failures.empty())
+          for (const auto& d : r.deliveries) delivered_to.push_back(d.system);
+        const JobMeta meta{
+            name, e.event_id,      idem,
+            tkey, e.received_at,   received_ms,
+            pref, r.receipt_codec, r.receipt_context ? &*r.receipt_context : nullptr};
         for (auto& d : r.deliveries) {
-          bus::Record rec;
-          rec.topic = s_.jobs_per_route ? delivery::route_jobs_topic(prefix, name)
-                                        : delivery::deliver_topic(prefix, d.system);
-          rec.key = e.key;
-          // Built in place, the job's own strings moved (a braced list would copy each twice).
-          auto& hs = rec.headers;
-          hs.reserve(13);
-          hs.push_back({h::kJobId, std::move(d.job_id)});
-          hs.push_back({h::kEventId, e.event_id});
-          hs.push_back({h::kRoute, name});
-          hs.push_back({h::kSystem, std::move(d.system)});
-          hs.push_back({h::kFormat, std::move(d.format)});
-          hs.push_back({h::kContentType, std::move(d.content_type)});
-          hs.push_back({h::kIdempotencyKey, idem});
-          hs.push_back({h::kTrackingKey, tkey});
-          hs.push_back({h::kReceivedAt, e.received_at});
-          hs.push_back({h::kReceivedMs, received_ms});
-          hs.push_back({h::kPatientRef, pref});
-          if (r.receipt_context && d.answers_sender) {
-            hs.push_back({h::kReceiptCodec, r.receipt_codec});
-            hs.push_back({h::kReceipt, dump(*r.receipt_context)});
-          }
-          rec.value = std::move(d.payload);
-          out.push_back(std::move(rec));
+          std::string topic = s_.jobs_per_route ? delivery::route_jobs_topic(prefix, name)
+                                                : delivery::deliver_topic(prefix, d.system);
+          out.push_back(job_record(std::move(topic), e.key, std::move(d), meta));
           counters_.jobs.fetch_add(1);
         }
         for (const auto& f : r.failures) {
           counters_.failures.fetch_add(1);
-          json fj = {{"route", name},      {"event_id", e.event_id}, {"message_id", idem},
-                     {"system", f.system}, {"reason", f.reason},     {"code", f.code},
-                     {"at", now},          {"event", to_json(e)}};
-          out.push_back({prefix + delivery::kRouteFailedTopic,
-                         e.key,
-                         dump(fj),
-                         {{"bs-route", name},
-                          {"bs-event-id", e.event_id},
-                          {"bs-reason", redact_identity_numbers(f.reason)}},
-                         -1});
+          out.push_back(route_failed_record(prefix, name, e, idem, f, now, delivered_to));
           // The receiver is unknown: the sender gets a negative AppRec (E21) when it takes them.
           if (f.code == "E21" && r.receipt_context) {
             if (const auto* c = codecs_.find(r.receipt_codec)) {

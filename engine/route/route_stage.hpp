@@ -39,6 +39,32 @@ std::string route_tracking(const RouteResult& r, std::string_view state, std::st
                            std::string_view route, std::string_view event_id,
                            std::string_view message_id, std::string_view engine = {});
 
+// What every delivery job of one event from one route carries besides its own delivery.
+struct JobMeta {
+  std::string_view route;
+  std::string_view event_id;
+  std::string_view idempotency_key;  // the tracking key of the source message id, or empty
+  std::string_view tracking_key;
+  std::string_view received_at;
+  std::string_view received_ms;
+  std::string_view patient_ref;
+  // The receipt the addressee's job carries (the sender's AppRec after delivery): set when
+  // the route answers the sender; null: no job carries one.
+  std::string_view receipt_codec;
+  const nlohmann::json* receipt_context = nullptr;
+};
+
+// The delivery job for one destination, as the route stage produces it (and `budstikke
+// replay --route-failed` for an event routed again): the job's strings are moved in.
+bus::Record job_record(std::string topic, std::string key, RoutedDelivery&& d, const JobMeta& m);
+
+// The route.failed record for one failure of an event: the whole event in it (a replay
+// routes it again), and `delivered_to`, the systems the same pass made jobs for (a replay
+// does not send them a second copy).
+bus::Record route_failed_record(const std::string& prefix, std::string_view route, const Event& e,
+                                std::string_view message_id, const RouteFailure& f,
+                                std::string_view now, const std::vector<std::string>& delivered_to);
+
 struct RouteStageSettings {
   std::string topic_prefix;
   std::string instance = "0";
