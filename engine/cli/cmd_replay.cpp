@@ -56,6 +56,12 @@ int cmd_replay(const Args& args) {
         return 2;
       }
       (a == "--since" ? req.since_ms : req.until_ms) = t;
+    } else if (a == "--route-failed") {
+      req.route_failed = true;
+    } else if (a == "--route") {
+      const auto* v = value("a route name");
+      if (!v) return 2;
+      req.route = *v;
     } else if (a == "--dry-run") {
       req.dry_run = true;
     } else {
@@ -64,11 +70,23 @@ int cmd_replay(const Args& args) {
       return 2;
     }
   }
-  if (req.to_system.empty() && req.systems.empty() && !req.all) {
+  if (req.to_system.empty() && req.systems.empty() && !req.all && !req.route_failed) {
     std::fprintf(stderr,
                  "usage: budstikke replay [-c FILE] (--system ID... | --all) [--message-id ID] "
                  "[--since T] [--until T] [--dry-run]\n"
+                 "       budstikke replay [-c FILE] --route-failed [--route NAME] "
+                 "[--message-id ID] [--since T] [--until T] [--dry-run]\n"
                  "       budstikke replay [-c FILE] --message-id ID --to SYSTEM [--dry-run]\n");
+    return 2;
+  }
+  if (req.route_failed && (!req.to_system.empty() || req.all || !req.systems.empty())) {
+    std::fprintf(stderr,
+                 "budstikke replay: --route-failed routes failed events again; it does not "
+                 "combine with --to, --system or --all\n");
+    return 2;
+  }
+  if (!req.route.empty() && !req.route_failed) {
+    std::fprintf(stderr, "budstikke replay: --route NAME goes with --route-failed\n");
     return 2;
   }
   if (!req.to_system.empty() && (req.all || !req.systems.empty())) {
@@ -110,14 +128,24 @@ int cmd_replay(const Args& args) {
     if (!i.reason.empty()) std::printf("  (was: %s)", redact_identity_numbers(i.reason).c_str());
     std::printf("\n");
   }
+  for (const auto& i : rep->not_replayed) {
+    std::printf("%s %s%s%s  message %s: %s\n", rep->dry_run ? "would not replay" : "not replayed",
+                i.from.c_str(), i.system.empty() ? "" : " -> ", i.system.c_str(),
+                redact_identity_numbers(i.message_id).c_str(),
+                redact_identity_numbers(i.reason).c_str());
+  }
+  if (rep->failed_again > 0)
+    std::printf("%lld event(s) failed again%s\n", static_cast<long long>(rep->failed_again),
+                rep->dry_run ? "" : "; they are on route.failed again");
   if (rep->items.empty()) {
+    if (rep->failed_again > 0) return 1;
     std::printf("nothing to replay (%lld record(s) read)\n", static_cast<long long>(rep->scanned));
     return req.message_id.empty() ? 0 : 1;
   }
   std::printf("%zu message(s) %s (%lld record(s) read); recorded in the audit log\n",
               rep->items.size(), rep->dry_run ? "would be replayed" : "replayed",
               static_cast<long long>(rep->scanned));
-  return 0;
+  return rep->failed_again > 0 ? 1 : 0;
 }
 
 }  // namespace budstikke::cli

@@ -461,19 +461,26 @@ const std::vector<Command>& commands() {
        "Exit 0 when every file was decoded, 1 when one was rejected, 2 on usage errors\n"
        "(unknown route, missing file).\n",
        cmd_dry_run},
-      {"replay", "send dead letters again, or one message to one system (audited)",
+      {"replay",
+       "send dead letters again, route failed events again, or one message to one "
+       "system (audited)",
        "usage: budstikke replay [-c FILE] (--system ID... | --all) [--message-id ID]\n"
+       "                        [--since T] [--until T] [--dry-run]\n"
+       "       budstikke replay [-c FILE] --route-failed [--route NAME] [--message-id ID]\n"
        "                        [--since T] [--until T] [--dry-run]\n"
        "       budstikke replay [-c FILE] --message-id ID --to SYSTEM [--dry-run]\n\n"
        "The first form reads dlq.<system> and produces the chosen dead letters to\n"
        "deliver.<system> again (same payload and idempotency key, fresh attempts; no second\n"
        "AppRec to the sender). Without --message-id/--since/--until it takes what was not\n"
-       "replayed before and marks the DLQ replayed up to its end. The second form renders\n"
-       "the message's canonical event for SYSTEM and delivers it there.\n"
+       "replayed before and marks the DLQ replayed up to its end. The second form reads\n"
+       "route.failed and sends each failed event through its route again, as the routes\n"
+       "directory has it now, to the systems it could not be sent to before; an event that\n"
+       "fails again goes back to route.failed. The third form renders the message's\n"
+       "canonical event for SYSTEM and delivers it there.\n"
        "T: 2026-11-22T10:00:00Z, 2026-11-22T10:00:00+01:00, 2026-11-22, or 30m/2h/7d ago.\n"
        "Every replay (and dry run) is written to the audit log first.\n"
-       "Exit 0 when done, 1 when Kafka failed or no dead letter matched --message-id, 2 on\n"
-       "usage errors (unknown system, bad time).\n",
+       "Exit 0 when done, 1 when Kafka failed, an event failed again or no dead letter\n"
+       "matched --message-id, 2 on usage errors (unknown system, bad time, routes with errors).\n",
        cmd_replay},
       {"audit", "who looked at or re-sent a patient's messages (from the audit log)",
        "usage: budstikke audit [-c FILE] --patient NUMBER [--file-only | --topic-only] [--json]\n\n"

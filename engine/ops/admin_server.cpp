@@ -311,6 +311,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         rr.all = body.value("all", false);
         rr.message_id = body.value("message_id", "");
         rr.to_system = body.value("to", "");
+        rr.route_failed = body.value("route_failed", false);
+        rr.route = body.value("route", "");
         rr.dry_run = body.value("dry_run", false);
         for (const char* k : {"since", "until"}) {
           if (!body.contains(k)) continue;
@@ -336,8 +338,17 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
                          {"message_id", i.message_id},
                          {"job_id", i.job_id},
                          {"reason", i.reason}});
-      return json_reply(http::status::ok,
-                        {{"dry_run", rep->dry_run}, {"replayed", items.size()}, {"items", items}});
+      json not_replayed = json::array();
+      for (const auto& i : rep->not_replayed)
+        not_replayed.push_back({{"system", i.system},
+                                {"from", i.from},
+                                {"message_id", i.message_id},
+                                {"reason", i.reason}});
+      return json_reply(http::status::ok, {{"dry_run", rep->dry_run},
+                                           {"replayed", items.size()},
+                                           {"items", items},
+                                           {"not_replayed", not_replayed},
+                                           {"failed_again", rep->failed_again}});
     }
     if (path == "/api/routes") {
       if (auto r = only(http::verb::get, "GET")) return *r;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "engine/event/event.hpp"
 #include "engine/ops/history.hpp"
 #include "engine/route/route.hpp"
+#include "engine/route/route_stage.hpp"
 #include "engine/runtime/claim_check.hpp"
 #include "engine/runtime/ingest.hpp"
 #include "engine/runtime/topics.hpp"
@@ -153,6 +155,201 @@ Result<std::vector<Candidate>> one_to_one(const config::EngineConfig& cfg,
   return out;
 }
 
+// Failures on route.failed, routed again by their route as the routes directory and the
+// registry file have them now (both from the files, whoever asks: the mended route and
+// registry, one consistent pair). `mark` gets what a whole replay marks replayed; `again`
+// the route.failed records of events that failed again.
+Result<std::vector<Candidate>> from_route_failed(const config::EngineConfig& cfg,
+                                                 const runtime::CodecRegistry& codecs,
+                                                 const ReplayRequest& req, ReplayReport& report,
+                                                 std::vector<bus::TopicPartitionOffset>& mark,
+                                                 std::vector<bus::Record>& again) {
+  config::Diagnostics d;
+  const auto loaded = registry::Registry::load(cfg.systems_file, d);
+  if (d.has_errors() || !loaded)
+    return Error::permanent(
+        ErrorDomain::kConfig,
+        cfg.systems_file + " has errors (see budstikke lint):\n" + d.format_all());
+  const registry::Registry& reg = *loaded;
+  const route::RouteSet routes = route::load_routes(cfg.routes_dir, reg, codecs, d);
+  if (d.has_errors())
+    return Error::permanent(ErrorDomain::kConfig, "the routes in " + cfg.routes_dir +
+                                                      " have errors (see budstikke lint):\n" +
+                                                      d.format_all());
+  const std::string topic = cfg.topic_prefix + delivery::kRouteFailedTopic;
+  const bool whole = req.message_id.empty() && !req.since_ms && !req.until_ms && req.route.empty();
+  auto offsets = bus::group_offsets(cfg.kafka, replay_group(cfg.topic_prefix), {topic});
+  if (!offsets)
+    return Error::transient(
+        ErrorDomain::kKafka,
+        "Kafka at " + cfg.kafka.bootstrap() + " is not reachable: " + offsets.error().message);
+  if (offsets->empty()) return std::vector<Candidate>{};  // nothing ever failed
+  std::map<int32_t, int64_t> replayed_up_to;
+  for (const auto& po : *offsets) {
+    replayed_up_to[po.partition] = po.committed;
+    if (whole) mark.push_back({po.topic, po.partition, po.high});
+  }
+  // One event's failures in one route (a record per failure): routed again once.
+  struct Group {
+    std::string route;
+    std::string event;         // its JSON text (a json member would make Group's members throw)
+    ReplayedItem item;         // the first failure's: where, when, why
+    bool whole_event = false;  // a failure of no one system: every destination left
+    std::set<std::string> systems;    // else the systems that failed
+    std::set<std::string> delivered;  // jobs made by the pass that failed
+    bool answered = false;            // the sender got a negative AppRec then (E21)
+  };
+  std::vector<Group> groups;
+  std::map<std::string, size_t> index;
+  const std::string tkey_of_id =
+      req.message_id.empty() ? "" : runtime::tracking_key(req.message_id, cfg.key_secret);
+  auto st = bus::scan_topics(cfg.kafka, {topic}, [&](const bus::Message& m) {
+    ++report.scanned;
+    if (whole && m.offset() < replayed_up_to[m.partition()]) return true;
+    if (req.since_ms && m.timestamp_ms() < *req.since_ms) return true;
+    if (req.until_ms && m.timestamp_ms() >= *req.until_ms) return true;
+    const json fj = json::parse(m.value(), nullptr, false);
+    const auto text = [&fj](const char* k) {
+      return fj.is_object() && fj.contains(k) && fj[k].is_string() ? fj[k].get<std::string>()
+                                                                   : std::string();
+    };
+    const std::string route_name =
+        header_of(m, h::kRoute).empty() ? text("route") : header_of(m, h::kRoute);
+    if (!req.route.empty() && route_name != req.route) return true;
+    const bool has_event = fj.is_object() && fj.contains("event") && fj["event"].is_object();
+    if (!req.message_id.empty()) {
+      const auto& id = req.message_id;
+      std::string source_id;  // the message id itself (the record names its tracking key)
+      if (has_event) {
+        const json& src = fj["event"].contains("source") ? fj["event"]["source"] : json();
+        if (src.is_object() && src.contains("message_id") && src["message_id"].is_string())
+          source_id = src["message_id"].get<std::string>();
+      }
+      if (text("message_id") != id && text("message_id") != tkey_of_id && text("event_id") != id &&
+          header_of(m, h::kEventId) != id && text("job_id") != id && source_id != id)
+        return true;
+    }
+    ReplayedItem item;
+    item.from = std::string(m.topic()) + ":" + std::to_string(m.partition()) + ":" +
+                std::to_string(m.offset());
+    item.system = text("system");
+    item.message_id = text("message_id");
+    item.job_id = text("job_id");
+    item.reason = text("reason");
+    item.failed_at = text("at");
+    if (!has_event) {
+      item.reason = fj.is_object() && fj.contains("job")
+                        ? "holds a job for a system not in the registry, not an event (send "
+                          "the message with --message-id ID --to SYSTEM)"
+                        : "holds no canonical event (" + item.reason + ")";
+      report.not_replayed.push_back(std::move(item));
+      return true;
+    }
+    const std::string key = text("event_id") + "|" + route_name;
+    auto [it, fresh] = index.try_emplace(key, groups.size());
+    if (fresh) {
+      Group g;
+      g.route = route_name;
+      g.event = fj["event"].dump(-1, ' ', false, json::error_handler_t::replace);
+      g.item = item;
+      groups.push_back(std::move(g));
+    }
+    Group& g = groups[it->second];
+    if (item.system.empty())
+      g.whole_event = true;
+    else
+      g.systems.insert(item.system);
+    if (text("code") == "E21") g.answered = true;
+    if (fj.contains("delivered_to") && fj["delivered_to"].is_array())
+      for (const auto& sys : fj["delivered_to"])
+        if (sys.is_string()) g.delivered.insert(sys.get<std::string>());
+    return true;
+  });
+  if (!st) return st.error();
+
+  std::vector<Candidate> out;
+  runtime::ClaimCheckStore claims(cfg.claim_check_dir);
+  const route::RouteEnv env{&reg, &codecs, &claims};
+  const std::string now = now_rfc3339();
+  for (auto& g : groups) {
+    const auto not_sent = [&](const std::string& system, const std::string& why) {
+      ReplayedItem i = g.item;
+      i.system = system;
+      i.reason = why;
+      report.not_replayed.push_back(std::move(i));
+    };
+    const route::Route* rt = routes.find(g.route);
+    if (!rt) {
+      not_sent(g.item.system, "route '" + g.route + "' is no longer in " + cfg.routes_dir);
+      continue;
+    }
+    if (!rt->enabled()) {
+      not_sent(g.item.system, "route '" + g.route + "' is disabled");
+      continue;
+    }
+    auto ev = event_from_json_string(g.event);
+    if (!ev) {
+      not_sent(g.item.system, "the event in it is not a canonical event: " + ev.error().message);
+      continue;
+    }
+    route::RouteResult r = rt->process(*ev, env);
+    if (!r.matched) {
+      not_sent(g.item.system, "route '" + g.route +
+                                  "' no longer takes this event (its from or "
+                                  "filter)");
+      continue;
+    }
+    const Event& e = r.event;
+    const std::string tkey = runtime::tracking_key(e.source.message_id, cfg.key_secret);
+    const std::string idem = e.source.message_id.empty() ? std::string() : tkey;
+    const auto wanted = [&g](const std::string& system) {
+      return g.whole_event ? g.delivered.count(system) == 0 : g.systems.count(system) > 0;
+    };
+    const std::string received_ms = std::to_string(now_epoch_ms());
+    const std::string pref = patient_ref(e, cfg.key_secret);
+    // The sender is answered once: not again when it had its negative AppRec.
+    const route::JobMeta meta{
+        g.route, e.event_id,      idem,
+        tkey,    e.received_at,   received_ms,
+        pref,    r.receipt_codec, r.receipt_context && !g.answered ? &*r.receipt_context : nullptr};
+    std::set<std::string> sent;
+    for (auto& dl : r.deliveries) {
+      if (!wanted(dl.system)) continue;
+      sent.insert(dl.system);
+      Candidate c;
+      c.event_id = e.event_id;
+      c.tracking_key = tkey;
+      c.patient_ref = pref;
+      c.item = g.item;
+      c.item.system = dl.system;
+      c.item.message_id = idem;
+      c.item.job_id = dl.job_id;
+      std::string to = delivery::deliver_topic(cfg.topic_prefix, dl.system);
+      c.record = route::job_record(std::move(to), e.key, std::move(dl), meta);
+      c.record.headers.push_back({h::kReplayOf, g.item.from});
+      c.record.headers.push_back({h::kReplayedBy, redact_identity_numbers(req.actor)});
+      out.push_back(std::move(c));
+    }
+    std::vector<std::string> delivered(g.delivered.begin(), g.delivered.end());
+    delivered.insert(delivered.end(), sent.begin(), sent.end());
+    std::set<std::string> failed;
+    for (const auto& f : r.failures) {
+      if (!f.system.empty() && !wanted(f.system)) continue;
+      failed.insert(f.system);
+      ++report.failed_again;
+      not_sent(f.system, "failed again: " + f.reason);
+      bus::Record rec =
+          route::route_failed_record(cfg.topic_prefix, g.route, e, idem, f, now, delivered);
+      rec.headers.push_back({h::kReplayOf, g.item.from});
+      again.push_back(std::move(rec));
+    }
+    for (const auto& system : g.systems)
+      if (!sent.count(system) && !failed.count(system) && !failed.count(""))
+        not_sent(system, "route '" + g.route + "' no longer sends this event to '" + system + "'");
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string replay_group(const std::string& topic_prefix) {
@@ -222,7 +419,17 @@ Result<ReplayReport> replay(const config::EngineConfig& cfg, const registry::Reg
   std::vector<Candidate> candidates;
   // DLQ partitions to mark replayed (whole-DLQ replays only).
   std::vector<bus::TopicPartitionOffset> mark;
-  if (!req.to_system.empty()) {
+  std::vector<bus::Record> again;  // events that failed again, back to route.failed
+  if (req.route_failed) {
+    if (!req.to_system.empty() || req.all || !req.systems.empty())
+      return Error::permanent(ErrorDomain::kConfig,
+                              "--route-failed does not combine with --to, --system or --all");
+    auto c = from_route_failed(cfg, codecs, req, report, mark, again);
+    if (!c) return c.error();
+    candidates = std::move(*c);
+  } else if (!req.route.empty()) {
+    return Error::permanent(ErrorDomain::kConfig, "--route goes with --route-failed");
+  } else if (!req.to_system.empty()) {
     if (req.message_id.empty())
       return Error::permanent(ErrorDomain::kConfig, "--to needs the message (--message-id)");
     auto c = one_to_one(cfg, reg, codecs, req, report.scanned);
@@ -297,7 +504,8 @@ Result<ReplayReport> replay(const config::EngineConfig& cfg, const registry::Reg
       rec.headers.push_back({h::kReplayOf, c.item.from});
       rec.headers.push_back({h::kReplayedBy, redact_identity_numbers(req.actor)});
       if (system.empty() || !reg.find(system)) {
-        c.item.reason = "skipped: the system '" + system + "' is no longer in the registry";
+        c.item.reason = "the system '" + system + "' is no longer in the registry";
+        report.not_replayed.push_back(std::move(c.item));
         return true;
       }
       candidates.push_back(std::move(c));
@@ -318,15 +526,17 @@ Result<ReplayReport> replay(const config::EngineConfig& cfg, const registry::Reg
   }
   a.system = req.to_system.empty() ? systems_s : req.to_system;
   a.count = static_cast<int64_t>(candidates.size());
-  a.detail = req.to_system.empty() ? (req.all ? "from every DLQ" : "from the DLQ")
-                                   : "one message to " + req.to_system;
+  a.detail = req.route_failed         ? "from route.failed, routed again"
+             : !req.to_system.empty() ? "one message to " + req.to_system
+             : req.all                ? "from every DLQ"
+                                      : "from the DLQ";
   if (auto st = audit.record(a); !st)
     return Error::permanent(ErrorDomain::kIo,
                             "not replayed: the audit record could not be "
                             "written: " +
                                 st.error().message);
   for (const auto& c : candidates) report.items.push_back(c.item);
-  if (req.dry_run || candidates.empty()) {
+  if (req.dry_run || (candidates.empty() && again.empty())) {
     if (!req.dry_run && !mark.empty())
       (void)bus::commit_group_offsets(cfg.kafka, replay_group(cfg.topic_prefix), mark);
     return report;
@@ -343,6 +553,7 @@ Result<ReplayReport> replay(const config::EngineConfig& cfg, const registry::Reg
     records.push_back(c.record);
     if (!c.tracking_key.empty()) records.push_back(tracking_record(cfg.topic_prefix, c, req.actor));
   }
+  for (auto& r : again) records.push_back(std::move(r));
   if (auto st = produce_all(*producer, records); !st) return st.error();
   if (!mark.empty()) {
     if (auto st = bus::commit_group_offsets(cfg.kafka, replay_group(cfg.topic_prefix), mark); !st)

@@ -12,6 +12,15 @@
 // canonical topic and rendered for that system as a route would (the first of kith,
 // hl7v2, json it accepts), then produced to deliver.<system>.
 //
+// From route.failed (`route_failed`): each selected failure's event (the record holds it)
+// goes through its route again, as the routes directory and the registry file have it now
+// (after the route or the registry was mended; the running engine's registry is not asked,
+// so the two always agree), and its jobs are produced to deliver.<system>: to the system that
+// failed, or, where the event as a whole failed, to every destination the first pass made
+// no job for. An event that fails again is written to route.failed again (so nothing is
+// lost and a later replay can take it) and reported; a whole replay marks route.failed
+// replayed up to its end, as for a DLQ.
+//
 // Every replay, and every dry run of one, is recorded in the audit log first.
 
 #include <optional>
@@ -33,21 +42,29 @@ struct ReplayRequest {
   std::optional<int64_t> since_ms;   // failed at or after (epoch ms)
   std::optional<int64_t> until_ms;   // failed before
   std::string to_system;             // one message to one system (needs message_id)
+  bool route_failed = false;         // from route.failed, routed again
+  std::string route;                 // with route_failed: only this route's failures
   bool dry_run = false;              // list what would be replayed, send nothing
   std::string actor;
 };
 
 struct ReplayedItem {
   std::string system;  // destination
-  std::string from;    // dlq.<system>:partition:offset, or canonical.<type>:partition:offset
+  std::string from;    // dlq.<system>:partition:offset, route.failed:partition:offset, or
+                       // canonical.<type>
   std::string message_id;
   std::string job_id;
-  std::string reason;     // why it was dead-lettered
+  std::string reason;     // why it was dead-lettered (in not_replayed: why not replayed)
   std::string failed_at;  // when
 };
 
 struct ReplayReport {
   std::vector<ReplayedItem> items;
+  // Selected but not sent: a system no longer in the registry, a route no longer there or
+  // whose filter now lets the event pass by, a record that holds no event, or an event that
+  // failed again (failed_again counts those; they are on route.failed again).
+  std::vector<ReplayedItem> not_replayed;
+  int64_t failed_again = 0;
   int64_t scanned = 0;
   bool dry_run = false;
 };

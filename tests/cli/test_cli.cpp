@@ -94,6 +94,9 @@ TEST_F(Cli, UsageErrors) {
   expect_clean_failure(run("replay" + cfg()), 2, "usage: budstikke replay");
   expect_clean_failure(run("replay --to nordvik-dips" + cfg()), 2, "--message-id");
   expect_clean_failure(run("replay --all --since yesterday" + cfg()), 2, "is not a time");
+  expect_clean_failure(run("replay --route-failed --all" + cfg()), 2, "does not combine");
+  expect_clean_failure(run("replay --route picky --all" + cfg()), 2, "goes with --route-failed");
+  expect_clean_failure(run("replay --route-failed --route" + cfg()), 2, "needs a route name");
   expect_clean_failure(run("audit" + cfg()), 2, "usage: budstikke audit");
   expect_clean_failure(run("audit --patient 123" + cfg()), 2, "11 digits");
   expect_clean_failure(run("dry-run" + cfg()), 2, "usage: budstikke dry-run");
@@ -204,6 +207,7 @@ TEST_F(Cli, BrokerDown) {
   expect_clean_failure(run("consume canonical.dialog" + cfg()), 1, "is not reachable");
   expect_clean_failure(run("track some-message" + cfg()), 1, "is not reachable");
   expect_clean_failure(run("replay --system nordvik-dips" + cfg()), 1, "is not reachable");
+  expect_clean_failure(run("replay --route-failed" + cfg()), 1, "is not reachable");
   expect_clean_failure(run("audit --patient 12837512393 --topic-only" + cfg()), 1,
                        "no audit records could be read");
   expect_clean_failure(run("topics" + cfg()), 1, "is not reachable");

@@ -26,6 +26,7 @@
 
 #include "engine/bus/bus.hpp"
 #include "engine/core/redact.hpp"
+#include "engine/event/event.hpp"
 #include "tests/support/engine_process.hpp"
 #include "tests/support/fake_receivers.hpp"
 #include "tests/support/http_client.hpp"
@@ -767,6 +768,154 @@ TEST(OpsE2E, WithOrderingNoneNothingWaitsForARetriedMessage) {
   const auto order = accepted_order("none");
   ASSERT_EQ(order.size(), 5u);
   EXPECT_EQ(order.back(), "A1");  // every other message went while A1 was retried
+}
+
+// route.failed is replayable: an event its route could not decide on (the event as a whole
+// failed) and one a system could not take in the format the route renders (that system
+// failed, the other was delivered) wait there; a replay before the fix fails again and puts
+// the event back on route.failed; once the route and the registry are mended, a replay routes
+// each event again to exactly the systems it had not reached, and a second replay finds
+// nothing.
+TEST(OpsE2E, RouteFailedEventsAreRoutedAgainOnceTheRouteIsMended) {
+  testenv::TempDir tmp;
+  testenv::HttpReceiver http;
+  const fs::path outbox = tmp.path() / "outbox", routes = tmp.path() / "routes";
+  fs::create_directories(routes);
+  const auto write_systems = [&](const std::string& gp_accepts) {
+    std::ofstream(tmp.path() / "systems.yaml")
+        << "defaults:\n  receipts: none\n  retry:\n    max_attempts: 2\n"
+           "    initial_backoff_ms: 100\n    max_backoff_ms: 200\n"
+           "systems:\n"
+           "  - id: hospital\n    name: Test hospital\n    kind: hospital\n"
+           "    her_ids: [\"8200001\"]\n    accepts: [json]\n"
+           "    connector:\n      url: "
+        << http.base_url()
+        << "/systems/hospital\n"
+           "  - id: gp-office\n    name: Test GP office\n    kind: gp\n"
+           "    her_ids: [\"8100001\"]\n    accepts: ["
+        << gp_accepts << "]\n    connector:\n      url: file:" << (outbox / "gp-office").string()
+        << "\n";
+  };
+  const auto write_route = [&](const std::string& regex) {
+    std::ofstream(routes / "picky.yaml")
+        << "name: picky\nfrom: [admission]\n"
+           "filter: 'not exists(body.note) or matches(body.note, \""
+        << regex << "\")'\nrender: [json]\nto: [hospital, gp-office]\nreceipts: none\n";
+  };
+  write_systems("hl7v2/*");  // the GP office cannot take the json the route renders
+  write_route("(a*)*b");     // undecidable on a long run of a's
+  testenv::EngineProcess engine(tmp.path() / "engine",
+                                "routes: " + routes.string() +
+                                    "\nsystems: " + (tmp.path() / "systems.yaml").string() +
+                                    "\nadmin:\n  port: 0\n  token: " + kToken + "\n");
+  ASSERT_TRUE(engine.start()) << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  const std::string cfg = " -c " + engine.config().string();
+  const std::string failed_topic = engine.prefix() + "route.failed";
+
+  bus::KafkaSettings ks;
+  ks.properties["bootstrap.servers"] = testenv::kafka_bootstrap();
+  // Records on route.failed (the route stage writes it in transactions: offsets count
+  // commit markers too).
+  const auto failures = [&] {
+    int n = 0;
+    (void)bus::scan_topics(ks, {failed_topic}, [&n](const bus::Message&) {
+      ++n;
+      return true;
+    });
+    return n;
+  };
+  auto producer = bus::Producer::create(ks);
+  ASSERT_TRUE(producer);
+  const auto send = [&](const std::string& id, const nlohmann::json& body) {
+    Event e;
+    e.type = EventType::kAdmission;
+    e.event_id = "event-" + id;
+    e.received_at = "2026-12-07T23:00:00.000Z";
+    e.key = "p:" + id;
+    e.source.format = "hl7v2";
+    e.source.version = "2.5";
+    e.source.message_id = id;
+    e.body = body;
+    ASSERT_TRUE((*producer)->send_sync({engine.prefix() + canonical_topic(EventType::kAdmission),
+                                        e.key,
+                                        to_json_string(e),
+                                        {},
+                                        -1}));
+  };
+  send("UNDECIDED-1", {{"note", std::string(40, 'a')}});  // fails as a whole
+  send("PLAIN-1", {{"ward", "B4"}});  // the hospital takes it; the GP office cannot
+  ASSERT_TRUE(wait_for([&] { return failures() == 2 && http.counts()["hospital"] == 1; },
+                       std::chrono::seconds(60)))
+      << "route.failed " << failures() << ", hospital " << http.counts()["hospital"] << "\n"
+      << testenv::read_file(tmp.path() / "engine/engine-1.log");
+
+  // Before the fix: a dry run shows both; a replay of one event fails again and puts it back.
+  const auto [drc, dry] = run("replay" + cfg + " --route-failed --dry-run");
+  std::printf("budstikke replay --route-failed --dry-run (before the fix):\n%s", dry.c_str());
+  EXPECT_EQ(drc, 1) << dry;  // an event would fail again
+  EXPECT_NE(dry.find("failed again: route picky: matches"), std::string::npos) << dry;
+  EXPECT_NE(dry.find("failed again: system 'gp-office' accepts [hl7v2/*]; route 'picky' renders "
+                     "[json] and this event is hl7v2/2.5"),
+            std::string::npos)
+      << dry;
+  const auto [arc, again] =
+      run("replay" + cfg + " --route-failed --route picky --message-id UNDECIDED-1");
+  EXPECT_EQ(arc, 1) << again;
+  EXPECT_NE(again.find("1 event(s) failed again; they are on route.failed again"),
+            std::string::npos)
+      << again;
+  EXPECT_EQ(failures(), 3);
+
+  // The fix: a decidable regex, and a GP office that takes json.
+  write_route("^a+$");
+  write_systems("json");
+  const int admin_port = engine.admin_port();
+  const auto api = testenv::http_request("POST", "127.0.0.1", admin_port, "/api/dlq/replay", kToken,
+                                         R"({"route_failed": true, "dry_run": true})");
+  EXPECT_EQ(api.status, 200) << api.body;
+  const auto api_body = json::parse(api.body, nullptr, false);
+  EXPECT_EQ(api_body.value("replayed", -1), 3) << api.body;
+  EXPECT_EQ(api_body.value("failed_again", -1), 0) << api.body;
+
+  const auto [rrc, replayed] = run("replay" + cfg + " --route-failed");
+  std::printf("budstikke replay --route-failed (after the fix):\n%s", replayed.c_str());
+  ASSERT_EQ(rrc, 0) << replayed;
+  // UNDECIDED-1 to both systems (its two failure records routed once), PLAIN-1 to the GP
+  // office only: the hospital had it.
+  EXPECT_NE(replayed.find("3 message(s) replayed"), std::string::npos) << replayed;
+  ASSERT_TRUE(wait_for(
+      [&] { return http.counts()["hospital"] == 2 && files_in(outbox / "gp-office") == 2; },
+      std::chrono::seconds(60)))
+      << "hospital " << http.counts()["hospital"] << ", gp-office "
+      << files_in(outbox / "gp-office") << "\n"
+      << testenv::read_file(tmp.path() / "engine/engine-1.log");
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(http.counts()["hospital"], 2);
+  EXPECT_EQ(files_in(outbox / "gp-office"), 2u);
+  std::set<std::string> gp_ids;
+  for (const auto& f : fs::directory_iterator(outbox / "gp-office")) {
+    const auto j = json::parse(testenv::read_file(f.path()), nullptr, false);
+    if (j.is_object()) gp_ids.insert(j["source"].value("message_id", ""));
+  }
+  EXPECT_EQ(gp_ids, (std::set<std::string>{"UNDECIDED-1", "PLAIN-1"}));
+  EXPECT_EQ(failures(), 3);  // nothing failed again
+
+  // Tracked, and marked: the next whole replay finds nothing new.
+  int replayed_states = 0;
+  (void)bus::scan_topics(ks, {engine.prefix() + "tracking"}, [&](const bus::Message& m) {
+    const auto j = json::parse(m.value(), nullptr, false);
+    if (j.is_object() && j.value("state", "") == "replayed" &&
+        j.value("from", "").rfind(failed_topic + ":", 0) == 0)
+      ++replayed_states;
+    return true;
+  });
+  EXPECT_EQ(replayed_states, 3);
+  const auto [nrc, nothing] = run("replay" + cfg + " --route-failed");
+  EXPECT_EQ(nrc, 0) << nothing;
+  EXPECT_NE(nothing.find("nothing to replay"), std::string::npos) << nothing;
+  const auto [urc, usage] = run("replay" + cfg + " --route-failed --system hospital");
+  EXPECT_EQ(urc, 2) << usage;
+  EXPECT_EQ(engine.stop(), 0);
 }
 
 }  // namespace
