@@ -779,6 +779,65 @@ TEST(RouteTracking, SameBytesAsNlohmann) {
   EXPECT_EQ(route::route_tracking(none, "unrouted", now, "r", "e", ""), want_none.dump());
 }
 
+// The records the route stage (and a replay of route.failed) writes for one event: a job
+// carries the receipt only to the addressee; a failure holds the event, names the systems
+// the same pass delivered to, and keeps identity numbers out of its headers.
+TEST(RouteRecords, JobsAndFailuresCarryWhatAReplayNeeds) {
+  Event e;
+  e.type = EventType::kAdmission;
+  e.event_id = "ev-1";
+  e.key = "p:abc";
+  e.received_at = "2026-12-08T00:00:00.000Z";
+  e.source.format = "hl7v2";
+  e.source.message_id = "MSG-1";
+  e.body = {{"ward", "B4"}};
+  const nlohmann::json receipt = {{"apprec_version", "1.0"}};
+  const route::JobMeta meta{"adt",           "ev-1", "MSG-1", "tk-1",  e.received_at,
+                            "1765152000000", "pr-1", "kith",  &receipt};
+  const auto header = [](const bus::Record& r, const std::string& name) {
+    for (const auto& h : r.headers)
+      if (h.key == name) return std::optional<std::string>(h.value);
+    return std::optional<std::string>();
+  };
+  auto to_addressee =
+      route::job_record("deliver.gp-1", e.key,
+                        {"gp-1", "json", "application/json", "{}", "job-1", "MSG-1", true}, meta);
+  EXPECT_EQ(to_addressee.topic, "deliver.gp-1");
+  EXPECT_EQ(to_addressee.key, "p:abc");
+  EXPECT_EQ(to_addressee.value, "{}");
+  EXPECT_EQ(header(to_addressee, delivery::header::kJobId), "job-1");
+  EXPECT_EQ(header(to_addressee, delivery::header::kSystem), "gp-1");
+  EXPECT_EQ(header(to_addressee, delivery::header::kIdempotencyKey), "MSG-1");
+  EXPECT_EQ(header(to_addressee, delivery::header::kPatientRef), "pr-1");
+  EXPECT_EQ(header(to_addressee, delivery::header::kReceiptCodec), "kith");
+  EXPECT_EQ(header(to_addressee, delivery::header::kReceipt), receipt.dump());
+  auto copy =
+      route::job_record("deliver.kommune-1", e.key,
+                        {"kommune-1", "json", "application/json", "{}", "job-2", "", false}, meta);
+  EXPECT_FALSE(header(copy, delivery::header::kReceipt));
+  EXPECT_FALSE(header(copy, delivery::header::kReceiptCodec));
+
+  const route::RouteFailure f{"", "no system answers for the receiver (fnr 01017012345)", "E21"};
+  const auto rec =
+      route::route_failed_record("pfx.", "adt", e, "MSG-1", f, "now", {"gp-1", "kommune-1"});
+  EXPECT_EQ(rec.topic, "pfx.route.failed");
+  EXPECT_EQ(rec.key, "p:abc");
+  const auto j = nlohmann::json::parse(rec.value);
+  EXPECT_EQ(j["delivered_to"], nlohmann::json::array({"gp-1", "kommune-1"}));
+  EXPECT_EQ(j["code"], "E21");
+  EXPECT_EQ(j["system"], "");
+  auto back = event_from_json(j["event"]);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, e);
+  const auto reason = header(rec, delivery::header::kReason);
+  ASSERT_TRUE(reason);
+  EXPECT_EQ(reason->find("01017012345"), std::string::npos) << *reason;
+  // Nothing delivered: no delivered_to member.
+  EXPECT_FALSE(
+      nlohmann::json::parse(route::route_failed_record("", "adt", e, "MSG-1", f, "now", {}).value)
+          .contains("delivered_to"));
+}
+
 // An outcome of a delivery of event ev-1 by the ADT route. OutcomeTracking holds views:
 // the arguments must outlive it (string literals do).
 delivery::OutcomeTracking adt_outcome(std::string_view state, std::string_view job_id,
