@@ -120,36 +120,30 @@ Result<std::vector<Candidate>> one_to_one(const config::EngineConfig& cfg,
                             "cannot render for " + sys->id + ": " + d.format_all());
   runtime::ClaimCheckStore claims(cfg.claim_check_dir);
   route::RouteEnv env{&reg, &codecs, &claims};
-  const auto r = route->process(*found, env);
+  auto r = route->process(*found, env);
   if (!r.failures.empty()) return Error::permanent(ErrorDomain::kCodec, r.failures.front().reason);
   std::vector<Candidate> out;
   const std::string tkey = runtime::tracking_key(found->source.message_id, cfg.key_secret);
-  for (const auto& dl : r.deliveries) {
+  const std::string idem = found->source.message_id.empty() ? std::string() : tkey;
+  const std::string received_ms = std::to_string(now_epoch_ms());
+  const std::string pref = patient_ref(*found, cfg.key_secret);
+  // The headers the route stage writes (no receipt: the route has none), under route "replay".
+  const route::JobMeta meta{
+      "replay", found->event_id, idem, tkey, found->received_at, received_ms, pref, "", nullptr};
+  for (auto& dl : r.deliveries) {
     Candidate c;
     c.event_id = found->event_id;
     c.tracking_key = tkey;
-    c.patient_ref = patient_ref(*found, cfg.key_secret);
+    c.patient_ref = pref;
     c.item.system = dl.system;
     c.item.from = topic;
-    c.item.message_id = found->source.message_id.empty() ? "" : tkey;
-    c.item.job_id = dl.job_id + "#to-" + dl.system;
-    bus::Record& rec = c.record;
-    rec.topic = delivery::deliver_topic(cfg.topic_prefix, dl.system);
-    rec.key = found->key;
-    rec.value = dl.payload;
-    rec.headers = {{h::kJobId, c.item.job_id},
-                   {h::kEventId, found->event_id},
-                   {h::kRoute, "replay"},
-                   {h::kSystem, dl.system},
-                   {h::kFormat, dl.format},
-                   {h::kContentType, dl.content_type},
-                   {h::kIdempotencyKey, c.item.message_id},
-                   {h::kTrackingKey, tkey},
-                   {h::kReceivedAt, found->received_at},
-                   {h::kReceivedMs, std::to_string(now_epoch_ms())},
-                   {h::kPatientRef, c.patient_ref},
-                   {h::kReplayOf, topic},
-                   {h::kReplayedBy, redact_identity_numbers(req.actor)}};
+    c.item.message_id = idem;
+    dl.job_id += "#to-" + dl.system;
+    c.item.job_id = dl.job_id;
+    std::string to = delivery::deliver_topic(cfg.topic_prefix, dl.system);
+    c.record = route::job_record(std::move(to), found->key, std::move(dl), meta);
+    c.record.headers.push_back({h::kReplayOf, topic});
+    c.record.headers.push_back({h::kReplayedBy, redact_identity_numbers(req.actor)});
     out.push_back(std::move(c));
   }
   return out;
